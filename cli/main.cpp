@@ -1,0 +1,83 @@
+// `pcmsim <command> [options]`: dispatches to the registered subcommands. Errors from the
+// library arrive as exceptions with a tagged message; they are printed here, never in the
+// library, and turn into exit code 2 (bad input) or 1 (other failures).
+#include <algorithm>
+#include <iostream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+
+namespace pcmsim::cli {
+
+std::vector<Command>& command_registry() {
+  static std::vector<Command> commands;
+  return commands;
+}
+
+bool register_command(Command command) {
+  command_registry().push_back(std::move(command));
+  return true;
+}
+
+namespace {
+
+void print_usage(std::ostream& out) {
+  auto commands = command_registry();
+  std::sort(commands.begin(), commands.end(),
+            [](const Command& a, const Command& b) { return a.name < b.name; });
+  out << "pcmsim: analog in-memory computing simulator for PCM crossbar inference\n\n"
+         "usage: pcmsim <command> [options]     (pcmsim <command> --help for its options)\n\n"
+         "commands:\n";
+  for (const auto& c : commands) {
+    out << "  " << c.name << std::string(c.name.size() < 14 ? 14 - c.name.size() : 1, ' ')
+        << c.summary << "\n";
+  }
+}
+
+}  // namespace
+}  // namespace pcmsim::cli
+
+int main(int argc, char** argv) {
+  using namespace pcmsim::cli;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    print_usage(std::cout);
+    return args.empty() ? 2 : 0;
+  }
+  // The longest registered name that prefixes the arguments wins ("bench mvm" over "bench").
+  const Command* chosen = nullptr;
+  std::size_t chosen_words = 0;
+  for (const auto& c : command_registry()) {
+    std::vector<std::string> words;
+    std::string word;
+    for (char ch : c.name + " ") {
+      if (ch == ' ') {
+        if (!word.empty()) words.push_back(word);
+        word.clear();
+      } else {
+        word += ch;
+      }
+    }
+    if (words.size() <= args.size() && std::equal(words.begin(), words.end(), args.begin()) &&
+        words.size() > chosen_words) {
+      chosen = &c;
+      chosen_words = words.size();
+    }
+  }
+  if (!chosen) {
+    std::cerr << "pcmsim: unknown command '" << args[0] << "'\n\n";
+    print_usage(std::cerr);
+    return 2;
+  }
+  try {
+    return chosen->run(std::vector<std::string>(args.begin() + chosen_words, args.end()));
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "pcmsim " << chosen->name << ": error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "pcmsim " << chosen->name << ": error: " << e.what() << "\n";
+    return 1;
+  }
+}
