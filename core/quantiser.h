@@ -1,0 +1,43 @@
+// The signed p-bit converter of PHYSICS.md §4, vectorised over arrays.
+//
+// Levels k*step, k in [-(2^(p-1)-1), 2^(p-1)-1], step = 2*bound/(2^p - 2): the top level is
+// exactly +bound. Round to nearest (ties away from zero) or stochastically, then clip.
+// p = 0 disables rounding (values are still clipped to [-bound, bound]; bound may be +inf).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace pcmsim::core {
+
+struct QuantiserSpec {
+  int bits = 8;        // 2..16, or 0 = off
+  double bound = 1.0;  // > 0; +inf allowed only when bits == 0
+
+  // Throws std::invalid_argument naming `what` (e.g. "p_out") and the value.
+  void validate(const char* where, const char* what) const;
+  // 2^(p-1) - 1 (0 when off).
+  std::int32_t max_level() const { return bits == 0 ? 0 : (std::int32_t{1} << (bits - 1)) - 1; }
+  // 2*bound/(2^p - 2) (0 when off).
+  double step() const {
+    return bits == 0 ? 0.0 : 2.0 * bound / static_cast<double>((std::int64_t{1} << bits) - 2);
+  }
+};
+
+// out[i] = Q(in[i]) with nearest rounding (ties away from zero). in == out allowed.
+void quantise_nearest(const QuantiserSpec& q, const float* in, float* out, std::size_t n);
+// Same with stochastic rounding: k = floor(v/step + u[i]), u[i] in [0, 1).
+void quantise_stochastic(const QuantiserSpec& q, const float* in, const float* u, float* out,
+                         std::size_t n);
+// The integer level k of each value (nearest rounding, ties away from zero), clipped; n values.
+// Used by bit-serial inputs. Off (bits = 0) is not allowed here.
+void quantise_levels_nearest(const QuantiserSpec& q, const float* in, std::int32_t* k,
+                             std::size_t n);
+void quantise_levels_stochastic(const QuantiserSpec& q, const float* in, const float* u,
+                                std::int32_t* k, std::size_t n);
+
+// Scalar double versions (the reference oracle and tests).
+double quantise_nearest(const QuantiserSpec& q, double v);
+double quantise_stochastic(const QuantiserSpec& q, double v, double u);
+
+}  // namespace pcmsim::core
