@@ -15,15 +15,6 @@ void QuantiserSpec::validate(const char* where, const char* what) const {
     throw_invalid(where, concat(what, " bound = ", bound, ": must be finite when quantising"));
 }
 
-// Rounding half away from zero written as trunc + compare, which is exact in float (no
-// |t| + 0.5 rounding error) and vectorises (vroundps + blend).
-static inline float round_half_away(float t) {
-  const float a = std::fabs(t);
-  float k = std::trunc(a);
-  k += (a - k >= 0.5f) ? 1.0f : 0.0f;
-  return std::copysign(k, t);
-}
-
 void quantise_nearest(const QuantiserSpec& q, const float* in, float* out, std::size_t n) {
   const float bound = static_cast<float>(q.bound);
   if (q.bits == 0) {
@@ -87,10 +78,7 @@ double quantise_nearest(const QuantiserSpec& q, double v) {
   const double step = q.step();
   const double kmax = q.max_level();
   const double t = std::fmin(std::fmax(v / step, -kmax - 1.0), kmax + 1.0);
-  const double a = std::fabs(t);
-  double k = std::trunc(a);
-  if (a - k >= 0.5) k += 1.0;
-  k = std::copysign(k, t);
+  double k = round_half_away(t);
   k = std::fmin(std::fmax(k, -kmax), kmax);
   return k * step;
 }

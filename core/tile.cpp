@@ -1,0 +1,459 @@
+#include "core/tile.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "core/error.h"
+#include "core/quantiser.h"
+
+namespace pcmsim::core {
+
+namespace {
+constexpr const char* kWhere = "core::Tile";
+// Batch rows per work block. Fixed (never derived from the thread count) so that every block,
+// and hence every GEMM and every result bit, is the same for any number of threads.
+constexpr Index kBlockRows = 64;
+// Reads per forward are limited so that tile_draw() numbers never collide across rounds.
+constexpr int kMaxReads = 1024;
+}  // namespace
+
+namespace detail {
+
+struct BlockScratch {
+  MatrixF xq;                       // kBlockRows x rows: DAC output of the current cycle
+  MatrixF xsq;                      // kBlockRows x rows: xq^2 (pcm-like read noise)
+  MatrixF acc;                      // kBlockRows x cols: analog product
+  MatrixF var;                      // kBlockRows x cols: read-noise variance / w_noise^2
+  std::vector<float> xin;           // kBlockRows * rows: x / s before the DAC
+  std::vector<std::int32_t> levels; // kBlockRows * rows: DAC levels (bit-serial)
+  std::vector<float> rnd;           // kBlockRows * max(rows, cols): random draws
+  std::vector<float> rnd2;          // kBlockRows * max(rows, cols): random draws
+};
+
+struct TileWorkspace {
+  std::vector<BlockScratch> per_thread;
+  std::vector<Index> redo;       // samples to redo in the next bound-management round
+  std::vector<float> round_scale;  // per sample: scale of the current round
+  std::vector<std::uint8_t> clipped_now;
+};
+
+TileWorkspaceHolder::TileWorkspaceHolder() = default;
+TileWorkspaceHolder::~TileWorkspaceHolder() = default;
+TileWorkspaceHolder::TileWorkspaceHolder(const TileWorkspaceHolder&) {}
+TileWorkspaceHolder& TileWorkspaceHolder::operator=(const TileWorkspaceHolder&) { return *this; }
+TileWorkspaceHolder::TileWorkspaceHolder(TileWorkspaceHolder&&) noexcept = default;
+TileWorkspaceHolder& TileWorkspaceHolder::operator=(TileWorkspaceHolder&&) noexcept = default;
+TileWorkspace& TileWorkspaceHolder::get() {
+  if (!ptr_) ptr_ = std::make_unique<TileWorkspace>();
+  return *ptr_;
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// Construction and conductance snapshots
+
+Tile::Tile(ConductanceBlock block, IoParams io) : io_(io) {
+  io_.validate();
+  validate_block(block);
+  rows_ = block.rows();
+  cols_ = block.cols();
+  readout_ = block.readout;
+  significances_.clear();
+  for (const auto& p : block.planes) significances_.push_back(p.significance);
+  build_groups(block);
+  if (static_cast<long long>(groups_.size()) * io_.input_cycles() > kMaxReads)
+    throw_invalid(kWhere, concat("planes = ", block.planes.size(), " x input cycles = ",
+                                 io_.input_cycles(), ": at most ", kMaxReads, " reads per MVM"));
+  compute_group_weights(block);
+}
+
+void Tile::validate_block(const ConductanceBlock& block) const {
+  if (block.planes.empty()) throw_invalid(kWhere, "conductance block has no planes");
+  const Index r = block.planes.front().g_plus.rows();
+  const Index c = block.planes.front().g_plus.cols();
+  if (r < 1 || c < 1)
+    throw_invalid(kWhere, concat("conductance block shape ", r, "x", c, ": must be at least 1x1"));
+  require_positive(kWhere, "g_max", block.g_max);
+  for (std::size_t k = 0; k < block.planes.size(); ++k) {
+    const auto& p = block.planes[k];
+    if (p.g_plus.rows() != r || p.g_plus.cols() != c || p.g_minus.rows() != r ||
+        p.g_minus.cols() != c)
+      throw_invalid(kWhere, concat("plane ", k, ": G+ is ", p.g_plus.rows(), "x",
+                                   p.g_plus.cols(), " and G- is ", p.g_minus.rows(), "x",
+                                   p.g_minus.cols(), ", expected ", r, "x", c));
+    if (!(p.significance > 0) || !std::isfinite(p.significance))
+      throw_invalid(kWhere, concat("plane ", k, ": significance = ", p.significance,
+                                   ": must be finite and > 0"));
+    for (const MatrixF* g : {&p.g_plus, &p.g_minus}) {
+      const float* d = g->data();
+      for (Index i = 0; i < g->size(); ++i) {
+        if (!(d[i] >= 0.0f) || !std::isfinite(d[i]))
+          throw_invalid(kWhere, concat("plane ", k, (g == &p.g_plus ? ": G+" : ": G-"), "(",
+                                       i / c, ",", i % c, ") = ", d[i],
+                                       " S: must be finite and >= 0"));
+      }
+    }
+  }
+  if (block.weight_scale.size() != c)
+    throw_invalid(kWhere, concat("weight_scale has ", block.weight_scale.size(),
+                                 " entries, expected one per column (", c, ")"));
+  for (Index j = 0; j < c; ++j)
+    if (!(block.weight_scale[j] > 0) || !std::isfinite(block.weight_scale[j]))
+      throw_invalid(kWhere, concat("weight_scale(", j, ") = ", block.weight_scale[j],
+                                   ": must be finite and > 0"));
+  if (block.readout != PlaneReadout::analog && block.readout != PlaneReadout::digital)
+    throw_invalid(kWhere, concat("readout = ", static_cast<int>(block.readout), ": unknown"));
+}
+
+void Tile::build_groups(const ConductanceBlock& block) {
+  groups_.clear();
+  const int n = static_cast<int>(block.planes.size());
+  if (readout_ == PlaneReadout::analog) {
+    Group g;
+    g.weight = 0;
+    for (int k = 0; k < n; ++k) {
+      g.planes.push_back(k);
+      g.weight += block.planes[k].significance;
+    }
+    groups_.push_back(std::move(g));
+  } else {
+    for (int k = 0; k < n; ++k) {
+      Group g;
+      g.planes.push_back(k);
+      g.weight = block.planes[k].significance;
+      groups_.push_back(std::move(g));
+    }
+  }
+}
+
+void Tile::compute_group_weights(const ConductanceBlock& block) {
+  const double inv_gmax = 1.0 / block.g_max;
+  for (auto& g : groups_) {
+    g.w.resize(rows_, cols_);
+    const double norm = inv_gmax / g.weight;  // analog: full scale stays 1
+    for (Index i = 0; i < rows_; ++i)
+      for (Index j = 0; j < cols_; ++j) {
+        double v = 0;
+        for (int k : g.planes) {
+          const auto& p = block.planes[k];
+          v += p.significance * (static_cast<double>(p.g_plus(i, j)) - p.g_minus(i, j));
+        }
+        g.w(i, j) = static_cast<float>(v * norm);
+      }
+    if (io_.read_noise == ReadNoise::pcm_like)
+      g.w_abs = g.w.cwiseAbs();
+    else
+      g.w_abs.resize(0, 0);
+  }
+  output_scale_.resize(cols_);
+  for (Index j = 0; j < cols_; ++j) output_scale_[j] = block.g_max / block.weight_scale[j];
+}
+
+void Tile::set_conductances(const ConductanceBlock& block) {
+  validate_block(block);
+  if (block.rows() != rows_ || block.cols() != cols_)
+    throw_invalid(kWhere, concat("set_conductances: block is ", block.rows(), "x", block.cols(),
+                                 ", the tile is ", rows_, "x", cols_));
+  if (block.planes.size() != significances_.size() || block.readout != readout_)
+    throw_invalid(kWhere, concat("set_conductances: ", block.planes.size(),
+                                 " planes, the tile has ", significances_.size(),
+                                 " (planes and readout must not change between snapshots)"));
+  for (std::size_t k = 0; k < significances_.size(); ++k)
+    if (block.planes[k].significance != significances_[k])
+      throw_invalid(kWhere, concat("set_conductances: plane ", k, " significance = ",
+                                   block.planes[k].significance, ", the tile has ",
+                                   significances_[k]));
+  compute_group_weights(block);
+}
+
+void Tile::set_input_range(double range) { require_positive(kWhere, "input_range", range); input_range_ = range; }
+
+void Tile::set_output_bounds(const VectorF& per_column) {
+  if (per_column.size() == 0) {
+    out_bounds_.resize(0);
+    return;
+  }
+  if (per_column.size() != cols_)
+    throw_invalid(kWhere, concat("output bounds: ", per_column.size(), " values, expected ",
+                                 cols_, " (one per column)"));
+  for (Index j = 0; j < cols_; ++j)
+    if (!(per_column[j] > 0) || !std::isfinite(per_column[j]))
+      throw_invalid(kWhere, concat("output bound(", j, ") = ", per_column[j],
+                                   ": must be finite and > 0"));
+  out_bounds_ = per_column;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward
+
+namespace {
+
+// Random draws for the samples `ids[0..m)` (element index id*width + k); one call when the
+// samples are consecutive.
+template <class Fill>
+void fill_rows(Fill fill, const RngKey& key, std::uint32_t draw, const Index* ids, Index m,
+               Index width, float* out) {
+  bool contiguous = true;
+  for (Index i = 1; i < m; ++i) contiguous = contiguous && ids[i] == ids[0] + i;
+  if (contiguous) {
+    fill(key, draw, static_cast<std::uint64_t>(ids[0]) * width, static_cast<std::size_t>(m * width),
+         out);
+  } else {
+    for (Index i = 0; i < m; ++i)
+      fill(key, draw, static_cast<std::uint64_t>(ids[i]) * width, static_cast<std::size_t>(width),
+           out + i * width);
+  }
+}
+
+}  // namespace
+
+void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileReadout& out) const {
+  if (x.cols() != rows_)
+    throw_invalid(kWhere, concat("input is ", x.rows(), "x", x.cols(), ": expected batch x ", rows_,
+                                 " (one column per tile row)"));
+  const Index batch = x.rows();
+  for (Index b = 0; b < batch; ++b) {
+    // One pass per sample; a non-finite value is named with its position.
+    if (!x.row(b).allFinite()) {
+      Index i = 0;
+      while (i < rows_ && std::isfinite(x(b, i))) ++i;
+      throw_invalid(kWhere, concat("input(", b, ",", i, ") = ", x(b, i), ": must be finite"));
+    }
+  }
+
+  const int cycles = io_.input_cycles();
+  const int n_groups = static_cast<int>(groups_.size());
+  const int n_reads = n_groups * cycles;
+  const bool bit_serial = io_.b_in > 0;
+  const bool stochastic = io_.rounding == Rounding::stochastic;
+
+  // --- The readout: sizes, weights, scales (resize is a no-op when the shape is unchanged).
+  out.reads.resize(n_reads);
+  for (auto& r : out.reads) r.resize(batch, cols_);
+  QuantiserSpec dac{io_.p_in, io_.in_bound};
+  const double dac_step = dac.step();
+  out.read_weight.resize(n_reads);
+  for (int g = 0; g < n_groups; ++g)
+    for (int c = 0; c < cycles; ++c) {
+      double w = groups_[g].weight;
+      if (bit_serial)
+        w *= std::ldexp(1.0, io_.b_in * c) * (std::ldexp(1.0, io_.b_in) - 1.0) * dac_step /
+             io_.in_bound;
+      out.read_weight[g * cycles + c] = w;
+    }
+  out.output_scale = output_scale_;
+  out.input_scale.resize(batch);
+  out.bm_rounds.assign(batch, 0);
+  out.clipped.assign(batch, 0);
+  out.adc_steps.resize(cols_);
+  std::vector<float> out_step(cols_), out_clip(cols_);
+  double max_step = 0;
+  for (Index j = 0; j < cols_; ++j) {
+    const double bound = out_bounds_.size() ? out_bounds_[j] : io_.out_bound;
+    const QuantiserSpec adc{io_.p_out, bound};
+    out.adc_steps[j] = adc.step();
+    max_step = std::max(max_step, adc.step());
+    out_step[j] = static_cast<float>(adc.step());
+    out_clip[j] = static_cast<float>(bound);
+  }
+  out.adc_step = io_.p_out == 0 ? 0.0 : max_step;
+  const float out_kmax = static_cast<float>(QuantiserSpec{io_.p_out, 1.0}.max_level());
+
+  if (batch == 0) return;
+
+  auto& ws = out.workspace.get();
+  const int n_threads = std::max(1, omp_get_max_threads());
+  if (static_cast<int>(ws.per_thread.size()) < n_threads) ws.per_thread.resize(n_threads);
+  const Index width = std::max(rows_, cols_);
+  for (auto& s : ws.per_thread) {
+    s.xq.resize(kBlockRows, rows_);
+    s.acc.resize(kBlockRows, cols_);
+    if (io_.read_noise == ReadNoise::pcm_like) {
+      s.xsq.resize(kBlockRows, rows_);
+      s.var.resize(kBlockRows, cols_);
+    }
+    s.xin.resize(kBlockRows * rows_);
+    if (bit_serial) s.levels.resize(kBlockRows * rows_);
+    s.rnd.resize(kBlockRows * width);
+    s.rnd2.resize(kBlockRows * width);
+  }
+  ws.round_scale.resize(batch);
+  ws.clipped_now.assign(batch, 0);
+
+  // Noise-management scale per sample.
+  for (Index b = 0; b < batch; ++b) {
+    float s = 1.0f;
+    switch (io_.noise_management) {
+      case NoiseManagement::abs_max: s = x.row(b).cwiseAbs().maxCoeff(); break;
+      case NoiseManagement::static_range: s = static_cast<float>(input_range_); break;
+      case NoiseManagement::none: s = 1.0f; break;
+    }
+    ws.round_scale[b] = s;
+  }
+
+  const float in_noise = static_cast<float>(io_.in_noise);
+  const float out_noise = static_cast<float>(io_.out_noise);
+  const float w_noise = static_cast<float>(io_.w_noise);
+  const float cycle_unit =
+      bit_serial ? static_cast<float>(io_.in_bound / (std::ldexp(1.0, io_.b_in) - 1.0)) : 0.0f;
+  const std::int32_t digit_mask = bit_serial ? (std::int32_t{1} << io_.b_in) - 1 : 0;
+
+  // Processes samples ids[0..m) (m <= kBlockRows) in bound-management round `round`.
+  auto process = [&](const Index* ids, Index m, int round, detail::BlockScratch& s) {
+    // 1. Noise management: x / s (s = 0 -> 0).
+    for (Index i = 0; i < m; ++i) {
+      const float sc = ws.round_scale[ids[i]];
+      const float* xr = x.row(ids[i]).data();  // Ref<const MatrixF>: rows are contiguous
+      float* dst = s.xin.data() + i * rows_;
+      if (sc > 0) {
+        for (Index k = 0; k < rows_; ++k) dst[k] = xr[k] / sc;
+      } else {
+        std::fill(dst, dst + rows_, 0.0f);
+      }
+    }
+    const std::size_t n_in = static_cast<std::size_t>(m * rows_);
+    // 2. DAC (levels shared by all cycles).
+    if (stochastic && io_.p_in != 0)
+      fill_rows(fill_uniform, key, tile_draw(round, 0, TileNoiseKind::dac_stochastic), ids, m,
+                rows_, s.rnd.data());
+    if (bit_serial) {
+      if (stochastic)
+        quantise_levels_stochastic(dac, s.xin.data(), s.rnd.data(), s.levels.data(), n_in);
+      else
+        quantise_levels_nearest(dac, s.xin.data(), s.levels.data(), n_in);
+    }
+    for (int c = 0; c < cycles; ++c) {
+      float* xq = s.xq.data();
+      if (bit_serial) {
+        const int shift = io_.b_in * c;
+        const std::int32_t* lv = s.levels.data();
+        for (std::size_t k = 0; k < n_in; ++k) {
+          const std::int32_t a = lv[k] < 0 ? -lv[k] : lv[k];
+          const float digit = static_cast<float>((a >> shift) & digit_mask);
+          xq[k] = (lv[k] < 0 ? -digit : digit) * cycle_unit;
+        }
+      } else if (stochastic) {
+        quantise_stochastic(dac, s.xin.data(), s.rnd.data(), xq, n_in);
+      } else {
+        quantise_nearest(dac, s.xin.data(), xq, n_in);
+      }
+      if (in_noise > 0) {
+        fill_rows(fill_normal, key, tile_draw(round, c, TileNoiseKind::input_noise), ids, m,
+                  rows_, s.rnd2.data());
+        const float* z = s.rnd2.data();
+        for (std::size_t k = 0; k < n_in; ++k) xq[k] += in_noise * z[k];
+      }
+      if (io_.read_noise == ReadNoise::pcm_like)
+        s.xsq.topRows(m) = s.xq.topRows(m).cwiseProduct(s.xq.topRows(m));
+
+      for (int g = 0; g < n_groups; ++g) {
+        const int r = g * cycles + c;
+        // 3. The analog product: one GEMM for the block.
+        s.acc.topRows(m).noalias() = s.xq.topRows(m) * groups_[g].w;
+        float* acc = s.acc.data();
+        const std::size_t n_out = static_cast<std::size_t>(m * cols_);
+        // Read noise (output-referred).
+        if (io_.read_noise != ReadNoise::none && w_noise > 0) {
+          fill_rows(fill_normal, key, tile_draw(round, r, TileNoiseKind::read_noise), ids, m,
+                    cols_, s.rnd.data());
+          const float* z = s.rnd.data();
+          if (io_.read_noise == ReadNoise::pcm_like) {
+            s.var.topRows(m).noalias() = s.xsq.topRows(m) * groups_[g].w_abs;
+            const float* v = s.var.data();
+            for (std::size_t k = 0; k < n_out; ++k)
+              acc[k] += w_noise * std::sqrt(std::fmax(v[k], 0.0f)) * z[k];
+          } else {
+            for (Index i = 0; i < m; ++i) {
+              const float sigma = w_noise * s.xq.row(i).norm();
+              float* a = acc + i * cols_;
+              const float* zi = z + i * cols_;
+              for (Index j = 0; j < cols_; ++j) a[j] += sigma * zi[j];
+            }
+          }
+        }
+        // 4. Output noise.
+        if (out_noise > 0) {
+          fill_rows(fill_normal, key, tile_draw(round, r, TileNoiseKind::output_noise), ids, m,
+                    cols_, s.rnd.data());
+          const float* z = s.rnd.data();
+          for (std::size_t k = 0; k < n_out; ++k) acc[k] += out_noise * z[k];
+        }
+        // 5. ADC with clipping; note the samples that clipped.
+        const bool adc_stochastic = stochastic && io_.p_out != 0;
+        if (adc_stochastic)
+          fill_rows(fill_uniform, key, tile_draw(round, r, TileNoiseKind::adc_stochastic), ids,
+                    m, cols_, s.rnd.data());
+        for (Index i = 0; i < m; ++i) {
+          const float* a = acc + i * cols_;
+          float* dst = out.reads[r].row(ids[i]).data();
+          int clipped = 0;
+          for (Index j = 0; j < cols_; ++j) clipped |= std::fabs(a[j]) > out_clip[j];
+          if (io_.p_out == 0) {
+            for (Index j = 0; j < cols_; ++j)
+              dst[j] = std::fmin(std::fmax(a[j], -out_clip[j]), out_clip[j]);
+          } else if (adc_stochastic) {
+            const float* u = s.rnd.data() + i * cols_;
+            for (Index j = 0; j < cols_; ++j) {
+              const float t =
+                  std::fmin(std::fmax(a[j] / out_step[j], -out_kmax - 1.0f), out_kmax + 1.0f);
+              const float k = std::fmin(std::fmax(std::floor(t + u[j]), -out_kmax), out_kmax);
+              dst[j] = k * out_step[j];
+            }
+          } else {
+            for (Index j = 0; j < cols_; ++j) {
+              const float t =
+                  std::fmin(std::fmax(a[j] / out_step[j], -out_kmax - 1.0f), out_kmax + 1.0f);
+              const float k = std::fmin(std::fmax(round_half_away(t), -out_kmax), out_kmax);
+              dst[j] = k * out_step[j];
+            }
+          }
+          if (clipped) ws.clipped_now[ids[i]] = 1;
+        }
+      }
+    }
+  };
+
+  // Round 0: every sample, in fixed blocks of consecutive rows.
+  const Index n_blocks = (batch + kBlockRows - 1) / kBlockRows;
+#pragma omp parallel for schedule(static)
+  for (Index blk = 0; blk < n_blocks; ++blk) {
+    const Index b0 = blk * kBlockRows;
+    const Index m = std::min(kBlockRows, batch - b0);
+    Index ids[kBlockRows];
+    for (Index i = 0; i < m; ++i) ids[i] = b0 + i;
+    process(ids, m, 0, ws.per_thread[omp_get_thread_num()]);
+  }
+
+  // Bound management: redo the samples that clipped, with the input scale doubled.
+  const int rounds = io_.bm_rounds();
+  for (int round = 1; round <= rounds; ++round) {
+    ws.redo.clear();
+    for (Index b = 0; b < batch; ++b)
+      if (ws.clipped_now[b] && ws.round_scale[b] > 0) ws.redo.push_back(b);
+    if (ws.redo.empty()) break;
+    for (Index b : ws.redo) {
+      ws.round_scale[b] *= 2.0f;
+      ws.clipped_now[b] = 0;
+      out.bm_rounds[b] = static_cast<std::uint8_t>(round);
+    }
+    const Index n_redo = static_cast<Index>(ws.redo.size());
+    const Index n_redo_blocks = (n_redo + kBlockRows - 1) / kBlockRows;
+#pragma omp parallel for schedule(static)
+    for (Index blk = 0; blk < n_redo_blocks; ++blk) {
+      const Index i0 = blk * kBlockRows;
+      const Index m = std::min(kBlockRows, n_redo - i0);
+      process(ws.redo.data() + i0, m, round, ws.per_thread[omp_get_thread_num()]);
+    }
+  }
+
+  for (Index b = 0; b < batch; ++b) {
+    out.input_scale[b] = ws.round_scale[b];
+    out.clipped[b] = ws.clipped_now[b];
+  }
+}
+
+}  // namespace pcmsim::core
