@@ -1,0 +1,66 @@
+#include "devices/device_factory.h"
+
+#include <functional>
+
+#include "core/error.h"
+
+namespace pcmsim::devices {
+namespace {
+
+struct Entry {
+  DeviceModelInfo info;
+  std::function<std::shared_ptr<const DeviceModel>(const DeviceSpec&)> make;
+};
+
+// The registry: one line per model.
+const std::vector<Entry>& registry() {
+  static const std::vector<Entry> entries = {
+      {{"pcm", "doped-GST PCM statistics (Nandakumar 2019, Joshi 2020)"},
+       [](const DeviceSpec& s) { return std::make_shared<const PcmModel>(s.pcm); }},
+      {{"ideal", "g = g_target at all times"},
+       [](const DeviceSpec& s) { return std::make_shared<const IdealModel>(s.ideal); }},
+      {{"state-independent", "constant sigma_prog, nu ~ |N(0.1, 0.05)|, constant Q_s"},
+       [](const DeviceSpec& s) {
+         return std::make_shared<const StateIndependentModel>(s.state_independent);
+       }},
+      {{"tabulated", "measured statistics from a CSV or HDF5 table"},
+       [](const DeviceSpec& s) {
+         s.tabulated.validate();
+         if (s.tabulated.table_path.empty())
+           core::throw_invalid("devices::make_device_model",
+                               "model 'tabulated' needs a table file (tabulated.table_path)");
+         return std::make_shared<const TabulatedModel>(
+             read_device_table(s.tabulated.table_path), s.tabulated);
+       }},
+  };
+  return entries;
+}
+
+}  // namespace
+
+const std::vector<DeviceModelInfo>& device_model_infos() {
+  static const std::vector<DeviceModelInfo> infos = [] {
+    std::vector<DeviceModelInfo> v;
+    for (const auto& e : registry()) v.push_back(e.info);
+    return v;
+  }();
+  return infos;
+}
+
+std::vector<std::string> device_model_names() {
+  std::vector<std::string> names;
+  for (const auto& e : registry()) names.push_back(e.info.name);
+  return names;
+}
+
+std::shared_ptr<const DeviceModel> make_device_model(const DeviceSpec& spec) {
+  for (const auto& e : registry())
+    if (e.info.name == spec.model) return e.make(spec);
+  std::string known;
+  for (const auto& e : registry()) known += (known.empty() ? "'" : ", '") + e.info.name + "'";
+  core::throw_invalid("devices::make_device_model",
+                      core::concat("model = '", spec.model, "': unknown device model (known: ",
+                                   known, ")"));
+}
+
+}  // namespace pcmsim::devices
