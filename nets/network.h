@@ -1,0 +1,166 @@
+// Stage 1 of the pipeline: the passive description of a network.
+//
+// A Network is a list of layers in execution order (name, kind, parameters, weights in
+// PyTorch's layouts, fused activation) plus the graph edges (each layer's inputs) for residual
+// networks. It does no computation; nets/forward.h runs it. The HDF5 file format is in
+// docs/formats.md; nets/model_io.h reads and writes it.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/types.h"
+#include "mapping/chip_spec.h"
+
+namespace pcmsim::nets {
+
+using core::Index;
+using core::MatrixF;
+
+enum class LayerKind {
+  linear, conv2d, batchnorm1d, batchnorm2d,
+  // element-wise activations
+  relu, relu6, leaky_relu, sigmoid, tanh, gelu, silu, elu, hardtanh, hardswish, hardsigmoid,
+  // pooling and reshaping
+  maxpool2d, avgpool2d, global_avgpool, flatten,
+  add, identity, dropout,
+};
+
+// The file-format name of a kind ("conv2d", "leaky_relu", ...) and back (nullopt if unknown).
+std::string_view kind_name(LayerKind kind);
+std::optional<LayerKind> parse_kind(std::string_view name);
+// All kind names, for error messages ("one of linear, conv2d, ...").
+std::string all_kind_names();
+bool is_activation(LayerKind kind);  // element-wise, one input
+bool is_matrix(LayerKind kind);      // linear or conv2d (placed on tiles)
+
+// Activation fused after linear/conv2d/batchnorm/add: the parameter-free activations.
+enum class Activation { none, relu, relu6, sigmoid, tanh, gelu, silu, hardswish, hardsigmoid };
+std::string_view activation_name(Activation a);
+std::optional<Activation> parse_activation(std::string_view name);
+
+// A dense float32 tensor in row-major (C) order with its shape (PyTorch layout).
+struct Tensor {
+  std::vector<float> data;
+  std::vector<Index> shape;
+  bool empty() const { return data.empty() && shape.empty(); }
+  Index numel() const;
+};
+
+// Per-sample shape of a layer's input or output: {C, H, W} (image) or {F} (features).
+struct Shape {
+  std::vector<Index> dims;
+  bool is_image() const { return dims.size() == 3; }
+  Index size() const;
+  std::string str() const;  // "(16, 14, 14)"
+  bool operator==(const Shape& o) const { return dims == o.dims; }
+  bool operator!=(const Shape& o) const { return dims != o.dims; }
+};
+
+// The network input, referred to in Layer::inputs.
+constexpr int kNetworkInput = -1;
+
+struct Layer {
+  std::string name;  // unique within the network, no '/'
+  LayerKind kind = LayerKind::identity;
+  // Indices of the layers feeding this one (kNetworkInput = the network input). Empty = the
+  // previous layer (or the network input for layer 0). add: exactly two; others: one.
+  std::vector<int> inputs;
+  Activation activation = Activation::none;  // fused; linear, conv2d, batchnorm*, add only
+
+  // linear
+  Index in_features = 0, out_features = 0;
+  // conv2d
+  Index in_channels = 0, out_channels = 0, groups = 1;
+  // conv2d and pooling: [h, w]
+  std::array<Index, 2> kernel_size{1, 1}, stride{1, 1}, padding{0, 0}, dilation{1, 1};
+  // pooling
+  bool ceil_mode = false;
+  bool count_include_pad = true;  // avgpool2d
+  // batchnorm
+  Index num_features = 0;
+  double eps = 1e-5;
+  // activation parameters
+  double negative_slope = 0.01;       // leaky_relu
+  double alpha = 1.0;                 // elu
+  double min_val = -1.0, max_val = 1.0;  // hardtanh
+  bool gelu_tanh = false;             // gelu: approximate = "tanh"
+
+  // Weights in PyTorch's layouts. linear: weight [out, in], bias [out]. conv2d: weight
+  // [out, in/groups, kh, kw], bias [out]. batchnorm: weight (gamma), bias (beta),
+  // running_mean, running_var [F]. Empty = absent (bias: zero; BN weight/bias: 1/0).
+  Tensor weight, bias, running_mean, running_var;
+
+  // Constructors for code-built networks (weights to be filled in).
+  static Layer make_linear(std::string name, Index in_features, Index out_features,
+                           Activation act = Activation::none);
+  static Layer make_conv2d(std::string name, Index in_channels, Index out_channels,
+                           std::array<Index, 2> kernel, std::array<Index, 2> stride = {1, 1},
+                           std::array<Index, 2> padding = {0, 0},
+                           std::array<Index, 2> dilation = {1, 1}, Index groups = 1,
+                           Activation act = Activation::none);
+  static Layer make(std::string name, LayerKind kind);
+};
+
+// What PyTorch computed on a data set (optional `reference` group of the model file).
+struct Reference {
+  std::string dataset;            // e.g. "fashion-mnist:t10k"
+  double accuracy = -1;           // PyTorch's top-1 accuracy, in [0, 1]; -1 if not recorded
+  std::vector<int> predictions;   // first N images of the data set
+  std::vector<float> margin;      // top-1 minus top-2 logit, or empty
+  MatrixF logits;                 // N x classes, or empty
+};
+
+struct Network {
+  std::string name;
+  std::array<Index, 3> input_shape{1, 1, 1};  // C, H, W
+  Index num_classes = 0;
+  std::vector<float> input_mean;  // per channel
+  std::vector<float> input_std;   // per channel, > 0
+  std::vector<std::string> class_names;  // empty or num_classes entries
+  std::vector<Layer> layers;
+  std::optional<Reference> reference;
+  std::string source;  // file it was loaded from ("" if built in code); used in error messages
+
+  Index input_size() const { return input_shape[0] * input_shape[1] * input_shape[2]; }
+  // Resolved input indices of layer i (empty Layer::inputs -> {i-1}).
+  std::vector<int> layer_inputs(int i) const;
+  // Index of the layer called `name`, or -1.
+  int find_layer(std::string_view name) const;
+
+  // Checks everything: attributes in range, unique names, graph edges (earlier layers only,
+  // arity, every output but the last used), weight shapes vs declared shapes, finite weights,
+  // shape propagation from input_shape, last layer outputs num_classes features. Throws
+  // std::invalid_argument "[nets::Network] <source>: layer 3 'conv1': ...".
+  void validate() const;
+};
+
+struct LayerShapes {
+  std::vector<Shape> inputs;  // one per input
+  Shape output;
+};
+// Per-layer input/output shapes, propagated from the input shape (validates the network).
+std::vector<LayerShapes> infer_shapes(const Network& net);
+
+// A linear or conv2d layer viewed as matrices (what the tiles hold): per group, rows = inputs
+// (in_features, or in_channels/groups*kh*kw in im2col order: channel-major, then kernel row,
+// then kernel column), cols = outputs (out_features, or out_channels/groups).
+struct MatrixLayer {
+  int matrix_index = 0;  // position in matrix_layers()
+  int layer_index = 0;   // position in Network::layers
+  std::string name;
+  LayerKind kind = LayerKind::linear;
+  Index rows = 0, cols = 0, groups = 1;
+  Index kernel_h = 1, kernel_w = 1;
+  Index positions = 1;          // output positions per image (H'*W' for conv, 1 for linear)
+  std::vector<MatrixF> weights;  // per group, rows x cols
+  Index kernel_size() const { return kernel_h * kernel_w; }
+};
+std::vector<MatrixLayer> matrix_layers(const Network& net);
+// The same shapes for the mapper (no weights copied).
+std::vector<mapping::LayerMatrix> layer_matrices(const Network& net);
+
+}  // namespace pcmsim::nets
