@@ -295,8 +295,8 @@ MappingPlan plan(const std::vector<LayerMatrix>& layers, const ChipSpec& chip,
   if (chip.bounded() && result.tiles_used > chip.num_tiles)
     throw_invalid(kPlan, concat("the network needs ", result.tiles_used, " tiles of ",
                                 chip.tile_rows, "x", chip.tile_cols, " but the chip has ",
-                                chip.num_tiles, " (", result.tiles_used - chip.num_tiles,
-                                " too few; packing ", to_string(options.packing), ")"));
+                                chip.num_tiles, ": ", result.tiles_used - chip.num_tiles,
+                                " tiles short (packing ", to_string(options.packing), ")"));
   return result;
 }
 

@@ -47,7 +47,9 @@ namespace {
 
 std::string percent(double fraction) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f%%", 100.0 * fraction);
+  // Small fractions keep three significant digits instead of rounding to 0.0%.
+  const double pct = 100.0 * fraction;
+  std::snprintf(buf, sizeof buf, (pct > 0 && pct < 1) ? "%.3g%%" : "%.1f%%", pct);
   return buf;
 }
 
