@@ -1,0 +1,230 @@
+#!/usr/bin/python3
+"""Writes a zoo checkpoint in the pcmsim model format (docs/formats.md, format_version 1).
+
+  /usr/bin/python3 nets/zoo/export.py --ckpt build-zoo/zoo/resnet.pt --out nets/zoo/resnet.h5
+
+The `reference` group holds PyTorch's predictions (model in eval() mode, float32) on all 10,000
+Fashion-MNIST test images in file order, their top-1 accuracy, the top-1 minus top-2 logit margin
+and the logits. After writing, the file is re-read and run with the NumPy-only forward pass
+(numpy_forward.py); the export fails if a prediction differs where PyTorch's margin is not a
+near-tie.
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data  # noqa: E402
+import models  # noqa: E402
+import numpy_forward  # noqa: E402
+
+CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+# Predictions of the NumPy forward may differ from PyTorch's only where PyTorch's own top-2 logits
+# are this close: float32 summation order differs (im2col GEMM vs. PyTorch's kernels), which moves
+# logits by ~1e-6 relative, so anything above 1e-4 must agree.
+NEAR_TIE = 1e-4
+
+
+def _f32(t):
+    return np.ascontiguousarray(t.detach().cpu().numpy().astype(np.float32))
+
+
+class Writer:
+    """Appends layer groups NNN_<name> in execution order."""
+
+    def __init__(self, group):
+        self.g = group
+        self.n = 0
+
+    def layer(self, name, kind, inputs=None, activation=None, **attrs):
+        grp = self.g.create_group(f"{self.n:03d}_{name}")
+        self.n += 1
+        grp.attrs["kind"] = kind
+        if inputs is not None:
+            grp.attrs["inputs"] = inputs
+        if activation is not None:
+            grp.attrs["activation"] = activation
+        for k, v in attrs.items():
+            grp.attrs[k] = v
+        return grp
+
+    def linear(self, name, m, activation=None, inputs=None):
+        g = self.layer(name, "linear", inputs, activation,
+                       in_features=m.in_features, out_features=m.out_features)
+        g["weight"] = _f32(m.weight)
+        if m.bias is not None:
+            g["bias"] = _f32(m.bias)
+
+    def conv(self, name, m, activation=None, inputs=None):
+        if m.padding_mode != "zeros" or isinstance(m.padding, str):
+            raise ValueError(f"[zoo.export] {name}: only numeric zero padding is supported")
+        g = self.layer(name, "conv2d", inputs, activation,
+                       in_channels=m.in_channels, out_channels=m.out_channels, groups=m.groups,
+                       kernel_size=list(m.kernel_size), stride=list(m.stride),
+                       padding=list(m.padding), dilation=list(m.dilation))
+        g["weight"] = _f32(m.weight)
+        if m.bias is not None:
+            g["bias"] = _f32(m.bias)
+
+    def bn2d(self, name, m, activation=None, inputs=None):
+        g = self.layer(name, "batchnorm2d", inputs, activation,
+                       num_features=m.num_features, eps=float(m.eps))
+        g["running_mean"] = _f32(m.running_mean)
+        g["running_var"] = _f32(m.running_var)
+        g["weight"] = _f32(m.weight)
+        g["bias"] = _f32(m.bias)
+
+    def maxpool(self, name, k):
+        self.layer(name, "maxpool2d", kernel_size=[k, k], stride=[k, k], padding=[0, 0])
+
+
+def write_layers(model, L):
+    w = Writer(L)
+    if isinstance(model, models.MLP):
+        w.layer("flatten", "flatten")
+        w.linear("fc1", model.fc1, "relu")
+        w.linear("fc2", model.fc2, "relu")
+        w.linear("fc3", model.fc3)
+    elif isinstance(model, models.LeNet5):
+        w.conv("conv1", model.conv1, "relu")
+        w.maxpool("pool1", 2)
+        w.conv("conv2", model.conv2, "relu")
+        w.maxpool("pool2", 2)
+        w.layer("flatten", "flatten")
+        w.linear("fc1", model.fc1, "relu")
+        w.linear("fc2", model.fc2, "relu")
+        w.linear("fc3", model.fc3)
+    elif isinstance(model, models.ResNet):
+        w.conv("stem", model.stem)
+        w.bn2d("stem_bn", model.stem_bn, "relu")
+        w.maxpool("stem_pool", 2)
+        prev = "stem_pool"
+        for i, blk in enumerate(model.blocks):
+            p = f"blocks.{i}"
+            w.conv(f"{p}.conv1", blk.conv1, inputs=prev)
+            w.bn2d(f"{p}.bn1", blk.bn1, "relu")
+            w.conv(f"{p}.conv2", blk.conv2)
+            w.bn2d(f"{p}.bn2", blk.bn2)
+            shortcut = prev
+            if blk.down is not None:
+                w.conv(f"{p}.down.0", blk.down[0], inputs=prev)
+                w.bn2d(f"{p}.down.1", blk.down[1])
+                shortcut = f"{p}.down.1"
+            w.layer(f"{p}.add", "add", inputs=f"{p}.bn2,{shortcut}", activation="relu")
+            prev = f"{p}.add"
+        w.layer("avgpool", "global_avgpool")
+        w.layer("flatten", "flatten")
+        w.linear("fc", model.fc)
+    else:
+        raise TypeError(f"[zoo.export] no exporter for {type(model).__name__}")
+
+
+def git_revision():
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    except OSError:
+        return ""
+
+
+@torch.no_grad()
+def torch_reference(model, x, batch=1000):
+    model.eval()
+    logits = torch.cat([model(x[i:i + batch]) for i in range(0, x.shape[0], batch)]).numpy()
+    return logits.astype(np.float32)
+
+
+def margins(logits):
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    return (top2[:, 1] - top2[:, 0]).astype(np.float32)
+
+
+def export_checkpoint(ckpt_path, out_path, data_dir=data.DEFAULT_DIR, verify=True):
+    ck = torch.load(ckpt_path, map_location="cpu")
+    meta = ck["meta"]
+    model = models.build(meta["model"])
+    model.load_state_dict(ck["state_dict"])
+    model.eval()
+    test_img, test_lbl = data.load_split("test", data_dir)
+    x = data.to_float(test_img, meta["mean"], meta["std"])
+    logits = torch_reference(model, torch.from_numpy(x))
+    pred = logits.argmax(1)
+    acc = float((pred == test_lbl).mean())
+    name = meta["model"] + ("_hwa" if meta["hw_aware"] else "")
+
+    tmp = out_path + ".tmp"
+    with h5py.File(tmp, "w") as f:
+        f.attrs["format"] = "pcmsim-model"
+        f.attrs["format_version"] = 1
+        f.attrs["name"] = name
+        f.attrs["input_shape"] = np.array([1, 28, 28], dtype=np.int64)
+        f.attrs["num_classes"] = 10
+        f.attrs["input_mean"] = np.array([meta["mean"]], dtype=np.float64)
+        f.attrs["input_std"] = np.array([meta["std"]], dtype=np.float64)
+        f.attrs["class_names"] = CLASS_NAMES
+        # Provenance (ignored by the loader).
+        f.attrs["dataset"] = "fashion-mnist"
+        f.attrs["training_command"] = meta["command"]
+        f.attrs["training_seed"] = meta["seed"]
+        f.attrs["training_epochs"] = meta["epochs"]
+        f.attrs["hw_aware"] = int(meta["hw_aware"])
+        f.attrs["hw_aware_eta"] = meta["eta"]
+        f.attrs["hw_aware_clip_sigma"] = meta["clip_sigma"]
+        f.attrs["fp32_test_accuracy"] = acc
+        f.attrs["torch_version"] = str(meta["torch_version"])
+        f.attrs["git_revision"] = git_revision()
+        write_layers(model, f.create_group("layers"))
+        r = f.create_group("reference")
+        r.attrs["dataset"] = "fashion-mnist:t10k"
+        r.attrs["num_images"] = int(x.shape[0])
+        r.attrs["accuracy"] = acc
+        r["predictions"] = pred.astype(np.int64)
+        r["margin"] = margins(logits)
+        r["logits"] = logits
+    os.replace(tmp, out_path)
+
+    if verify:
+        check = verify_file(out_path, x, test_lbl)
+        print(f"{out_path}: torch acc {acc:.4f}; numpy forward from the file: acc {check['acc']:.4f}, "
+              f"{check['mismatches']} prediction mismatches (all near-ties: {check['ties_only']}), "
+              f"max |logit diff| {check['max_logit_diff']:.2e}", flush=True)
+        if not check["ties_only"]:
+            raise RuntimeError(f"[zoo.export] {out_path}: NumPy forward disagrees with PyTorch")
+    return acc
+
+
+def verify_file(path, x, labels):
+    """Re-reads the file and runs it with NumPy only; compares with its reference group."""
+    net = numpy_forward.load(path)
+    logits = numpy_forward.predict_logits(net, x)
+    with h5py.File(path, "r") as f:
+        ref_pred = f["reference/predictions"][...]
+        ref_margin = f["reference/margin"][...]
+        ref_logits = f["reference/logits"][...]
+    pred = logits.argmax(1)
+    diff = pred != ref_pred
+    return {"acc": float((pred == labels).mean()), "mismatches": int(diff.sum()),
+            "ties_only": bool(np.all(ref_margin[diff] < NEAR_TIE)),
+            "max_logit_diff": float(np.abs(logits - ref_logits).max())}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--data-dir", default=data.DEFAULT_DIR)
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    export_checkpoint(a.ckpt, a.out, a.data_dir)
+
+
+if __name__ == "__main__":
+    main()
