@@ -1,0 +1,128 @@
+// `pcmsim map`: place a model's layers on crossbar tiles and report the utilisation
+// (mapping/mapping_plan.h, mapping/utilisation.h).
+#include <boost/program_options.hpp>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "cli/util.h"
+#include "core/error.h"
+#include "mapping/mapping_plan.h"
+#include "mapping/utilisation.h"
+#include "nets/model_io.h"
+#include "nets/network.h"
+
+namespace po = boost::program_options;
+
+namespace pcmsim::cli {
+namespace {
+
+constexpr const char* kWhere = "cli map";
+
+constexpr const char* kUsage =
+    "usage: pcmsim map --model FILE [options]\n\n"
+    "Places every linear and conv2d layer of a model (pcmsim HDF5 model, docs/formats.md) on\n"
+    "crossbar tiles and prints, per layer, its weight matrix (rows = inputs, cols = outputs per\n"
+    "group), the tiles it uses and their utilisation (weights / cells of the tiles used), and\n"
+    "the totals. A model that does not fit a bounded chip (--tiles N) is an error that says how\n"
+    "many tiles it needs. See docs/mapping.md.\n";
+
+// "a,b,c" -> {"a","b","c"}; empty items are an error.
+std::vector<std::string> split_names(const std::string& text, const std::string& option) {
+  std::vector<std::string> names;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (item.empty())
+      core::throw_invalid(kWhere, core::concat("--", option, " = '", text, "': empty name"));
+    names.push_back(item);
+  }
+  if (names.empty())
+    core::throw_invalid(kWhere, core::concat("--", option, ": empty list"));
+  return names;
+}
+
+int run_map(const std::vector<std::string>& args) {
+  po::options_description opts("Options", 110, 60);
+  opts.add_options()
+      ("help,h", "show this help and exit")
+      ("model", po::value<std::string>(), "model file (pcmsim HDF5 model format); required")
+      ("tile", po::value<std::string>()->default_value("256x256"),
+       "tile shape ROWSxCOLS: rows = inputs (word lines), cols = outputs (device pairs)")
+      ("tiles", po::value<long long>()->default_value(0),
+       "number of tiles on the chip; 0 = unbounded")
+      ("digital-layers", po::value<std::string>(),
+       "comma-separated layer names kept in the digital unit; 'first' and 'last' name the "
+       "first and last linear/conv layer")
+      ("conv-split", po::value<std::string>()->default_value("whole_kernel"),
+       "row splits of convolutions: 'whole_kernel' (at multiples of kh*kw) or 'free'")
+      ("packing", po::value<std::string>()->default_value("none"),
+       "slices per tile: 'none' (one), 'diagonal' (disjoint rows and columns, run at once) or "
+       "'dense' (shelves, time-multiplexed)")
+      ("weight-scaling", po::value<std::string>()->default_value("per_tile"),
+       "conductance scale per 'per_tile' (slice) or 'per_column'; recorded in the report")
+      ("format", po::value<std::string>()->default_value("table"),
+       "output format: 'table' or 'json'")
+      ("out", po::value<std::string>()->default_value("-"),
+       "output file, written atomically; '-' = standard output");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    core::throw_invalid(kWhere, e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << kUsage << "\n" << opts << "\n";
+    return 0;
+  }
+  if (!vm.count("model")) core::throw_invalid(kWhere, "--model FILE is required");
+
+  mapping::ChipSpec chip;
+  const auto [rows, cols] = parse_tile_shape(vm["tile"].as<std::string>(), "tile");
+  chip.tile_rows = rows;
+  chip.tile_cols = cols;
+  const long long n_tiles = vm["tiles"].as<long long>();
+  if (n_tiles < 0)
+    core::throw_invalid(kWhere, core::concat("--tiles = ", n_tiles, ": must be >= 0 (0 = unbounded)"));
+  chip.num_tiles = n_tiles;
+  chip.validate();
+
+  mapping::MapperOptions options;
+  if (vm.count("digital-layers"))
+    options.digital_layers = split_names(vm["digital-layers"].as<std::string>(), "digital-layers");
+  options.conv_split = mapping::parse_conv_split(vm["conv-split"].as<std::string>());
+  options.packing = mapping::parse_packing(vm["packing"].as<std::string>());
+  options.weight_scaling = mapping::parse_weight_scaling(vm["weight-scaling"].as<std::string>());
+  options.validate();
+
+  const std::string format = vm["format"].as<std::string>();
+  if (format != "table" && format != "json")
+    core::throw_invalid(kWhere, core::concat("--format = '", format, "': must be 'table' or 'json'"));
+
+  nets::Network net;
+  try {
+    net = nets::load_network(vm["model"].as<std::string>());
+  } catch (const std::runtime_error& e) {
+    // A missing or malformed model file is bad input (exit 2).
+    throw std::invalid_argument(e.what());
+  }
+  const auto layers = nets::layer_matrices(net);
+  const auto plan = mapping::plan(layers, chip, options);
+  mapping::check_plan(plan, layers);
+  const auto report = mapping::utilisation_report(plan);
+  std::string text = format == "json" ? mapping::render_json(report)
+                                      : "model: " + net.name + "\n" + mapping::render_table(report);
+  write_text_atomically(vm["out"].as<std::string>(), text);
+  return 0;
+}
+
+}  // namespace
+
+PCMSIM_COMMAND("map", "place a model on crossbar tiles and report tiles used and utilisation",
+               run_map);
+
+}  // namespace pcmsim::cli
