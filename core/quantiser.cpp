@@ -23,8 +23,9 @@ void quantise_nearest(const QuantiserSpec& q, const float* in, float* out, std::
   }
   const float step = static_cast<float>(q.step());
   const float kmax = static_cast<float>(q.max_level());
+  const float inv_step = static_cast<float>(q.inv_step());
   for (std::size_t i = 0; i < n; ++i) {
-    const float t = std::fmin(std::fmax(in[i] / step, -kmax - 1.0f), kmax + 1.0f);
+    const float t = std::fmin(std::fmax(in[i] * inv_step, -kmax - 1.0f), kmax + 1.0f);
     float k = round_half_away(t);
     k = std::fmin(std::fmax(k, -kmax), kmax);
     out[i] = k * step;
@@ -40,9 +41,10 @@ void quantise_stochastic(const QuantiserSpec& q, const float* in, const float* u
   }
   const float step = static_cast<float>(q.step());
   const float kmax = static_cast<float>(q.max_level());
+  const float inv_step = static_cast<float>(q.inv_step());
   for (std::size_t i = 0; i < n; ++i) {
     // Clip first so that huge values cannot overflow the level arithmetic.
-    const float t = std::fmin(std::fmax(in[i] / step, -kmax - 1.0f), kmax + 1.0f);
+    const float t = std::fmin(std::fmax(in[i] * inv_step, -kmax - 1.0f), kmax + 1.0f);
     float k = std::floor(t + u[i]);
     k = std::fmin(std::fmax(k, -kmax), kmax);
     out[i] = k * step;
@@ -51,10 +53,10 @@ void quantise_stochastic(const QuantiserSpec& q, const float* in, const float* u
 
 void quantise_levels_nearest(const QuantiserSpec& q, const float* in, std::int32_t* k_out,
                              std::size_t n) {
-  const float step = static_cast<float>(q.step());
   const float kmax = static_cast<float>(q.max_level());
+  const float inv_step = static_cast<float>(q.inv_step());
   for (std::size_t i = 0; i < n; ++i) {
-    const float t = std::fmin(std::fmax(in[i] / step, -kmax - 1.0f), kmax + 1.0f);
+    const float t = std::fmin(std::fmax(in[i] * inv_step, -kmax - 1.0f), kmax + 1.0f);
     float k = round_half_away(t);
     k = std::fmin(std::fmax(k, -kmax), kmax);
     k_out[i] = static_cast<std::int32_t>(k);
@@ -63,10 +65,10 @@ void quantise_levels_nearest(const QuantiserSpec& q, const float* in, std::int32
 
 void quantise_levels_stochastic(const QuantiserSpec& q, const float* in, const float* u,
                                 std::int32_t* k_out, std::size_t n) {
-  const float step = static_cast<float>(q.step());
   const float kmax = static_cast<float>(q.max_level());
+  const float inv_step = static_cast<float>(q.inv_step());
   for (std::size_t i = 0; i < n; ++i) {
-    const float t = std::fmin(std::fmax(in[i] / step, -kmax - 1.0f), kmax + 1.0f);
+    const float t = std::fmin(std::fmax(in[i] * inv_step, -kmax - 1.0f), kmax + 1.0f);
     float k = std::floor(t + u[i]);
     k = std::fmin(std::fmax(k, -kmax), kmax);
     k_out[i] = static_cast<std::int32_t>(k);
@@ -77,7 +79,7 @@ double quantise_nearest(const QuantiserSpec& q, double v) {
   if (q.bits == 0) return std::fmin(std::fmax(v, -q.bound), q.bound);
   const double step = q.step();
   const double kmax = q.max_level();
-  const double t = std::fmin(std::fmax(v / step, -kmax - 1.0), kmax + 1.0);
+  const double t = std::fmin(std::fmax(v * q.inv_step(), -kmax - 1.0), kmax + 1.0);
   double k = round_half_away(t);
   k = std::fmin(std::fmax(k, -kmax), kmax);
   return k * step;
@@ -87,7 +89,7 @@ double quantise_stochastic(const QuantiserSpec& q, double v, double u) {
   if (q.bits == 0) return std::fmin(std::fmax(v, -q.bound), q.bound);
   const double step = q.step();
   const double kmax = q.max_level();
-  const double t = std::fmin(std::fmax(v / step, -kmax - 1.0), kmax + 1.0);
+  const double t = std::fmin(std::fmax(v * q.inv_step(), -kmax - 1.0), kmax + 1.0);
   double k = std::floor(t + u);
   k = std::fmin(std::fmax(k, -kmax), kmax);
   return k * step;

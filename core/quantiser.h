@@ -19,6 +19,10 @@ struct QuantiserSpec {
   void validate(const char* where, const char* what) const;
   // 2^(p-1) - 1 (0 when off).
   std::int32_t max_level() const { return bits == 0 ? 0 : (std::int32_t{1} << (bits - 1)) - 1; }
+  // (2^(p-1)-1)/bound: values are scaled to levels by this multiplication, which is exact for
+  // a power-of-two bound, so that e.g. x = 0.5 on [-1, 1] is an exact tie in float and double
+  // alike (bound management produces such values: the largest input halved). 0 when off.
+  double inv_step() const { return bits == 0 ? 0.0 : double(max_level()) / bound; }
   // 2*bound/(2^p - 2) (0 when off).
   double step() const {
     return bits == 0 ? 0.0 : 2.0 * bound / static_cast<double>((std::int64_t{1} << bits) - 2);

@@ -250,7 +250,7 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
   out.bm_rounds.assign(batch, 0);
   out.clipped.assign(batch, 0);
   out.adc_steps.resize(cols_);
-  std::vector<float> out_step(cols_), out_clip(cols_);
+  std::vector<float> out_step(cols_), out_inv_step(cols_), out_clip(cols_);
   double max_step = 0;
   for (Index j = 0; j < cols_; ++j) {
     const double bound = out_bounds_.size() ? out_bounds_[j] : io_.out_bound;
@@ -258,6 +258,7 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
     out.adc_steps[j] = adc.step();
     max_step = std::max(max_step, adc.step());
     out_step[j] = static_cast<float>(adc.step());
+    out_inv_step[j] = static_cast<float>(adc.inv_step());
     out_clip[j] = static_cast<float>(bound);
   }
   out.adc_step = io_.p_out == 0 ? 0.0 : max_step;
@@ -399,14 +400,14 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
             const float* u = s.rnd.data() + i * cols_;
             for (Index j = 0; j < cols_; ++j) {
               const float t =
-                  std::fmin(std::fmax(a[j] / out_step[j], -out_kmax - 1.0f), out_kmax + 1.0f);
+                  std::fmin(std::fmax(a[j] * out_inv_step[j], -out_kmax - 1.0f), out_kmax + 1.0f);
               const float k = std::fmin(std::fmax(std::floor(t + u[j]), -out_kmax), out_kmax);
               dst[j] = k * out_step[j];
             }
           } else {
             for (Index j = 0; j < cols_; ++j) {
               const float t =
-                  std::fmin(std::fmax(a[j] / out_step[j], -out_kmax - 1.0f), out_kmax + 1.0f);
+                  std::fmin(std::fmax(a[j] * out_inv_step[j], -out_kmax - 1.0f), out_kmax + 1.0f);
               const float k = std::fmin(std::fmax(round_half_away(t), -out_kmax), out_kmax);
               dst[j] = k * out_step[j];
             }
