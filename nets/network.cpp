@@ -170,7 +170,7 @@ int Network::find_layer(std::string_view n) const {
 
 void Network::validate() const { (void)infer_shapes(*this); }
 
-std::vector<LayerShapes> infer_shapes(const Network& net) {
+std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
   const std::string src = net.source.empty() ? std::string() : net.source + ": ";
   auto fail_net = [&](const std::string& msg) { core::throw_invalid(kTag, src + msg); };
 
@@ -403,7 +403,7 @@ std::vector<LayerShapes> infer_shapes(const Network& net) {
                                        "': its output is never used (only the last layer's "
                                        "output may be unused)"));
   const Shape& out = shapes.back().output;
-  if (out.dims.size() != 1 || out.dims[0] != net.num_classes)
+  if (check_output && (out.dims.size() != 1 || out.dims[0] != net.num_classes))
     core::throw_invalid(kTag, concat(src, "the last layer '", net.layers.back().name,
                                      "' outputs ", out.str(), ", expected (", net.num_classes,
                                      ") = num_classes features"));

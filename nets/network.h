@@ -143,7 +143,9 @@ struct LayerShapes {
   Shape output;
 };
 // Per-layer input/output shapes, propagated from the input shape (validates the network).
-std::vector<LayerShapes> infer_shapes(const Network& net);
+// `check_output` = false skips the final check that the last layer outputs (num_classes), so
+// the shapes of a partial network can be computed.
+std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output = true);
 
 // A linear or conv2d layer viewed as matrices (what the tiles hold): per group, rows = inputs
 // (in_features, or in_channels/groups*kh*kw in im2col order: channel-major, then kernel row,
