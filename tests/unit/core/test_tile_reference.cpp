@@ -113,7 +113,7 @@ TEST(TileReference, OptimisedEqualsTheOracleOnEveryCase) {
       EXPECT_EQ(int(opt.clipped[b]), ref.clipped[b]) << b;
       bm_used += ref.bm_rounds[b] > 0;
     }
-    if (c.name.find("bm") != std::string::npos) EXPECT_GT(bm_used, 0);
+    if (c.name.find("bm") != std::string::npos) { EXPECT_GT(bm_used, 0); }
 
     // Element-wise: float vs double agree to 1e-5 (relative to the read's range). A value lying
     // within float rounding of an ADC tie may land on the neighbouring level: such a flip
@@ -134,7 +134,7 @@ TEST(TileReference, OptimisedEqualsTheOracleOnEveryCase) {
     // The layer outputs the digital unit would form.
     const MatrixD y_opt = descale(opt), y_ref = reference::descale(ref);
     const double scale = std::max(1e-12, y_ref.cwiseAbs().maxCoeff());
-    if (flips == 0) EXPECT_LT((y_opt - y_ref).cwiseAbs().maxCoeff() / scale, 1e-5);
+    if (flips == 0) { EXPECT_LT((y_opt - y_ref).cwiseAbs().maxCoeff() / scale, 1e-5); }
   }
 }
 
