@@ -193,23 +193,25 @@ TEST(Plan, GroupedConvolutionIsGroupsIndependentMatrices) {
   EXPECT_EQ(lp.output_index(2, 3), 2 * 64 + 3);
 }
 
-TEST(Plan, SmallResNetMatchesHandCount) {
-  // A CIFAR-style ResNet-8 for 1-channel 28x28 inputs (16/32/64 channels, 3x3 convs, 1x1
-  // projection shortcuts), on 256x256 tiles with whole-kernel splits. Hand count:
-  //   conv1 9x16 -> 1; stage 1: two 144x16 -> 2;
+// The zoo's networks (nets/zoo/models.py) in their layer order, hand-counted on 256x256 tiles.
+TEST(Plan, ZooResNetMatchesHandCount) {
+  // Stem 3x3 1->16, three stages of one basic block (16, 32, 64 channels), 1x1 projection
+  // shortcuts where the shape changes, fc 64->10. Hand count (whole-kernel splits, 28 kernels
+  // of 3x3 per 256-row tile):
+  //   stem 9x16 -> 1; stage 1: 144x16, 144x16 -> 2;
   //   stage 2: 144x32 -> 1, 288x32 -> 2 (252+36), shortcut 16x32 -> 1;
   //   stage 3: 288x64 -> 2, 576x64 -> 3 (252+252+72), shortcut 32x64 -> 1; fc 64x10 -> 1.
   //   Total 1 + 2 + 4 + 6 + 1 = 14 tiles.
   const std::vector<LayerMatrix> layers{
-      LayerMatrix::conv2d("conv1", 1, 16, 3, 3),
-      LayerMatrix::conv2d("s1.conv1", 16, 16, 3, 3),
-      LayerMatrix::conv2d("s1.conv2", 16, 16, 3, 3),
-      LayerMatrix::conv2d("s2.conv1", 16, 32, 3, 3),
-      LayerMatrix::conv2d("s2.conv2", 32, 32, 3, 3),
-      LayerMatrix::conv2d("s2.shortcut", 16, 32, 1, 1),
-      LayerMatrix::conv2d("s3.conv1", 32, 64, 3, 3),
-      LayerMatrix::conv2d("s3.conv2", 64, 64, 3, 3),
-      LayerMatrix::conv2d("s3.shortcut", 32, 64, 1, 1),
+      LayerMatrix::conv2d("stem", 1, 16, 3, 3),
+      LayerMatrix::conv2d("blocks.0.conv1", 16, 16, 3, 3),
+      LayerMatrix::conv2d("blocks.0.conv2", 16, 16, 3, 3),
+      LayerMatrix::conv2d("blocks.1.conv1", 16, 32, 3, 3),
+      LayerMatrix::conv2d("blocks.1.conv2", 32, 32, 3, 3),
+      LayerMatrix::conv2d("blocks.1.down.0", 16, 32, 1, 1),
+      LayerMatrix::conv2d("blocks.2.conv1", 32, 64, 3, 3),
+      LayerMatrix::conv2d("blocks.2.conv2", 64, 64, 3, 3),
+      LayerMatrix::conv2d("blocks.2.down.0", 32, 64, 1, 1),
       LayerMatrix::linear("fc", 64, 10),
   };
   const auto p = plan(layers, ChipSpec{}, MapperOptions{});
@@ -218,11 +220,47 @@ TEST(Plan, SmallResNetMatchesHandCount) {
   const std::vector<std::size_t> per_layer{1, 1, 1, 1, 2, 1, 2, 3, 1, 1};
   for (std::size_t i = 0; i < layers.size(); ++i)
     EXPECT_EQ(p.layers[i].tiles().size(), per_layer[i]) << layers[i].name;
+  EXPECT_EQ(slice_rows(p.layers[7]), (std::vector<Index>{252, 252, 72}));
 
+  // Free splitting: 288 -> 256 + 32, 576 -> 256 + 256 + 64: the same count.
+  MapperOptions free;
+  free.conv_split = ConvSplit::free;
+  EXPECT_EQ(tiles_needed(layers, ChipSpec{}, free), 14);
   // First and last digital: 12 tiles.
   MapperOptions o;
   o.digital_layers = {"first", "last"};
   EXPECT_EQ(tiles_needed(layers, ChipSpec{}, o), 12);
+  // 128x128 tiles: stem 1; 144 rows -> 126 + 18 (14 kernels per tile): 2 + 2; stage 2:
+  // 144x32 -> 2, 288x32 -> 3 (126+126+36), 16x32 -> 1; stage 3: 288x64 -> 3, 576x64 -> 5
+  // (4*126 + 72), 32x64 -> 1; fc 1. Total 1 + 4 + 6 + 9 + 1 = 21.
+  ChipSpec small;
+  small.tile_rows = small.tile_cols = 128;
+  EXPECT_EQ(tiles_needed(layers, small, MapperOptions{}), 21);
+}
+
+TEST(Plan, ZooMlpAndLeNetMatchHandCounts) {
+  // MLP 784-256-128-10: 784 rows -> 256*3 + 16 = 4 tiles; 256x128 -> 1; 128x10 -> 1.
+  const std::vector<LayerMatrix> mlp{LayerMatrix::linear("fc1", 784, 256),
+                                     LayerMatrix::linear("fc2", 256, 128),
+                                     LayerMatrix::linear("fc3", 128, 10)};
+  const auto p = plan(mlp, ChipSpec{}, MapperOptions{});
+  ASSERT_NO_THROW(check_plan(p, mlp));
+  EXPECT_EQ(p.tiles_used, 6);
+  EXPECT_EQ(slice_rows(p.layers[0]), (std::vector<Index>{256, 256, 256, 16}));
+  // LeNet-5: conv1 25x6, conv2 150x16, fc1 400x120 (2 tiles), fc2 120x84, fc3 84x10.
+  const std::vector<LayerMatrix> lenet{
+      LayerMatrix::conv2d("conv1", 1, 6, 5, 5), LayerMatrix::conv2d("conv2", 6, 16, 5, 5),
+      LayerMatrix::linear("fc1", 400, 120), LayerMatrix::linear("fc2", 120, 84),
+      LayerMatrix::linear("fc3", 84, 10)};
+  const auto q = plan(lenet, ChipSpec{}, MapperOptions{});
+  ASSERT_NO_THROW(check_plan(q, lenet));
+  EXPECT_EQ(q.tiles_used, 6);
+  // On 64x64 tiles conv2's 150 rows split at whole 5x5 kernels: 50 + 50 + 50.
+  ChipSpec small;
+  small.tile_rows = small.tile_cols = 64;
+  const auto r = plan(lenet, small, MapperOptions{});
+  ASSERT_NO_THROW(check_plan(r, lenet));
+  EXPECT_EQ(slice_rows(r.layers[1]), (std::vector<Index>{50, 50, 50}));
 }
 
 // ---- digital layers ----
