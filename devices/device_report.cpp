@@ -165,7 +165,8 @@ std::string device_report_csv(const std::vector<DeviceReportRow>& rows) {
   std::string out;
   for (std::size_t c = 0; c < kColumns.size(); ++c) out += (c ? "," : "") + kColumns[c];
   out += "\n";
-  for (const auto& line : report_cells(rows, "%.9g")) {
+  // 7 significant digits: the devices are floats, and the Monte Carlo error is far larger.
+  for (const auto& line : report_cells(rows, "%.7g")) {
     for (std::size_t c = 0; c < line.size(); ++c) out += (c ? "," : "") + line[c];
     out += "\n";
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "core/error.h"
@@ -21,6 +22,13 @@ constexpr double kXFloor = 1e-7;  // x' = max(x, 1e-7) before the logarithm
 constexpr double kQNum = 0.0088, kQExp = 0.65, kQDenFloor = 1e-3, kQMax = 0.2;
 
 }  // namespace
+
+std::string format_uS(double g) {
+  // 9 significant digits: every float distinct, so a target a hair above g_max shows as such.
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", core::uS_from_siemens(g));
+  return buf;
+}
 
 std::string to_string(ReadNoiseReference r) {
   return r == ReadNoiseReference::target ? "target" : "programmed";
@@ -86,10 +94,9 @@ void check_targets(const char* where, const float* g_target, std::size_t n, doub
   if (!bad) return;
   for (std::size_t i = 0; i < n; ++i) {
     if (!(g_target[i] >= 0.0f && g_target[i] <= hi))
-      core::throw_invalid(
-          where, core::concat("g_target[", first_index + i, "] = ",
-                              core::uS_from_siemens(g_target[i]), " uS: must be in [0, ",
-                              core::uS_from_siemens(g_max), "] uS"));
+      core::throw_invalid(where, core::concat("g_target[", first_index + i, "] = ",
+                                              format_uS(g_target[i]), " uS: must be in [0, ",
+                                              format_uS(g_max), "] uS"));
   }
 }
 

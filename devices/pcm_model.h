@@ -71,6 +71,9 @@ void drift_and_read_noise(ConstDeviceStateView state, std::size_t n, double t_in
 void check_targets(const char* where, const float* g_target, std::size_t n, double g_max,
                    std::uint64_t first_index);
 
+// A conductance (siemens) in µS with 9 significant digits (float-exact), for messages.
+std::string format_uS(double g);
+
 // Devices are processed in chunks of this many (a multiple of 4: whole Philox blocks), with
 // the random numbers of a chunk drawn into a stack buffer.
 constexpr std::size_t kDeviceChunk = 1024;

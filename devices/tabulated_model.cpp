@@ -244,9 +244,9 @@ TabulatedModel::Point TabulatedModel::interpolate(float g, std::uint64_t index) 
   if (!(g >= node_.front() && g <= node_.back()))
     core::throw_invalid(
         "devices::TabulatedModel",
-        core::concat("g_target[", index, "] = ", core::uS_from_siemens(g),
-                     " uS: outside the table's range [", core::uS_from_siemens(node_.front()),
-                     ", ", core::uS_from_siemens(node_.back()), "] uS of ",
+        core::concat("g_target[", index, "] = ", format_uS(g),
+                     " uS: outside the table's range [", format_uS(table_.g_target.front()),
+                     ", ", format_uS(table_.g_target.back()), "] uS of ",
                      table_.source.empty() ? "the table" : table_.source));
   // Interval [k, k+1] with node_[k] <= g <= node_[k+1].
   const std::size_t last = node_.size() - 1;

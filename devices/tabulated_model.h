@@ -10,6 +10,8 @@
 //         Columns may come in any order; read_noise_q is optional; blank lines and lines
 //         starting with '#' are ignored. An unknown column name is an error (catches typos).
 //   HDF5: 1-D datasets of the same names and equal lengths at the file's root.
+// prog_mean/prog_std describe the normal a device is programmed from, before the clip at 0
+// (far from 0 simply the measured mean and std; near 0 the measured, clipped values are not).
 // Model, per device with target g_T inside the table's range [g_target_0, g_target_last]:
 //   g_prog = max(0, g_T + prog_noise_scale * ((prog_mean(g_T) - g_T) + prog_std(g_T) * xi_1))
 //     (the scale multiplies the whole programming error, bias included, so that all scales 0
