@@ -66,6 +66,8 @@ int run_map(const std::vector<std::string>& args) {
        "conductance scale per 'per_tile' (slice) or 'per_column'; recorded in the report")
       ("format", po::value<std::string>()->default_value("table"),
        "output format: 'table' or 'json'")
+      ("slices", "also list every slice: its weight rows/cols, tile, position on the tile and "
+       "partial sum (table), or add the whole plan under \"plan\" (json)")
       ("out", po::value<std::string>()->default_value("-"),
        "output file, written atomically; '-' = standard output");
   po::variables_map vm;
@@ -114,8 +116,14 @@ int run_map(const std::vector<std::string>& args) {
   const auto plan = mapping::plan(layers, chip, options);
   mapping::check_plan(plan, layers);
   const auto report = mapping::utilisation_report(plan);
-  std::string text = format == "json" ? mapping::render_json(report)
-                                      : "model: " + net.name + "\n" + mapping::render_table(report);
+  const bool slices = vm.count("slices") > 0;
+  std::string text;
+  if (format == "json") {
+    text = mapping::render_json(report, slices ? &plan : nullptr);
+  } else {
+    text = "model: " + net.name + "\n" + mapping::render_table(report);
+    if (slices) text += "\n" + mapping::render_slices_table(plan);
+  }
   write_text_atomically(vm["out"].as<std::string>(), text);
   return 0;
 }

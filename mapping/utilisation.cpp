@@ -142,7 +142,40 @@ std::string render_table(const UtilisationReport& r) {
   return out.str();
 }
 
-std::string render_json(const UtilisationReport& r) {
+std::string render_slices_table(const MappingPlan& plan) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"layer", "group", "rows", "cols", "tile", "at", "sum"});
+  for (const auto& lp : plan.layers) {
+    if (lp.digital) {
+      rows.push_back({lp.layer.name, "-", "digital", "", "", "", ""});
+      continue;
+    }
+    std::vector<std::size_t> sum_of(lp.slices.size(), 0);
+    for (std::size_t i = 0; i < lp.partial_sums.size(); ++i)
+      for (Index s : lp.partial_sums[i].slices)
+        if (s >= 0 && std::size_t(s) < sum_of.size()) sum_of[std::size_t(s)] = i;
+    for (std::size_t i = 0; i < lp.slices.size(); ++i) {
+      const TileSlice& s = lp.slices[i];
+      rows.push_back({lp.layer.name, concat(s.group), concat("[", s.row0, ", ", s.row0 + s.rows, ")"),
+                      concat("[", s.col0, ", ", s.col0 + s.cols, ")"), concat(s.tile),
+                      concat("(", s.tile_row0, ", ", s.tile_col0, ")"), concat(sum_of[i])});
+    }
+  }
+  std::vector<std::size_t> width(rows.front().size(), 0);
+  for (const auto& row : rows)
+    for (std::size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t c = 0; c < row.size(); ++c)
+      line += row[c] + std::string(width[c] - row[c].size() + 2, ' ');
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string render_json(const UtilisationReport& r, const MappingPlan* plan) {
   std::ostringstream out;
   out << "{\n  \"chip\": {\"tile_rows\": " << r.chip.tile_rows
       << ", \"tile_cols\": " << r.chip.tile_cols << ", \"num_tiles\": " << r.chip.num_tiles
@@ -168,7 +201,33 @@ std::string render_json(const UtilisationReport& r) {
       << ", \"digital_weights\": " << r.digital_weights
       << ", \"cells_available\": " << r.cells_available
       << ", \"utilisation\": " << json_number(r.utilisation)
-      << ", \"chip_occupancy\": " << json_number(r.chip_occupancy) << "}\n}\n";
+      << ", \"chip_occupancy\": " << json_number(r.chip_occupancy) << "}";
+  if (plan) {
+    out << ",\n  \"plan\": {\"tiles_used\": " << plan->tiles_used << ", \"layers\": [";
+    for (std::size_t i = 0; i < plan->layers.size(); ++i) {
+      const auto& lp = plan->layers[i];
+      out << (i ? "," : "") << "\n    {\"name\": " << json_string(lp.layer.name)
+          << ", \"digital\": " << (lp.digital ? "true" : "false") << ", \"slices\": [";
+      for (std::size_t k = 0; k < lp.slices.size(); ++k) {
+        const auto& s = lp.slices[k];
+        out << (k ? ", " : "") << "\n      {\"tile\": " << s.tile << ", \"group\": " << s.group
+            << ", \"row0\": " << s.row0 << ", \"col0\": " << s.col0 << ", \"rows\": " << s.rows
+            << ", \"cols\": " << s.cols << ", \"tile_row0\": " << s.tile_row0
+            << ", \"tile_col0\": " << s.tile_col0 << "}";
+      }
+      out << "], \"partial_sums\": [";
+      for (std::size_t k = 0; k < lp.partial_sums.size(); ++k) {
+        const auto& ps = lp.partial_sums[k];
+        out << (k ? ", " : "") << "\n      {\"group\": " << ps.group << ", \"col0\": " << ps.col0
+            << ", \"cols\": " << ps.cols << ", \"slices\": [";
+        for (std::size_t m = 0; m < ps.slices.size(); ++m) out << (m ? ", " : "") << ps.slices[m];
+        out << "]}";
+      }
+      out << "]}";
+    }
+    out << (plan->layers.empty() ? "" : "\n  ") << "]}";
+  }
+  out << "\n}\n";
   return out.str();
 }
 

@@ -50,7 +50,13 @@ UtilisationReport utilisation_report(const MappingPlan& plan);
 std::string render_table(const UtilisationReport& report);
 
 // One JSON object {"chip":{...},"options":{...},"layers":[...],"totals":{...}}; field names as
-// in the structs above.
-std::string render_json(const UtilisationReport& report);
+// in the structs above. With `plan` (the plan the report was made from), a "plan" member is
+// added: {"tiles_used", "layers": [{"name", "digital", "slices": [{tile, group, row0, col0,
+// rows, cols, tile_row0, tile_col0}], "partial_sums": [{group, col0, cols, slices}]}]}.
+std::string render_json(const UtilisationReport& report, const MappingPlan* plan = nullptr);
+
+// Every slice of the plan, one line each: layer, group, weight rows [r0, r1) and cols [c0, c1),
+// tile and position on it, and the partial sum (column block) it is added into.
+std::string render_slices_table(const MappingPlan& plan);
 
 }  // namespace pcmsim::mapping

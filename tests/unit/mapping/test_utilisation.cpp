@@ -1,6 +1,7 @@
 // Utilisation report: hand-computed numbers and the table / JSON renderers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -118,6 +119,25 @@ TEST(Utilisation, JsonRendering) {
   EXPECT_EQ(braces, 0);
   EXPECT_EQ(brackets, 0);
   EXPECT_FALSE(in_string);
+}
+
+TEST(Utilisation, SlicesTableAndPlanJson) {
+  MapperOptions o;
+  o.digital_layers = {"first"};
+  const auto p = plan({LayerMatrix::linear("in", 5, 5), LayerMatrix::conv2d("conv", 64, 64, 3, 3)},
+                      ChipSpec{}, o);
+  const std::string t = render_slices_table(p);
+  EXPECT_TRUE(contains(t, "digital")) << t;
+  EXPECT_TRUE(contains(t, "[252, 504)")) << t;  // the second whole-kernel row block
+  EXPECT_TRUE(contains(t, "[504, 576)")) << t;
+  EXPECT_TRUE(contains(t, "[0, 64)")) << t;
+  EXPECT_EQ(std::count(t.begin(), t.end(), '\n'), 1 + 1 + 3);  // header, digital, 3 slices
+
+  const std::string j = render_json(utilisation_report(p), &p);
+  EXPECT_TRUE(contains(j, "\"plan\": {\"tiles_used\": 3")) << j;
+  EXPECT_TRUE(contains(j, "\"row0\": 504")) << j;
+  EXPECT_TRUE(contains(j, "\"slices\": [0, 1, 2]")) << j;  // one partial sum of three row blocks
+  EXPECT_FALSE(contains(render_json(utilisation_report(p)), "\"plan\""));
 }
 
 }  // namespace
