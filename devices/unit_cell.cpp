@@ -169,8 +169,9 @@ core::ConductanceBlock weights_to_targets(const Eigen::Ref<const core::MatrixF>&
       for (core::Index j = 0; j < cols; ++j) {
         const double w = weights(i, j);
         if (w == 0.0 || col_max[j] == 0.0) continue;
-        // |w|/max <= 1 exactly in IEEE arithmetic, so |q| <= q_max without a clip.
-        const double q = round_half_away(w / col_max[j] * q_max);
+        // w * q_max is exact in double (24-bit float times <= 23-bit integer) and the division
+        // is monotone, so |q| <= q_max without a clip and exact ties round away from zero.
+        const double q = round_half_away(w * q_max / col_max[j]);
         std::uint32_t mag = static_cast<std::uint32_t>(std::fabs(q));
         for (std::size_t k = 0; k < planes && mag != 0; ++k) {
           const std::uint32_t digit = mag & digit_max;

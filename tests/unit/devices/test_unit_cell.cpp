@@ -244,6 +244,14 @@ TEST(UnitCell, BitSlicedDigitsByHand) {
   EXPECT_EQ(back(0, 3), 1.0f);
   EXPECT_EQ(back(0, 4), -1.0f);
   EXPECT_EQ(back(0, 5), 1.0f);
+
+  // Exact ties of the scaled weight round away from zero: max|W| = 30, Q = 15, q = w / 2.
+  core::MatrixF t(1, 4);
+  t << 30.0f, 1.0f, -3.0f, 5.0f;
+  auto tb = devices::effective_weights(devices::weights_to_targets(t, b, 3.0));
+  EXPECT_FLOAT_EQ(tb(0, 1), 2.0f);   // q = 0.5 -> 1, read back 1 * 30 / 15
+  EXPECT_FLOAT_EQ(tb(0, 2), -4.0f);  // q = -1.5 -> -2
+  EXPECT_FLOAT_EQ(tb(0, 3), 6.0f);   // q = 2.5 -> 3
 }
 
 // weight -> targets -> effective weights is exact (to float rounding) for the analog pairs and
