@@ -1,6 +1,7 @@
 #include "mapping/chip_spec.h"
 
 #include <limits>
+#include <utility>
 
 #include "core/error.h"
 
@@ -13,6 +14,7 @@ namespace {
 
 // Shapes stay far below this so that products like rows*cols*groups cannot overflow.
 constexpr Index kMaxExtent = Index(1) << 31;
+constexpr Index kMaxTileExtent = Index(1) << 16;
 
 void require_extent(const char* where, const std::string& name, Index value) {
   if (value < 1 || value > kMaxExtent)
@@ -23,8 +25,11 @@ void require_extent(const char* where, const std::string& name, Index value) {
 
 void ChipSpec::validate() const {
   constexpr const char* where = "mapping::ChipSpec";
-  require_extent(where, "tile_rows", tile_rows);
-  require_extent(where, "tile_cols", tile_cols);
+  // Real crossbars have at most a few thousand lines; the cap keeps cell counts in 64 bits.
+  for (auto [name, value] : {std::pair<const char*, Index>{"tile_rows", tile_rows},
+                             std::pair<const char*, Index>{"tile_cols", tile_cols}})
+    if (value < 1 || value > kMaxTileExtent)
+      throw_invalid(where, concat(name, " = ", value, ": must be in [1, ", kMaxTileExtent, "]"));
   if (num_tiles < 0 || num_tiles > kMaxExtent)
     throw_invalid(where, concat("num_tiles = ", num_tiles, ": must be in [0, ", kMaxExtent,
                                 "] (0 = unbounded)"));

@@ -14,8 +14,8 @@ using core::Index;
 
 // The crossbar chip. Default: 256 x 256 tiles as on IBM's HERMES chip, as many as needed.
 struct ChipSpec {
-  Index tile_rows = 256;  // word lines = inputs per tile, >= 1
-  Index tile_cols = 256;  // bit lines (differential pairs) = outputs per tile, >= 1
+  Index tile_rows = 256;  // word lines = inputs per tile, in [1, 65536]
+  Index tile_cols = 256;  // bit lines (differential pairs) = outputs per tile, in [1, 65536]
   Index num_tiles = 0;    // tiles on the chip; 0 = unbounded
   // Throws std::invalid_argument naming the bad field, e.g. "tile_rows = 0: must be >= 1".
   void validate() const;

@@ -37,6 +37,8 @@ namespace {
 
 constexpr const char* kPlan = "mapping::plan";
 constexpr const char* kCheck = "mapping::check_plan";
+// A plan with more slices than this would take gigabytes; no real chip mapping comes close.
+constexpr Index kMaxSlices = Index(1) << 26;
 
 // Hands out positions on physical tiles. Without packing every slice gets a fresh tile; with
 // packing, first fit over the tiles that still have room, in tile order (deterministic).
@@ -164,12 +166,37 @@ std::vector<bool> resolve_digital(const std::vector<LayerMatrix>& layers,
   return digital;
 }
 
+[[noreturn]] void throw_too_small(const ChipSpec& chip, const MapperOptions& options,
+                                  Index needed) {
+  throw_invalid(kPlan, concat("the network needs ", needed, " tiles of ", chip.tile_rows, "x",
+                              chip.tile_cols, " but the chip has ", chip.num_tiles, ": ",
+                              needed - chip.num_tiles, " tiles short (packing ",
+                              to_string(options.packing), ")"));
+}
+
 MappingPlan make_plan(const std::vector<LayerMatrix>& layers, const ChipSpec& chip,
-                      const MapperOptions& options) {
+                      const MapperOptions& options, bool enforce_bound) {
   chip.validate();
   options.validate();
   for (const auto& l : layers) l.validate();
   const std::vector<bool> digital = resolve_digital(layers, options);
+
+  // Count the slices first: refuse absurd plans (e.g. 1x1 tiles for a large network) before
+  // allocating them, and fail a too-small chip early when every slice needs its own tile.
+  double slices = 0;
+  for (std::size_t li = 0; li < layers.size(); ++li) {
+    if (digital[li]) continue;
+    const LayerMatrix& l = layers[li];
+    const Index step = row_step(l, chip, options);
+    slices += double(l.groups) * double((l.rows + step - 1) / step) *
+              double((l.cols + chip.tile_cols - 1) / chip.tile_cols);
+  }
+  if (enforce_bound && chip.bounded() && options.packing == Packing::none &&
+      slices > double(chip.num_tiles))
+    throw_too_small(chip, options, Index(slices));
+  if (slices > double(kMaxSlices))
+    throw_invalid(kPlan, concat("the plan would have ", slices, " slices (more than ",
+                                kMaxSlices, "); use larger tiles"));
 
   MappingPlan result;
   result.chip = chip;
@@ -291,18 +318,15 @@ bool same_shape(const LayerMatrix& a, const LayerMatrix& b) {
 
 MappingPlan plan(const std::vector<LayerMatrix>& layers, const ChipSpec& chip,
                  const MapperOptions& options) {
-  MappingPlan result = make_plan(layers, chip, options);
+  MappingPlan result = make_plan(layers, chip, options, true);
   if (chip.bounded() && result.tiles_used > chip.num_tiles)
-    throw_invalid(kPlan, concat("the network needs ", result.tiles_used, " tiles of ",
-                                chip.tile_rows, "x", chip.tile_cols, " but the chip has ",
-                                chip.num_tiles, ": ", result.tiles_used - chip.num_tiles,
-                                " tiles short (packing ", to_string(options.packing), ")"));
+    throw_too_small(chip, options, result.tiles_used);
   return result;
 }
 
 Index tiles_needed(const std::vector<LayerMatrix>& layers, const ChipSpec& chip,
                    const MapperOptions& options) {
-  return make_plan(layers, chip, options).tiles_used;
+  return make_plan(layers, chip, options, false).tiles_used;
 }
 
 void check_plan(const MappingPlan& plan, const std::vector<LayerMatrix>& layers) {

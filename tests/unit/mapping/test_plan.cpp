@@ -58,6 +58,9 @@ TEST(ChipSpec, ValidateNamesTheBadField) {
                                            {"tile_cols = -3"});
   expect_throw_with<std::invalid_argument>([] { tiles(256, 256, -1).validate(); },
                                            {"num_tiles = -1"});
+  expect_throw_with<std::invalid_argument>([] { tiles(65537, 256).validate(); },
+                                           {"tile_rows = 65537", "[1, 65536]"});
+  EXPECT_NO_THROW(tiles(65536, 1).validate());
   // plan() validates at entry.
   expect_throw_with<std::invalid_argument>(
       [] { plan({LayerMatrix::linear("fc", 4, 4)}, tiles(0, 256), MapperOptions{}); },
@@ -332,6 +335,17 @@ TEST(Plan, BoundedChipTooSmallSaysByHowMuch) {
   EXPECT_EQ(p.tiles_used, 12);
   EXPECT_NO_THROW(check_plan(p, layers));
   EXPECT_EQ(tiles_needed(layers, tiles(256, 256, 1), MapperOptions{}), 12);
+}
+
+TEST(Plan, AbsurdSliceCountsAreRefusedBeforeAllocating) {
+  // 100000 x 100000 weights on 1x1 tiles = 1e10 slices.
+  const std::vector<LayerMatrix> layers{LayerMatrix::linear("huge", 100000, 100000)};
+  expect_throw_with<std::invalid_argument>([&] { plan(layers, tiles(1, 1), MapperOptions{}); },
+                                           {"1e+10 slices", "larger tiles"});
+  // On a bounded chip without packing the shortfall is reported first, exactly.
+  expect_throw_with<std::invalid_argument>(
+      [&] { plan(layers, tiles(1, 1, 1000), MapperOptions{}); },
+      {"needs 10000000000 tiles of 1x1", "chip has 1000", "9999999000 tiles short"});
 }
 
 // ---- packing ----
