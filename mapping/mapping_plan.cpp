@@ -191,6 +191,8 @@ MappingPlan make_plan(const std::vector<LayerMatrix>& layers, const ChipSpec& ch
     slices += double(l.groups) * double((l.rows + step - 1) / step) *
               double((l.cols + chip.tile_cols - 1) / chip.tile_cols);
   }
+  if (slices > 4e18)  // keeps the conversion to Index below defined
+    throw_invalid(kPlan, concat("the plan would have ", slices, " slices; use larger tiles"));
   if (enforce_bound && chip.bounded() && options.packing == Packing::none &&
       slices > double(chip.num_tiles))
     throw_too_small(chip, options, Index(slices));
