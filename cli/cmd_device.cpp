@@ -1,5 +1,6 @@
 // `pcmsim device`: Monte Carlo statistics of a device model (devices/device_report.h).
 #include <boost/program_options.hpp>
+#include <cmath>
 #include <iostream>
 #include <sstream>
 #include <stdexcept>
@@ -49,8 +50,8 @@ int run_device(const std::vector<std::string>& args) {
       ("t-inference", po::value<std::string>()->default_value("0,3600,86400,31536000"),
        "inference times after programming, seconds, comma-separated, each >= 0 "
        "(0: the programmed state; 3600 = 1 h, 86400 = 1 day, 31536000 = 1 year)")
-      ("samples", po::value<long long>()->default_value(100000),
-       "devices programmed per target conductance, >= 1")
+      ("samples", po::value<double>()->default_value(100000),
+       "devices programmed per target conductance, an integer >= 1 (1e6 accepted)")
       ("seed", po::value<unsigned long long>()->default_value(7), "random seed")
       ("format", po::value<std::string>()->default_value("table"),
        "output format: 'table' (aligned, for reading) or 'csv'")
@@ -158,9 +159,10 @@ int run_device(const std::vector<std::string>& args) {
   for (double g : parse_number_list(vm["g-target"].as<std::string>(), "g-target"))
     config.g_targets.push_back(core::siemens_from_uS(g));
   config.t_inference = parse_number_list(vm["t-inference"].as<std::string>(), "t-inference");
-  const long long samples = vm["samples"].as<long long>();
-  if (samples < 1)
-    core::throw_invalid("cli device", core::concat("--samples = ", samples, ": must be >= 1"));
+  const double samples = vm["samples"].as<double>();
+  if (!(samples >= 1) || samples != std::floor(samples) || samples > 1e12)
+    core::throw_invalid("cli device",
+                        core::concat("--samples = ", samples, ": must be an integer in [1, 1e12]"));
   config.samples = static_cast<std::size_t>(samples);
   config.seed = vm["seed"].as<unsigned long long>();
   const std::string format = vm["format"].as<std::string>();
