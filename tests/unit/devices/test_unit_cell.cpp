@@ -400,3 +400,23 @@ TEST(UnitCell, EffectiveWeightsRejectsMalformedBlocks) {
     expect_invalid([&] { devices::effective_weights(b); }, {"significance = -2"});
   }
 }
+
+// A tile slice is passed as a view into the layer's weight matrix (no copy) and gives the same
+// targets as a copy of the slice; a column-major matrix works too.
+TEST(UnitCell, AcceptsSlicesOfALargerMatrix) {
+  const core::MatrixF layer = random_weights(50, 40, 21, 0.5f);
+  UnitCellSpec spec = make_spec(CellKind::multi_pair, WeightScaling::column);
+  const core::MatrixF copy = layer.block(7, 11, 20, 13);
+  const auto from_view = devices::weights_to_targets(layer.block(7, 11, 20, 13), spec, kGMax);
+  const auto from_copy = devices::weights_to_targets(copy, spec, kGMax);
+  const Eigen::MatrixXf col_major = copy;
+  const auto from_col_major = devices::weights_to_targets(col_major, spec, kGMax);
+  for (const auto* b : {&from_view, &from_col_major}) {
+    ASSERT_EQ(b->planes.size(), from_copy.planes.size());
+    for (std::size_t k = 0; k < b->planes.size(); ++k) {
+      EXPECT_TRUE(b->planes[k].g_plus == from_copy.planes[k].g_plus);
+      EXPECT_TRUE(b->planes[k].g_minus == from_copy.planes[k].g_minus);
+    }
+    EXPECT_TRUE(b->weight_scale == from_copy.weight_scale);
+  }
+}
