@@ -15,6 +15,7 @@
 #include "core/rng.h"
 #include "devices/pcm_model.h"
 #include "devices/state_independent_model.h"
+#include "devices/tabulated_model.h"
 
 using namespace pcmsim;
 using namespace pcmsim::devices;
@@ -267,4 +268,32 @@ TEST(DevicePhysics, ReadNoiseReferenceProgrammed) {
     spread = std::max(spread, std::fabs(p.q[i] - pcm_read_noise_q(0.2)));
   }
   EXPECT_GT(spread, 1e-3);  // it really varies with g_prog
+}
+
+// The tabulated model samples what its table says: at a node and between nodes (linear
+// interpolation), programming std and the folded-normal nu of the interpolated parameters.
+TEST(DevicePhysics, TabulatedModelSamplesItsTable) {
+  DeviceTable t;
+  t.g_target = {0, 10e-6, 20e-6};
+  t.prog_mean = {0, 10.2e-6, 20e-6};  // a programming bias at 10 µS
+  t.prog_std = {0.3e-6, 0.8e-6, 1.2e-6};
+  t.nu_mean = {0.1, 0.06, 0.05};
+  t.nu_std = {0.04, 0.02, 0.01};
+  TabulatedModel m(t);
+  const double g_targets[] = {10e-6, 15e-6};
+  const double mean_uS[] = {10.2, 0.5 * (10.2 + 20)};
+  const double std_uS[] = {0.8, 1.0};
+  const double nu_mu[] = {0.06, 0.055}, nu_sd[] = {0.02, 0.015};
+  for (int k = 0; k < 2; ++k) {
+    SCOPED_TRACE(g_targets[k]);
+    const auto p = program(m, g_targets[k], 700 + k);
+    const auto s = stats_of(kN, [&](std::size_t i) { return 1e6 * p.g_prog[i]; });
+    EXPECT_NEAR(s.mean, mean_uS[k], kK * s.se_mean());
+    EXPECT_NEAR(s.std, std_uS[k], kK * s.se_std_normal());
+    double mean = 0, sd = 0;
+    folded_normal(nu_mu[k], nu_sd[k], mean, sd);
+    const auto n = stats_of(kN, [&](std::size_t i) { return static_cast<double>(p.nu[i]); });
+    EXPECT_NEAR(n.mean, mean, kK * n.se_mean());
+    EXPECT_NEAR(n.std, sd, kK * n.se_std_general());
+  }
 }
