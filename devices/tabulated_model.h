@@ -10,6 +10,8 @@
 //         Columns may come in any order; read_noise_q is optional; blank lines and lines
 //         starting with '#' are ignored. An unknown column name is an error (catches typos).
 //   HDF5: 1-D datasets of the same names and equal lengths at the file's root.
+// Unit cells program the "off" device of a pair at 0, so a table meant for network inference
+// should start at g_target_uS = 0 (a target outside the table is an error, never clamped).
 // prog_mean/prog_std describe the normal a device is programmed from, before the clip at 0
 // (far from 0 simply the measured mean and std; near 0 the measured, clipped values are not).
 // Model, per device with target g_T inside the table's range [g_target_0, g_target_last]:
