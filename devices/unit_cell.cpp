@@ -117,8 +117,10 @@ std::string to_string(WeightScaling scaling) {
 }
 
 WeightScaling parse_weight_scaling(const std::string& name) {
-  if (name == "block") return WeightScaling::block;
-  if (name == "column") return WeightScaling::column;
+  // Also the mapper's spelling (mapping::WeightScaling per_tile / per_column).
+  if (name == "block" || name == "per_tile" || name == "per-tile") return WeightScaling::block;
+  if (name == "column" || name == "per_column" || name == "per-column")
+    return WeightScaling::column;
   core::throw_invalid("devices::parse_weight_scaling",
                       core::concat("scaling '", name, "': unknown (expected block or column)"));
 }

@@ -78,7 +78,8 @@ struct UnitCellSpec {
 std::string to_string(CellKind kind);
 CellKind parse_cell_kind(const std::string& name);
 std::string to_string(WeightScaling scaling);
-WeightScaling parse_weight_scaling(const std::string& name);  // "block", "column"
+// "block" (or "per_tile"), "column" (or "per_column", the mapper's names).
+WeightScaling parse_weight_scaling(const std::string& name);
 
 // Target conductances of a weight block W (rows = inputs, cols = outputs) for a cell type and a
 // largest conductance g_max (siemens, finite, > 0; usually DeviceModel::g_max()). The result

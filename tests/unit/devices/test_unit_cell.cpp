@@ -151,6 +151,8 @@ TEST(UnitCellSpec, ParseNames) {
     EXPECT_EQ(devices::parse_cell_kind(devices::to_string(k)), k);
   EXPECT_EQ(devices::parse_weight_scaling("column"), WeightScaling::column);
   EXPECT_EQ(devices::parse_weight_scaling("block"), WeightScaling::block);
+  EXPECT_EQ(devices::parse_weight_scaling("per_tile"), WeightScaling::block);
+  EXPECT_EQ(devices::parse_weight_scaling("per_column"), WeightScaling::column);
   expect_invalid([] { devices::parse_cell_kind("triple"); }, {"'triple'"});
   expect_invalid([] { devices::parse_weight_scaling("row"); }, {"'row'"});
 }
