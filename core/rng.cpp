@@ -1,6 +1,9 @@
 #include "core/rng.h"
 
 #include <algorithm>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 #include <cmath>
 
 #include "core/fastmath.h"
@@ -23,37 +26,88 @@ std::uint64_t splitmix64(std::uint64_t x) {
 // Blocks processed per inner call: structure-of-arrays lanes that GCC vectorises.
 constexpr std::size_t kChunkBlocks = 256;
 
+#if defined(__AVX2__)
+// 32x32 -> 64-bit products of 8 lanes (vpmuludq on the even and on the odd lanes).
+inline void mulhilo8(__m256i a, __m256i m, __m256i& hi, __m256i& lo) {
+  const __m256i even = _mm256_mul_epu32(a, m);
+  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+  hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+  lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+}
+#endif
+
 // Philox over `count` consecutive 64-bit block numbers starting at `first_block`, counter
-// words (block_lo, block_hi, draw, 0). Results land in four lane arrays.
+// words (block_lo, block_hi, draw, 0). Results land in four lane arrays. All ten rounds of a
+// block run back to back in registers; with AVX2, 8 blocks at a time (same arithmetic, same
+// bits as the scalar rounds; GCC's auto-vectorisation of the round-major form was ~2x slower).
 void philox_chunk(std::uint64_t key, std::uint32_t draw, std::uint64_t first_block,
                   std::size_t count, std::uint32_t* x0, std::uint32_t* x1, std::uint32_t* x2,
                   std::uint32_t* x3) {
-  for (std::size_t b = 0; b < count; ++b) {
-    const std::uint64_t block = first_block + b;
-    x0[b] = static_cast<std::uint32_t>(block);
-    x1[b] = static_cast<std::uint32_t>(block >> 32);
-    x2[b] = draw;
-    x3[b] = 0;
+  std::uint32_t k0[10], k1[10];
+  k0[0] = static_cast<std::uint32_t>(key);
+  k1[0] = static_cast<std::uint32_t>(key >> 32);
+  for (int round = 1; round < 10; ++round) {
+    k0[round] = k0[round - 1] + kWeyl0;
+    k1[round] = k1[round - 1] + kWeyl1;
   }
-  std::uint32_t k0 = static_cast<std::uint32_t>(key);
-  std::uint32_t k1 = static_cast<std::uint32_t>(key >> 32);
-  for (int round = 0; round < 10; ++round) {
-    for (std::size_t b = 0; b < count; ++b) {
-      const std::uint64_t p0 = static_cast<std::uint64_t>(kMul0) * x0[b];
-      const std::uint64_t p1 = static_cast<std::uint64_t>(kMul1) * x2[b];
-      const std::uint32_t hi0 = static_cast<std::uint32_t>(p0 >> 32);
-      const std::uint32_t lo0 = static_cast<std::uint32_t>(p0);
-      const std::uint32_t hi1 = static_cast<std::uint32_t>(p1 >> 32);
-      const std::uint32_t lo1 = static_cast<std::uint32_t>(p1);
-      const std::uint32_t n0 = hi1 ^ x1[b] ^ k0;
-      const std::uint32_t n2 = hi0 ^ x3[b] ^ k1;
-      x0[b] = n0;
-      x1[b] = lo1;
-      x2[b] = n2;
-      x3[b] = lo0;
+  std::size_t b = 0;
+#if defined(__AVX2__)
+  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kMul0));
+  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kMul1));
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (; b + 8 <= count; b += 8) {
+    const std::uint64_t block = first_block + b;
+    __m256i c0 = _mm256_add_epi32(
+        _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(block))), lane);
+    __m256i c1;
+    if (static_cast<std::uint32_t>(block) > 0xFFFFFFFFu - 7u) {  // the low word wraps here
+      alignas(32) std::uint32_t h[8];
+      for (int i = 0; i < 8; ++i) h[i] = static_cast<std::uint32_t>((block + i) >> 32);
+      c1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(h));
+    } else {
+      c1 = _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(block >> 32)));
     }
-    k0 += kWeyl0;
-    k1 += kWeyl1;
+    __m256i c2 = _mm256_set1_epi32(static_cast<int>(draw));
+    __m256i c3 = _mm256_setzero_si256();
+    for (int round = 0; round < 10; ++round) {
+      __m256i hi0, lo0, hi1, lo1;
+      mulhilo8(c0, m0, hi0, lo0);
+      mulhilo8(c2, m1, hi1, lo1);
+      const __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1),
+                                          _mm256_set1_epi32(static_cast<int>(k0[round])));
+      const __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3),
+                                          _mm256_set1_epi32(static_cast<int>(k1[round])));
+      c1 = lo1;
+      c3 = lo0;
+      c0 = n0;
+      c2 = n2;
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(x0 + b), c0);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(x1 + b), c1);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(x2 + b), c2);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(x3 + b), c3);
+  }
+#endif
+  for (; b < count; ++b) {
+    const std::uint64_t block = first_block + b;
+    std::uint32_t c0 = static_cast<std::uint32_t>(block);
+    std::uint32_t c1 = static_cast<std::uint32_t>(block >> 32);
+    std::uint32_t c2 = draw;
+    std::uint32_t c3 = 0;
+    for (int round = 0; round < 10; ++round) {
+      const std::uint64_t p0 = static_cast<std::uint64_t>(kMul0) * c0;
+      const std::uint64_t p1 = static_cast<std::uint64_t>(kMul1) * c2;
+      const std::uint32_t n0 = static_cast<std::uint32_t>(p1 >> 32) ^ c1 ^ k0[round];
+      const std::uint32_t n2 = static_cast<std::uint32_t>(p0 >> 32) ^ c3 ^ k1[round];
+      c1 = static_cast<std::uint32_t>(p1);
+      c3 = static_cast<std::uint32_t>(p0);
+      c0 = n0;
+      c2 = n2;
+    }
+    x0[b] = c0;
+    x1[b] = c1;
+    x2[b] = c2;
+    x3[b] = c3;
   }
 }
 

@@ -4,12 +4,21 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <utility>
 
 #include "core/error.h"
 #include "core/quantiser.h"
 
 namespace pcmsim::core {
+
+// min/max as plain comparisons: std::fmin/fmax honour NaN and compile to libm calls that
+// block vectorisation; inputs here are finite (validated).
+static inline float fmin_fast(float a, float b) { return b < a ? b : a; }
+static inline float fmax_fast(float a, float b) { return a < b ? b : a; }
+static inline double fmin_fast(double a, double b) { return b < a ? b : a; }
+static inline double fmax_fast(double a, double b) { return a < b ? b : a; }
+
 
 namespace {
 constexpr const char* kWhere = "core::Tile";
@@ -216,14 +225,6 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
     throw_invalid(kWhere, concat("input is ", x.rows(), "x", x.cols(), ": expected batch x ", rows_,
                                  " (one column per tile row)"));
   const Index batch = x.rows();
-  for (Index b = 0; b < batch; ++b) {
-    // One pass per sample; a non-finite value is named with its position.
-    if (!x.row(b).allFinite()) {
-      Index i = 0;
-      while (i < rows_ && std::isfinite(x(b, i))) ++i;
-      throw_invalid(kWhere, concat("input(", b, ",", i, ") = ", x(b, i), ": must be finite"));
-    }
-  }
 
   const int cycles = io_.input_cycles();
   const int n_groups = static_cast<int>(groups_.size());
@@ -285,16 +286,43 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
   ws.round_scale.resize(batch);
   ws.clipped_now.assign(batch, 0);
 
-  // Noise-management scale per sample.
-  for (Index b = 0; b < batch; ++b) {
-    float s = 1.0f;
-    switch (io_.noise_management) {
-      case NoiseManagement::abs_max: s = x.row(b).cwiseAbs().maxCoeff(); break;
-      case NoiseManagement::static_range: s = static_cast<float>(input_range_); break;
-      case NoiseManagement::none: s = 1.0f; break;
+  // One pass over the input: max|x| per sample (the abs-max scale) and the finiteness check.
+  // For finite floats the bit pattern of |x| orders like the value, so both are one integer
+  // max-reduction that vectorises; a result >= the bits of +inf means a NaN or inf.
+  const Index n_blocks = (batch + kBlockRows - 1) / kBlockRows;
+  constexpr std::uint32_t kInfBits = 0x7f800000u;
+#pragma omp parallel for schedule(static)
+  for (Index blk = 0; blk < n_blocks; ++blk) {
+    const Index b1 = std::min(batch, (blk + 1) * kBlockRows);
+    for (Index b = blk * kBlockRows; b < b1; ++b) {
+      const float* xr = x.row(b).data();
+      std::uint32_t m = 0;
+      for (Index k = 0; k < rows_; ++k) {
+        std::uint32_t u;
+        std::memcpy(&u, xr + k, sizeof u);
+        u &= 0x7fffffffu;
+        m = u > m ? u : m;
+      }
+      ws.clipped_now[b] = m >= kInfBits;  // scratch use: "bad sample" flag
+      float amax;
+      std::memcpy(&amax, &m, sizeof amax);
+      float s = 1.0f;
+      switch (io_.noise_management) {
+        case NoiseManagement::abs_max: s = amax; break;
+        case NoiseManagement::static_range: s = static_cast<float>(input_range_); break;
+        case NoiseManagement::none: s = 1.0f; break;
+      }
+      ws.round_scale[b] = s;
     }
-    ws.round_scale[b] = s;
   }
+  for (Index b = 0; b < batch; ++b) {
+    if (ws.clipped_now[b]) {
+      Index i = 0;
+      while (i < rows_ && std::isfinite(x(b, i))) ++i;
+      throw_invalid(kWhere, concat("input(", b, ",", i, ") = ", x(b, i), ": must be finite"));
+    }
+  }
+  std::fill(ws.clipped_now.begin(), ws.clipped_now.end(), std::uint8_t{0});
 
   const float in_noise = static_cast<float>(io_.in_noise);
   const float out_noise = static_cast<float>(io_.out_noise);
@@ -366,7 +394,7 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
             s.var.topRows(m).noalias() = s.xsq.topRows(m) * groups_[g].w_abs;
             const float* v = s.var.data();
             for (std::size_t k = 0; k < n_out; ++k)
-              acc[k] += w_noise * std::sqrt(std::fmax(v[k], 0.0f)) * z[k];
+              acc[k] += w_noise * std::sqrt(fmax_fast(v[k], 0.0f)) * z[k];
           } else {
             for (Index i = 0; i < m; ++i) {
               const float sigma = w_noise * s.xq.row(i).norm();
@@ -395,20 +423,20 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
           for (Index j = 0; j < cols_; ++j) clipped |= std::fabs(a[j]) > out_clip[j];
           if (io_.p_out == 0) {
             for (Index j = 0; j < cols_; ++j)
-              dst[j] = std::fmin(std::fmax(a[j], -out_clip[j]), out_clip[j]);
+              dst[j] = fmin_fast(fmax_fast(a[j], -out_clip[j]), out_clip[j]);
           } else if (adc_stochastic) {
             const float* u = s.rnd.data() + i * cols_;
             for (Index j = 0; j < cols_; ++j) {
               const float t =
-                  std::fmin(std::fmax(a[j] * out_inv_step[j], -out_kmax - 1.0f), out_kmax + 1.0f);
-              const float k = std::fmin(std::fmax(std::floor(t + u[j]), -out_kmax), out_kmax);
+                  fmin_fast(fmax_fast(a[j] * out_inv_step[j], -out_kmax - 1.0f), out_kmax + 1.0f);
+              const float k = fmin_fast(fmax_fast(std::floor(t + u[j]), -out_kmax), out_kmax);
               dst[j] = k * out_step[j];
             }
           } else {
             for (Index j = 0; j < cols_; ++j) {
               const float t =
-                  std::fmin(std::fmax(a[j] * out_inv_step[j], -out_kmax - 1.0f), out_kmax + 1.0f);
-              const float k = std::fmin(std::fmax(round_half_away(t), -out_kmax), out_kmax);
+                  fmin_fast(fmax_fast(a[j] * out_inv_step[j], -out_kmax - 1.0f), out_kmax + 1.0f);
+              const float k = fmin_fast(fmax_fast(round_ties_away(t), -out_kmax), out_kmax);
               dst[j] = k * out_step[j];
             }
           }
@@ -419,7 +447,6 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
   };
 
   // Round 0: every sample, in fixed blocks of consecutive rows.
-  const Index n_blocks = (batch + kBlockRows - 1) / kBlockRows;
 #pragma omp parallel for schedule(static)
   for (Index blk = 0; blk < n_blocks; ++blk) {
     const Index b0 = blk * kBlockRows;

@@ -1,0 +1,198 @@
+// `pcmsim bench mvm`: cost of the simulated analog MVM relative to a plain float GEMM.
+//
+// Programs a rows x cols layer on a grid of tiles (device model, PCM by default), takes the
+// conductance snapshot at --t-inference, then times, in the same run and alternately, (a) the
+// simulated layer forward: every tile's Tile::forward (noise management, DAC, one GEMM per tile,
+// output noise, ADC, bound management) plus the digital unit accumulating the tile partial sums
+// into the layer output, and (b) a plain Eigen float GEMM Y = X W of the same shape, on the same
+// number of threads. Prints one JSON line with the medians.
+#include <omp.h>
+
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "cli/util.h"
+#include "core/digital_unit.h"
+#include "core/error.h"
+#include "core/io_params.h"
+#include "core/tile.h"
+#include "core/types.h"
+#include "devices/device_factory.h"
+#include "devices/programming.h"
+#include "devices/unit_cell.h"
+
+namespace po = boost::program_options;
+
+namespace pcmsim::cli {
+namespace {
+
+constexpr const char* kWhere = "cli bench mvm";
+constexpr const char* kUsage =
+    "usage: pcmsim bench mvm [options]\n\n"
+    "Times the simulated forward of one rows x cols layer mapped on a grid of tiles (every\n"
+    "tile's converters, noise and GEMM, plus the digital accumulation of the partial sums) and,\n"
+    "in the same run, a plain Eigen float GEMM of the same shape on the same threads. Prints\n"
+    "one JSON line: {\"case\", \"batch\", \"threads\", \"sim_ms\", \"gemm_ms\", \"ratio\"} (medians\n"
+    "over --repeats, after one warm-up).\n";
+
+struct TilePlacement {
+  core::Index row0, col0;
+  std::unique_ptr<core::Tile> tile;
+  core::TileReadout readout;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int run_bench_mvm(const std::vector<std::string>& args) {
+  po::options_description opts("Options", 110, 60);
+  opts.add_options()
+      ("help,h", "show this help and exit")
+      ("rows", po::value<int>()->default_value(512), "layer inputs, >= 1")
+      ("cols", po::value<int>()->default_value(512), "layer outputs, >= 1")
+      ("batch", po::value<int>()->default_value(1024), "input vectors per forward, >= 1")
+      ("tile", po::value<std::string>()->default_value("256x256"),
+       "tile size ROWSxCOLS; the layer is split over a row/column grid of tiles")
+      ("p-in", po::value<int>()->default_value(8), "DAC bits (2..16, 0 = off)")
+      ("p-out", po::value<int>()->default_value(8), "ADC bits (2..16, 0 = off)")
+      ("out-noise", po::value<double>()->default_value(0.04),
+       "output noise std, normalised units")
+      ("device", po::value<std::string>()->default_value("pcm"),
+       "device model: pcm, ideal or state-independent (default parameters)")
+      ("t-inference", po::value<double>()->default_value(86400.0),
+       "inference time of the conductance snapshot, seconds after programming")
+      ("threads", po::value<int>(), "OpenMP threads (default: OMP_NUM_THREADS / all cores)")
+      ("repeats", po::value<int>()->default_value(11), "timed repetitions, >= 1")
+      ("seed", po::value<unsigned long long>()->default_value(1), "random seed");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    core::throw_invalid(kWhere, e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << kUsage << "\n" << opts;
+    return 0;
+  }
+  const int rows = vm["rows"].as<int>(), cols = vm["cols"].as<int>();
+  const int batch = vm["batch"].as<int>(), repeats = vm["repeats"].as<int>();
+  if (rows < 1) core::throw_invalid(kWhere, core::concat("--rows = ", rows, ": must be >= 1"));
+  if (cols < 1) core::throw_invalid(kWhere, core::concat("--cols = ", cols, ": must be >= 1"));
+  if (batch < 1) core::throw_invalid(kWhere, core::concat("--batch = ", batch, ": must be >= 1"));
+  if (repeats < 1)
+    core::throw_invalid(kWhere, core::concat("--repeats = ", repeats, ": must be >= 1"));
+  const auto [tile_rows, tile_cols] = parse_tile_shape(vm["tile"].as<std::string>(), "tile");
+  if (vm.count("threads")) {
+    const int t = vm["threads"].as<int>();
+    if (t < 1) core::throw_invalid(kWhere, core::concat("--threads = ", t, ": must be >= 1"));
+    omp_set_num_threads(t);
+  }
+  const int threads = omp_get_max_threads();
+  const double t_inf = vm["t-inference"].as<double>();
+  core::require_non_negative(kWhere, "--t-inference", t_inf);
+
+  core::IoParams io;
+  io.p_in = vm["p-in"].as<int>();
+  io.p_out = vm["p-out"].as<int>();
+  io.out_noise = vm["out-noise"].as<double>();
+  if (io.p_out == 0) io.out_bound = INFINITY;
+  io.validate();
+
+  devices::DeviceSpec spec;
+  spec.model = vm["device"].as<std::string>();
+  if (spec.model == "tabulated")
+    core::throw_invalid(kWhere, "--device tabulated needs a table; use pcm, ideal or "
+                                "state-independent here");
+  const auto model = devices::make_device_model(spec);
+
+  // The layer: Gaussian weights and inputs (fixed seed).
+  const auto seed = vm["seed"].as<unsigned long long>();
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  core::MatrixF w(rows, cols), x(batch, rows);
+  for (core::Index i = 0; i < w.size(); ++i) w.data()[i] = normal(gen);
+  for (core::Index i = 0; i < x.size(); ++i) x.data()[i] = normal(gen);
+
+  // Program the tiles (a row/column grid) and take the snapshot at t_inference.
+  core::RngKey key;
+  key.seed = seed;
+  std::vector<TilePlacement> tiles;
+  std::uint32_t slice = 0;
+  for (int r0 = 0; r0 < rows; r0 += tile_rows)
+    for (int c0 = 0; c0 < cols; c0 += tile_cols, ++slice) {
+      const int nr = std::min(tile_rows, rows - r0), nc = std::min(tile_cols, cols - c0);
+      const auto targets =
+          devices::weights_to_targets(w.block(r0, c0, nr, nc), devices::UnitCellSpec{},
+                                      model->g_max());
+      const auto programmed = devices::program_block(targets, model, key.with_slice(slice));
+      const auto block = devices::at_time(programmed, t_inf, key.with_slice(slice));
+      tiles.push_back({r0, c0, std::make_unique<core::Tile>(block, io), core::TileReadout{}});
+    }
+
+  core::LayerAccumulator acc;
+  core::MatrixF y_sim, y_gemm(batch, cols);
+  const core::RngKey fkey = key.with_stage(core::Stage::tile_forward);
+  auto simulate = [&] {
+    acc.begin(batch, cols);
+    for (std::size_t t = 0; t < tiles.size(); ++t) {
+      auto& p = tiles[t];
+      p.tile->forward(x.middleCols(p.row0, p.tile->rows()),
+                      fkey.with_slice(static_cast<std::uint32_t>(t)), p.readout);
+      acc.add(p.readout, p.col0);
+    }
+    acc.finish(y_sim);
+  };
+  // The baseline: the same product as a plain float GEMM, the batch split into one
+  // contiguous part per thread (Eigen itself is built without threads).
+  auto gemm = [&] {
+    const int parts = std::min(threads, batch);
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < parts; ++t) {
+      const core::Index b0 = core::Index(batch) * t / parts, b1 = core::Index(batch) * (t + 1) / parts;
+      y_gemm.middleRows(b0, b1 - b0).noalias() = x.middleRows(b0, b1 - b0) * w;
+    }
+  };
+  using clock = std::chrono::steady_clock;
+  auto time_ms = [](auto&& f) {
+    const auto t0 = clock::now();
+    f();
+    return std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+  };
+  simulate();
+  gemm();  // warm-up
+  std::vector<double> sim_ms, gemm_ms;
+  for (int r = 0; r < repeats; ++r) {
+    sim_ms.push_back(time_ms(simulate));
+    gemm_ms.push_back(time_ms(gemm));
+  }
+  const double s = median(sim_ms), g = median(gemm_ms);
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "{\"case\":\"%dx%d tiles %dx%d p_in %d p_out %d out_noise %g %s t_inf %g\","
+                "\"batch\":%d,\"threads\":%d,\"tiles\":%zu,\"sim_ms\":%.4f,\"gemm_ms\":%.4f,"
+                "\"ratio\":%.3f}\n",
+                rows, cols, tile_rows, tile_cols, io.p_in, io.p_out, io.out_noise,
+                spec.model.c_str(), t_inf, batch, threads, tiles.size(), s, g, s / g);
+  std::cout << line;
+  return 0;
+}
+
+}  // namespace
+
+PCMSIM_COMMAND("bench mvm",
+               "time the simulated tile MVM against a plain float GEMM of the same shape",
+               run_bench_mvm);
+
+}  // namespace pcmsim::cli
