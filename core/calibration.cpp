@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/digital_unit.h"
 #include "core/error.h"
 
 namespace pcmsim::core {
@@ -91,8 +92,12 @@ CalibratedRanges calibrate_ranges(const std::vector<TilePlacement>& tiles,
     if (!batches[k].allFinite())
       throw_invalid(kWhere, concat("batch ", k, " contains a NaN or infinite value"));
   }
+  Index layer_cols = 0;
   for (std::size_t t = 0; t < tiles.size(); ++t) {
     if (tiles[t].tile == nullptr) throw_invalid(kWhere, concat("tile ", t, " is null"));
+    if (tiles[t].col0 < 0)
+      throw_invalid(kWhere, concat("tile ", t, ": col0 = ", tiles[t].col0, ": must be >= 0"));
+    layer_cols = std::max(layer_cols, tiles[t].col0 + tiles[t].tile->cols());
     if (tiles[t].row0 < 0 || tiles[t].row0 + tiles[t].tile->rows() > width)
       throw_invalid(kWhere, concat("tile ", t, ": rows [", tiles[t].row0, ", ",
                                    tiles[t].row0 + tiles[t].tile->rows(),
@@ -113,6 +118,10 @@ CalibratedRanges calibrate_ranges(const std::vector<TilePlacement>& tiles,
 
   const RngKey base = key.with_stage(Stage::calibration);
   out.output_bounds.resize(tiles.size());
+  // The layer outputs of each batch (ADC off), accumulated over the tiles.
+  std::vector<LayerAccumulator> layer(batches.size());
+  if (layer_cols > 0)
+    for (std::size_t k = 0; k < batches.size(); ++k) layer[k].begin(batches[k].rows(), layer_cols);
   for (std::size_t t = 0; t < tiles.size(); ++t) {
     const Tile& tile = *tiles[t].tile;
     const double in_range = out.input_range > 0 ? out.input_range : tile.input_range();
@@ -125,6 +134,7 @@ CalibratedRanges calibrate_ranges(const std::vector<TilePlacement>& tiles,
       twin.forward(x.middleCols(tiles[t].row0, tile.rows()),
                    base.with_slice(static_cast<std::uint32_t>(t)).with_sub(static_cast<std::uint32_t>(k)),
                    ro);
+      layer[k].add(ro, tiles[t].col0);
       for (const MatrixF& rd : ro.reads)
         for (Index b = 0; b < rd.rows(); ++b)
           for (Index j = 0; j < cols; ++j) per_col[static_cast<std::size_t>(j)].push_back(rd(b, j));
@@ -144,6 +154,9 @@ CalibratedRanges calibrate_ranges(const std::vector<TilePlacement>& tiles,
     }
     out.output_bounds[t] = bounds;
   }
+  if (layer_cols > 0)
+    for (auto& acc : layer)
+      out.layer_output_max = std::max<double>(out.layer_output_max, acc.finish().cwiseAbs().maxCoeff());
   return out;
 }
 

@@ -55,12 +55,18 @@ struct CalibratedRanges {
   double input_range = 0;               // 0 = not calibrated
   std::vector<VectorF> output_bounds;   // per tile: one bound per column (normalised units);
                                         // empty = not calibrated
+  // Largest |pre-bias layer output| over the calibration data (ADC off, float64 accumulation,
+  // output units); 0 = not measured (calibrate_output off). Sizes a fixed-point accumulator:
+  // DigitalParams::acc_frac_bits = frac_bits_for_range(headroom * layer_output_max, acc_bits).
+  double layer_output_max = 0;
 };
 
-// Where a tile sits in its layer: it receives input columns [row0, row0 + tile->rows()).
+// Where a tile sits in its layer: it receives input columns [row0, row0 + tile->rows()) and
+// produces layer outputs [col0, col0 + tile->cols()).
 struct TilePlacement {
   Tile* tile = nullptr;
   Index row0 = 0;
+  Index col0 = 0;
 };
 
 // Measures the ranges on `batches` (each batch x layer inputs, finite; at least one value).

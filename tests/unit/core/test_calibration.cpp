@@ -123,7 +123,12 @@ TEST(Calibration, OutputBoundsAreTheLargestAdcInputs) {
     CalibrationParams p;
     p.output_granularity = gran;
     p.output_headroom = 1.5;
-    const CalibratedRanges r = calibrate_ranges({{&t0, 0}, {&t1, rows}}, batches, p, RngKey{1});
+    const CalibratedRanges r = calibrate_ranges({{&t0, 0, 0}, {&t1, rows, 0}}, batches, p, RngKey{1});
+    // The layer output (both tiles summed) is the exact product x . W.
+    double y_max = 0;
+    for (const auto& b : batches)
+      y_max = std::max(y_max, (b.cast<double>() * w_all.cast<double>()).cwiseAbs().maxCoeff());
+    EXPECT_NEAR(r.layer_output_max, y_max, 1e-5 * y_max);
     ASSERT_EQ(r.output_bounds.size(), 2u);
     double max_x = 0;
     for (const auto& b : batches) max_x = std::max<double>(max_x, b.cwiseAbs().maxCoeff());
@@ -229,6 +234,7 @@ TEST(Calibration, RejectsBadInput) {
   EXPECT_THROW(calibrate_ranges({{&tile, 0}}, {bad}, p, RngKey{}), std::invalid_argument);
   EXPECT_THROW(calibrate_ranges({{&tile, 1}}, {x}, p, RngKey{}), std::invalid_argument);  // 1+16 > 16
   EXPECT_THROW(calibrate_ranges({{nullptr, 0}}, {x}, p, RngKey{}), std::invalid_argument);
+  EXPECT_THROW(calibrate_ranges({{&tile, 0, -1}}, {x}, p, RngKey{}), std::invalid_argument);
   EXPECT_THROW(calibrate_ranges({{&tile, 0}}, {x, MatrixF(3, 15)}, p, RngKey{}),
                std::invalid_argument);
   EXPECT_THROW(calibrate_ranges({{&tile, 0}}, {MatrixF::Zero(4, 16)}, p, RngKey{}),
