@@ -1,6 +1,7 @@
 // Calibrated converter ranges: the statistics, the bounds against the exact pre-ADC values,
 // and what calibration buys at 4-bit output precision.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -245,4 +246,28 @@ TEST(Calibration, RejectsBadInput) {
   const CalibratedRanges r = calibrate_ranges({{&tile, 0}}, {x}, p, RngKey{});
   EXPECT_THROW(apply_ranges(r, {&tile, &tile}), std::invalid_argument);
   EXPECT_THROW(apply_ranges(r, {nullptr}), std::invalid_argument);
+}
+
+// Noise on (output noise, PCM-like read noise, stochastic rounding): the same ranges for 1
+// and 2 threads.
+TEST(Calibration, SameRangesForOneAndTwoThreads) {
+  const MatrixF w = laplace_weights(160, 70, 12);
+  IoParams io;
+  io.read_noise = ReadNoise::pcm_like;
+  io.w_noise = 0.03;
+  io.rounding = Rounding::stochastic;
+  std::mt19937 gen(13);
+  const std::vector<MatrixF> batches = {relu_data(150, 160, gen), relu_data(37, 160, gen)};
+  CalibrationParams p;
+  p.statistic = RangeStatistic::percentile;
+  p.percentile = 99.0;
+  CalibratedRanges r[2];
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    Tile tile(pair_block(w), io);
+    r[threads - 1] = calibrate_ranges({{&tile, 0}}, batches, p, RngKey{14});
+  }
+  EXPECT_EQ(r[0].output_bounds[0], r[1].output_bounds[0]);
+  EXPECT_EQ(r[0].layer_output_max, r[1].layer_output_max);
+  EXPECT_EQ(r[0].input_range, r[1].input_range);
 }
