@@ -14,7 +14,6 @@ namespace {
 
 constexpr const char* kTag = "nets::forward";
 
-using ConstRef = Eigen::Ref<const MatrixF>;
 
 // Element-wise activation of one value; `L` gives the parameters of parametrised kinds.
 inline float activate(LayerKind kind, const Layer& L, float x) {
@@ -55,13 +54,62 @@ LayerKind kind_of(Activation a) {
   }
 }
 
+// Activations live in position-major (NHWC) matrices inside forward(): an image tensor of a
+// batch is (B*H*W) x C (row = sample, then pixel; column = channel), a feature vector B x F.
+// The conv GEMM produces exactly this layout (no transposes), and per-channel operations (bias,
+// BN) and pooling work on contiguous channel vectors, which the compiler vectorises.
+struct Act {
+  MatrixF m;
+  bool image = false;
+  Index H = 1, W = 1;  // image only
+};
+
+// Rows per OpenMP work block for element-wise work: fixed, so the split never depends on the
+// thread count (each element is computed by the same operations anyway).
+constexpr Index kRowBlock = 64;
+// Below this many values a parallel region costs more than it saves.
+constexpr Index kParallelMin = 32768;
+
+template <class F>
+void for_row_blocks(Index rows, Index cols, F f) {
+  const Index blocks = (rows + kRowBlock - 1) / kRowBlock;
+#pragma omp parallel for schedule(static) if (rows * cols >= kParallelMin && blocks > 1)
+  for (Index b = 0; b < blocks; ++b) f(b * kRowBlock, std::min(kRowBlock, rows - b * kRowBlock));
+}
+
+template <class F>
+void map_inplace(MatrixF& m, F f) {
+  const Index cols = m.cols();
+  for_row_blocks(m.rows(), cols, [&](Index r0, Index n) {
+    float* p = m.data() + r0 * cols;
+    const Index len = n * cols;
+    for (Index i = 0; i < len; ++i) p[i] = f(p[i]);
+  });
+}
+
 void apply_elementwise(MatrixF& m, LayerKind kind, const Layer& L) {
-  if (kind == LayerKind::identity || kind == LayerKind::dropout) return;
-  const Index rows = m.rows(), cols = m.cols();
-#pragma omp parallel for schedule(static) if (rows * cols >= 65536)
-  for (Index r = 0; r < rows; ++r) {
-    float* p = m.data() + r * cols;
-    for (Index c = 0; c < cols; ++c) p[c] = activate(kind, L, p[c]);
+  switch (kind) {  // one loop per kind so that the simple ones vectorise
+    case LayerKind::relu: return map_inplace(m, [](float x) { return x > 0.f ? x : 0.f; });
+    case LayerKind::relu6:
+      return map_inplace(m, [](float x) { return std::min(std::max(x, 0.f), 6.f); });
+    case LayerKind::hardtanh: {
+      const float lo = static_cast<float>(L.min_val), hi = static_cast<float>(L.max_val);
+      return map_inplace(m, [lo, hi](float x) { return std::min(std::max(x, lo), hi); });
+    }
+    case LayerKind::leaky_relu: {
+      const float s = static_cast<float>(L.negative_slope);
+      return map_inplace(m, [s](float x) { return x >= 0.f ? x : x * s; });
+    }
+    case LayerKind::hardswish:
+      return map_inplace(m, [](float x) { return x * std::min(std::max(x + 3.f, 0.f), 6.f) / 6.f; });
+    case LayerKind::hardsigmoid:
+      return map_inplace(m, [](float x) { return std::min(std::max(x + 3.f, 0.f), 6.f) / 6.f; });
+    case LayerKind::identity:
+    case LayerKind::dropout:
+    case LayerKind::flatten:
+      return;
+    default:
+      return map_inplace(m, [&L, kind](float x) { return activate(kind, L, x); });
   }
 }
 
@@ -71,71 +119,96 @@ void apply_fused(MatrixF& m, const Layer& L) {
   apply_elementwise(m, kind_of(L.activation), plain);
 }
 
-// Adds a per-channel bias to a batch x (C*P) matrix.
-void add_channel_bias(MatrixF& y, const std::vector<float>& bias, Index P) {
-  if (bias.empty()) return;
-  const Index B = y.rows(), C = static_cast<Index>(bias.size());
-#pragma omp parallel for schedule(static) if (B * C * P >= 65536)
-  for (Index n = 0; n < B; ++n) {
-    float* row = y.data() + n * C * P;
-    for (Index c = 0; c < C; ++c) {
-      const float b = bias[static_cast<std::size_t>(c)];
-      for (Index p = 0; p < P; ++p) row[c * P + p] += b;
+// y(r, c) = y(r, c) * scale[c] + shift[c] (scale empty: + shift[c]); channels are columns.
+void channel_affine(MatrixF& y, const std::vector<float>& scale, const std::vector<float>& shift) {
+  const Index C = y.cols();
+  for_row_blocks(y.rows(), C, [&](Index r0, Index n) {
+    for (Index r = r0; r < r0 + n; ++r) {
+      float* p = y.data() + r * C;
+      if (scale.empty())
+        for (Index c = 0; c < C; ++c) p[c] += shift[static_cast<std::size_t>(c)];
+      else
+        for (Index c = 0; c < C; ++c)
+          p[c] = p[c] * scale[static_cast<std::size_t>(c)] + shift[static_cast<std::size_t>(c)];
     }
-  }
+  });
 }
 
-MatrixF run_conv(const Layer& L, const Shape& in, const Shape& out, const ConstRef& x,
-                 int matrix_index, MatmulProvider& provider) {
-  const Index B = x.rows();
-  const Index C = in.dims[0], H = in.dims[1], W = in.dims[2];
-  const Index O = out.dims[0], Ho = out.dims[1], Wo = out.dims[2], P = Ho * Wo;
+Act run_conv(const Layer& L, const Shape& in_shape, const Shape& out_shape, const Act& x,
+             Index B, int matrix_index, MatmulProvider& provider) {
+  const Index C = in_shape.dims[0], H = in_shape.dims[1], W = in_shape.dims[2];
+  const Index O = out_shape.dims[0], Ho = out_shape.dims[1], Wo = out_shape.dims[2];
+  const Index P = Ho * Wo, rows_total = B * P;
   const Index kh = L.kernel_size[0], kw = L.kernel_size[1];
   const Index sh = L.stride[0], sw = L.stride[1], ph = L.padding[0], pw = L.padding[1];
   const Index dh = L.dilation[0], dw = L.dilation[1];
-  const Index G = L.groups, Cg = C / G, Og = O / G, rows = Cg * kh * kw;
+  const Index G = L.groups, Cg = C / G, Og = O / G, kk = kh * kw, rows = Cg * kk;
 
-  MatrixF y(B, O * P);
-  MatrixF col(B * P, rows);
-  MatrixF yg(B * P, Og);
+  Act y;
+  y.image = true;
+  y.H = Ho;
+  y.W = Wo;
+  y.m.resize(rows_total, O);
+  MatrixF col(rows_total, rows);  // im2col (uninitialised; every entry is written below)
+  MatrixF yg;
+  const float* src = x.m.data();
   for (Index g = 0; g < G; ++g) {
-    // im2col: row (n, oh, ow), column (c, ky, kx); zero padding.
-#pragma omp parallel for schedule(static) if (B * P * rows >= 65536)
-    for (Index n = 0; n < B; ++n) {
-      const float* img = x.data() + n * x.outerStride() + g * Cg * H * W;
-      for (Index oh = 0; oh < Ho; ++oh)
-        for (Index ow = 0; ow < Wo; ++ow) {
-          float* dst = col.data() + ((n * Ho + oh) * Wo + ow) * rows;
-          for (Index c = 0; c < Cg; ++c)
-            for (Index ky = 0; ky < kh; ++ky) {
-              const Index ih = oh * sh - ph + ky * dh;
-              const bool row_in = ih >= 0 && ih < H;
-              for (Index kx = 0; kx < kw; ++kx) {
-                const Index iw = ow * sw - pw + kx * dw;
-                *dst++ = (row_in && iw >= 0 && iw < W) ? img[(c * H + ih) * W + iw] : 0.f;
-              }
-            }
+    // im2col: row (n, oh, ow); column (c, ky, kx) as the tiles hold the weights; zero padding.
+    // One work block per output row (oh) of one sample.
+    const Index blocks = B * Ho;
+#pragma omp parallel for schedule(static) if (rows_total * rows >= kParallelMin)
+    for (Index blk = 0; blk < blocks; ++blk) {
+      const Index n = blk / Ho, oh = blk % Ho;
+      const float* img = src + n * H * W * C + g * Cg;  // (ih, iw, c) at (ih*W + iw)*C + c
+      for (Index ow = 0; ow < Wo; ++ow) {
+        float* dst = col.data() + ((n * Ho + oh) * Wo + ow) * rows;
+        const Index ih0 = oh * sh - ph, iw0 = ow * sw - pw;
+        const bool inside =
+            ih0 >= 0 && ih0 + (kh - 1) * dh < H && iw0 >= 0 && iw0 + (kw - 1) * dw < W;
+        if (!inside) std::fill(dst, dst + rows, 0.f);
+        // Per kernel tap, the Cg channels are contiguous in the source (position-major) and
+        // kh*kw apart in the patch: a long, simple inner loop.
+        for (Index ky = 0; ky < kh; ++ky) {
+          const Index ih = ih0 + ky * dh;
+          if (!inside && (ih < 0 || ih >= H)) continue;
+          for (Index kx = 0; kx < kw; ++kx) {
+            const Index iw = iw0 + kx * dw;
+            if (!inside && (iw < 0 || iw >= W)) continue;
+            const float* s = img + (ih * W + iw) * C;
+            float* d = dst + ky * kw + kx;
+            for (Index c = 0; c < Cg; ++c) d[c * kk] = s[c];
+          }
         }
-    }
-    provider.matmul(matrix_index, static_cast<int>(g), col, yg);
-    if (yg.rows() != B * P || yg.cols() != Og)
-      core::throw_invalid(kTag, concat("layer '", L.name, "': the matmul provider returned ",
-                                       yg.rows(), "x", yg.cols(), ", expected ", B * P, "x", Og));
-    // Scatter back to (n, channel, position).
-#pragma omp parallel for schedule(static) if (B * P * Og >= 65536)
-    for (Index n = 0; n < B; ++n)
-      for (Index o = 0; o < Og; ++o) {
-        float* dst = y.data() + n * O * P + (g * Og + o) * P;
-        const float* src = yg.data() + n * P * Og + o;
-        for (Index p = 0; p < P; ++p) dst[p] = src[p * Og];
       }
+    }
+    MatrixF& target = G == 1 ? y.m : yg;
+    target.resize(rows_total, Og);
+    provider.matmul(matrix_index, static_cast<int>(g), col, target);
+    if (target.rows() != rows_total || target.cols() != Og)
+      core::throw_invalid(kTag, concat("layer '", L.name, "': the matmul provider returned ",
+                                       target.rows(), "x", target.cols(), ", expected ",
+                                       rows_total, "x", Og));
+    if (G > 1) y.m.middleCols(g * Og, Og) = yg;
   }
-  add_channel_bias(y, L.bias.data, P);
+  if (!L.bias.empty()) channel_affine(y.m, {}, L.bias.data);
   return y;
 }
 
-MatrixF run_batchnorm(const Layer& L, const Shape& in, const ConstRef& x) {
-  const Index B = x.rows(), C = L.num_features, P = in.size() / C;
+Act run_linear(const Layer& L, const Act& x, int matrix_index, MatmulProvider& provider) {
+  const Index B = x.m.rows();
+  Act y;
+  y.m.resize(B, L.out_features);
+  provider.matmul(matrix_index, 0, x.m, y.m);
+  if (y.m.rows() != B || y.m.cols() != L.out_features)
+    core::throw_invalid(kTag, concat("layer '", L.name, "': the matmul provider returned ",
+                                     y.m.rows(), "x", y.m.cols(), ", expected ", B, "x",
+                                     L.out_features));
+  if (!L.bias.empty()) channel_affine(y.m, {}, L.bias.data);
+  return y;
+}
+
+Act run_batchnorm(const Layer& L, const Act& x) {
+  const Index C = L.num_features;
   // Eval mode: y = (x - mean) / sqrt(var + eps) * gamma + beta = x * scale + shift,
   // scale and shift computed in double then rounded once.
   std::vector<float> scale(static_cast<std::size_t>(C)), shift(static_cast<std::size_t>(C));
@@ -146,83 +219,123 @@ MatrixF run_batchnorm(const Layer& L, const Shape& in, const ConstRef& x) {
     scale[c] = static_cast<float>(s);
     shift[c] = static_cast<float>(beta - L.running_mean.data[c] * s);
   }
-  MatrixF y(B, C * P);
-#pragma omp parallel for schedule(static) if (B * C * P >= 65536)
-  for (Index n = 0; n < B; ++n) {
-    const float* src = x.data() + n * x.outerStride();
-    float* dst = y.data() + n * C * P;
-    for (Index c = 0; c < C; ++c)
-      for (Index p = 0; p < P; ++p) dst[c * P + p] = src[c * P + p] * scale[c] + shift[c];
-  }
+  Act y = x;
+  channel_affine(y.m, scale, shift);
   return y;
 }
 
-MatrixF run_pool(const Layer& L, const Shape& in, const Shape& out, const ConstRef& x) {
-  const Index B = x.rows(), C = in.dims[0], H = in.dims[1], W = in.dims[2];
-  const Index Ho = out.dims[1], Wo = out.dims[2];
+Act run_pool(const Layer& L, const Shape& in_shape, const Shape& out_shape, const Act& x,
+             Index B) {
+  const Index C = in_shape.dims[0], H = in_shape.dims[1], W = in_shape.dims[2];
+  const Index Ho = out_shape.dims[1], Wo = out_shape.dims[2];
   const Index kh = L.kernel_size[0], kw = L.kernel_size[1];
   const Index sh = L.stride[0], sw = L.stride[1], ph = L.padding[0], pw = L.padding[1];
   const Index dh = L.dilation[0], dw = L.dilation[1];
   const bool is_max = L.kind == LayerKind::maxpool2d;
-  MatrixF y(B, C * Ho * Wo);
-#pragma omp parallel for schedule(static) if (B * C * Ho * Wo * kh * kw >= 65536)
-  for (Index n = 0; n < B; ++n) {
-    const float* img = x.data() + n * x.outerStride();
-    float* dst = y.data() + n * C * Ho * Wo;
-    for (Index c = 0; c < C; ++c) {
-      const float* plane = img + c * H * W;
-      for (Index oh = 0; oh < Ho; ++oh)
-        for (Index ow = 0; ow < Wo; ++ow) {
-          float v;
-          if (is_max) {
-            // Padding is -inf (never selected); NaN propagates as in PyTorch.
-            v = -std::numeric_limits<float>::infinity();
-            for (Index ky = 0; ky < kh; ++ky) {
-              const Index ih = oh * sh - ph + ky * dh;
-              if (ih < 0 || ih >= H) continue;
-              for (Index kx = 0; kx < kw; ++kx) {
-                const Index iw = ow * sw - pw + kx * dw;
-                if (iw < 0 || iw >= W) continue;
-                const float e = plane[ih * W + iw];
-                if (e > v || std::isnan(e)) v = e;
-              }
-            }
-          } else {
-            // PyTorch's avg_pool2d: the divisor counts padding (count_include_pad) but never
-            // the part of a ceil_mode window beyond the padded input.
-            Index h0 = oh * sh - ph, w0 = ow * sw - pw;
-            Index h1 = std::min(h0 + kh, H + ph), w1 = std::min(w0 + kw, W + pw);
-            const Index pool = (h1 - h0) * (w1 - w0);
-            h0 = std::max<Index>(h0, 0);
-            w0 = std::max<Index>(w0, 0);
-            h1 = std::min(h1, H);
-            w1 = std::min(w1, W);
-            float s = 0.f;
-            for (Index ih = h0; ih < h1; ++ih)
-              for (Index iw = w0; iw < w1; ++iw) s += plane[ih * W + iw];
-            const Index div = L.count_include_pad ? pool : (h1 - h0) * (w1 - w0);
-            v = div > 0 ? s / static_cast<float>(div) : 0.f;
+  Act y;
+  y.image = true;
+  y.H = Ho;
+  y.W = Wo;
+  y.m.resize(B * Ho * Wo, C);
+  const Index blocks = B * Ho;
+#pragma omp parallel for schedule(static) if (B * Ho * Wo * C * kh * kw >= kParallelMin)
+  for (Index blk = 0; blk < blocks; ++blk) {
+    const Index n = blk / Ho, oh = blk % Ho;
+    const float* img = x.m.data() + n * H * W * C;
+    for (Index ow = 0; ow < Wo; ++ow) {
+      float* dst = y.m.data() + ((n * Ho + oh) * Wo + ow) * C;
+      if (is_max) {
+        // Padding is -inf (never selected); NaN propagates as in PyTorch.
+        for (Index c = 0; c < C; ++c) dst[c] = -std::numeric_limits<float>::infinity();
+        for (Index ky = 0; ky < kh; ++ky) {
+          const Index ih = oh * sh - ph + ky * dh;
+          if (ih < 0 || ih >= H) continue;
+          for (Index kx = 0; kx < kw; ++kx) {
+            const Index iw = ow * sw - pw + kx * dw;
+            if (iw < 0 || iw >= W) continue;
+            const float* s = img + (ih * W + iw) * C;
+            for (Index c = 0; c < C; ++c)
+              dst[c] = (s[c] > dst[c] || std::isnan(s[c])) ? s[c] : dst[c];
           }
-          dst[(c * Ho + oh) * Wo + ow] = v;
         }
+      } else {
+        // PyTorch's avg_pool2d: the divisor counts padding (count_include_pad) but never the
+        // part of a ceil_mode window beyond the padded input.
+        Index h0 = oh * sh - ph, w0 = ow * sw - pw;
+        Index h1 = std::min(h0 + kh, H + ph), w1 = std::min(w0 + kw, W + pw);
+        const Index pool = (h1 - h0) * (w1 - w0);
+        h0 = std::max<Index>(h0, 0);
+        w0 = std::max<Index>(w0, 0);
+        h1 = std::min(h1, H);
+        w1 = std::min(w1, W);
+        for (Index c = 0; c < C; ++c) dst[c] = 0.f;
+        for (Index ih = h0; ih < h1; ++ih)
+          for (Index iw = w0; iw < w1; ++iw) {
+            const float* s = img + (ih * W + iw) * C;
+            for (Index c = 0; c < C; ++c) dst[c] += s[c];
+          }
+        const Index div = L.count_include_pad ? pool : (h1 - h0) * (w1 - w0);
+        const float d = div > 0 ? static_cast<float>(div) : 1.f;
+        for (Index c = 0; c < C; ++c) dst[c] /= d;
+      }
     }
   }
   return y;
 }
 
-MatrixF run_global_avgpool(const Shape& in, const ConstRef& x) {
-  const Index B = x.rows(), C = in.dims[0], P = in.dims[1] * in.dims[2];
-  MatrixF y(B, C);
-#pragma omp parallel for schedule(static) if (B * C * P >= 65536)
+Act run_global_avgpool(const Act& x, Index B) {
+  const Index C = x.m.cols(), P = x.H * x.W;
+  Act y;
+  y.image = true;  // (C, 1, 1)
+  y.m.resize(B, C);
+#pragma omp parallel for schedule(static) if (B * C * P >= kParallelMin)
   for (Index n = 0; n < B; ++n) {
-    const float* src = x.data() + n * x.outerStride();
-    for (Index c = 0; c < C; ++c) {
-      float s = 0.f;
-      for (Index p = 0; p < P; ++p) s += src[c * P + p];
-      y(n, c) = s / static_cast<float>(P);
+    float* dst = y.m.data() + n * C;
+    for (Index c = 0; c < C; ++c) dst[c] = 0.f;
+    for (Index p = 0; p < P; ++p) {
+      const float* s = x.m.data() + (n * P + p) * C;
+      for (Index c = 0; c < C; ++c) dst[c] += s[c];
     }
+    for (Index c = 0; c < C; ++c) dst[c] /= static_cast<float>(P);
   }
   return y;
+}
+
+// Image (B*P x C, position-major) -> features (B x C*P in PyTorch's C order).
+Act flatten(const Act& x, Index B) {
+  if (!x.image) return x;
+  const Index C = x.m.cols(), P = x.H * x.W;
+  Act y;
+  y.m.resize(B, C * P);
+  if (P == 1 || C == 1) {
+    y.m = Eigen::Map<const MatrixF>(x.m.data(), B, C * P);  // same order
+    return y;
+  }
+#pragma omp parallel for schedule(static) if (B * C * P >= kParallelMin)
+  for (Index n = 0; n < B; ++n)
+    for (Index p = 0; p < P; ++p)
+      for (Index c = 0; c < C; ++c) y.m(n, c * P + p) = x.m(n * P + p, c);
+  return y;
+}
+
+// Network input (B x C*H*W, C order) -> position-major image.
+Act from_chw(const Eigen::Ref<const MatrixF>& images, Index C, Index H, Index W) {
+  const Index B = images.rows(), P = H * W;
+  Act a;
+  a.image = true;
+  a.H = H;
+  a.W = W;
+  a.m.resize(B * P, C);
+  if (C == 1) {
+    for (Index n = 0; n < B; ++n)
+      std::copy(images.row(n).data(), images.row(n).data() + P, a.m.data() + n * P);
+    return a;
+  }
+#pragma omp parallel for schedule(static) if (B * C * P >= kParallelMin)
+  for (Index n = 0; n < B; ++n)
+    for (Index c = 0; c < C; ++c)
+      for (Index p = 0; p < P; ++p) a.m(n * P + p, c) = images(n, c * P + p);
+  return a;
 }
 
 }  // namespace
@@ -272,10 +385,10 @@ MatrixF forward(const Network& net, const Eigen::Ref<const MatrixF>& images,
   for (int i = 0; i < n; ++i)
     for (int j : net.layer_inputs(i))
       if (j >= 0) last_use[static_cast<std::size_t>(j)] = i;
-
-  std::vector<MatrixF> outs(static_cast<std::size_t>(n));
-  auto input = [&](int j) -> ConstRef {
-    return j == kNetworkInput ? ConstRef(images) : ConstRef(outs[static_cast<std::size_t>(j)]);
+  const Act input = from_chw(images, net.input_shape[0], net.input_shape[1], net.input_shape[2]);
+  std::vector<Act> outs(static_cast<std::size_t>(n));
+  auto act_of = [&](int j) -> const Act& {
+    return j == kNetworkInput ? input : outs[static_cast<std::size_t>(j)];
   };
 
   int matrix_index = 0;
@@ -283,50 +396,51 @@ MatrixF forward(const Network& net, const Eigen::Ref<const MatrixF>& images,
     const Layer& L = net.layers[static_cast<std::size_t>(i)];
     const LayerShapes& S = shapes[static_cast<std::size_t>(i)];
     const std::vector<int> ins = net.layer_inputs(i);
-    const ConstRef x = input(ins[0]);
-    MatrixF y;
+    const Act& x = act_of(ins[0]);
+    Act y;
     switch (L.kind) {
-      case LayerKind::linear: {
-        y.resize(B, L.out_features);
-        provider.matmul(matrix_index++, 0, x, y);
-        if (y.rows() != B || y.cols() != L.out_features)
-          core::throw_invalid(kTag, concat("layer '", L.name, "': the matmul provider returned ",
-                                           y.rows(), "x", y.cols(), ", expected ", B, "x",
-                                           L.out_features));
-        add_channel_bias(y, L.bias.data, 1);
+      case LayerKind::linear:
+        y = run_linear(L, x, matrix_index++, provider);
         break;
-      }
       case LayerKind::conv2d:
-        y = run_conv(L, S.inputs[0], S.output, x, matrix_index++, provider);
+        y = run_conv(L, S.inputs[0], S.output, x, B, matrix_index++, provider);
         break;
       case LayerKind::batchnorm1d:
       case LayerKind::batchnorm2d:
-        y = run_batchnorm(L, S.inputs[0], x);
+        y = run_batchnorm(L, x);
         break;
       case LayerKind::maxpool2d:
       case LayerKind::avgpool2d:
-        y = run_pool(L, S.inputs[0], S.output, x);
+        y = run_pool(L, S.inputs[0], S.output, x, B);
         break;
       case LayerKind::global_avgpool:
-        y = run_global_avgpool(S.inputs[0], x);
+        y = run_global_avgpool(x, B);
+        break;
+      case LayerKind::flatten:
+        y = flatten(x, B);
         break;
       case LayerKind::add: {
-        const ConstRef x2 = input(ins[1]);
-        y = x + x2;
+        const Act& x2 = act_of(ins[1]);
+        y.image = x.image;
+        y.H = x.H;
+        y.W = x.W;
+        y.m = x.m + x2.m;
         break;
       }
-      default:  // activations, flatten, identity, dropout: same data, C order kept
+      default:  // element-wise activations, identity, dropout
         y = x;
-        apply_elementwise(y, L.kind, L);
+        apply_elementwise(y.m, L.kind, L);
         break;
     }
-    apply_fused(y, L);
+    apply_fused(y.m, L);
     outs[static_cast<std::size_t>(i)] = std::move(y);
     for (int j : ins)
       if (j >= 0 && last_use[static_cast<std::size_t>(j)] == i)
-        outs[static_cast<std::size_t>(j)] = MatrixF();
+        outs[static_cast<std::size_t>(j)] = Act();
   }
-  return std::move(outs.back());
+  // The last layer outputs (num_classes) features (checked by infer_shapes).
+  Act& last = outs.back();
+  return last.image ? flatten(last, B).m : std::move(last.m);
 }
 
 MatrixF logits(const Network& net, const MatrixF& images, MatmulProvider& provider,

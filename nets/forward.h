@@ -13,9 +13,11 @@
 namespace pcmsim::nets {
 
 // Computes y = x * W for one group of one matrix layer (nets::matrix_layers order):
-// x is positions x rows (all output positions of the whole batch: batch for linear,
-// batch*H'*W' for conv2d, rows in im2col order), y is positions x cols (already sized).
-// Called from one thread at a time; implementations parallelise internally over fixed blocks.
+// x is positions x rows: all output positions of the whole batch (linear: one per sample;
+// conv2d: sample-major, then output row, then output column, i.e. position n*H'*W' + oh*W' + ow),
+// rows in im2col order (channel of the group, then kernel row, then kernel column).
+// y is positions x cols and arrives sized. Called from one thread at a time (outside any
+// parallel region); implementations parallelise internally over fixed blocks.
 class MatmulProvider {
  public:
   virtual ~MatmulProvider() = default;
