@@ -23,8 +23,10 @@
 //     themselves: the outputs of S sit in a steep tail, and each bin's values lie mostly
 //     below its level. The measurement is therefore the mean of range_dither reads at ranges
 //     B * 2^(k/K) (range dithering): the grid moves against every value by over an LSB and the
-//     rounding errors average out (measured bias at 4 bits, one day: 6.6 % without, see
-//     tests/unit/core/test_gdc.cpp).
+//     rounding errors average out (measured alpha bias, identity probe, 4-bit ADC, one day of
+//     PCM-like drift: +6.6 % without dithering, +0.5 % with; tests/unit/core/test_gdc.cpp).
+//     Cost: the ranging reads (usually 2-3) plus K dithered reads of the probe batch, about
+//     three batch-512 forwards of a 512 x 512 tile per alpha.
 //  2. Only resolved outputs count (min_codes). r0 and r(t) are means over the same set S of
 //     probe outputs, fixed at the reference: those whose reference value is at least min_codes
 //     LSBs of its read (the coarsest read, for multi-read tiles). Rounding errors of values
