@@ -12,6 +12,9 @@ using core::concat;
 namespace {
 
 constexpr const char* kTag = "nets::Network";
+// Bounds that keep all shape arithmetic far from overflow and reject absurd files early.
+constexpr Index kMaxDim = Index(1) << 24;
+constexpr Index kMaxValuesPerSample = Index(1) << 28;
 
 struct KindEntry {
   LayerKind kind;
@@ -176,9 +179,12 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
 
   if (net.name.empty()) fail_net("name is empty");
   for (int d = 0; d < 3; ++d)
-    if (net.input_shape[d] < 1)
+    if (net.input_shape[d] < 1 || net.input_shape[d] > kMaxDim)
       fail_net(concat("input_shape = (", net.input_shape[0], ", ", net.input_shape[1], ", ",
-                      net.input_shape[2], "): every dimension must be >= 1"));
+                      net.input_shape[2], "): every dimension must be in [1, ", kMaxDim, "]"));
+  if (double(net.input_shape[0]) * double(net.input_shape[1]) * double(net.input_shape[2]) >
+      double(kMaxValuesPerSample))
+    fail_net(concat("input_shape: more than ", kMaxValuesPerSample, " values per sample"));
   const Index C = net.input_shape[0];
   if (net.num_classes < 1) fail_net(concat("num_classes = ", net.num_classes, ": must be >= 1"));
   if (static_cast<Index>(net.input_mean.size()) != C)
@@ -260,14 +266,17 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
         fail(concat("needs an image input (C, H, W), got ", in.str()));
     };
     auto check_pair = [&](const std::array<Index, 2>& v, const char* what, Index lo) {
-      if (v[0] < lo || v[1] < lo)
-        fail(concat(what, " = [", v[0], ", ", v[1], "]: must be >= ", lo));
+      if (v[0] < lo || v[1] < lo || v[0] > kMaxDim || v[1] > kMaxDim)
+        fail(concat(what, " = [", v[0], ", ", v[1], "]: must be in [", lo, ", ", kMaxDim, "]"));
+    };
+    auto check_count = [&](Index v, const char* what) {
+      if (v < 1 || v > kMaxDim) fail(concat(what, " = ", v, ": must be in [1, ", kMaxDim, "]"));
     };
 
     switch (L.kind) {
       case LayerKind::linear: {
-        if (L.in_features < 1) fail(concat("in_features = ", L.in_features, ": must be >= 1"));
-        if (L.out_features < 1) fail(concat("out_features = ", L.out_features, ": must be >= 1"));
+        check_count(L.in_features, "in_features");
+        check_count(L.out_features, "out_features");
         if (in.dims.size() != 1)
           fail(concat("needs a feature vector input, got ", in.str(), " (add a flatten layer)"));
         if (in.dims[0] != L.in_features)
@@ -280,9 +289,9 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
       }
       case LayerKind::conv2d: {
         require_image();
-        if (L.in_channels < 1) fail(concat("in_channels = ", L.in_channels, ": must be >= 1"));
-        if (L.out_channels < 1) fail(concat("out_channels = ", L.out_channels, ": must be >= 1"));
-        if (L.groups < 1) fail(concat("groups = ", L.groups, ": must be >= 1"));
+        check_count(L.in_channels, "in_channels");
+        check_count(L.out_channels, "out_channels");
+        check_count(L.groups, "groups");
         if (L.in_channels % L.groups || L.out_channels % L.groups)
           fail(concat("in_channels = ", L.in_channels, " and out_channels = ", L.out_channels,
                       " must both be divisible by groups = ", L.groups));
@@ -317,7 +326,7 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
         if (two_d) require_image();
         else if (in.dims.size() != 1)
           fail(concat("needs a feature vector input, got ", in.str(), " (use batchnorm2d)"));
-        if (L.num_features < 1) fail(concat("num_features = ", L.num_features, ": must be >= 1"));
+        check_count(L.num_features, "num_features");
         if (in.dims[0] != L.num_features)
           fail(concat("num_features = ", L.num_features, " but its input ", in.str(), " has ",
                       in.dims[0], two_d ? " channels" : " features"));
@@ -392,6 +401,11 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
         S.output = in;
         break;
     }
+    double out_values = 1;  // in double: the product of unchecked dimensions may overflow
+    for (Index d : S.output.dims) out_values *= double(d);
+    if (out_values > double(kMaxValuesPerSample))
+      fail(concat("output ", S.output.str(), " has more than ", kMaxValuesPerSample,
+                  " values per sample (implausible; check padding and sizes)"));
     if (!L.weight.empty() && !(is_matrix(L.kind) || L.kind == LayerKind::batchnorm1d ||
                                L.kind == LayerKind::batchnorm2d))
       fail("has weights but its kind takes none");
