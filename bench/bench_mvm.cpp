@@ -1,0 +1,153 @@
+// The simulated analog MVM of a 512 x 512 layer on 2 x 2 tiles of 256 x 256 (8-bit DAC/ADC,
+// output noise 0.04, PCM conductances one day after programming) against a plain Eigen float
+// GEMM of the same shape, measured alternately in the same iterations.
+//
+// Reported per benchmark (manual time = the simulated forward: every tile's Tile::forward plus
+// the digital unit accumulating the partial sums into the layer output):
+//   gemm_ms   median time of the plain GEMM Y = X W (same threads)
+//   ratio     sum of simulated times / sum of GEMM times over the iterations (target <= 1.5)
+//   cpu_ratio the same with process CPU time (robust on a machine shared with other jobs)
+//
+// Run: build-*/bin/bench_mvm [--benchmark_filter=batch:1024] [--benchmark_repetitions=3]
+// The same measurement as one JSON line: pcmsim bench mvm --threads N --batch B.
+#include <benchmark/benchmark.h>
+#include <omp.h>
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "core/digital_unit.h"
+#include "core/io_params.h"
+#include "core/tile.h"
+#include "devices/pcm_model.h"
+#include "devices/programming.h"
+#include "devices/unit_cell.h"
+
+namespace {
+
+using namespace pcmsim;
+
+constexpr core::Index kRows = 512, kCols = 512, kTile = 256;
+constexpr double kOneDay = 86400.0;
+
+struct PlacedTile {
+  core::Index row0, col0;
+  std::unique_ptr<core::Tile> tile;
+  core::TileReadout readout;
+};
+
+struct Layer {
+  core::MatrixF w;
+  std::vector<PlacedTile> tiles;
+  Layer() {
+    auto model = std::make_shared<devices::PcmModel>();
+    std::mt19937 gen(1);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    w.resize(kRows, kCols);
+    for (core::Index i = 0; i < w.size(); ++i) w.data()[i] = dist(gen);
+    core::RngKey key;
+    key.seed = 1;
+    std::uint32_t slice = 0;
+    for (core::Index r0 = 0; r0 < kRows; r0 += kTile)
+      for (core::Index c0 = 0; c0 < kCols; c0 += kTile, ++slice) {
+        const auto targets = devices::weights_to_targets(w.block(r0, c0, kTile, kTile),
+                                                         devices::UnitCellSpec{}, model->g_max());
+        const auto programmed = devices::program_block(targets, model, key.with_slice(slice));
+        tiles.push_back({r0, c0,
+                         std::make_unique<core::Tile>(
+                             devices::at_time(programmed, kOneDay, key.with_slice(slice)),
+                             core::IoParams{}),
+                         core::TileReadout{}});
+      }
+  }
+};
+
+Layer& layer() {
+  static Layer l;
+  return l;
+}
+
+double cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+void BM_TileMvm(benchmark::State& state) {
+  const int batch = static_cast<int>(state.range(0));
+  const int threads = static_cast<int>(state.range(1));
+  omp_set_num_threads(threads);
+  Layer& l = layer();
+  std::mt19937 gen(2);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  core::MatrixF x(batch, kRows), y_sim, y_gemm(batch, kCols);
+  for (core::Index i = 0; i < x.size(); ++i) x.data()[i] = dist(gen);
+  core::LayerAccumulator acc;
+  core::RngKey key;
+  key.stage = core::Stage::tile_forward;
+
+  auto simulate = [&] {
+    acc.begin(batch, kCols);
+    for (std::size_t t = 0; t < l.tiles.size(); ++t) {
+      auto& p = l.tiles[t];
+      p.tile->forward(x.middleCols(p.row0, kTile), key.with_slice(std::uint32_t(t)), p.readout);
+      acc.add(p.readout, p.col0);
+    }
+    acc.finish(y_sim);
+  };
+  auto gemm = [&] {
+    const int parts = std::min(threads, batch);
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < parts; ++t) {
+      const core::Index b0 = core::Index(batch) * t / parts;
+      const core::Index b1 = core::Index(batch) * (t + 1) / parts;
+      y_gemm.middleRows(b0, b1 - b0).noalias() = x.middleRows(b0, b1 - b0) * l.w;
+    }
+  };
+  simulate();
+  gemm();  // warm-up
+
+  using clock = std::chrono::steady_clock;
+  double sim_s = 0, gemm_s = 0, sim_cpu = 0, gemm_cpu = 0;
+  std::vector<double> gemm_times;
+  for (auto _ : state) {
+    const double c0 = cpu_seconds();
+    const auto t0 = clock::now();
+    simulate();
+    const auto t1 = clock::now();
+    const double c1 = cpu_seconds();
+    gemm();
+    const auto t2 = clock::now();
+    const double c2 = cpu_seconds();
+    const double s = std::chrono::duration<double>(t1 - t0).count();
+    const double g = std::chrono::duration<double>(t2 - t1).count();
+    state.SetIterationTime(s);
+    sim_s += s;
+    gemm_s += g;
+    sim_cpu += c1 - c0;
+    gemm_cpu += c2 - c1;
+    gemm_times.push_back(g);
+    benchmark::DoNotOptimize(y_sim.data());
+    benchmark::DoNotOptimize(y_gemm.data());
+  }
+  std::sort(gemm_times.begin(), gemm_times.end());
+  state.counters["gemm_ms"] = 1e3 * gemm_times[gemm_times.size() / 2];
+  state.counters["ratio"] = sim_s / gemm_s;
+  state.counters["cpu_ratio"] = sim_cpu / gemm_cpu;
+}
+
+}  // namespace
+
+BENCHMARK(BM_TileMvm)
+    ->ArgNames({"batch", "threads"})
+    ->Args({1024, 1})
+    ->Args({1024, 2})
+    ->Args({1, 1})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();
