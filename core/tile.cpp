@@ -47,6 +47,7 @@ struct TileWorkspace {
   std::vector<Index> redo;       // samples to redo in the next bound-management round
   std::vector<float> round_scale;  // per sample: scale of the current round
   std::vector<std::uint8_t> clipped_now;
+  std::vector<std::uint8_t> bad;  // per sample: a non-finite input
 };
 
 TileWorkspaceHolder::TileWorkspaceHolder() = default;
@@ -286,13 +287,13 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
   ws.round_scale.resize(batch);
   ws.clipped_now.assign(batch, 0);
 
-  // One pass over the input: max|x| per sample (the abs-max scale) and the finiteness check.
-  // For finite floats the bit pattern of |x| orders like the value, so both are one integer
-  // max-reduction that vectorises; a result >= the bits of +inf means a NaN or inf.
+  // One pass over the input rows of a block: max|x| per sample (the abs-max scale) and the
+  // finiteness check. For finite floats the bit pattern of |x| orders like the value, so both
+  // are one integer max-reduction that vectorises; a result >= the bits of +inf means a NaN or
+  // an inf (the sample is flagged, skipped, and reported after the parallel region).
   const Index n_blocks = (batch + kBlockRows - 1) / kBlockRows;
-  constexpr std::uint32_t kInfBits = 0x7f800000u;
-#pragma omp parallel for schedule(static)
-  for (Index blk = 0; blk < n_blocks; ++blk) {
+  ws.bad.assign(batch, 0);
+  auto scan_block = [&](Index blk) {
     const Index b1 = std::min(batch, (blk + 1) * kBlockRows);
     for (Index b = blk * kBlockRows; b < b1; ++b) {
       const float* xr = x.row(b).data();
@@ -303,26 +304,18 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
         u &= 0x7fffffffu;
         m = u > m ? u : m;
       }
-      ws.clipped_now[b] = m >= kInfBits;  // scratch use: "bad sample" flag
+      ws.bad[b] = m >= 0x7f800000u;
       float amax;
       std::memcpy(&amax, &m, sizeof amax);
       float s = 1.0f;
       switch (io_.noise_management) {
-        case NoiseManagement::abs_max: s = amax; break;
+        case NoiseManagement::abs_max: s = ws.bad[b] ? 0.0f : amax; break;
         case NoiseManagement::static_range: s = static_cast<float>(input_range_); break;
         case NoiseManagement::none: s = 1.0f; break;
       }
       ws.round_scale[b] = s;
     }
-  }
-  for (Index b = 0; b < batch; ++b) {
-    if (ws.clipped_now[b]) {
-      Index i = 0;
-      while (i < rows_ && std::isfinite(x(b, i))) ++i;
-      throw_invalid(kWhere, concat("input(", b, ",", i, ") = ", x(b, i), ": must be finite"));
-    }
-  }
-  std::fill(ws.clipped_now.begin(), ws.clipped_now.end(), std::uint8_t{0});
+  };
 
   const float in_noise = static_cast<float>(io_.in_noise);
   const float out_noise = static_cast<float>(io_.out_noise);
@@ -338,7 +331,7 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
       const float sc = ws.round_scale[ids[i]];
       const float* xr = x.row(ids[i]).data();  // Ref<const MatrixF>: rows are contiguous
       float* dst = s.xin.data() + i * rows_;
-      if (sc > 0) {
+      if (sc > 0 && !ws.bad[ids[i]]) {
         for (Index k = 0; k < rows_; ++k) dst[k] = xr[k] / sc;
       } else {
         std::fill(dst, dst + rows_, 0.0f);
@@ -446,14 +439,24 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
     }
   };
 
-  // Round 0: every sample, in fixed blocks of consecutive rows.
-#pragma omp parallel for schedule(static)
+  // Round 0: every sample, in fixed blocks of consecutive rows. One parallel region per
+  // forward (none for a single block): on a busy machine every extra barrier can cost a
+  // scheduler time slice.
+#pragma omp parallel for schedule(static) if (n_blocks > 1)
   for (Index blk = 0; blk < n_blocks; ++blk) {
+    scan_block(blk);
     const Index b0 = blk * kBlockRows;
     const Index m = std::min(kBlockRows, batch - b0);
     Index ids[kBlockRows];
     for (Index i = 0; i < m; ++i) ids[i] = b0 + i;
     process(ids, m, 0, ws.per_thread[omp_get_thread_num()]);
+  }
+  for (Index b = 0; b < batch; ++b) {
+    if (ws.bad[b]) {
+      Index i = 0;
+      while (i < rows_ && std::isfinite(x(b, i))) ++i;
+      throw_invalid(kWhere, concat("input(", b, ",", i, ") = ", x(b, i), ": must be finite"));
+    }
   }
 
   // Bound management: redo the samples that clipped, with the input scale doubled.
@@ -470,7 +473,7 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
     }
     const Index n_redo = static_cast<Index>(ws.redo.size());
     const Index n_redo_blocks = (n_redo + kBlockRows - 1) / kBlockRows;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n_redo_blocks > 1)
     for (Index blk = 0; blk < n_redo_blocks; ++blk) {
       const Index i0 = blk * kBlockRows;
       const Index m = std::min(kBlockRows, n_redo - i0);
