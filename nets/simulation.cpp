@@ -108,7 +108,7 @@ class AnalogChip::Provider : public MatmulProvider {
     for (std::size_t s = 0; s < layer_plan.slices.size(); ++s) {
       const mapping::TileSlice& slice = layer_plan.slices[s];
       if (slice.group != group) continue;
-      placements.push_back({chip_.slices_[m][s].tile.get(), slice.row0});
+      placements.push_back({chip_.slices_[m][s].tile.get(), slice.row0, slice.col0});
       tiles.push_back(chip_.slices_[m][s].tile.get());
     }
     const core::RngKey key = programming_key(chip_.config_.seed, m, group, chip_.trial_)
