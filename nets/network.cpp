@@ -1,6 +1,8 @@
 #include "nets/network.h"
 
 #include <cmath>
+#include <cstdio>
+#include <sstream>
 #include <unordered_map>
 
 #include "core/error.h"
@@ -480,6 +482,42 @@ std::vector<mapping::LayerMatrix> layer_matrices(const Network& net) {
                                                  L.kernel_size[0], L.kernel_size[1], L.groups));
   }
   return out;
+}
+
+Index parameter_count(const Layer& L) {
+  return static_cast<Index>(L.weight.data.size() + L.bias.data.size() +
+                            L.running_mean.data.size() + L.running_var.data.size());
+}
+
+Index parameter_count(const Network& net) {
+  Index n = 0;
+  for (const auto& L : net.layers) n += parameter_count(L);
+  return n;
+}
+
+std::string describe(const Network& net) {
+  auto shapes = infer_shapes(net);
+  std::ostringstream out;
+  out << "model '" << net.name << "': input (" << net.input_shape[0] << ", " << net.input_shape[1]
+      << ", " << net.input_shape[2] << "), " << net.num_classes << " classes\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "%4s  %-24s %-15s %-10s %-16s %10s\n", "#", "name", "kind",
+                "inputs", "output", "params");
+  out << line;
+  for (std::size_t i = 0; i < net.layers.size(); ++i) {
+    const Layer& L = net.layers[i];
+    std::string ins;
+    for (int j : net.layer_inputs(static_cast<int>(i)))
+      ins += (ins.empty() ? "" : ",") + (j < 0 ? std::string("input") : std::to_string(j));
+    std::string kind(kind_name(L.kind));
+    if (L.activation != Activation::none) kind += "+" + std::string(activation_name(L.activation));
+    std::snprintf(line, sizeof line, "%4zu  %-24s %-15s %-10s %-16s %10lld\n", i, L.name.c_str(),
+                  kind.c_str(), ins.c_str(), shapes[i].output.str().c_str(),
+                  static_cast<long long>(parameter_count(L)));
+    out << line;
+  }
+  out << "total parameters: " << parameter_count(net) << "\n";
+  return out.str();
 }
 
 }  // namespace pcmsim::nets

@@ -165,4 +165,10 @@ std::vector<MatrixLayer> matrix_layers(const Network& net);
 // The same shapes for the mapper (no weights copied).
 std::vector<mapping::LayerMatrix> layer_matrices(const Network& net);
 
+// Number of weights (weight + bias + BN parameters) of a layer and of the network.
+Index parameter_count(const Layer& layer);
+Index parameter_count(const Network& net);
+// A human-readable table: index, name, kind, inputs, output shape, parameters; then totals.
+std::string describe(const Network& net);
+
 }  // namespace pcmsim::nets

@@ -55,7 +55,9 @@ void expect_same_network(const Network& a, const Network& b) {
     EXPECT_EQ(x.count_include_pad, y.count_include_pad);
     EXPECT_EQ(x.num_features, y.num_features);
     EXPECT_EQ(x.eps, y.eps);
-    if (x.kind == LayerKind::leaky_relu) EXPECT_EQ(x.negative_slope, y.negative_slope);
+    if (x.kind == LayerKind::leaky_relu) {
+      EXPECT_EQ(x.negative_slope, y.negative_slope);
+    }
     for (auto [t, u] : {std::pair{&x.weight, &y.weight}, {&x.bias, &y.bias},
                         {&x.running_mean, &y.running_mean}, {&x.running_var, &y.running_var}}) {
       EXPECT_EQ(t->shape, u->shape);

@@ -35,6 +35,18 @@ TEST(Network, ShapesOfTinyResnet) {
   EXPECT_EQ(net.layer_inputs(4), (std::vector<int>{3}));
 }
 
+TEST(Network, DescribeAndParameterCount) {
+  Network net = test::tiny_resnet();
+  // conv1 4*2*9+4, bn1 4*4, dw 4*9+4, conv3 6*2*2*3+6, fc1 6*5+5, bn2 5*4, fc2 5*3+3
+  const Index expected = 76 + 16 + 40 + 78 + 35 + 20 + 18;
+  EXPECT_EQ(parameter_count(net), expected);
+  const std::string d = describe(net);
+  EXPECT_NE(d.find("conv2d+relu"), std::string::npos) << d;
+  EXPECT_NE(d.find("1,2"), std::string::npos) << d;  // the add's inputs
+  EXPECT_NE(d.find("(6, 4, 4)"), std::string::npos) << d;
+  EXPECT_NE(d.find("total parameters: " + std::to_string(expected)), std::string::npos) << d;
+}
+
 TEST(Network, KindNames) {
   for (const char* k : {"linear", "conv2d", "batchnorm1d", "batchnorm2d", "relu", "relu6",
                         "leaky_relu", "sigmoid", "tanh", "gelu", "silu", "elu", "hardtanh",
