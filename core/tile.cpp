@@ -204,6 +204,41 @@ namespace {
 
 // Random draws for the samples `ids[0..m)` (element index id*width + k); one call when the
 // samples are consecutive.
+// One row of outputs through the output noise and the ADC: v = a + sigma*z (kNoise), clipped
+// at +-clip; kMode 0: no quantisation, 1: nearest level (ties away from zero), 2: stochastic
+// (u uniform). Returns whether any |v| exceeded its bound. One vectorised pass.
+struct AdcRow {
+  Index n;
+  float sigma;
+  const float* clip;
+  const float* inv_step;
+  const float* step;
+  float kmax;
+
+  template <bool kNoise, int kMode>
+  int run(const float* a, const float* z, const float* u, float* dst) const {
+    int clipped = 0;
+    for (Index j = 0; j < n; ++j) {
+      float v = a[j];
+      if constexpr (kNoise) v += sigma * z[j];
+      clipped |= std::fabs(v) > clip[j];
+      if constexpr (kMode == 0) {
+        dst[j] = fmin_fast(fmax_fast(v, -clip[j]), clip[j]);
+      } else {
+        const float t = fmin_fast(fmax_fast(v * inv_step[j], -kmax - 1.0f), kmax + 1.0f);
+        float k;
+        if constexpr (kMode == 1)
+          k = round_ties_away(t);
+        else
+          k = std::floor(t + u[j]);
+        k = fmin_fast(fmax_fast(k, -kmax), kmax);
+        dst[j] = k * step[j];
+      }
+    }
+    return clipped;
+  }
+};
+
 template <class Fill>
 void fill_rows(Fill fill, const RngKey& key, std::uint32_t draw, const Index* ids, Index m,
                Index width, float* out) {
@@ -397,42 +432,32 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
             }
           }
         }
-        // 4. Output noise.
-        if (out_noise > 0) {
+        // 4. Output noise and 5. the ADC with clipping, fused in one pass per row; note the
+        // samples that clipped.
+        const bool noisy = out_noise > 0;
+        if (noisy)
           fill_rows(fill_normal, key, tile_draw(round, r, TileNoiseKind::output_noise), ids, m,
                     cols_, s.rnd.data());
-          const float* z = s.rnd.data();
-          for (std::size_t k = 0; k < n_out; ++k) acc[k] += out_noise * z[k];
-        }
-        // 5. ADC with clipping; note the samples that clipped.
-        const bool adc_stochastic = stochastic && io_.p_out != 0;
-        if (adc_stochastic)
+        const int mode = io_.p_out == 0 ? 0 : (stochastic ? 2 : 1);
+        if (mode == 2)
           fill_rows(fill_uniform, key, tile_draw(round, r, TileNoiseKind::adc_stochastic), ids,
-                    m, cols_, s.rnd.data());
+                    m, cols_, s.rnd2.data());
+        const AdcRow adc{cols_, out_noise, out_clip.data(), out_inv_step.data(), out_step.data(),
+                         out_kmax};
         for (Index i = 0; i < m; ++i) {
           const float* a = acc + i * cols_;
+          const float* z = s.rnd.data() + i * cols_;
+          const float* u = s.rnd2.data() + i * cols_;
           float* dst = out.reads[r].row(ids[i]).data();
-          int clipped = 0;
-          for (Index j = 0; j < cols_; ++j) clipped |= std::fabs(a[j]) > out_clip[j];
-          if (io_.p_out == 0) {
-            for (Index j = 0; j < cols_; ++j)
-              dst[j] = fmin_fast(fmax_fast(a[j], -out_clip[j]), out_clip[j]);
-          } else if (adc_stochastic) {
-            const float* u = s.rnd.data() + i * cols_;
-            for (Index j = 0; j < cols_; ++j) {
-              const float t =
-                  fmin_fast(fmax_fast(a[j] * out_inv_step[j], -out_kmax - 1.0f), out_kmax + 1.0f);
-              const float k = fmin_fast(fmax_fast(std::floor(t + u[j]), -out_kmax), out_kmax);
-              dst[j] = k * out_step[j];
-            }
-          } else {
-            for (Index j = 0; j < cols_; ++j) {
-              const float t =
-                  fmin_fast(fmax_fast(a[j] * out_inv_step[j], -out_kmax - 1.0f), out_kmax + 1.0f);
-              const float k = fmin_fast(fmax_fast(round_ties_away(t), -out_kmax), out_kmax);
-              dst[j] = k * out_step[j];
-            }
-          }
+          int clipped;
+          if (noisy)
+            clipped = mode == 0   ? adc.run<true, 0>(a, z, u, dst)
+                      : mode == 1 ? adc.run<true, 1>(a, z, u, dst)
+                                  : adc.run<true, 2>(a, z, u, dst);
+          else
+            clipped = mode == 0   ? adc.run<false, 0>(a, z, u, dst)
+                      : mode == 1 ? adc.run<false, 1>(a, z, u, dst)
+                                  : adc.run<false, 2>(a, z, u, dst);
           if (clipped) ws.clipped_now[ids[i]] = 1;
         }
       }
