@@ -392,6 +392,37 @@ Array<T> Group::read_dataset(const std::string& name) const {
 }
 
 template <class T>
+Array<T> Group::read_dataset_rows(const std::string& name, std::size_t row0,
+                                  std::size_t rows) const {
+  Handle d = open_dataset(*this, name);
+  std::string w = where(name);
+  Handle space(H5Dget_space(d.get()));
+  if (!space.valid()) fail(w, "cannot read the dataspace");
+  Handle type(H5Dget_type(d.get()));
+  if (!type.valid()) fail(w, "cannot read the datatype");
+  Array<T> a;
+  a.shape = space_shape(space.get(), w);
+  if (a.shape.empty()) fail(w, "is a scalar; cannot select rows");
+  if (row0 > a.shape[0] || rows > a.shape[0] - row0)
+    throw_invalid(kTag, concat(w, ": rows [", row0, ", ", row0 + rows, ") out of [0, ",
+                               a.shape[0], ")"));
+  std::vector<hsize_t> start(a.shape.size(), 0), count(a.shape.begin(), a.shape.end());
+  start[0] = row0;
+  count[0] = rows;
+  a.shape[0] = rows;
+  const std::size_t n = product(a.shape);
+  if (n == 0) return a;
+  check(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(),
+                            nullptr),
+        w, "cannot select rows");
+  Handle mem(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr));
+  a.data = read_numeric<T>(type.get(), n, w, [&](hid_t memtype, void* buf) {
+    return H5Dread(d.get(), memtype, mem.get(), space.get(), H5P_DEFAULT, buf);
+  });
+  return a;
+}
+
+template <class T>
 void Group::write_dataset(const std::string& name, const T* data,
                           const std::vector<std::size_t>& shape, int deflate) {
   silence_hdf5_errors();
@@ -642,6 +673,8 @@ void Group::write_attribute(const std::string& name, const std::vector<std::int6
 // Explicit instantiations for the supported element types.
 #define PCMSIM_H5_INSTANTIATE(T)                                                               \
   template Array<T> Group::read_dataset<T>(const std::string&) const;                          \
+  template Array<T> Group::read_dataset_rows<T>(const std::string&, std::size_t, std::size_t)  \
+      const;                                                                                   \
   template void Group::write_dataset<T>(const std::string&, const T*,                          \
                                         const std::vector<std::size_t>&, int);
 PCMSIM_H5_INSTANTIATE(float)

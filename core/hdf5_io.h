@@ -87,6 +87,9 @@ class Group {
   std::vector<std::size_t> dataset_shape(const std::string& name) const;
   template <class T>
   Array<T> read_dataset(const std::string& name) const;
+  // Rows [row0, row0 + rows) along the first dimension (a hyperslab: only those are read).
+  template <class T>
+  Array<T> read_dataset_rows(const std::string& name, std::size_t row0, std::size_t rows) const;
   // Writes a new dataset (error if it exists). `deflate` 0..9: gzip level (0 = contiguous).
   template <class T>
   void write_dataset(const std::string& name, const T* data, const std::vector<std::size_t>& shape,

@@ -176,11 +176,11 @@ Dataset load_hdf5_dataset(const std::string& path, Index limit) {
     if (cls == H5T_INTEGER) {
       if (H5Tget_size(type.get()) != 1 || H5Tget_sign(type.get()) != H5T_SGN_NONE)
         fail("images are integers but not uint8 (store uint8 0..255 or float in [0, 1])");
-      auto a = f.read_dataset<std::uint8_t>("images");
+      auto a = f.read_dataset_rows<std::uint8_t>("images", 0, static_cast<std::size_t>(n));
       for (Index i = 0; i < n * D; ++i)
         d.images.data()[i] = static_cast<float>(a.data[static_cast<std::size_t>(i)]) / 255.0f;
     } else if (cls == H5T_FLOAT) {
-      auto a = f.read_dataset<float>("images");
+      auto a = f.read_dataset_rows<float>("images", 0, static_cast<std::size_t>(n));
       for (Index i = 0; i < n * D; ++i) {
         const float v = a.data[static_cast<std::size_t>(i)];
         if (!std::isfinite(v))
@@ -190,7 +190,7 @@ Dataset load_hdf5_dataset(const std::string& path, Index limit) {
     } else {
       fail("images are neither uint8 nor float");
     }
-    auto l = f.read_dataset<std::int64_t>("labels");
+    auto l = f.read_dataset_rows<std::int64_t>("labels", 0, static_cast<std::size_t>(n));
     d.labels.resize(static_cast<std::size_t>(n));
     for (Index i = 0; i < n; ++i) {
       const std::int64_t v = l.data[static_cast<std::size_t>(i)];

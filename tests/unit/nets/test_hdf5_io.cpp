@@ -47,6 +47,14 @@ TEST(Hdf5Io, DatasetsRoundTripWithShape) {
   EXPECT_EQ(f.read_dataset<std::int64_t>("d").data[0], 1ll << 40);
   auto u = f.read_dataset<std::uint8_t>("u");
   EXPECT_EQ(u.data[9999], std::uint8_t(9999 * 7));
+  auto part = f.read_dataset_rows<float>("u", 37, 5);  // hyperslab of a chunked gzip dataset
+  EXPECT_EQ(part.shape, (std::vector<std::size_t>{5, 100}));
+  EXPECT_EQ(part.data[0], float(std::uint8_t(3700 * 7)));
+  EXPECT_EQ(part.data[499], float(std::uint8_t(4199 * 7)));
+  auto a1 = f.read_dataset_rows<float>("grp/sub/a", 1, 1);
+  EXPECT_EQ(a1.shape, (std::vector<std::size_t>{1, 3, 4}));
+  EXPECT_EQ(a1.data[0], a.data[12]);
+  EXPECT_THROW(f.read_dataset_rows<float>("u", 98, 3), std::invalid_argument);
   EXPECT_EQ(f.read_string_dataset("s"), (std::vector<std::string>{"alpha", "", "gamma"}));
   EXPECT_EQ(f.members(), (std::vector<std::string>{"b", "c", "d", "grp", "s", "u"}));
   EXPECT_EQ(f.kind_of("grp/sub"), Kind::group);
