@@ -1,0 +1,290 @@
+"""pcmsim.plot on synthetic data: each function returns a Figure with the expected axes and
+labels and saves a PNG. Needs only NumPy and Matplotlib (not the C++ module)."""
+
+import importlib.util
+import json
+import pathlib
+import warnings
+
+import numpy as np
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _load_plot():
+    try:
+        import pcmsim.plot as plot  # the installed package, when the extension is built
+        return plot
+    except ImportError:
+        # The plot module needs no C++: load it from the source tree alone.
+        spec = importlib.util.spec_from_file_location(
+            "pcmsim_plot_standalone", REPO / "python" / "pcmsim" / "plot.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+plot = _load_plot()
+
+YEAR = 365 * 86400.0
+TIMES = np.array([1.0, 3600.0, 86400.0, YEAR])
+
+
+def _save(fig, tmp_path, name):
+    path = tmp_path / name
+    fig.savefig(path, dpi=60)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 1000
+    return path
+
+
+def test_conductance_histograms_array(tmp_path):
+    rng = np.random.default_rng(1)
+    targets = np.array([2e-6, 10e-6, 20e-6])  # siemens
+    g = targets[None, :, None] * (1 + 0.05 * rng.standard_normal((4, 3, 500)))
+    g *= np.array([1.0, 0.8, 0.7, 0.5])[:, None, None]  # drift shrinks them
+    fig = plot.conductance_histograms(g, TIMES, targets)
+    assert isinstance(fig, Figure)
+    axes = fig.axes
+    assert len(axes) == 4
+    assert axes[-1].get_xlabel() == "conductance (µS)"
+    assert [a.get_title(loc="left") for a in axes] == [
+        "t = 1 s", "t = 1 h", "t = 1 day", "t = 1 year"]
+    labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert labels == ["target 2 µS", "target 10 µS", "target 20 µS"]
+    # Plotted in µS: the x range covers the largest target in µS.
+    assert axes[0].get_xlim()[1] > 20
+    _save(fig, tmp_path, "g.png")
+
+
+def test_conductance_histograms_mapping_in_uS(tmp_path):
+    rng = np.random.default_rng(2)
+    data = {0.0: {5.0: rng.normal(5, 0.5, 300), 15.0: rng.normal(15, 1, 300)},
+            86400.0: {5.0: rng.normal(4, 0.5, 300), 15.0: rng.normal(12, 1, 300)}}
+    fig = plot.conductance_histograms(data, unit="uS", density=False)
+    assert [a.get_title(loc="left") for a in fig.axes] == ["t = 0 s", "t = 1 day"]
+    assert fig.axes[0].get_ylabel() == "devices"
+    _save(fig, tmp_path, "g2.png")
+
+
+def test_conductance_histograms_rejects_bad_input():
+    with pytest.raises(ValueError, match="unit"):
+        plot.conductance_histograms(np.zeros((2, 10)), [0, 1], unit="mS")
+    with pytest.raises(ValueError, match="2 times for 3 snapshots"):
+        plot.conductance_histograms(np.zeros((3, 1, 10)), [0, 1])
+    with pytest.raises(ValueError, match="shape"):
+        plot.conductance_histograms(np.zeros(10), [0])
+
+
+def _long_table(times, trials, gdc, rng):
+    rows = {"t_inference": [], "trial": [], "accuracy": [], "gdc": []}
+    for g in gdc:
+        for t in times:
+            for k in range(trials):
+                drop = (0.01 if g else 0.05) * np.log10(1 + t)
+                rows["t_inference"].append(t)
+                rows["trial"].append(k)
+                rows["accuracy"].append(0.9 - drop + 0.003 * rng.standard_normal())
+                rows["gdc"].append(g)
+    return {k: np.array(v) for k, v in rows.items()}
+
+
+def test_summarise_long_and_2d():
+    rng = np.random.default_rng(3)
+    table = _long_table(TIMES, 5, [True], rng)
+    s = plot.summarise(table, ["time"])
+    np.testing.assert_array_equal(s["time"], TIMES)
+    for i, t in enumerate(TIMES):
+        acc = table["accuracy"][table["t_inference"] == t]
+        assert s["acc_mean"][i] == pytest.approx(acc.mean())
+        assert s["acc_std"][i] == pytest.approx(acc.std(ddof=1))
+        assert s["trials"][i] == 5
+    # pcmsim run's file layout: accuracy [times, trials]
+    acc = rng.uniform(0.8, 0.9, (4, 3))
+    s = plot.summarise({"t_inference_s": TIMES[::-1], "accuracy": acc}, ["time"])
+    np.testing.assert_allclose(s["acc_mean"], acc.mean(axis=1)[::-1])
+    np.testing.assert_allclose(s["acc_std"], acc.std(axis=1, ddof=1)[::-1])
+    with pytest.raises(KeyError, match="time"):
+        plot.summarise({"accuracy": acc}, ["time"])
+    with pytest.raises(KeyError, match="accuracy"):
+        plot.summarise({"t": TIMES}, ["time"])
+
+
+def test_accuracy_vs_time_split_by_gdc(tmp_path):
+    rng = np.random.default_rng(4)
+    table = _long_table(TIMES, 3, [True, False], rng)
+    fig = plot.accuracy_vs_time(table, by="gdc", fp32=0.9)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert ax.get_xlabel() == "time after programming"
+    assert ax.get_ylabel() == "top-1 accuracy (%)"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["gdc off", "gdc on", "FP32 (90.00 %)"]
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks[0] == "1 s" and ticks[-1] == "1 year"
+    # The GDC-on curve (second series) ends higher than the GDC-off one; values in percent.
+    off, on = ax.get_lines()[0], ax.get_lines()[1]
+    assert on.get_ydata()[-1] > off.get_ydata()[-1]
+    assert 50 < on.get_ydata()[0] <= 100
+    assert len(ax.collections) == 2  # one ±std band per curve
+    _save(fig, tmp_path, "t.png")
+
+
+def test_accuracy_vs_time_mapping_of_summaries(tmp_path):
+    on = {"t_inference_s": TIMES, "acc_mean": [0.89, 0.885, 0.88, 0.87],
+          "acc_std": [0.002] * 4, "fp32_accuracy": 0.8923}
+    off = {"t_inference_s": TIMES, "acc_mean": [0.88, 0.7, 0.5, 0.2], "acc_std": [0.01] * 4}
+    fig = plot.accuracy_vs_time({"GDC on": on, "GDC off": off}, errors="bar", title="mlp")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["GDC on", "GDC off", "FP32 (89.23 %)"]
+    assert ax.get_title() == "mlp"
+    _save(fig, tmp_path, "t2.png")
+
+
+def test_accuracy_vs_time_drops_zero_time_with_warning():
+    table = {"t": [0.0, 1.0, 10.0], "acc_mean": [0.9, 0.9, 0.8]}
+    with pytest.warns(UserWarning, match="times <= 0"):
+        fig = plot.accuracy_vs_time(table, errors="none")
+    assert list(fig.axes[0].get_lines()[0].get_xdata()) == [1.0, 10.0]
+    with pytest.raises(ValueError, match="errors"):
+        plot.accuracy_vs_time(table, errors="shade")
+
+
+def _precision_table(rng, trials=2):
+    rows = {"p_in": [], "p_out": [], "trial": [], "accuracy": []}
+    for p_in in range(2, 9):
+        for p_out in range(2, 9):
+            for k in range(trials):
+                acc = 0.9 - 0.4 * 2.0 ** -(p_in - 1) - 0.3 * 2.0 ** -(p_out - 1)
+                rows["p_in"].append(p_in)
+                rows["p_out"].append(p_out)
+                rows["trial"].append(k)
+                rows["accuracy"].append(acc + 0.002 * rng.standard_normal())
+    return {k: np.array(v) for k, v in rows.items()}
+
+
+def test_accuracy_vs_precision_curves(tmp_path):
+    rng = np.random.default_rng(5)
+    table = _precision_table(rng)
+    fig = plot.accuracy_vs_precision(table, x="p_out", by="p_in", fp32=0.9)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "ADC precision p_out (bits)"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:7] == [f"p_in = {p}" for p in range(2, 9)]
+    assert list(ax.get_xticks()) == list(range(2, 9))
+    # Accuracy rises with precision in this synthetic table.
+    y = ax.containers[-1].lines[0].get_ydata()  # the p_in = 8 curve
+    assert y[-1] > y[0]
+    _save(fig, tmp_path, "p.png")
+    # A table without the `by` column: one curve, no error.
+    single = {"p_out": [4, 6, 8], "acc_mean": [0.7, 0.85, 0.89], "acc_std": [0, 0, 0]}
+    fig = plot.accuracy_vs_precision(single)
+    assert len(fig.axes[0].containers) == 1
+
+
+def test_precision_heatmap_from_table(tmp_path):
+    rng = np.random.default_rng(6)
+    table = _precision_table(rng)
+    fig = plot.precision_heatmap(table, fp32=0.9)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "ADC precision p_out (bits)"
+    assert ax.get_ylabel() == "DAC precision p_in (bits)"
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(p) for p in range(2, 9)]
+    image = ax.get_images()[0].get_array()
+    assert image.shape == (7, 7)
+    # cell (p_in = 8, p_out = 8) is the mean over its two trials, in percent
+    sel = (table["p_in"] == 8) & (table["p_out"] == 8)
+    assert image[6, 6] == pytest.approx(table["accuracy"][sel].mean() * 100)
+    assert len(ax.texts) == 49
+    assert fig.axes[1].get_ylabel() == "top-1 accuracy (%)"  # colour bar
+    _save(fig, tmp_path, "h.png")
+
+
+def test_precision_heatmap_from_grid_relative(tmp_path):
+    grid = np.array([[0.5, 0.6], [0.7, np.nan]])
+    fig = plot.precision_heatmap(grid, p_in=[4, 8], p_out=[4, 8], fp32=0.9, relative=True)
+    image = fig.axes[0].get_images()[0].get_array()
+    assert image[0, 0] == pytest.approx(-40.0)
+    assert image.mask[1, 1]  # missing cell left blank
+    assert fig.axes[1].get_ylabel() == "accuracy - FP32 (points)"
+    assert len(fig.axes[0].texts) == 3
+    _save(fig, tmp_path, "h2.png")
+    with pytest.raises(ValueError, match="shape"):
+        plot.precision_heatmap(grid, p_in=[4], p_out=[4, 8])
+    with pytest.raises(ValueError, match="FP32"):
+        plot.precision_heatmap(grid, p_in=[4, 8], p_out=[4, 8], relative=True)
+
+
+# An MLP 784-300-100-10 on 256 x 256 tiles, in render_json's layout.
+def _mlp_plan_json():
+    def slices(rows, cols, tile0):
+        out, tile = [], tile0
+        for c0 in range(0, cols, 256):
+            for r0 in range(0, rows, 256):
+                out.append({"tile": tile, "group": 0, "row0": r0, "col0": c0,
+                            "rows": min(256, rows - r0), "cols": min(256, cols - c0),
+                            "tile_row0": 0, "tile_col0": 0})
+                tile += 1
+        return out, tile
+    fc1, t = slices(784, 300, 0)
+    fc2, t = slices(300, 100, t)
+    fc3, t = slices(100, 10, t)
+    return {"chip": {"tile_rows": 256, "tile_cols": 256, "num_tiles": 0},
+            "plan": {"tiles_used": t, "layers": [
+                {"name": "fc1", "digital": False, "slices": fc1},
+                {"name": "fc2", "digital": False, "slices": fc2},
+                {"name": "fc3", "digital": False, "slices": fc3}]}}
+
+
+def test_tile_utilisation_map_json(tmp_path):
+    doc = _mlp_plan_json()
+    tiles = doc["plan"]["tiles_used"]
+    assert tiles == 8 + 2 + 1
+    fig = plot.tile_utilisation_map(json.dumps(doc))
+    ax = fig.axes[0]
+    # One background square per tile plus one rectangle per slice.
+    n_slices = sum(len(layer["slices"]) for layer in doc["plan"]["layers"])
+    assert len(ax.patches) == tiles + n_slices
+    texts = [t.get_text() for t in ax.texts]
+    assert "100 %" in texts  # a full 256 x 256 block of fc1
+    assert f"{16 * 44 / 65536 * 100:.0f} %" in texts  # fc1's corner block 16 x 44
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["fc1", "fc2", "fc3"]
+    used = 784 * 300 + 300 * 100 + 100 * 10
+    assert f"utilisation {used / (tiles * 65536) * 100:.1f} %" in ax.get_title()
+    _save(fig, tmp_path, "u.png")
+
+
+def test_tile_utilisation_map_objects(tmp_path):
+    class Obj:
+        def __init__(self, **kw):
+            self.__dict__.update(kw)
+
+    doc = _mlp_plan_json()
+    layers = [Obj(layer=Obj(name=l["name"]), digital=False,
+                  slices=[Obj(**s) for s in l["slices"]]) for l in doc["plan"]["layers"]]
+    layers.append(Obj(layer=Obj(name="head"), digital=True, slices=[]))
+    plan_obj = Obj(chip=Obj(tile_rows=256, tile_cols=256), layers=layers, tiles_used=11)
+    fig = plot.tile_utilisation_map(plan_obj, columns=4, title="mlp")
+    ax = fig.axes[0]
+    assert ax.get_title() == "mlp"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["fc1", "fc2", "fc3"]
+    _save(fig, tmp_path, "u2.png")
+    bad = Obj(chip=Obj(tile_rows=256, tile_cols=256), layers=layers, tiles_used=3)
+    with pytest.raises(ValueError, match="tile"):
+        plot.tile_utilisation_map(bad)
+
+
+def test_format_time():
+    assert plot.format_time(0) == "0 s"
+    assert plot.format_time(3600) == "1 h"
+    assert plot.format_time(2 * 86400) == "2 days"
+    assert plot.format_time(90) == "1.5 min"
+    assert plot.format_time(YEAR) == "1 year"
