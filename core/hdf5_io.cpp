@@ -17,8 +17,7 @@ constexpr const char* kTag = "core::hdf5";
 
 [[noreturn]] void fail(const std::string& where, const std::string& what) {
   std::string reason = hdf5_error_stack();
-  if (reason.empty())
-    throw_io(kTag, concat(where, ": ", what));
+  if (reason.empty()) throw_io(kTag, concat(where, ": ", what));
   throw_io(kTag, concat(where, ": ", what, " (HDF5: ", reason, ")"));
 }
 
@@ -31,44 +30,67 @@ R check(R r, const std::string& where, const std::string& what) {
 
 template <class T>
 hid_t native_type() {
-  if constexpr (std::is_same_v<T, float>) return H5T_NATIVE_FLOAT;
-  else if constexpr (std::is_same_v<T, double>) return H5T_NATIVE_DOUBLE;
-  else if constexpr (std::is_same_v<T, std::int32_t>) return H5T_NATIVE_INT32;
-  else if constexpr (std::is_same_v<T, std::int64_t>) return H5T_NATIVE_INT64;
-  else if constexpr (std::is_same_v<T, std::uint8_t>) return H5T_NATIVE_UINT8;
-  else static_assert(sizeof(T) == 0, "unsupported HDF5 element type");
+  if constexpr (std::is_same_v<T, float>)
+    return H5T_NATIVE_FLOAT;
+  else if constexpr (std::is_same_v<T, double>)
+    return H5T_NATIVE_DOUBLE;
+  else if constexpr (std::is_same_v<T, std::int32_t>)
+    return H5T_NATIVE_INT32;
+  else if constexpr (std::is_same_v<T, std::int64_t>)
+    return H5T_NATIVE_INT64;
+  else if constexpr (std::is_same_v<T, std::uint8_t>)
+    return H5T_NATIVE_UINT8;
+  else
+    static_assert(sizeof(T) == 0, "unsupported HDF5 element type");
 }
 
 template <class T>
 const char* type_name() {
-  if constexpr (std::is_same_v<T, float>) return "float32";
-  else if constexpr (std::is_same_v<T, double>) return "float64";
-  else if constexpr (std::is_same_v<T, std::int32_t>) return "int32";
-  else if constexpr (std::is_same_v<T, std::int64_t>) return "int64";
-  else return "uint8";
+  if constexpr (std::is_same_v<T, float>)
+    return "float32";
+  else if constexpr (std::is_same_v<T, double>)
+    return "float64";
+  else if constexpr (std::is_same_v<T, std::int32_t>)
+    return "int32";
+  else if constexpr (std::is_same_v<T, std::int64_t>)
+    return "int64";
+  else
+    return "uint8";
 }
 
 const char* class_name(H5T_class_t c) {
   switch (c) {
-    case H5T_INTEGER: return "integer";
-    case H5T_FLOAT: return "float";
-    case H5T_STRING: return "string";
-    case H5T_COMPOUND: return "compound";
-    case H5T_ENUM: return "enum";
-    case H5T_ARRAY: return "array";
-    case H5T_VLEN: return "vlen";
-    case H5T_BITFIELD: return "bitfield";
-    case H5T_OPAQUE: return "opaque";
-    case H5T_REFERENCE: return "reference";
-    default: return "unknown";
+    case H5T_INTEGER:
+      return "integer";
+    case H5T_FLOAT:
+      return "float";
+    case H5T_STRING:
+      return "string";
+    case H5T_COMPOUND:
+      return "compound";
+    case H5T_ENUM:
+      return "enum";
+    case H5T_ARRAY:
+      return "array";
+    case H5T_VLEN:
+      return "vlen";
+    case H5T_BITFIELD:
+      return "bitfield";
+    case H5T_OPAQUE:
+      return "opaque";
+    case H5T_REFERENCE:
+      return "reference";
+    default:
+      return "unknown";
   }
 }
 
 std::vector<std::size_t> space_shape(hid_t space, const std::string& where) {
   int rank = check(H5Sget_simple_extent_ndims(space), where, "cannot read the dataspace");
   std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
-  if (rank > 0) check(H5Sget_simple_extent_dims(space, dims.data(), nullptr), where,
-                      "cannot read the dataspace");
+  if (rank > 0)
+    check(H5Sget_simple_extent_dims(space, dims.data(), nullptr), where,
+          "cannot read the dataspace");
   if (H5Sget_simple_extent_type(space) == H5S_NULL) fail(where, "has an empty (null) dataspace");
   return std::vector<std::size_t>(dims.begin(), dims.end());
 }
@@ -89,18 +111,20 @@ std::vector<T> read_numeric(hid_t stored_type, std::size_t n, const std::string&
     if (cls != H5T_FLOAT && cls != H5T_INTEGER)
       fail(where, concat("holds ", class_name(cls), " data, expected numbers"));
     std::vector<T> out(n);
-    if (n) check(read(native_type<T>(), static_cast<void*>(out.data())), where,
-                 "cannot read the data (file truncated or corrupted?)");
+    if (n)
+      check(read(native_type<T>(), static_cast<void*>(out.data())), where,
+            "cannot read the data (file truncated or corrupted?)");
     return out;
   } else {
     if (cls != H5T_INTEGER)
-      fail(where, concat("holds ", class_name(cls), " data, expected integers (", type_name<T>(),
-                         ")"));
+      fail(where,
+           concat("holds ", class_name(cls), " data, expected integers (", type_name<T>(), ")"));
     bool is_unsigned = H5Tget_sign(stored_type) == H5T_SGN_NONE;
     if (is_unsigned && H5Tget_size(stored_type) >= 8) {
       std::vector<std::uint64_t> wide(n);
-      if (n) check(read(H5T_NATIVE_UINT64, static_cast<void*>(wide.data())), where,
-                   "cannot read the data (file truncated or corrupted?)");
+      if (n)
+        check(read(H5T_NATIVE_UINT64, static_cast<void*>(wide.data())), where,
+              "cannot read the data (file truncated or corrupted?)");
       std::vector<T> out(n);
       for (std::size_t i = 0; i < n; ++i) {
         if (wide[i] > static_cast<std::uint64_t>(std::numeric_limits<T>::max()))
@@ -110,8 +134,9 @@ std::vector<T> read_numeric(hid_t stored_type, std::size_t n, const std::string&
       return out;
     }
     std::vector<std::int64_t> wide(n);
-    if (n) check(read(H5T_NATIVE_INT64, static_cast<void*>(wide.data())), where,
-                 "cannot read the data (file truncated or corrupted?)");
+    if (n)
+      check(read(H5T_NATIVE_INT64, static_cast<void*>(wide.data())), where,
+            "cannot read the data (file truncated or corrupted?)");
     if constexpr (std::is_same_v<T, std::int64_t>) {
       return wide;
     } else {
@@ -132,7 +157,8 @@ template <class ReadFn>
 std::vector<std::string> read_strings(hid_t stored_type, hid_t space, std::size_t n,
                                       const std::string& where, ReadFn read) {
   if (H5Tget_class(stored_type) != H5T_STRING)
-    fail(where, concat("holds ", class_name(H5Tget_class(stored_type)), " data, expected a string"));
+    fail(where,
+         concat("holds ", class_name(H5Tget_class(stored_type)), " data, expected a string"));
   std::vector<std::string> out;
   out.reserve(n);
   if (H5Tis_variable_str(stored_type) > 0) {
@@ -140,8 +166,9 @@ std::vector<std::string> read_strings(hid_t stored_type, hid_t space, std::size_
     check(H5Tset_size(mem.get(), H5T_VARIABLE), where, "cannot make a string type");
     check(H5Tset_cset(mem.get(), H5Tget_cset(stored_type)), where, "cannot make a string type");
     std::vector<char*> ptrs(n, nullptr);
-    if (n) check(read(mem.get(), static_cast<void*>(ptrs.data())), where,
-                 "cannot read the strings (file truncated or corrupted?)");
+    if (n)
+      check(read(mem.get(), static_cast<void*>(ptrs.data())), where,
+            "cannot read the strings (file truncated or corrupted?)");
     for (char* p : ptrs) out.emplace_back(p ? p : "");
 #if H5_VERSION_GE(1, 12, 0)
     H5Treclaim(mem.get(), space, H5P_DEFAULT, ptrs.data());
@@ -155,8 +182,9 @@ std::vector<std::string> read_strings(hid_t stored_type, hid_t space, std::size_
     check(H5Tset_size(mem.get(), len), where, "cannot make a string type");
     check(H5Tset_strpad(mem.get(), H5T_STR_NULLPAD), where, "cannot make a string type");
     std::vector<char> buf(n * len + 1, '\0');
-    if (n) check(read(mem.get(), static_cast<void*>(buf.data())), where,
-                 "cannot read the strings (file truncated or corrupted?)");
+    if (n)
+      check(read(mem.get(), static_cast<void*>(buf.data())), where,
+            "cannot read the strings (file truncated or corrupted?)");
     for (std::size_t i = 0; i < n; ++i) {
       const char* p = buf.data() + i * len;
       std::size_t k = 0;
@@ -205,13 +233,27 @@ std::string hdf5_error_stack() {
 void Handle::reset() {
   if (id_ < 0) return;
   switch (H5Iget_type(id_)) {
-    case H5I_FILE: H5Fclose(id_); break;
-    case H5I_GROUP: case H5I_DATASET: H5Oclose(id_); break;
-    case H5I_DATATYPE: H5Tclose(id_); break;
-    case H5I_DATASPACE: H5Sclose(id_); break;
-    case H5I_ATTR: H5Aclose(id_); break;
-    case H5I_GENPROP_LST: H5Pclose(id_); break;
-    default: break;
+    case H5I_FILE:
+      H5Fclose(id_);
+      break;
+    case H5I_GROUP:
+    case H5I_DATASET:
+      H5Oclose(id_);
+      break;
+    case H5I_DATATYPE:
+      H5Tclose(id_);
+      break;
+    case H5I_DATASPACE:
+      H5Sclose(id_);
+      break;
+    case H5I_ATTR:
+      H5Aclose(id_);
+      break;
+    case H5I_GENPROP_LST:
+      H5Pclose(id_);
+      break;
+    default:
+      break;
   }
   id_ = -1;
 }
@@ -221,8 +263,7 @@ void Handle::reset() {
 File File::open_read(const std::string& path) {
   silence_hdf5_errors();
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec))
-    throw_io(kTag, concat(path, ": file not found"));
+  if (!std::filesystem::exists(path, ec)) throw_io(kTag, concat(path, ": file not found"));
   if (std::filesystem::is_directory(path, ec))
     throw_io(kTag, concat(path, ": is a directory, not an HDF5 file"));
   {
@@ -232,12 +273,12 @@ File File::open_read(const std::string& path) {
   htri_t is = H5Fis_hdf5(path.c_str());
   if (is <= 0) {
     hdf5_error_stack();
-    throw_io(kTag, concat(path, ": not an HDF5 file (no HDF5 signature: wrong format or "
-                                "corrupted header)"));
+    throw_io(kTag, concat(path,
+                          ": not an HDF5 file (no HDF5 signature: wrong format or "
+                          "corrupted header)"));
   }
   Handle fh(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
-  if (!fh.valid())
-    fail(path, "cannot open the HDF5 file (truncated or corrupted?)");
+  if (!fh.valid()) fail(path, "cannot open the HDF5 file (truncated or corrupted?)");
   Handle root(H5Gopen2(fh.get(), "/", H5P_DEFAULT));
   if (!root.valid()) fail(path, "cannot open the root group (truncated or corrupted?)");
   return File(std::move(fh), Group(std::move(root), path, "/"), path);
@@ -284,9 +325,7 @@ std::string Group::child_path(const std::string& name) const {
   return path_ == "/" ? "/" + name : path_ + "/" + name;
 }
 
-std::string Group::where(const std::string& child) const {
-  return file_ + ":" + child_path(child);
-}
+std::string Group::where(const std::string& child) const { return file_ + ":" + child_path(child); }
 
 std::vector<std::string> Group::members() const {
   silence_hdf5_errors();
@@ -294,8 +333,8 @@ std::vector<std::string> Group::members() const {
   check(H5Gget_info(id(), &info), where(), "cannot list the group");
   std::vector<std::string> names;
   for (hsize_t i = 0; i < info.nlinks; ++i) {
-    ssize_t len = H5Lget_name_by_idx(id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0,
-                                     H5P_DEFAULT);
+    ssize_t len =
+        H5Lget_name_by_idx(id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
     check(len, where(), "cannot list the group");
     std::string name(static_cast<std::size_t>(len), '\0');
     check(H5Lget_name_by_idx(id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(),
@@ -315,7 +354,10 @@ Kind Group::kind_of(const std::string& name) const {
     std::size_t slash = name.find('/', pos);
     prefix = name.substr(0, slash);
     htri_t exists = H5Lexists(id(), prefix.c_str(), H5P_DEFAULT);
-    if (exists <= 0) { hdf5_error_stack(); return Kind::missing; }
+    if (exists <= 0) {
+      hdf5_error_stack();
+      return Kind::missing;
+    }
     if (slash == std::string::npos) break;
     pos = slash + 1;
   }
@@ -325,7 +367,10 @@ Kind Group::kind_of(const std::string& name) const {
 #else
   herr_t r = H5Oget_info_by_name2(id(), name.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT);
 #endif
-  if (r < 0) { hdf5_error_stack(); return Kind::missing; }  // e.g. a dangling soft link
+  if (r < 0) {
+    hdf5_error_stack();
+    return Kind::missing;
+  }  // e.g. a dangling soft link
   if (info.type == H5O_TYPE_GROUP) return Kind::group;
   if (info.type == H5O_TYPE_DATASET) return Kind::dataset;
   return Kind::other;
@@ -404,8 +449,8 @@ Array<T> Group::read_dataset_rows(const std::string& name, std::size_t row0,
   a.shape = space_shape(space.get(), w);
   if (a.shape.empty()) fail(w, "is a scalar; cannot select rows");
   if (row0 > a.shape[0] || rows > a.shape[0] - row0)
-    throw_invalid(kTag, concat(w, ": rows [", row0, ", ", row0 + rows, ") out of [0, ",
-                               a.shape[0], ")"));
+    throw_invalid(kTag,
+                  concat(w, ": rows [", row0, ", ", row0 + rows, ") out of [0, ", a.shape[0], ")"));
   std::vector<hsize_t> start(a.shape.size(), 0), count(a.shape.begin(), a.shape.end());
   start[0] = row0;
   count[0] = rows;
@@ -431,9 +476,9 @@ void Group::write_dataset(const std::string& name, const T* data,
     throw_invalid(kTag, concat(w, ": deflate = ", deflate, ": must be in [0, 9]"));
   if (kind_of(name) != Kind::missing) throw_io(kTag, concat(w, ": already exists"));
   std::vector<hsize_t> dims(shape.begin(), shape.end());
-  Handle space(dims.empty() ? H5Screate(H5S_SCALAR)
-                            : H5Screate_simple(static_cast<int>(dims.size()), dims.data(),
-                                               nullptr));
+  Handle space(dims.empty()
+                   ? H5Screate(H5S_SCALAR)
+                   : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
   if (!space.valid()) fail(w, "cannot create the dataspace");
   Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
   std::size_t n = product(shape);
@@ -454,8 +499,9 @@ void Group::write_dataset(const std::string& name, const T* data,
   Handle d(H5Dcreate2(id(), name.c_str(), native_type<T>(), space.get(), lcpl.get(), dcpl.get(),
                       H5P_DEFAULT));
   if (!d.valid()) fail(w, "cannot create the dataset");
-  if (n) check(H5Dwrite(d.get(), native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data), w,
-               "cannot write the dataset (disk full?)");
+  if (n)
+    check(H5Dwrite(d.get(), native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data), w,
+          "cannot write the dataset (disk full?)");
 }
 
 std::vector<std::string> Group::read_string_dataset(const std::string& name) const {
@@ -508,8 +554,8 @@ std::vector<std::string> Group::attribute_names() const {
 #endif
   std::vector<std::string> names;
   for (hsize_t i = 0; i < info.num_attrs; ++i) {
-    ssize_t len = H5Aget_name_by_idx(id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0,
-                                     H5P_DEFAULT);
+    ssize_t len =
+        H5Aget_name_by_idx(id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
     check(len, where(), "cannot list attributes");
     std::string name(static_cast<std::size_t>(len), '\0');
     check(H5Aget_name_by_idx(id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(),
@@ -521,8 +567,7 @@ std::vector<std::string> Group::attribute_names() const {
 }
 
 Handle Group::open_attribute(const std::string& name) const {
-  if (!has_attribute(name))
-    throw_io(kTag, concat(where(), ": attribute '", name, "' is missing"));
+  if (!has_attribute(name)) throw_io(kTag, concat(where(), ": attribute '", name, "' is missing"));
   Handle a(H5Aopen(id(), name.c_str(), H5P_DEFAULT));
   if (!a.valid()) fail(where(), concat("cannot open attribute '", name, "'"));
   return a;
@@ -540,7 +585,8 @@ AttrInfo attr_info(hid_t a, const std::string& w) {
   i.type = Handle(H5Aget_type(a));
   if (!i.space.valid() || !i.type.valid()) fail(w, "cannot read the attribute header");
   i.shape = space_shape(i.space.get(), w);
-  if (i.shape.size() > 1) fail(w, concat("has rank ", i.shape.size(), ", expected a scalar or 1-D"));
+  if (i.shape.size() > 1)
+    fail(w, concat("has rank ", i.shape.size(), ", expected a scalar or 1-D"));
   i.n = product(i.shape);
   return i;
 }
@@ -594,8 +640,8 @@ std::vector<std::int64_t> Group::read_int_list_attribute(const std::string& name
     }
     return out;
   }
-  return read_numeric<std::int64_t>(i.type.get(), i.n, w,
-                                    [&](hid_t mem, void* buf) { return H5Aread(a.get(), mem, buf); });
+  return read_numeric<std::int64_t>(
+      i.type.get(), i.n, w, [&](hid_t mem, void* buf) { return H5Aread(a.get(), mem, buf); });
 }
 
 std::int64_t Group::read_int_attribute(const std::string& name) const {
@@ -671,11 +717,11 @@ void Group::write_attribute(const std::string& name, const std::vector<std::int6
 }
 
 // Explicit instantiations for the supported element types.
-#define PCMSIM_H5_INSTANTIATE(T)                                                               \
-  template Array<T> Group::read_dataset<T>(const std::string&) const;                          \
-  template Array<T> Group::read_dataset_rows<T>(const std::string&, std::size_t, std::size_t)  \
-      const;                                                                                   \
-  template void Group::write_dataset<T>(const std::string&, const T*,                          \
+#define PCMSIM_H5_INSTANTIATE(T)                                                              \
+  template Array<T> Group::read_dataset<T>(const std::string&) const;                         \
+  template Array<T> Group::read_dataset_rows<T>(const std::string&, std::size_t, std::size_t) \
+      const;                                                                                  \
+  template void Group::write_dataset<T>(const std::string&, const T*,                         \
                                         const std::vector<std::size_t>&, int);
 PCMSIM_H5_INSTANTIATE(float)
 PCMSIM_H5_INSTANTIATE(double)

@@ -24,7 +24,8 @@
 
 namespace pcmsim::core::h5 {
 
-// An owned HDF5 identifier; closes itself with H5Oclose/H5Fclose/H5Sclose/H5Tclose/H5Aclose/H5Pclose.
+// An owned HDF5 identifier; closes itself with
+// H5Oclose/H5Fclose/H5Sclose/H5Tclose/H5Aclose/H5Pclose.
 class Handle {
  public:
   Handle() = default;
@@ -32,14 +33,22 @@ class Handle {
   ~Handle() { reset(); }
   Handle(Handle&& o) noexcept : id_(o.id_) { o.id_ = -1; }
   Handle& operator=(Handle&& o) noexcept {
-    if (this != &o) { reset(); id_ = o.id_; o.id_ = -1; }
+    if (this != &o) {
+      reset();
+      id_ = o.id_;
+      o.id_ = -1;
+    }
     return *this;
   }
   Handle(const Handle&) = delete;
   Handle& operator=(const Handle&) = delete;
   hid_t get() const { return id_; }
   bool valid() const { return id_ >= 0; }
-  hid_t release() { hid_t id = id_; id_ = -1; return id; }
+  hid_t release() {
+    hid_t id = id_;
+    id_ = -1;
+    return id;
+  }
   void reset();
 
  private:
@@ -70,7 +79,7 @@ class Group {
 
   hid_t id() const { return h_.get(); }
   const std::string& file_name() const { return file_; }
-  const std::string& path() const { return path_; }  // "/a/b"
+  const std::string& path() const { return path_; }        // "/a/b"
   std::string where(const std::string& child = "") const;  // "file.h5:/a/b/child"
 
   // Members (links) in name order, and what a member is. Names may be relative paths "a/b".
@@ -79,9 +88,9 @@ class Group {
   bool has_group(const std::string& name) const { return kind_of(name) == Kind::group; }
   bool has_dataset(const std::string& name) const { return kind_of(name) == Kind::dataset; }
 
-  Group open_group(const std::string& name) const;    // error if missing or not a group
-  Group create_group(const std::string& name);        // error if it exists; creates parents
-  Group require_group(const std::string& name);       // open, or create if missing
+  Group open_group(const std::string& name) const;  // error if missing or not a group
+  Group create_group(const std::string& name);      // error if it exists; creates parents
+  Group require_group(const std::string& name);     // open, or create if missing
 
   // Datasets.
   std::vector<std::size_t> dataset_shape(const std::string& name) const;

@@ -26,7 +26,8 @@ class GzReader {
  public:
   explicit GzReader(const std::string& path) : path_(path) {
     std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) core::throw_io(kIdxTag, concat(path, ": file not found"));
+    if (!std::filesystem::exists(path, ec))
+      core::throw_io(kIdxTag, concat(path, ": file not found"));
     if (std::filesystem::is_directory(path, ec))
       core::throw_io(kIdxTag, concat(path, ": is a directory"));
     f_ = gzopen(path.c_str(), "rb");
@@ -55,10 +56,10 @@ class GzReader {
       if (got == 0) {
         int err = 0;
         const char* msg = gzerror(f_, &err);
-        core::throw_io(kIdxTag,
-                       concat(path_, ": truncated file: ", what, " needs ", n, " bytes, only ",
-                              done, " present",
-                              (err != Z_OK && msg) ? concat(" (", msg, ")") : std::string()));
+        core::throw_io(
+            kIdxTag,
+            concat(path_, ": truncated file: ", what, " needs ", n, " bytes, only ", done,
+                   " present", (err != Z_OK && msg) ? concat(" (", msg, ")") : std::string()));
       }
       done += static_cast<std::size_t>(got);
     }
@@ -207,19 +208,19 @@ Dataset load_hdf5_dataset(const std::string& path, Index limit) {
 void save_hdf5_dataset(const Dataset& data, const std::string& path) {
   const Index D = data.channels * data.height * data.width;
   if (data.images.cols() != D)
-    core::throw_invalid("nets::save_hdf5_dataset",
-                        concat("images have ", data.images.cols(), " values per sample, C*H*W = ", D));
+    core::throw_invalid("nets::save_hdf5_dataset", concat("images have ", data.images.cols(),
+                                                          " values per sample, C*H*W = ", D));
   if (static_cast<Index>(data.labels.size()) != data.images.rows())
-    core::throw_invalid("nets::save_hdf5_dataset", concat(data.images.rows(), " images but ",
-                                                          data.labels.size(), " labels"));
+    core::throw_invalid("nets::save_hdf5_dataset",
+                        concat(data.images.rows(), " images but ", data.labels.size(), " labels"));
   h5::File f = h5::File::create(path);
   f.write_attribute("format", "pcmsim-dataset");
   f.write_attribute("format_version", 1);
   f.write_attribute("name", data.name);
   const auto N = static_cast<std::size_t>(data.images.rows());
   f.write_dataset("images", data.images.data(),
-                  {N, static_cast<std::size_t>(data.channels), static_cast<std::size_t>(data.height),
-                   static_cast<std::size_t>(data.width)},
+                  {N, static_cast<std::size_t>(data.channels),
+                   static_cast<std::size_t>(data.height), static_cast<std::size_t>(data.width)},
                   N * static_cast<std::size_t>(D) >= 4096 ? 4 : 0);
   std::vector<std::int64_t> l(data.labels.begin(), data.labels.end());
   f.write_dataset("labels", l, {N});
@@ -231,8 +232,8 @@ Dataset load_dataset(const std::string& spec, Index limit) {
     return spec.size() >= s.size() && spec.compare(spec.size() - s.size(), s.size(), s) == 0;
   };
   const std::string prefix = "fashion-mnist";
-  if (spec.rfind(prefix, 0) == 0 && (spec.size() == prefix.size() || spec[prefix.size()] == ':' ||
-                                     spec[prefix.size()] == '@')) {
+  if (spec.rfind(prefix, 0) == 0 &&
+      (spec.size() == prefix.size() || spec[prefix.size()] == ':' || spec[prefix.size()] == '@')) {
     std::string rest = spec.substr(prefix.size());
     std::string dir = kFashionMnistDir;
     if (auto at = rest.find('@'); at != std::string::npos) {
@@ -241,12 +242,15 @@ Dataset load_dataset(const std::string& spec, Index limit) {
     }
     std::string split = rest.empty() ? "test" : rest.substr(1);
     std::string stem;
-    if (split == "test" || split == "t10k") stem = "t10k";
-    else if (split == "train") stem = "train";
+    if (split == "test" || split == "t10k")
+      stem = "t10k";
+    else if (split == "train")
+      stem = "train";
     else
-      core::throw_invalid("nets::load_dataset",
-                          concat("data set '", spec, "': unknown split '", split,
-                                 "' (fashion-mnist:test, fashion-mnist:t10k or fashion-mnist:train)"));
+      core::throw_invalid(
+          "nets::load_dataset",
+          concat("data set '", spec, "': unknown split '", split,
+                 "' (fashion-mnist:test, fashion-mnist:t10k or fashion-mnist:train)"));
     Dataset d = load_idx_dataset(dir + "/" + stem + "-images-idx3-ubyte.gz",
                                  dir + "/" + stem + "-labels-idx1-ubyte.gz", limit);
     d.name = "fashion-mnist:" + stem;
@@ -259,20 +263,20 @@ Dataset load_dataset(const std::string& spec, Index limit) {
     labels.replace(pos, key.size(), "labels-idx1");
     return load_idx_dataset(spec, labels, limit);
   }
-  core::throw_invalid("nets::load_dataset",
-                      concat("data set '", spec, "': not recognised (use fashion-mnist:test, "
-                                                 "fashion-mnist:train, a .h5 file or an "
-                                                 "...images-idx3-ubyte[.gz] file)"));
+  core::throw_invalid("nets::load_dataset", concat("data set '", spec,
+                                                   "': not recognised (use fashion-mnist:test, "
+                                                   "fashion-mnist:train, a .h5 file or an "
+                                                   "...images-idx3-ubyte[.gz] file)"));
 }
 
 void check_compatible(const Dataset& data, const Network& net) {
   const char* tag = "nets::check_compatible";
   if (data.channels != net.input_shape[0] || data.height != net.input_shape[1] ||
       data.width != net.input_shape[2])
-    core::throw_invalid(tag, concat("data set '", data.name, "' has images of (C, H, W) = (",
-                                    data.channels, ", ", data.height, ", ", data.width,
-                                    ") but model '", net.name, "' expects (", net.input_shape[0],
-                                    ", ", net.input_shape[1], ", ", net.input_shape[2], ")"));
+    core::throw_invalid(
+        tag, concat("data set '", data.name, "' has images of (C, H, W) = (", data.channels, ", ",
+                    data.height, ", ", data.width, ") but model '", net.name, "' expects (",
+                    net.input_shape[0], ", ", net.input_shape[1], ", ", net.input_shape[2], ")"));
   if (data.images.cols() != net.input_size())
     core::throw_invalid(tag, concat("data set '", data.name, "': images have ", data.images.cols(),
                                     " values per sample, expected ", net.input_size()));

@@ -10,10 +10,10 @@
 namespace pcmsim::nets {
 
 struct Dataset {
-  std::string name;                  // e.g. "fashion-mnist:t10k" or the file path
+  std::string name;  // e.g. "fashion-mnist:t10k" or the file path
   Index channels = 1, height = 0, width = 0;
-  MatrixF images;                    // N x C*H*W, pixels in [0, 1], not normalised, C order
-  std::vector<int> labels;           // N
+  MatrixF images;           // N x C*H*W, pixels in [0, 1], not normalised, C order
+  std::vector<int> labels;  // N
   Index size() const { return images.rows(); }
 };
 

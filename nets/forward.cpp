@@ -14,43 +14,60 @@ namespace {
 
 constexpr const char* kTag = "nets::forward";
 
-
 // Element-wise activation of one value; `L` gives the parameters of parametrised kinds.
 inline float activate(LayerKind kind, const Layer& L, float x) {
   switch (kind) {
-    case LayerKind::relu: return x > 0.f ? x : 0.f;
-    case LayerKind::relu6: return std::min(std::max(x, 0.f), 6.f);
-    case LayerKind::leaky_relu: return x >= 0.f ? x : x * static_cast<float>(L.negative_slope);
-    case LayerKind::sigmoid: return 1.f / (1.f + std::exp(-x));
-    case LayerKind::tanh: return std::tanh(x);
+    case LayerKind::relu:
+      return x > 0.f ? x : 0.f;
+    case LayerKind::relu6:
+      return std::min(std::max(x, 0.f), 6.f);
+    case LayerKind::leaky_relu:
+      return x >= 0.f ? x : x * static_cast<float>(L.negative_slope);
+    case LayerKind::sigmoid:
+      return 1.f / (1.f + std::exp(-x));
+    case LayerKind::tanh:
+      return std::tanh(x);
     case LayerKind::gelu:
       if (L.gelu_tanh) {
         const float k = 0.7978845608028654f;  // sqrt(2/pi)
         return 0.5f * x * (1.f + std::tanh(k * (x + 0.044715f * x * x * x)));
       }
       return 0.5f * x * (1.f + std::erf(x * 0.7071067811865476f));
-    case LayerKind::silu: return x / (1.f + std::exp(-x));
+    case LayerKind::silu:
+      return x / (1.f + std::exp(-x));
     case LayerKind::elu:
       return x > 0.f ? x : static_cast<float>(L.alpha) * std::expm1(x);
     case LayerKind::hardtanh:
       return std::min(std::max(x, static_cast<float>(L.min_val)), static_cast<float>(L.max_val));
-    case LayerKind::hardswish: return x * std::min(std::max(x + 3.f, 0.f), 6.f) / 6.f;
-    case LayerKind::hardsigmoid: return std::min(std::max(x + 3.f, 0.f), 6.f) / 6.f;
-    default: return x;
+    case LayerKind::hardswish:
+      return x * std::min(std::max(x + 3.f, 0.f), 6.f) / 6.f;
+    case LayerKind::hardsigmoid:
+      return std::min(std::max(x + 3.f, 0.f), 6.f) / 6.f;
+    default:
+      return x;
   }
 }
 
 LayerKind kind_of(Activation a) {
   switch (a) {
-    case Activation::relu: return LayerKind::relu;
-    case Activation::relu6: return LayerKind::relu6;
-    case Activation::sigmoid: return LayerKind::sigmoid;
-    case Activation::tanh: return LayerKind::tanh;
-    case Activation::gelu: return LayerKind::gelu;
-    case Activation::silu: return LayerKind::silu;
-    case Activation::hardswish: return LayerKind::hardswish;
-    case Activation::hardsigmoid: return LayerKind::hardsigmoid;
-    default: return LayerKind::identity;
+    case Activation::relu:
+      return LayerKind::relu;
+    case Activation::relu6:
+      return LayerKind::relu6;
+    case Activation::sigmoid:
+      return LayerKind::sigmoid;
+    case Activation::tanh:
+      return LayerKind::tanh;
+    case Activation::gelu:
+      return LayerKind::gelu;
+    case Activation::silu:
+      return LayerKind::silu;
+    case Activation::hardswish:
+      return LayerKind::hardswish;
+    case Activation::hardsigmoid:
+      return LayerKind::hardsigmoid;
+    default:
+      return LayerKind::identity;
   }
 }
 
@@ -89,7 +106,8 @@ void map_inplace(MatrixF& m, F f) {
 
 void apply_elementwise(MatrixF& m, LayerKind kind, const Layer& L) {
   switch (kind) {  // one loop per kind so that the simple ones vectorise
-    case LayerKind::relu: return map_inplace(m, [](float x) { return x > 0.f ? x : 0.f; });
+    case LayerKind::relu:
+      return map_inplace(m, [](float x) { return x > 0.f ? x : 0.f; });
     case LayerKind::relu6:
       return map_inplace(m, [](float x) { return std::min(std::max(x, 0.f), 6.f); });
     case LayerKind::hardtanh: {
@@ -101,7 +119,8 @@ void apply_elementwise(MatrixF& m, LayerKind kind, const Layer& L) {
       return map_inplace(m, [s](float x) { return x >= 0.f ? x : x * s; });
     }
     case LayerKind::hardswish:
-      return map_inplace(m, [](float x) { return x * std::min(std::max(x + 3.f, 0.f), 6.f) / 6.f; });
+      return map_inplace(m,
+                         [](float x) { return x * std::min(std::max(x + 3.f, 0.f), 6.f) / 6.f; });
     case LayerKind::hardsigmoid:
       return map_inplace(m, [](float x) { return std::min(std::max(x + 3.f, 0.f), 6.f) / 6.f; });
     case LayerKind::identity:
@@ -134,8 +153,8 @@ void channel_affine(MatrixF& y, const std::vector<float>& scale, const std::vect
   });
 }
 
-Act run_conv(const Layer& L, const Shape& in_shape, const Shape& out_shape, const Act& x,
-             Index B, int matrix_index, MatmulProvider& provider) {
+Act run_conv(const Layer& L, const Shape& in_shape, const Shape& out_shape, const Act& x, Index B,
+             int matrix_index, MatmulProvider& provider) {
   const Index C = in_shape.dims[0], H = in_shape.dims[1], W = in_shape.dims[2];
   const Index O = out_shape.dims[0], Ho = out_shape.dims[1], Wo = out_shape.dims[2];
   const Index P = Ho * Wo, rows_total = B * P;
@@ -185,9 +204,9 @@ Act run_conv(const Layer& L, const Shape& in_shape, const Shape& out_shape, cons
     target.resize(rows_total, Og);
     provider.matmul(matrix_index, static_cast<int>(g), col, target);
     if (target.rows() != rows_total || target.cols() != Og)
-      core::throw_invalid(kTag, concat("layer '", L.name, "': the matmul provider returned ",
-                                       target.rows(), "x", target.cols(), ", expected ",
-                                       rows_total, "x", Og));
+      core::throw_invalid(
+          kTag, concat("layer '", L.name, "': the matmul provider returned ", target.rows(), "x",
+                       target.cols(), ", expected ", rows_total, "x", Og));
     if (G > 1) y.m.middleCols(g * Og, Og) = yg;
   }
   if (!L.bias.empty()) channel_affine(y.m, {}, L.bias.data);
@@ -200,9 +219,9 @@ Act run_linear(const Layer& L, const Act& x, int matrix_index, MatmulProvider& p
   y.m.resize(B, L.out_features);
   provider.matmul(matrix_index, 0, x.m, y.m);
   if (y.m.rows() != B || y.m.cols() != L.out_features)
-    core::throw_invalid(kTag, concat("layer '", L.name, "': the matmul provider returned ",
-                                     y.m.rows(), "x", y.m.cols(), ", expected ", B, "x",
-                                     L.out_features));
+    core::throw_invalid(
+        kTag, concat("layer '", L.name, "': the matmul provider returned ", y.m.rows(), "x",
+                     y.m.cols(), ", expected ", B, "x", L.out_features));
   if (!L.bias.empty()) channel_affine(y.m, {}, L.bias.data);
   return y;
 }
@@ -224,8 +243,7 @@ Act run_batchnorm(const Layer& L, const Act& x) {
   return y;
 }
 
-Act run_pool(const Layer& L, const Shape& in_shape, const Shape& out_shape, const Act& x,
-             Index B) {
+Act run_pool(const Layer& L, const Shape& in_shape, const Shape& out_shape, const Act& x, Index B) {
   const Index C = in_shape.dims[0], H = in_shape.dims[1], W = in_shape.dims[2];
   const Index Ho = out_shape.dims[1], Wo = out_shape.dims[2];
   const Index kh = L.kernel_size[0], kw = L.kernel_size[1];
@@ -346,12 +364,12 @@ Fp32Matmul::Fp32Matmul(const Network& net) : layers_(matrix_layers(net)) {}
 
 void Fp32Matmul::matmul(int mi, int group, const Eigen::Ref<const MatrixF>& x, MatrixF& y) {
   if (mi < 0 || mi >= static_cast<int>(layers_.size()))
-    core::throw_invalid("nets::Fp32Matmul", concat("matrix layer index ", mi, " out of [0, ",
-                                                   layers_.size(), ")"));
+    core::throw_invalid("nets::Fp32Matmul",
+                        concat("matrix layer index ", mi, " out of [0, ", layers_.size(), ")"));
   const MatrixLayer& m = layers_[static_cast<std::size_t>(mi)];
   if (group < 0 || group >= static_cast<int>(m.groups))
-    core::throw_invalid("nets::Fp32Matmul",
-                        concat("layer '", m.name, "': group ", group, " out of [0, ", m.groups, ")"));
+    core::throw_invalid("nets::Fp32Matmul", concat("layer '", m.name, "': group ", group,
+                                                   " out of [0, ", m.groups, ")"));
   if (x.cols() != m.rows)
     core::throw_invalid("nets::Fp32Matmul", concat("layer '", m.name, "': input has ", x.cols(),
                                                    " columns, expected ", m.rows));
@@ -373,8 +391,9 @@ MatrixF forward(const Network& net, const Eigen::Ref<const MatrixF>& images,
                 MatmulProvider& provider, Index first_sample) {
   const std::vector<LayerShapes> shapes = infer_shapes(net);
   if (images.cols() != net.input_size())
-    core::throw_invalid(kTag, concat("images have ", images.cols(), " values per sample, the model '",
-                                     net.name, "' expects C*H*W = ", net.input_size()));
+    core::throw_invalid(
+        kTag, concat("images have ", images.cols(), " values per sample, the model '", net.name,
+                     "' expects C*H*W = ", net.input_size()));
   const Index B = images.rows();
   const int n = static_cast<int>(net.layers.size());
   if (B == 0) return MatrixF(0, net.num_classes);
@@ -445,7 +464,8 @@ MatrixF forward(const Network& net, const Eigen::Ref<const MatrixF>& images,
 
 MatrixF logits(const Network& net, const MatrixF& images, MatmulProvider& provider,
                Index batch_size) {
-  if (batch_size < 1) core::throw_invalid(kTag, concat("batch_size = ", batch_size, ": must be >= 1"));
+  if (batch_size < 1)
+    core::throw_invalid(kTag, concat("batch_size = ", batch_size, ": must be >= 1"));
   const Index N = images.rows();
   MatrixF out(N, net.num_classes);
   for (Index b = 0; b < N; b += batch_size) {
@@ -473,8 +493,8 @@ std::vector<int> predict(const Network& net, const MatrixF& images, MatmulProvid
 
 double accuracy(const std::vector<int>& predictions, const std::vector<int>& labels) {
   if (predictions.size() != labels.size())
-    core::throw_invalid("nets::accuracy", concat(predictions.size(), " predictions but ",
-                                                 labels.size(), " labels"));
+    core::throw_invalid("nets::accuracy",
+                        concat(predictions.size(), " predictions but ", labels.size(), " labels"));
   if (labels.empty()) core::throw_invalid("nets::accuracy", "no samples");
   std::size_t ok = 0;
   for (std::size_t i = 0; i < labels.size(); ++i) ok += predictions[i] == labels[i];

@@ -47,8 +47,8 @@ constexpr Index kPositionBlock = 256;
 
 // images: batch x C*H*W, normalised (nets/dataset.h), C-order per sample. Returns the logits,
 // batch x num_classes. `first_sample` is passed to MatmulProvider::begin_batch.
-MatrixF forward(const Network& net, const Eigen::Ref<const MatrixF>& images, MatmulProvider& provider,
-                Index first_sample = 0);
+MatrixF forward(const Network& net, const Eigen::Ref<const MatrixF>& images,
+                MatmulProvider& provider, Index first_sample = 0);
 
 // Runs `images` through the network in batches of `batch_size` (memory bound: im2col of the
 // largest conv layer is batch*H'*W' x rows floats) and returns all logits, or the predicted

@@ -29,8 +29,9 @@ std::string trim(const std::string& s) {
 }
 
 bool all_digits(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(),
-                                   [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c));
+  });
 }
 
 // Reads the attributes of one group with error messages naming file and object.
@@ -136,20 +137,19 @@ std::vector<int> parse_inputs(const std::string& text, const std::map<std::strin
   std::size_t pos = 0;
   while (true) {
     std::size_t comma = text.find(',', pos);
-    std::string tok = trim(text.substr(pos, comma == std::string::npos ? std::string::npos
-                                                                       : comma - pos));
+    std::string tok =
+        trim(text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
     if (tok.empty()) r.fail(concat("inputs = \"", text, "\": empty entry"));
     if (tok == "input") {
       out.push_back(kNetworkInput);
     } else if (all_digits(tok)) {
       if (tok.size() > 9 || std::stoi(tok) >= n_layers)
-        r.fail(concat("inputs = \"", text, "\": layer index ", tok, " does not exist (",
-                      n_layers, " layers)"));
+        r.fail(concat("inputs = \"", text, "\": layer index ", tok, " does not exist (", n_layers,
+                      " layers)"));
       out.push_back(std::stoi(tok));
     } else {
       auto it = names.find(tok);
-      if (it == names.end())
-        r.fail(concat("inputs = \"", text, "\": no layer named '", tok, "'"));
+      if (it == names.end()) r.fail(concat("inputs = \"", text, "\": no layer named '", tok, "'"));
       out.push_back(it->second);
     }
     if (comma == std::string::npos) break;
@@ -174,7 +174,8 @@ Layer read_layer(const h5::Group& g, const std::string& name, int index,
     std::string a = rk.str("activation");
     auto act = parse_activation(a);
     if (!act)
-      rk.fail(concat("activation = \"", a, "\": unknown (one of none, relu, relu6, sigmoid, tanh, "
+      rk.fail(concat("activation = \"", a,
+                     "\": unknown (one of none, relu, relu6, sigmoid, tanh, "
                      "gelu, silu, hardswish, hardsigmoid)"));
     L.activation = *act;
   }
@@ -195,8 +196,8 @@ Layer read_layer(const h5::Group& g, const std::string& name, int index,
       L.padding = rk.pair_or("padding", {0, 0});
       L.dilation = rk.pair_or("dilation", {1, 1});
       if (rk.has("padding_mode") && rk.str("padding_mode") != "zeros")
-        rk.fail(concat("padding_mode = \"", rk.str("padding_mode"),
-                       "\": only \"zeros\" is supported"));
+        rk.fail(
+            concat("padding_mode = \"", rk.str("padding_mode"), "\": only \"zeros\" is supported"));
       L.weight = rk.tensor("weight", false);
       L.bias = rk.tensor("bias", true);
       break;
@@ -235,8 +236,7 @@ Layer read_layer(const h5::Group& g, const std::string& name, int index,
       L.ceil_mode = rk.flag_or("ceil_mode", false);
       if (L.kind == LayerKind::avgpool2d) {
         L.count_include_pad = rk.flag_or("count_include_pad", true);
-        if (rk.has("divisor_override"))
-          rk.fail("attribute 'divisor_override' is not supported");
+        if (rk.has("divisor_override")) rk.fail("attribute 'divisor_override' is not supported");
       }
       break;
     default:
@@ -268,8 +268,8 @@ void read_reference(const h5::Group& ref, Network& net, const std::string& path)
       r.fail(concat("predictions[", i, "] = ", p.data[i], ": out of [0, ", net.num_classes, ")"));
   R.predictions.assign(p.data.begin(), p.data.end());
   if (r.has("num_images") && r.integer("num_images") != n)
-    r.fail(concat("num_images = ", r.integer("num_images"), " but predictions has ", n,
-                  " entries"));
+    r.fail(
+        concat("num_images = ", r.integer("num_images"), " but predictions has ", n, " entries"));
   if (ref.kind_of("margin") != h5::Kind::missing) {
     Tensor m = r.tensor("margin", false);
     if (m.shape != std::vector<Index>{n})
@@ -301,15 +301,18 @@ Network load_network(const std::string& path) {
   net.source = path;
 
   if (!root.has("format"))
-    root.fail("attribute 'format' is missing: not a pcmsim model file (expected format = "
-              "\"pcmsim-model\", see docs/formats.md)");
+    root.fail(
+        "attribute 'format' is missing: not a pcmsim model file (expected format = "
+        "\"pcmsim-model\", see docs/formats.md)");
   std::string format = root.str("format");
   if (format != kModelFormat)
     root.fail(concat("format = \"", format, "\": expected \"", kModelFormat, "\""));
   Index version = root.integer("format_version");
   if (version > kModelFormatVersion)
-    root.fail(concat("format_version = ", version, ": written by a newer pcmsim (this one reads "
-                     "version ", kModelFormatVersion, ")"));
+    root.fail(concat("format_version = ", version,
+                     ": written by a newer pcmsim (this one reads "
+                     "version ",
+                     kModelFormatVersion, ")"));
   if (version < 1) root.fail(concat("format_version = ", version, ": must be >= 1"));
 
   net.name = root.str("name");
@@ -330,9 +333,8 @@ Network load_network(const std::string& path) {
     dst.assign(v.begin(), v.end());
   }
   if (root.has("class_names"))
-    net.class_names = root.wrap("class_names", [&] {
-      return f.read_string_list_attribute("class_names");
-    });
+    net.class_names =
+        root.wrap("class_names", [&] { return f.read_string_list_attribute("class_names"); });
 
   // Layers: NNN_name, indices 0..n-1.
   if (!f.has_group("layers")) root.fail("group 'layers' is missing");
@@ -345,7 +347,8 @@ Network load_network(const std::string& path) {
     std::size_t us = m.find('_');
     std::string idx = m.substr(0, us == std::string::npos ? 0 : us);
     if (us == std::string::npos || idx.size() < 3 || !all_digits(idx) || us + 1 >= m.size())
-      root.fail(concat("layers/", m, ": name must be NNN_<layer name> (zero-padded index of at "
+      root.fail(concat("layers/", m,
+                       ": name must be NNN_<layer name> (zero-padded index of at "
                        "least 3 digits, then '_' and the name)"));
     if (idx.size() > 9) root.fail(concat("layers/", m, ": index too large"));
     int i = std::stoi(idx);
@@ -373,8 +376,10 @@ Network load_network(const std::string& path) {
     net.layers.push_back(read_layer(g, m.substr(m.find('_') + 1), i, names, n, path));
   }
 
-  if (f.has_group("reference")) read_reference(f.open_group("reference"), net, path);
-  else if (f.kind_of("reference") != h5::Kind::missing) root.fail("'reference' is not a group");
+  if (f.has_group("reference"))
+    read_reference(f.open_group("reference"), net, path);
+  else if (f.kind_of("reference") != h5::Kind::missing)
+    root.fail("'reference' is not a group");
 
   try {
     net.validate();
@@ -405,77 +410,86 @@ void save_network(const Network& net, const std::string& path) {
       f.write_attribute("format", kModelFormat);
       f.write_attribute("format_version", kModelFormatVersion);
       f.write_attribute("name", net.name);
-      f.write_attribute("input_shape", std::vector<std::int64_t>(net.input_shape.begin(),
-                                                                 net.input_shape.end()));
+      f.write_attribute("input_shape",
+                        std::vector<std::int64_t>(net.input_shape.begin(), net.input_shape.end()));
       f.write_attribute("num_classes", static_cast<std::int64_t>(net.num_classes));
       f.write_attribute("input_mean",
                         std::vector<double>(net.input_mean.begin(), net.input_mean.end()));
-      f.write_attribute("input_std", std::vector<double>(net.input_std.begin(), net.input_std.end()));
+      f.write_attribute("input_std",
+                        std::vector<double>(net.input_std.begin(), net.input_std.end()));
       if (!net.class_names.empty()) f.write_attribute("class_names", net.class_names);
 
-      h5::Group layers = f.create_group("layers");
-      const int n = static_cast<int>(net.layers.size());
-      const int digits = std::max<int>(3, static_cast<int>(std::to_string(n - 1).size()));
-      for (int i = 0; i < n; ++i) {
-        const Layer& L = net.layers[static_cast<std::size_t>(i)];
-        std::string idx = std::to_string(i);
-        idx.insert(0, static_cast<std::size_t>(digits) - idx.size(), '0');
-        h5::Group g = layers.create_group(idx + "_" + L.name);
-        g.write_attribute("kind", std::string(kind_name(L.kind)));
-        if (!L.inputs.empty()) {
-          std::string s;
-          for (int j : L.inputs) s += (s.empty() ? "" : ",") + (j == kNetworkInput ? std::string("input") : std::to_string(j));
-          g.write_attribute("inputs", s);
+      {  // groups closed before f.close(), so that its flush errors are reported
+        h5::Group layers = f.create_group("layers");
+        const int n = static_cast<int>(net.layers.size());
+        const int digits = std::max<int>(3, static_cast<int>(std::to_string(n - 1).size()));
+        for (int i = 0; i < n; ++i) {
+          const Layer& L = net.layers[static_cast<std::size_t>(i)];
+          std::string idx = std::to_string(i);
+          idx.insert(0, static_cast<std::size_t>(digits) - idx.size(), '0');
+          h5::Group g = layers.create_group(idx + "_" + L.name);
+          g.write_attribute("kind", std::string(kind_name(L.kind)));
+          if (!L.inputs.empty()) {
+            std::string s;
+            for (int j : L.inputs)
+              s += (s.empty() ? "" : ",") +
+                   (j == kNetworkInput ? std::string("input") : std::to_string(j));
+            g.write_attribute("inputs", s);
+          }
+          if (L.activation != Activation::none)
+            g.write_attribute("activation", std::string(activation_name(L.activation)));
+          switch (L.kind) {
+            case LayerKind::linear:
+              g.write_attribute("in_features", static_cast<std::int64_t>(L.in_features));
+              g.write_attribute("out_features", static_cast<std::int64_t>(L.out_features));
+              break;
+            case LayerKind::conv2d:
+              g.write_attribute("in_channels", static_cast<std::int64_t>(L.in_channels));
+              g.write_attribute("out_channels", static_cast<std::int64_t>(L.out_channels));
+              g.write_attribute("groups", static_cast<std::int64_t>(L.groups));
+              g.write_attribute("kernel_size", as_list(L.kernel_size));
+              g.write_attribute("stride", as_list(L.stride));
+              g.write_attribute("padding", as_list(L.padding));
+              g.write_attribute("dilation", as_list(L.dilation));
+              break;
+            case LayerKind::batchnorm1d:
+            case LayerKind::batchnorm2d:
+              g.write_attribute("num_features", static_cast<std::int64_t>(L.num_features));
+              g.write_attribute("eps", L.eps);
+              break;
+            case LayerKind::leaky_relu:
+              g.write_attribute("negative_slope", L.negative_slope);
+              break;
+            case LayerKind::elu:
+              g.write_attribute("alpha", L.alpha);
+              break;
+            case LayerKind::hardtanh:
+              g.write_attribute("min_val", L.min_val);
+              g.write_attribute("max_val", L.max_val);
+              break;
+            case LayerKind::gelu:
+              g.write_attribute("approximate", std::string(L.gelu_tanh ? "tanh" : "none"));
+              break;
+            case LayerKind::maxpool2d:
+            case LayerKind::avgpool2d:
+              g.write_attribute("kernel_size", as_list(L.kernel_size));
+              g.write_attribute("stride", as_list(L.stride));
+              g.write_attribute("padding", as_list(L.padding));
+              g.write_attribute("dilation", as_list(L.dilation));
+              g.write_attribute("ceil_mode", static_cast<std::int64_t>(L.ceil_mode));
+              if (L.kind == LayerKind::avgpool2d)
+                g.write_attribute("count_include_pad",
+                                  static_cast<std::int64_t>(L.count_include_pad));
+              break;
+            default:
+              break;
+          }
+          write_tensor(g, "weight", L.weight);
+          write_tensor(g, "bias", L.bias);
+          write_tensor(g, "running_mean", L.running_mean);
+          write_tensor(g, "running_var", L.running_var);
         }
-        if (L.activation != Activation::none)
-          g.write_attribute("activation", std::string(activation_name(L.activation)));
-        switch (L.kind) {
-          case LayerKind::linear:
-            g.write_attribute("in_features", static_cast<std::int64_t>(L.in_features));
-            g.write_attribute("out_features", static_cast<std::int64_t>(L.out_features));
-            break;
-          case LayerKind::conv2d:
-            g.write_attribute("in_channels", static_cast<std::int64_t>(L.in_channels));
-            g.write_attribute("out_channels", static_cast<std::int64_t>(L.out_channels));
-            g.write_attribute("groups", static_cast<std::int64_t>(L.groups));
-            g.write_attribute("kernel_size", as_list(L.kernel_size));
-            g.write_attribute("stride", as_list(L.stride));
-            g.write_attribute("padding", as_list(L.padding));
-            g.write_attribute("dilation", as_list(L.dilation));
-            break;
-          case LayerKind::batchnorm1d:
-          case LayerKind::batchnorm2d:
-            g.write_attribute("num_features", static_cast<std::int64_t>(L.num_features));
-            g.write_attribute("eps", L.eps);
-            break;
-          case LayerKind::leaky_relu: g.write_attribute("negative_slope", L.negative_slope); break;
-          case LayerKind::elu: g.write_attribute("alpha", L.alpha); break;
-          case LayerKind::hardtanh:
-            g.write_attribute("min_val", L.min_val);
-            g.write_attribute("max_val", L.max_val);
-            break;
-          case LayerKind::gelu:
-            g.write_attribute("approximate", std::string(L.gelu_tanh ? "tanh" : "none"));
-            break;
-          case LayerKind::maxpool2d:
-          case LayerKind::avgpool2d:
-            g.write_attribute("kernel_size", as_list(L.kernel_size));
-            g.write_attribute("stride", as_list(L.stride));
-            g.write_attribute("padding", as_list(L.padding));
-            g.write_attribute("dilation", as_list(L.dilation));
-            g.write_attribute("ceil_mode", static_cast<std::int64_t>(L.ceil_mode));
-            if (L.kind == LayerKind::avgpool2d)
-              g.write_attribute("count_include_pad", static_cast<std::int64_t>(L.count_include_pad));
-            break;
-          default:
-            break;
-        }
-        write_tensor(g, "weight", L.weight);
-        write_tensor(g, "bias", L.bias);
-        write_tensor(g, "running_mean", L.running_mean);
-        write_tensor(g, "running_var", L.running_var);
       }
-
       if (net.reference) {
         const Reference& R = *net.reference;
         h5::Group r = f.create_group("reference");
@@ -493,9 +507,9 @@ void save_network(const Network& net, const std::string& path) {
         if (R.logits.size() > 0) {
           if (R.logits.rows() != static_cast<Index>(R.predictions.size()) ||
               R.logits.cols() != net.num_classes)
-            core::throw_invalid(kSaveTag, concat("reference logits are ", R.logits.rows(), "x",
-                                                 R.logits.cols(), ", expected ",
-                                                 R.predictions.size(), "x", net.num_classes));
+            core::throw_invalid(
+                kSaveTag, concat("reference logits are ", R.logits.rows(), "x", R.logits.cols(),
+                                 ", expected ", R.predictions.size(), "x", net.num_classes));
           r.write_dataset("logits", R.logits.data(),
                           {static_cast<std::size_t>(R.logits.rows()),
                            static_cast<std::size_t>(R.logits.cols())},

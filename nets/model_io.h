@@ -14,7 +14,8 @@ constexpr int kModelFormatVersion = 1;
 // type, kinds, layer order and names, graph edges, weight shapes against the declared shapes,
 // finite weights, shape propagation from the input shape, and the optional `reference` group.
 // Throws std::runtime_error naming the file, the layer and the offending value, e.g.
-// "[nets::load_network] m.h5: layer 2 'fc1' (linear): weight has shape (10, 784), expected (256, 784)".
+// "[nets::load_network] m.h5: layer 2 'fc1' (linear): weight has shape (10, 784), expected (256,
+// 784)".
 Network load_network(const std::string& path);
 
 // Writes `net` (validated first) in the same format, with its reference group if any. The file

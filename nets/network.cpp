@@ -23,17 +23,28 @@ struct KindEntry {
   const char* name;
 };
 constexpr KindEntry kKinds[] = {
-    {LayerKind::linear, "linear"},         {LayerKind::conv2d, "conv2d"},
-    {LayerKind::batchnorm1d, "batchnorm1d"}, {LayerKind::batchnorm2d, "batchnorm2d"},
-    {LayerKind::relu, "relu"},             {LayerKind::relu6, "relu6"},
-    {LayerKind::leaky_relu, "leaky_relu"}, {LayerKind::sigmoid, "sigmoid"},
-    {LayerKind::tanh, "tanh"},             {LayerKind::gelu, "gelu"},
-    {LayerKind::silu, "silu"},             {LayerKind::elu, "elu"},
-    {LayerKind::hardtanh, "hardtanh"},     {LayerKind::hardswish, "hardswish"},
-    {LayerKind::hardsigmoid, "hardsigmoid"}, {LayerKind::maxpool2d, "maxpool2d"},
-    {LayerKind::avgpool2d, "avgpool2d"},   {LayerKind::global_avgpool, "global_avgpool"},
-    {LayerKind::flatten, "flatten"},       {LayerKind::add, "add"},
-    {LayerKind::identity, "identity"},     {LayerKind::dropout, "dropout"},
+    {LayerKind::linear, "linear"},
+    {LayerKind::conv2d, "conv2d"},
+    {LayerKind::batchnorm1d, "batchnorm1d"},
+    {LayerKind::batchnorm2d, "batchnorm2d"},
+    {LayerKind::relu, "relu"},
+    {LayerKind::relu6, "relu6"},
+    {LayerKind::leaky_relu, "leaky_relu"},
+    {LayerKind::sigmoid, "sigmoid"},
+    {LayerKind::tanh, "tanh"},
+    {LayerKind::gelu, "gelu"},
+    {LayerKind::silu, "silu"},
+    {LayerKind::elu, "elu"},
+    {LayerKind::hardtanh, "hardtanh"},
+    {LayerKind::hardswish, "hardswish"},
+    {LayerKind::hardsigmoid, "hardsigmoid"},
+    {LayerKind::maxpool2d, "maxpool2d"},
+    {LayerKind::avgpool2d, "avgpool2d"},
+    {LayerKind::global_avgpool, "global_avgpool"},
+    {LayerKind::flatten, "flatten"},
+    {LayerKind::add, "add"},
+    {LayerKind::identity, "identity"},
+    {LayerKind::dropout, "dropout"},
 };
 
 struct ActEntry {
@@ -41,10 +52,14 @@ struct ActEntry {
   const char* name;
 };
 constexpr ActEntry kActs[] = {
-    {Activation::none, "none"},       {Activation::relu, "relu"},
-    {Activation::relu6, "relu6"},     {Activation::sigmoid, "sigmoid"},
-    {Activation::tanh, "tanh"},       {Activation::gelu, "gelu"},
-    {Activation::silu, "silu"},       {Activation::hardswish, "hardswish"},
+    {Activation::none, "none"},
+    {Activation::relu, "relu"},
+    {Activation::relu6, "relu6"},
+    {Activation::sigmoid, "sigmoid"},
+    {Activation::tanh, "tanh"},
+    {Activation::gelu, "gelu"},
+    {Activation::silu, "silu"},
+    {Activation::hardswish, "hardswish"},
     {Activation::hardsigmoid, "hardsigmoid"},
 };
 
@@ -87,9 +102,16 @@ std::string all_kind_names() {
 
 bool is_activation(LayerKind k) {
   switch (k) {
-    case LayerKind::relu: case LayerKind::relu6: case LayerKind::leaky_relu:
-    case LayerKind::sigmoid: case LayerKind::tanh: case LayerKind::gelu: case LayerKind::silu:
-    case LayerKind::elu: case LayerKind::hardtanh: case LayerKind::hardswish:
+    case LayerKind::relu:
+    case LayerKind::relu6:
+    case LayerKind::leaky_relu:
+    case LayerKind::sigmoid:
+    case LayerKind::tanh:
+    case LayerKind::gelu:
+    case LayerKind::silu:
+    case LayerKind::elu:
+    case LayerKind::hardtanh:
+    case LayerKind::hardswish:
     case LayerKind::hardsigmoid:
       return true;
     default:
@@ -136,8 +158,7 @@ Layer Layer::make(std::string name, LayerKind kind) {
   return l;
 }
 
-Layer Layer::make_linear(std::string name, Index in_features, Index out_features,
-                         Activation act) {
+Layer Layer::make_linear(std::string name, Index in_features, Index out_features, Activation act) {
   Layer l = make(std::move(name), LayerKind::linear);
   l.in_features = in_features;
   l.out_features = out_features;
@@ -147,8 +168,8 @@ Layer Layer::make_linear(std::string name, Index in_features, Index out_features
 
 Layer Layer::make_conv2d(std::string name, Index in_channels, Index out_channels,
                          std::array<Index, 2> kernel, std::array<Index, 2> stride,
-                         std::array<Index, 2> padding, std::array<Index, 2> dilation,
-                         Index groups, Activation act) {
+                         std::array<Index, 2> padding, std::array<Index, 2> dilation, Index groups,
+                         Activation act) {
   Layer l = make(std::move(name), LayerKind::conv2d);
   l.in_channels = in_channels;
   l.out_channels = out_channels;
@@ -202,8 +223,8 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
       fail_net(concat("input_std[", c, "] = ", net.input_std[c], ": must be finite and > 0"));
   }
   if (!net.class_names.empty() && static_cast<Index>(net.class_names.size()) != net.num_classes)
-    fail_net(concat("class_names has ", net.class_names.size(), " entries, expected num_classes = ",
-                    net.num_classes));
+    fail_net(concat("class_names has ", net.class_names.size(),
+                    " entries, expected num_classes = ", net.num_classes));
   if (net.layers.empty()) fail_net("has no layers");
 
   const int n = static_cast<int>(net.layers.size());
@@ -215,8 +236,8 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
   for (int i = 0; i < n; ++i) {
     const Layer& L = net.layers[static_cast<std::size_t>(i)];
     auto fail = [&](const std::string& msg) {
-      core::throw_invalid(kTag, concat(src, "layer ", i, " '", L.name, "' (", kind_name(L.kind),
-                                       "): ", msg));
+      core::throw_invalid(
+          kTag, concat(src, "layer ", i, " '", L.name, "' (", kind_name(L.kind), "): ", msg));
     };
     if (L.name.empty()) fail("name is empty");
     if (L.name.find('/') != std::string::npos) fail("name contains '/'");
@@ -228,8 +249,7 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
     // Graph edges.
     std::vector<int> ins = net.layer_inputs(i);
     const std::size_t arity = L.kind == LayerKind::add ? 2 : 1;
-    if (ins.size() != arity)
-      fail(concat("has ", ins.size(), " inputs, expected ", arity));
+    if (ins.size() != arity) fail(concat("has ", ins.size(), " inputs, expected ", arity));
     LayerShapes& S = shapes[static_cast<std::size_t>(i)];
     for (int j : ins) {
       if (j != kNetworkInput && (j < 0 || j >= i))
@@ -264,8 +284,7 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
           fail(concat(what, "[", k, "] = ", t.data[k], ": weights must be finite"));
     };
     auto require_image = [&]() {
-      if (!in.is_image())
-        fail(concat("needs an image input (C, H, W), got ", in.str()));
+      if (!in.is_image()) fail(concat("needs an image input (C, H, W), got ", in.str()));
     };
     auto check_pair = [&](const std::array<Index, 2>& v, const char* what, Index lo) {
       if (v[0] < lo || v[1] < lo || v[0] > kMaxDim || v[1] > kMaxDim)
@@ -309,14 +328,13 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
           Index ext = in.dims[1 + d] + 2 * L.padding[d];
           Index span = L.dilation[d] * (L.kernel_size[d] - 1) + 1;
           if (span > ext)
-            fail(concat("kernel (dilated extent ", span, ") is larger than the padded input (",
-                        ext, ") along ", d == 0 ? "H" : "W", "; input ", in.str()));
-          (d == 0 ? ho : wo) = conv_out(in.dims[1 + d], L.kernel_size[d], L.stride[d],
-                                        L.padding[d], L.dilation[d]);
+            fail(concat("kernel (dilated extent ", span, ") is larger than the padded input (", ext,
+                        ") along ", d == 0 ? "H" : "W", "; input ", in.str()));
+          (d == 0 ? ho : wo) =
+              conv_out(in.dims[1 + d], L.kernel_size[d], L.stride[d], L.padding[d], L.dilation[d]);
         }
         check_tensor(L.weight, "weight",
-                     {L.out_channels, L.in_channels / L.groups, L.kernel_size[0],
-                      L.kernel_size[1]},
+                     {L.out_channels, L.in_channels / L.groups, L.kernel_size[0], L.kernel_size[1]},
                      false);
         check_tensor(L.bias, "bias", {L.out_channels}, true);
         S.output = Shape{{L.out_channels, ho, wo}};
@@ -325,7 +343,8 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
       case LayerKind::batchnorm1d:
       case LayerKind::batchnorm2d: {
         const bool two_d = L.kind == LayerKind::batchnorm2d;
-        if (two_d) require_image();
+        if (two_d)
+          require_image();
         else if (in.dims.size() != 1)
           fail(concat("needs a feature vector input, got ", in.str(), " (use batchnorm2d)"));
         check_count(L.num_features, "num_features");
@@ -379,8 +398,8 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
           Index o = pool_out(in.dims[1 + d], L.kernel_size[d], L.stride[d], L.padding[d],
                              L.dilation[d], L.ceil_mode);
           if (o < 1)
-            fail(concat("output size ", o, " along ", d == 0 ? "H" : "W",
-                        " is < 1 for input ", in.str()));
+            fail(concat("output size ", o, " along ", d == 0 ? "H" : "W", " is < 1 for input ",
+                        in.str()));
           (d == 0 ? ho : wo) = o;
         }
         S.output = Shape{{in.dims[0], ho, wo}};
@@ -420,9 +439,9 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
                                        "output may be unused)"));
   const Shape& out = shapes.back().output;
   if (check_output && (out.dims.size() != 1 || out.dims[0] != net.num_classes))
-    core::throw_invalid(kTag, concat(src, "the last layer '", net.layers.back().name,
-                                     "' outputs ", out.str(), ", expected (", net.num_classes,
-                                     ") = num_classes features"));
+    core::throw_invalid(
+        kTag, concat(src, "the last layer '", net.layers.back().name, "' outputs ", out.str(),
+                     ", expected (", net.num_classes, ") = num_classes features"));
   return shapes;
 }
 
@@ -485,8 +504,8 @@ std::vector<mapping::LayerMatrix> layer_matrices(const Network& net) {
 }
 
 Index parameter_count(const Layer& L) {
-  return static_cast<Index>(L.weight.data.size() + L.bias.data.size() +
-                            L.running_mean.data.size() + L.running_var.data.size());
+  return static_cast<Index>(L.weight.data.size() + L.bias.data.size() + L.running_mean.data.size() +
+                            L.running_var.data.size());
 }
 
 Index parameter_count(const Network& net) {

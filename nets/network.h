@@ -21,12 +21,30 @@ using core::Index;
 using core::MatrixF;
 
 enum class LayerKind {
-  linear, conv2d, batchnorm1d, batchnorm2d,
+  linear,
+  conv2d,
+  batchnorm1d,
+  batchnorm2d,
   // element-wise activations
-  relu, relu6, leaky_relu, sigmoid, tanh, gelu, silu, elu, hardtanh, hardswish, hardsigmoid,
+  relu,
+  relu6,
+  leaky_relu,
+  sigmoid,
+  tanh,
+  gelu,
+  silu,
+  elu,
+  hardtanh,
+  hardswish,
+  hardsigmoid,
   // pooling and reshaping
-  maxpool2d, avgpool2d, global_avgpool, flatten,
-  add, identity, dropout,
+  maxpool2d,
+  avgpool2d,
+  global_avgpool,
+  flatten,
+  add,
+  identity,
+  dropout,
 };
 
 // The file-format name of a kind ("conv2d", "leaky_relu", ...) and back (nullopt if unknown).
@@ -84,10 +102,10 @@ struct Layer {
   Index num_features = 0;
   double eps = 1e-5;
   // activation parameters
-  double negative_slope = 0.01;       // leaky_relu
-  double alpha = 1.0;                 // elu
+  double negative_slope = 0.01;          // leaky_relu
+  double alpha = 1.0;                    // elu
   double min_val = -1.0, max_val = 1.0;  // hardtanh
-  bool gelu_tanh = false;             // gelu: approximate = "tanh"
+  bool gelu_tanh = false;                // gelu: approximate = "tanh"
 
   // Weights in PyTorch's layouts. linear: weight [out, in], bias [out]. conv2d: weight
   // [out, in/groups, kh, kw], bias [out]. batchnorm: weight (gamma), bias (beta),
@@ -107,19 +125,19 @@ struct Layer {
 
 // What PyTorch computed on a data set (optional `reference` group of the model file).
 struct Reference {
-  std::string dataset;            // e.g. "fashion-mnist:t10k"
-  double accuracy = -1;           // PyTorch's top-1 accuracy, in [0, 1]; -1 if not recorded
-  std::vector<int> predictions;   // first N images of the data set
-  std::vector<float> margin;      // top-1 minus top-2 logit, or empty
-  MatrixF logits;                 // N x classes, or empty
+  std::string dataset;           // e.g. "fashion-mnist:t10k"
+  double accuracy = -1;          // PyTorch's top-1 accuracy, in [0, 1]; -1 if not recorded
+  std::vector<int> predictions;  // first N images of the data set
+  std::vector<float> margin;     // top-1 minus top-2 logit, or empty
+  MatrixF logits;                // N x classes, or empty
 };
 
 struct Network {
   std::string name;
   std::array<Index, 3> input_shape{1, 1, 1};  // C, H, W
   Index num_classes = 0;
-  std::vector<float> input_mean;  // per channel
-  std::vector<float> input_std;   // per channel, > 0
+  std::vector<float> input_mean;         // per channel
+  std::vector<float> input_std;          // per channel, > 0
   std::vector<std::string> class_names;  // empty or num_classes entries
   std::vector<Layer> layers;
   std::optional<Reference> reference;
@@ -157,7 +175,7 @@ struct MatrixLayer {
   LayerKind kind = LayerKind::linear;
   Index rows = 0, cols = 0, groups = 1;
   Index kernel_h = 1, kernel_w = 1;
-  Index positions = 1;          // output positions per image (H'*W' for conv, 1 for linear)
+  Index positions = 1;           // output positions per image (H'*W' for conv, 1 for linear)
   std::vector<MatrixF> weights;  // per group, rows x cols
   Index kernel_size() const { return kernel_h * kernel_w; }
 };

@@ -60,10 +60,11 @@ TEST(Fp32Zoo, ReproducesPytorchPredictionsOnTheTestSet) {
       if (!near_tie) {
         ++bad;
         if (bad <= 5)
-          ADD_FAILURE() << net.name << ": image " << i << " predicted " << pred[i]
-                        << ", PyTorch " << ref.predictions[i]
-                        << (ref.margin.empty() ? std::string()
-                                               : ", PyTorch margin " + std::to_string(ref.margin[i]));
+          ADD_FAILURE() << net.name << ": image " << i << " predicted " << pred[i] << ", PyTorch "
+                        << ref.predictions[i]
+                        << (ref.margin.empty()
+                                ? std::string()
+                                : ", PyTorch margin " + std::to_string(ref.margin[i]));
       }
     }
     EXPECT_EQ(bad, 0) << net.name;

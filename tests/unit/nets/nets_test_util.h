@@ -133,34 +133,55 @@ using Vec = std::vector<double>;
 
 inline double act_ref(LayerKind k, const Layer& L, double x) {
   switch (k) {
-    case LayerKind::relu: return x > 0 ? x : 0;
-    case LayerKind::relu6: return std::min(std::max(x, 0.0), 6.0);
-    case LayerKind::leaky_relu: return x >= 0 ? x : L.negative_slope * x;
-    case LayerKind::sigmoid: return 1 / (1 + std::exp(-x));
-    case LayerKind::tanh: return std::tanh(x);
+    case LayerKind::relu:
+      return x > 0 ? x : 0;
+    case LayerKind::relu6:
+      return std::min(std::max(x, 0.0), 6.0);
+    case LayerKind::leaky_relu:
+      return x >= 0 ? x : L.negative_slope * x;
+    case LayerKind::sigmoid:
+      return 1 / (1 + std::exp(-x));
+    case LayerKind::tanh:
+      return std::tanh(x);
     case LayerKind::gelu:
-      return L.gelu_tanh ? 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)))
-                         : 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
-    case LayerKind::silu: return x / (1 + std::exp(-x));
-    case LayerKind::elu: return x > 0 ? x : L.alpha * (std::exp(x) - 1);
-    case LayerKind::hardtanh: return std::min(std::max(x, L.min_val), L.max_val);
-    case LayerKind::hardswish: return x * std::min(std::max(x + 3, 0.0), 6.0) / 6;
-    case LayerKind::hardsigmoid: return std::min(std::max(x + 3, 0.0), 6.0) / 6;
-    default: return x;
+      return L.gelu_tanh
+                 ? 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)))
+                 : 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+    case LayerKind::silu:
+      return x / (1 + std::exp(-x));
+    case LayerKind::elu:
+      return x > 0 ? x : L.alpha * (std::exp(x) - 1);
+    case LayerKind::hardtanh:
+      return std::min(std::max(x, L.min_val), L.max_val);
+    case LayerKind::hardswish:
+      return x * std::min(std::max(x + 3, 0.0), 6.0) / 6;
+    case LayerKind::hardsigmoid:
+      return std::min(std::max(x + 3, 0.0), 6.0) / 6;
+    default:
+      return x;
   }
 }
 
 inline LayerKind fused_kind(Activation a) {
   switch (a) {
-    case Activation::relu: return LayerKind::relu;
-    case Activation::relu6: return LayerKind::relu6;
-    case Activation::sigmoid: return LayerKind::sigmoid;
-    case Activation::tanh: return LayerKind::tanh;
-    case Activation::gelu: return LayerKind::gelu;
-    case Activation::silu: return LayerKind::silu;
-    case Activation::hardswish: return LayerKind::hardswish;
-    case Activation::hardsigmoid: return LayerKind::hardsigmoid;
-    default: return LayerKind::identity;
+    case Activation::relu:
+      return LayerKind::relu;
+    case Activation::relu6:
+      return LayerKind::relu6;
+    case Activation::sigmoid:
+      return LayerKind::sigmoid;
+    case Activation::tanh:
+      return LayerKind::tanh;
+    case Activation::gelu:
+      return LayerKind::gelu;
+    case Activation::silu:
+      return LayerKind::silu;
+    case Activation::hardswish:
+      return LayerKind::hardswish;
+    case Activation::hardsigmoid:
+      return LayerKind::hardsigmoid;
+    default:
+      return LayerKind::identity;
   }
 }
 
@@ -180,13 +201,15 @@ inline Vec naive_forward(const Network& net, const Vec& x) {
         y.assign(L.out_features, 0);
         for (Index o = 0; o < L.out_features; ++o) {
           double s = L.bias.empty() ? 0 : L.bias.data[o];
-          for (Index k = 0; k < L.in_features; ++k) s += double(L.weight.data[o * L.in_features + k]) * in[k];
+          for (Index k = 0; k < L.in_features; ++k)
+            s += double(L.weight.data[o * L.in_features + k]) * in[k];
           y[o] = s;
         }
         break;
       case LayerKind::conv2d: {
         const Index C = is[0], H = is[1], W = is[2], O = os[0], Ho = os[1], Wo = os[2];
-        const Index G = L.groups, Cg = C / G, Og = O / G, kh = L.kernel_size[0], kw = L.kernel_size[1];
+        const Index G = L.groups, Cg = C / G, Og = O / G, kh = L.kernel_size[0],
+                    kw = L.kernel_size[1];
         y.assign(O * Ho * Wo, 0);
         for (Index o = 0; o < O; ++o) {
           const Index g = o / Og;
@@ -216,7 +239,8 @@ inline Vec naive_forward(const Network& net, const Vec& x) {
             double g = L.weight.empty() ? 1 : L.weight.data[c];
             double b = L.bias.empty() ? 0 : L.bias.data[c];
             y[c * P + p] = (in[c * P + p] - L.running_mean.data[c]) /
-                               std::sqrt(double(L.running_var.data[c]) + L.eps) * g + b;
+                               std::sqrt(double(L.running_var.data[c]) + L.eps) * g +
+                           b;
           }
         break;
       }
@@ -242,8 +266,9 @@ inline Vec naive_forward(const Network& net, const Vec& x) {
                   ++inside;
                 }
               y[(c * Ho + oh) * Wo + ow] =
-                  L.kind == LayerKind::maxpool2d ? best
-                                                 : sum / double(L.count_include_pad ? padded : inside);
+                  L.kind == LayerKind::maxpool2d
+                      ? best
+                      : sum / double(L.count_include_pad ? padded : inside);
             }
         break;
       }

@@ -115,7 +115,8 @@ TEST(Dataset, IdxErrors) {
   }
   m = error_of<std::runtime_error>([&] { load_idx_dataset(dir.file("cut.gz"), lab); });
   EXPECT_NE(m.find("cut.gz"), std::string::npos) << m;
-  EXPECT_TRUE(m.find("truncated") != std::string::npos || m.find("corrupt") != std::string::npos) << m;
+  EXPECT_TRUE(m.find("truncated") != std::string::npos || m.find("corrupt") != std::string::npos)
+      << m;
   // Header cut inside.
   write_bytes(dir.file("hdr"), be32(0x803) + "\x00\x00", false);
   m = error_of<std::runtime_error>([&] { load_idx_dataset(dir.file("hdr"), lab); });
@@ -141,7 +142,8 @@ TEST(Dataset, FashionMnistTestSet) {
   }
   for (int c : counts) EXPECT_EQ(c, 1000);  // Fashion-MNIST's test set is balanced
   // Published first labels of the test set: 9 (ankle boot), 2, 1, 1, 6.
-  EXPECT_EQ(std::vector<int>(d.labels.begin(), d.labels.begin() + 5), (std::vector<int>{9, 2, 1, 1, 6}));
+  EXPECT_EQ(std::vector<int>(d.labels.begin(), d.labels.begin() + 5),
+            (std::vector<int>{9, 2, 1, 1, 6}));
   EXPECT_GE(d.images.minCoeff(), 0.f);
   EXPECT_LE(d.images.maxCoeff(), 1.f);
   EXPECT_EQ(load_dataset("fashion-mnist:t10k", 100).size(), 100);

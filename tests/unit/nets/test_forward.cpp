@@ -78,13 +78,13 @@ struct ConvCase {
 
 TEST(Forward, ConvolutionsMatchDirectImplementation) {
   const ConvCase cases[] = {
-      {3, 5, 3, 3, 1, 1, 0, 0, 1, 1, 1, 7, 6},   // plain valid
-      {3, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 8, 9},   // stride + padding
-      {2, 3, 3, 2, 1, 3, 2, 1, 2, 1, 1, 9, 8},   // dilation, asymmetric everything
-      {4, 6, 3, 3, 1, 1, 1, 1, 1, 1, 2, 6, 6},   // grouped
-      {6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 6, 5, 7},   // depthwise
-      {3, 6, 5, 5, 2, 1, 2, 2, 2, 1, 3, 11, 10}, // depthwise multiplier 2, dilation, stride
-      {5, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1, 4, 4},   // 1x1
+      {3, 5, 3, 3, 1, 1, 0, 0, 1, 1, 1, 7, 6},    // plain valid
+      {3, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 8, 9},    // stride + padding
+      {2, 3, 3, 2, 1, 3, 2, 1, 2, 1, 1, 9, 8},    // dilation, asymmetric everything
+      {4, 6, 3, 3, 1, 1, 1, 1, 1, 1, 2, 6, 6},    // grouped
+      {6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 6, 5, 7},    // depthwise
+      {3, 6, 5, 5, 2, 1, 2, 2, 2, 1, 3, 11, 10},  // depthwise multiplier 2, dilation, stride
+      {5, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1, 4, 4},    // 1x1
   };
   unsigned seed = 100;
   for (const auto& c : cases) {
@@ -129,8 +129,8 @@ TEST(Forward, PoolingMatchesDirectImplementation) {
     Network net = single_layer_net(L, {3, c.H, c.W}, seed++);
     MatrixF x = random_images(2, net.input_size(), seed++);
     Fp32Matmul mm(net);
-    SCOPED_TRACE(testing::Message() << kind_name(c.kind) << " k " << c.kh << "x" << c.kw
-                                    << " ceil " << c.ceil << " include_pad " << c.include_pad);
+    SCOPED_TRACE(testing::Message() << kind_name(c.kind) << " k " << c.kh << "x" << c.kw << " ceil "
+                                    << c.ceil << " include_pad " << c.include_pad);
     expect_matches_naive(net, x, forward(net, x, mm));
   }
 }
@@ -158,9 +158,9 @@ TEST(Forward, PoolOutputSizesFollowPytorch) {
 }
 
 TEST(Forward, ActivationsMatchDefinitions) {
-  const LayerKind kinds[] = {LayerKind::relu,     LayerKind::relu6,     LayerKind::leaky_relu,
-                             LayerKind::sigmoid,  LayerKind::tanh,      LayerKind::gelu,
-                             LayerKind::silu,     LayerKind::elu,       LayerKind::hardtanh,
+  const LayerKind kinds[] = {LayerKind::relu,      LayerKind::relu6,       LayerKind::leaky_relu,
+                             LayerKind::sigmoid,   LayerKind::tanh,        LayerKind::gelu,
+                             LayerKind::silu,      LayerKind::elu,         LayerKind::hardtanh,
                              LayerKind::hardswish, LayerKind::hardsigmoid, LayerKind::identity,
                              LayerKind::dropout};
   for (LayerKind k : kinds) {
@@ -182,9 +182,9 @@ TEST(Forward, ActivationsMatchDefinitions) {
 }
 
 TEST(Forward, FusedActivationsEqualSeparateLayers) {
-  for (Activation a : {Activation::relu, Activation::relu6, Activation::sigmoid, Activation::tanh,
-                       Activation::gelu, Activation::silu, Activation::hardswish,
-                       Activation::hardsigmoid}) {
+  for (Activation a :
+       {Activation::relu, Activation::relu6, Activation::sigmoid, Activation::tanh,
+        Activation::gelu, Activation::silu, Activation::hardswish, Activation::hardsigmoid}) {
     Layer c = Layer::make_conv2d("c", 2, 3, {3, 3}, {1, 1}, {1, 1});
     Network fused = single_layer_net(c, {2, 5, 5}, 9);
     fused.layers[0].activation = a;

@@ -166,7 +166,8 @@ TEST(Hdf5Io, ClearErrorsForBadFiles) {
   }
   std::ifstream in(dir.file("full.h5"), std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::ofstream(dir.file("cut.h5"), std::ios::binary).write(bytes.data(), std::streamsize(bytes.size() / 2));
+  std::ofstream(dir.file("cut.h5"), std::ios::binary)
+      .write(bytes.data(), std::streamsize(bytes.size() / 2));
   m = error_of([&] {
     File f = File::open_read(dir.file("cut.h5"));
     f.read_dataset<float>("x");

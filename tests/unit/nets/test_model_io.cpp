@@ -21,7 +21,8 @@ void expect_load_error(const std::string& path, std::vector<std::string> parts) 
     ADD_FAILURE() << "no exception for " << path;
   } catch (const std::runtime_error& e) {
     const std::string m = e.what();
-    for (const auto& p : parts) EXPECT_NE(m.find(p), std::string::npos) << "missing '" << p << "' in: " << m;
+    for (const auto& p : parts)
+      EXPECT_NE(m.find(p), std::string::npos) << "missing '" << p << "' in: " << m;
   } catch (const std::exception& e) {
     ADD_FAILURE() << "wrong exception type: " << e.what();
   }
@@ -58,8 +59,10 @@ void expect_same_network(const Network& a, const Network& b) {
     if (x.kind == LayerKind::leaky_relu) {
       EXPECT_EQ(x.negative_slope, y.negative_slope);
     }
-    for (auto [t, u] : {std::pair{&x.weight, &y.weight}, {&x.bias, &y.bias},
-                        {&x.running_mean, &y.running_mean}, {&x.running_var, &y.running_var}}) {
+    for (auto [t, u] : {std::pair{&x.weight, &y.weight},
+                        {&x.bias, &y.bias},
+                        {&x.running_mean, &y.running_mean},
+                        {&x.running_var, &y.running_var}}) {
       EXPECT_EQ(t->shape, u->shape);
       EXPECT_EQ(t->data, u->data);  // bit-exact float32 round trip
     }
@@ -107,10 +110,10 @@ TEST(ModelIo, RoundTripEveryKind) {
     net.layers.push_back(L);
   };
   push(Layer::make_conv2d("c", 3, 4, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, Activation::silu));
-  for (LayerKind k : {LayerKind::relu, LayerKind::relu6, LayerKind::leaky_relu,
-                      LayerKind::sigmoid, LayerKind::tanh, LayerKind::gelu, LayerKind::silu,
-                      LayerKind::elu, LayerKind::hardtanh, LayerKind::hardswish,
-                      LayerKind::hardsigmoid, LayerKind::identity, LayerKind::dropout}) {
+  for (LayerKind k :
+       {LayerKind::relu, LayerKind::relu6, LayerKind::leaky_relu, LayerKind::sigmoid,
+        LayerKind::tanh, LayerKind::gelu, LayerKind::silu, LayerKind::elu, LayerKind::hardtanh,
+        LayerKind::hardswish, LayerKind::hardsigmoid, LayerKind::identity, LayerKind::dropout}) {
     Layer L = Layer::make(std::string(kind_name(k)) + "_x", k);
     L.negative_slope = 0.3;
     L.alpha = 0.5;
@@ -179,7 +182,8 @@ struct HandModel {
     out.write_attribute("kind", "linear");
     out.write_attribute("in_features", 3);
     out.write_attribute("out_features", 2);
-    out.write_dataset("weight", std::vector<double>{1, -1, 0.5, -0.5, 2, 0}, {2, 3});  // float64 accepted
+    out.write_dataset("weight", std::vector<double>{1, -1, 0.5, -0.5, 2, 0},
+                      {2, 3});  // float64 accepted
     if (tamper) tamper(f);
     f.close();
   }
@@ -256,12 +260,14 @@ TEST(ModelIo, RejectsCorruptedFile) {
   std::string bad = bytes;
   for (std::size_t i = 96; i < std::min<std::size_t>(bad.size(), 2048); ++i)
     bad[i] = static_cast<char>((i * 131) & 0xff);
-  std::ofstream(dir.file("bad.h5"), std::ios::binary).write(bad.data(), std::streamsize(bad.size()));
+  std::ofstream(dir.file("bad.h5"), std::ios::binary)
+      .write(bad.data(), std::streamsize(bad.size()));
   expect_load_error(dir.file("bad.h5"), {"bad.h5"});
   // A corrupted signature.
   bad = bytes;
   bad[1] = 'X';
-  std::ofstream(dir.file("sig.h5"), std::ios::binary).write(bad.data(), std::streamsize(bad.size()));
+  std::ofstream(dir.file("sig.h5"), std::ios::binary)
+      .write(bad.data(), std::streamsize(bad.size()));
   expect_load_error(dir.file("sig.h5"), {"sig.h5", "not an HDF5 file"});
 }
 
@@ -306,7 +312,8 @@ TEST(ModelIo, RejectsMissingAttribute) {
   expect_load_error(m.path, {"a.h5", "'num_classes' is missing"});
   m.write([](h5::File& f) { H5Adelete(f.open_group("layers/000_flat").id(), "kind"); });
   expect_load_error(m.path, {"a.h5", "layer 0 'flat'", "'kind' is missing"});
-  m.write([](h5::File& f) { f.open_group("layers/001_fc").write_attribute("in_features", "four"); });
+  m.write(
+      [](h5::File& f) { f.open_group("layers/001_fc").write_attribute("in_features", "four"); });
   expect_load_error(m.path, {"a.h5", "'in_features'", "expected integers"});
   m.write([](h5::File& f) { f.open_group("layers/001_fc").write_attribute("in_features", 4.5); });
   expect_load_error(m.path, {"a.h5", "'in_features'", "4.5", "not an integer"});
@@ -338,11 +345,16 @@ TEST(ModelIo, RejectsBadGraphAndLayout) {
   expect_load_error(m.path, {"g.h5", "no layer named 'nope'"});
   m.write([](h5::File& f) { f.open_group("layers/002_relu").write_attribute("inputs", "1,1"); });
   expect_load_error(m.path, {"g.h5", "layer 2 'relu'", "2 inputs, expected 1"});
-  m.write([](h5::File& f) { H5Lmove(f.id(), "layers/002_relu", f.id(), "layers/005_relu", H5P_DEFAULT, H5P_DEFAULT); });
+  m.write([](h5::File& f) {
+    H5Lmove(f.id(), "layers/002_relu", f.id(), "layers/005_relu", H5P_DEFAULT, H5P_DEFAULT);
+  });
   expect_load_error(m.path, {"g.h5", "index 2 is missing"});
-  m.write([](h5::File& f) { H5Lmove(f.id(), "layers/002_relu", f.id(), "layers/2_relu", H5P_DEFAULT, H5P_DEFAULT); });
+  m.write([](h5::File& f) {
+    H5Lmove(f.id(), "layers/002_relu", f.id(), "layers/2_relu", H5P_DEFAULT, H5P_DEFAULT);
+  });
   expect_load_error(m.path, {"g.h5", "layers/2_relu", "NNN_"});
-  m.write([](h5::File& f) { f.open_group("layers/001_fc").write_attribute("activation", "softmax"); });
+  m.write(
+      [](h5::File& f) { f.open_group("layers/001_fc").write_attribute("activation", "softmax"); });
   expect_load_error(m.path, {"g.h5", "activation = \"softmax\""});
   m.write([](h5::File& f) {
     f.write_attribute("num_classes", 3);
@@ -352,13 +364,13 @@ TEST(ModelIo, RejectsBadGraphAndLayout) {
   // A dangling branch: the output layer reads fc directly, the relu's output is never used.
   m.write([](h5::File& f) { f.open_group("layers/003_out").write_attribute("inputs", "1"); });
   expect_load_error(m.path, {"g.h5", "layer 2 'relu'", "never used"});
-  m.write([](h5::File& f) {
-    f.write_attribute("num_classes", 3);
-  });
+  m.write([](h5::File& f) { f.write_attribute("num_classes", 3); });
   expect_load_error(m.path, {"g.h5", "class_names has 2 entries"});
   m.write([](h5::File& f) { f.write_attribute("input_std", std::vector<double>{0.0}); });
   expect_load_error(m.path, {"g.h5", "input_std[0] = 0"});
-  m.write([](h5::File& f) { f.write_attribute("input_shape", std::vector<std::int64_t>{1, 3, 2}); });
+  m.write([](h5::File& f) {
+    f.write_attribute("input_shape", std::vector<std::int64_t>{1, 3, 2});
+  });
   expect_load_error(m.path, {"g.h5", "layer 1 'fc'", "in_features = 4", "6 features"});
 }
 

@@ -13,7 +13,8 @@ void expect_invalid(const Network& net, std::vector<std::string> parts) {
     ADD_FAILURE() << "no exception";
   } catch (const std::invalid_argument& e) {
     const std::string m = e.what();
-    for (const auto& p : parts) EXPECT_NE(m.find(p), std::string::npos) << "missing '" << p << "' in: " << m;
+    for (const auto& p : parts)
+      EXPECT_NE(m.find(p), std::string::npos) << "missing '" << p << "' in: " << m;
   }
 }
 
@@ -48,10 +49,11 @@ TEST(Network, DescribeAndParameterCount) {
 }
 
 TEST(Network, KindNames) {
-  for (const char* k : {"linear", "conv2d", "batchnorm1d", "batchnorm2d", "relu", "relu6",
-                        "leaky_relu", "sigmoid", "tanh", "gelu", "silu", "elu", "hardtanh",
-                        "hardswish", "hardsigmoid", "maxpool2d", "avgpool2d", "global_avgpool",
-                        "flatten", "add", "identity", "dropout"}) {
+  for (const char* k :
+       {"linear",     "conv2d",    "batchnorm1d", "batchnorm2d", "relu",      "relu6",
+        "leaky_relu", "sigmoid",   "tanh",        "gelu",        "silu",      "elu",
+        "hardtanh",   "hardswish", "hardsigmoid", "maxpool2d",   "avgpool2d", "global_avgpool",
+        "flatten",    "add",       "identity",    "dropout"}) {
     auto kind = parse_kind(k);
     ASSERT_TRUE(kind.has_value()) << k;
     EXPECT_EQ(kind_name(*kind), k);
