@@ -40,6 +40,24 @@ void quantise_nearest(const QuantiserSpec& q, const float* in, float* out, std::
   }
 }
 
+void quantise_nearest_divided(const QuantiserSpec& q, const float* in, float divisor, float* out,
+                              std::size_t n) {
+  const float bound = static_cast<float>(q.bound);
+  if (q.bits == 0) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = fmin_fast(fmax_fast(in[i] / divisor, -bound), bound);
+    return;
+  }
+  const float step = static_cast<float>(q.step());
+  const float kmax = static_cast<float>(q.max_level());
+  const float inv_step = static_cast<float>(q.inv_step());
+  for (std::size_t i = 0; i < n; ++i) {
+    const float t = fmin_fast(fmax_fast((in[i] / divisor) * inv_step, -kmax - 1.0f), kmax + 1.0f);
+    float k = round_ties_away(t);
+    k = fmin_fast(fmax_fast(k, -kmax), kmax);
+    out[i] = k * step;
+  }
+}
+
 void quantise_stochastic(const QuantiserSpec& q, const float* in, const float* u, float* out,
                          std::size_t n) {
   const float bound = static_cast<float>(q.bound);

@@ -31,13 +31,13 @@ struct QuantiserSpec {
 
 // Rounding half away from zero written as trunc + compare: exact in float (no |t| + 0.5
 // rounding error) and vectorisable (vroundps + blend).
-inline float round_half_away(float t) {
+inline float round_ties_away(float t) {
   const float a = std::fabs(t);
   float k = std::trunc(a);
   k += (a - k >= 0.5f) ? 1.0f : 0.0f;
   return std::copysign(k, t);
 }
-inline double round_half_away(double t) {
+inline double round_ties_away(double t) {
   const double a = std::fabs(t);
   double k = std::trunc(a);
   k += (a - k >= 0.5) ? 1.0 : 0.0;
@@ -46,6 +46,10 @@ inline double round_half_away(double t) {
 
 // out[i] = Q(in[i]) with nearest rounding (ties away from zero). in == out allowed.
 void quantise_nearest(const QuantiserSpec& q, const float* in, float* out, std::size_t n);
+// out[i] = Q(in[i] / divisor), bit-identical to dividing first and then quantise_nearest, in
+// one pass (the tile's noise management and DAC). divisor > 0.
+void quantise_nearest_divided(const QuantiserSpec& q, const float* in, float divisor, float* out,
+                              std::size_t n);
 // Same with stochastic rounding: k = floor(v/step + u[i]), u[i] in [0, 1).
 void quantise_stochastic(const QuantiserSpec& q, const float* in, const float* u, float* out,
                          std::size_t n);

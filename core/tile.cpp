@@ -24,7 +24,7 @@ namespace {
 constexpr const char* kWhere = "core::Tile";
 // Batch rows per work block. Fixed (never derived from the thread count) so that every block,
 // and hence every GEMM and every result bit, is the same for any number of threads.
-constexpr Index kBlockRows = 64;
+constexpr Index kBlockRows = 128;
 // Reads per forward are limited so that tile_draw() numbers never collide across rounds.
 constexpr int kMaxReads = 1024;
 }  // namespace
@@ -361,12 +361,16 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
 
   // Processes samples ids[0..m) (m <= kBlockRows) in bound-management round `round`.
   auto process = [&](const Index* ids, Index m, int round, detail::BlockScratch& s) {
-    // 1. Noise management: x / s (s = 0 -> 0).
+    // 1. Noise management: x / s (s = 0 -> 0); with nearest rounding and no bit-serial input,
+    // fused with the DAC in one pass.
+    const bool fused_dac = !bit_serial && !stochastic;
     for (Index i = 0; i < m; ++i) {
       const float sc = ws.round_scale[ids[i]];
       const float* xr = x.row(ids[i]).data();  // Ref<const MatrixF>: rows are contiguous
-      float* dst = s.xin.data() + i * rows_;
-      if (sc > 0 && !ws.bad[ids[i]]) {
+      float* dst = (fused_dac ? s.xq.data() : s.xin.data()) + i * rows_;
+      if (fused_dac && sc > 0 && !ws.bad[ids[i]]) {
+        quantise_nearest_divided(dac, xr, sc, dst, static_cast<std::size_t>(rows_));
+      } else if (sc > 0 && !ws.bad[ids[i]]) {
         for (Index k = 0; k < rows_; ++k) dst[k] = xr[k] / sc;
       } else {
         std::fill(dst, dst + rows_, 0.0f);
@@ -395,9 +399,7 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
         }
       } else if (stochastic) {
         quantise_stochastic(dac, s.xin.data(), s.rnd.data(), xq, n_in);
-      } else {
-        quantise_nearest(dac, s.xin.data(), xq, n_in);
-      }
+      }  // else: quantised in step 1
       if (in_noise > 0) {
         fill_rows(fill_normal, key, tile_draw(round, c, TileNoiseKind::input_noise), ids, m,
                   rows_, s.rnd2.data());
