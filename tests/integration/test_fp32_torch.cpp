@@ -38,8 +38,9 @@ TEST(Fp32Torch, ReproducesPytorchLogits) {
   // Predictions: identical except where PyTorch's own margin is below the tolerance.
   auto pred = argmax_rows(y);
   for (std::size_t i = 0; i < pred.size(); ++i)
-    if (net.reference->margin[i] > 2e-6f)
+    if (net.reference->margin[i] > 2e-6f) {
       EXPECT_EQ(pred[i], net.reference->predictions[i]) << "image " << i;
+    }
 }
 
 }  // namespace

@@ -70,7 +70,9 @@ TEST(Fp32Zoo, ReproducesPytorchPredictionsOnTheTestSet) {
     EXPECT_EQ(bad, 0) << net.name;
     EXPECT_LE(flips, kMaxTies) << net.name;
     const double acc = accuracy(pred, std::vector<int>(data.labels.begin(), data.labels.end()));
-    if (ref.accuracy >= 0) EXPECT_NEAR(acc, ref.accuracy, (flips + 0.5) / double(n)) << net.name;
+    if (ref.accuracy >= 0) {
+      EXPECT_NEAR(acc, ref.accuracy, (flips + 0.5) / double(n)) << net.name;
+    }
     std::printf("[ zoo      ] %-16s FP32 accuracy %.4f (PyTorch %.4f), %d near-tie flips of %lld\n",
                 net.name.c_str(), acc, ref.accuracy, flips, static_cast<long long>(n));
   }
