@@ -127,3 +127,19 @@ TEST(Quantiser, ValidateRejectsBadSpecs) {
   EXPECT_NO_THROW((QuantiserSpec{0, INFINITY}.validate("t", "p")));
   EXPECT_NO_THROW((QuantiserSpec{16, 3.0}.validate("t", "p")));
 }
+
+TEST(Quantiser, DividedEqualsDivideThenQuantiseBitForBit) {
+  std::mt19937 gen(3);
+  std::uniform_real_distribution<float> u(-5.0f, 5.0f);
+  std::vector<float> in(777), divided(777), a(777), b(777);
+  for (auto& v : in) v = u(gen);
+  for (float divisor : {0.37f, 1.0f, 3.9f}) {
+    for (int p : {0, 2, 8, 16}) {
+      const QuantiserSpec q{p, p == 0 ? 2.0 : 1.0};
+      for (std::size_t i = 0; i < in.size(); ++i) divided[i] = in[i] / divisor;
+      quantise_nearest(q, divided.data(), a.data(), in.size());
+      quantise_nearest_divided(q, in.data(), divisor, b.data(), in.size());
+      for (std::size_t i = 0; i < in.size(); ++i) ASSERT_EQ(a[i], b[i]) << p << " " << in[i];
+    }
+  }
+}
