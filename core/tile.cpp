@@ -48,6 +48,7 @@ struct TileWorkspace {
   std::vector<float> round_scale;  // per sample: scale of the current round
   std::vector<std::uint8_t> clipped_now;
   std::vector<std::uint8_t> bad;  // per sample: a non-finite input
+  std::vector<float> out_step, out_inv_step, out_clip;  // per column ADC step, 1/step, bound
 };
 
 TileWorkspaceHolder::TileWorkspaceHolder() = default;
@@ -287,7 +288,13 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
   out.bm_rounds.assign(batch, 0);
   out.clipped.assign(batch, 0);
   out.adc_steps.resize(cols_);
-  std::vector<float> out_step(cols_), out_inv_step(cols_), out_clip(cols_);
+  auto& ws = out.workspace.get();
+  auto& out_step = ws.out_step;
+  auto& out_inv_step = ws.out_inv_step;
+  auto& out_clip = ws.out_clip;
+  out_step.resize(cols_);
+  out_inv_step.resize(cols_);
+  out_clip.resize(cols_);
   double max_step = 0;
   for (Index j = 0; j < cols_; ++j) {
     const double bound = out_bounds_.size() ? out_bounds_[j] : io_.out_bound;
@@ -303,7 +310,6 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
 
   if (batch == 0) return;
 
-  auto& ws = out.workspace.get();
   const int n_threads = std::max(1, omp_get_max_threads());
   if (static_cast<int>(ws.per_thread.size()) < n_threads) ws.per_thread.resize(n_threads);
   const Index width = std::max(rows_, cols_);
