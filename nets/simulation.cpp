@@ -167,6 +167,45 @@ AnalogChip::AnalogChip(const Network& net, const SimulationConfig& config, int t
   provider_ = std::make_unique<Provider>(*this);
 }
 
+AnalogChip::AnalogChip(const AnalogChip& programmed, const SimulationConfig& config)
+    : net_(programmed.net_), config_(config), trial_(programmed.trial_) {
+  config_.validate();
+  const SimulationConfig& p = programmed.config_;
+  const bool same_programming =
+      config_.seed == p.seed && config_.chip.tile_rows == p.chip.tile_rows &&
+      config_.chip.tile_cols == p.chip.tile_cols && config_.chip.num_tiles == p.chip.num_tiles &&
+      config_.mapper.digital_layers == p.mapper.digital_layers &&
+      config_.mapper.weight_scaling == p.mapper.weight_scaling &&
+      config_.device.model == p.device.model && config_.cell.kind == p.cell.kind;
+  if (!same_programming)
+    core::throw_invalid(kTag, "a chip sharing another's programming must have the same seed, "
+                              "tile, digital layers, weight scaling, device and cell");
+  for (const auto& entry : config_.layer_precision)
+    if (net_.find_layer(entry.first) < 0)
+      core::throw_invalid(kTag, concat("layer_precision names layer '", entry.first,
+                                       "', which the network does not have"));
+  config_.cell = p.cell;
+  layers_ = programmed.layers_;
+  plan_ = programmed.plan_;
+  slices_.resize(layers_.size());
+  alpha_.resize(layers_.size());
+  for (std::size_t m = 0; m < layers_.size(); ++m) {
+    const core::IoParams io = io_for_layer(layers_[m].name);
+    slices_[m].resize(programmed.slices_[m].size());
+    alpha_[m].resize(programmed.slices_[m].size());
+    for (std::size_t s = 0; s < slices_[m].size(); ++s) {
+      SliceState& state = slices_[m][s];
+      state.programmed = programmed.slices_[m][s].programmed;
+      // The programmed state as the constructor derives it (the source may be at a later time).
+      devices::at_time(state.programmed, 0.0,
+                       snapshot_key(config_.seed, int(m), int(s), trial_, 0), state.conductances);
+      state.tile = std::make_unique<core::Tile>(state.conductances, io);
+      alpha_[m][s] = core::VectorD::Ones(plan_.layers[m].slices[s].cols);
+    }
+  }
+  provider_ = std::make_unique<Provider>(*this);
+}
+
 AnalogChip::~AnalogChip() = default;
 
 core::IoParams AnalogChip::io_for_layer(const std::string& name) const {
@@ -229,15 +268,35 @@ void AnalogChip::set_time(double t_inference) {
                        snapshot_key(config_.seed, int(m), int(s), trial_, t_inference),
                        state.conductances);
       state.tile->set_conductances(state.conductances);
-      if (config_.gdc) {
-        const core::RngKey key = snapshot_key(config_.seed, int(m), int(s), trial_, t_inference)
-                                     .with_stage(core::Stage::calibration)
-                                     .with_layer(0x80000000u | static_cast<std::uint32_t>(m));
-        alpha_[m][s] = core::gdc_alpha(*state.tile, state.gdc_reference, key).alpha;
-      }
+      update_gdc_alpha(m, s, t_inference);
     }
   }
   t_inference_ = t_inference;
+}
+
+void AnalogChip::update_gdc_alpha(std::size_t m, std::size_t s, double t_inference) {
+  if (!config_.gdc) return;
+  const core::RngKey key = snapshot_key(config_.seed, int(m), int(s), trial_, t_inference)
+                               .with_stage(core::Stage::calibration)
+                               .with_layer(0x80000000u | static_cast<std::uint32_t>(m));
+  alpha_[m][s] = core::gdc_alpha(*slices_[m][s].tile, slices_[m][s].gdc_reference, key).alpha;
+}
+
+void AnalogChip::set_time_from(const AnalogChip& source) {
+  if (&source.net_ != &net_ || source.trial_ != trial_ || source.slices_.size() != slices_.size())
+    core::throw_invalid(kTag, "set_time_from: the source chip has another network or trial");
+  if (config_.gdc && !gdc_ready_) prepare_gdc();
+  for (std::size_t m = 0; m < slices_.size(); ++m) {
+    if (source.slices_[m].size() != slices_[m].size())
+      core::throw_invalid(kTag, "set_time_from: the source chip has another mapping");
+    for (std::size_t s = 0; s < slices_[m].size(); ++s) {
+      SliceState& state = slices_[m][s];
+      state.conductances = source.slices_[m][s].conductances;
+      state.tile->set_conductances(state.conductances);
+      update_gdc_alpha(m, s, source.t_inference_);
+    }
+  }
+  t_inference_ = source.t_inference_;
 }
 
 MatmulProvider& AnalogChip::provider() { return *provider_; }

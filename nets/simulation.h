@@ -64,6 +64,13 @@ class AnalogChip {
   // Plans and programs (stage 3). `net` must outlive the chip.
   AnalogChip(const Network& net, const SimulationConfig& config, int trial);
   ~AnalogChip();
+  // Sweeps (nets/sweep.h): a chip with the programmed state of `programmed` (same network, trial
+  // and programming-side settings: chip, mapper, device, cell, seed) but the converter-side
+  // settings of `config` (io, layer_precision, digital, gdc, gdc_params, calibrate, calibration).
+  // Copies the frozen device state instead of programming again; the result is bit-identical to
+  // AnalogChip(net, config, trial). Throws if the programming-side settings visibly differ
+  // (seed, tile shape, digital layers, weight scaling, device model, cell kind).
+  AnalogChip(const AnalogChip& programmed, const SimulationConfig& config);
   AnalogChip(const AnalogChip&) = delete;
   AnalogChip& operator=(const AnalogChip&) = delete;
 
@@ -76,6 +83,10 @@ class AnalogChip {
   // GDC factors (when enabled) estimated through the tiles at that time.
   void set_time(double t_inference);
   double time() const { return t_inference_; }
+  // Same as set_time(source.time()) for a chip with the same programming (the constructor
+  // above), but copies source's snapshot conductances instead of drawing them again: one
+  // snapshot per time serves every converter setting of a sweep. Bit-identical to set_time().
+  void set_time_from(const AnalogChip& source);
 
   // The matmul seam for nets::forward (analog layers on tiles, digital layers in float32).
   MatmulProvider& provider();
@@ -100,6 +111,7 @@ class AnalogChip {
   };
   core::IoParams io_for_layer(const std::string& name) const;
   void prepare_gdc();
+  void update_gdc_alpha(std::size_t m, std::size_t s, double t_inference);
 
   const Network& net_;
   SimulationConfig config_;

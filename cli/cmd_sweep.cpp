@@ -1,0 +1,445 @@
+// `pcmsim sweep`: accuracy over a grid of chip settings (converter precision, inference time,
+// GDC, unit cell, tile size, noise scales, per-layer precision, digital layers, ...) with Monte
+// Carlo trials per point. Resumable (--resume after a crash or kill -9), reusing programmed chips
+// and snapshots across points, and distributed over MPI ranks (`mpirun -np N pcmsim sweep`).
+// See docs/sweeps.md.
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include "cli/command.h"
+#include "cli/mpi_driver.h"
+#include "cli/progress.h"
+#include "cli/sim_options.h"
+#include "cli/util.h"
+#include "core/error.h"
+#include "nets/dataset.h"
+#include "nets/evaluation.h"
+#include "nets/model_io.h"
+#include "nets/sweep.h"
+
+namespace pcmsim::cli {
+namespace {
+
+constexpr const char* kTag = "cli::sweep";
+using core::concat;
+
+const char* kDefaultTimes = "1,3600,86400,31536000";
+
+std::string trim(const std::string& text) {
+  const auto begin = text.find_first_not_of(" \t");
+  if (begin == std::string::npos) return "";
+  const auto end = text.find_last_not_of(" \t");
+  return text.substr(begin, end - begin + 1);
+}
+
+// "4, 6,8" -> {"4", "6", "8"}; an empty list or an empty item is an error.
+std::vector<std::string> split_values(const std::string& text, const std::string& option) {
+  std::vector<std::string> values;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    item = trim(item);
+    if (item.empty())
+      core::throw_invalid(kTag, concat("--", option, " = '", text,
+                                       "': empty value (axes are comma-separated lists)"));
+    values.push_back(item);
+  }
+  if (values.empty())
+    core::throw_invalid(kTag, concat("--", option, " has no values: empty grid"));
+  return values;
+}
+
+// One setting as arguments of the `pcmsim run` options. Inside a sweep value, the list options
+// use ';' between items (',' separates the sweep's values): --digital-layers "first;last,none".
+void append_setting(std::vector<std::string>& args, const std::string& name,
+                    const std::string& value) {
+  if (name == "layer-precision") {
+    std::stringstream in(value);
+    std::string spec;
+    while (std::getline(in, spec, ';'))
+      if (!trim(spec).empty()) args.insert(args.end(), {"--" + name, trim(spec)});
+    return;
+  }
+  std::string v = value;
+  if (name == "digital-layers") {
+    if (v == "none") v.clear();
+    std::replace(v.begin(), v.end(), ';', ',');
+  }
+  args.insert(args.end(), {"--" + name, v});
+}
+
+std::string settings_text(const std::vector<std::pair<std::string, std::string>>& settings) {
+  std::string text;
+  for (const auto& [name, value] : settings) text += (text.empty() ? "" : " ") + name + "=" + value;
+  return text;
+}
+
+int sweep_main(const std::vector<std::string>& args) {
+  mpi::Session session;
+  const bool root = session.rank() == 0;
+
+  po::options_description general("pcmsim sweep [options]");
+  general.add_options()
+    ("help,h", "show this help")
+    ("config", po::value<std::string>(),
+     "INI file with any option below (name = value; an axis is a comma-separated list); "
+     "the command line wins over the file")
+    ("model", po::value<std::string>()->default_value(default_model_path()),
+     "network file (HDF5 pcmsim-model)")
+    ("data", po::value<std::string>()->default_value("fashion-mnist:t10k"),
+     "evaluation data: fashion-mnist:t10k|train[@DIR], an HDF5 data set, or an IDX images file")
+    ("limit", po::value<long>()->default_value(0), "evaluate the first N images (0 = all)")
+    ("trials", po::value<int>()->default_value(5), "Monte Carlo trials (programmed chips) per point")
+    ("batch", po::value<long>()->default_value(256), "images per forward pass")
+    ("calibration-data", po::value<std::string>()->default_value("fashion-mnist:train"),
+     "data for --calibrate (the training set, not the test set)")
+    ("calibration-images", po::value<long>()->default_value(256),
+     "calibration images (first N of --calibration-data)")
+    ("fp32", po::value<std::string>()->default_value("on"), "also evaluate the FP32 reference: on/off")
+    ("out", po::value<std::string>()->default_value("pcmsim_sweep.h5"),
+     "results file (HDF5); a CSV view is written beside it with the extension .csv")
+    ("resume", po::bool_switch(), "continue the sweep in --out (same command) where it stopped")
+    ("reuse", po::value<std::string>()->default_value("on"),
+     "reuse programmed chips and snapshots across points: on/off (off: a fresh chip per point "
+     "and trial; same results, for benchmarks)")
+    ("max-chips", po::value<int>()->default_value(8),
+     "converter settings held in memory at once per programmed chip")
+    ("t-inference", po::value<std::string>()->default_value(kDefaultTimes),
+     "inference times after programming (s), comma-separated (an axis)");
+
+  // The chip options of `pcmsim run`, each taking a comma-separated list of values here.
+  po::options_description run_options;
+  add_simulation_options(run_options);
+  po::options_description chip("chip options (as in pcmsim run; a comma-separated list is an axis)");
+  std::vector<std::string> chip_names;
+  for (const auto& option : run_options.options()) {
+    chip_names.push_back(option->long_name());
+    chip.add_options()(option->long_name().c_str(), po::value<std::string>(),
+                       option->description().c_str());
+  }
+  po::options_description all;
+  all.add(general).add(chip);
+
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(all).run(), vm);
+  if (vm.count("help")) {
+    if (root)
+      std::cout << all << "\nAxes that reuse programmed chips: converter, GDC, calibration and "
+                          "time settings. See docs/sweeps.md.\n";
+    return 0;
+  }
+  if (vm.count("config")) {
+    const std::string path = vm["config"].as<std::string>();
+    std::ifstream in(path);
+    if (!in) core::throw_invalid(kTag, concat("--config = '", path, "': cannot open the file"));
+    try {
+      po::store(po::parse_config_file(in, all, false), vm);
+    } catch (const po::error& e) {
+      core::throw_invalid(kTag, concat("config file '", path, "': ", e.what()));
+    }
+  }
+  po::notify(vm);
+
+  // Everything that can fail is checked on every rank before any work; rank 0 also checks the
+  // results file. A failure anywhere stops every rank with rank 0's message.
+  nets::SweepGrid grid;
+  std::vector<nets::SweepPoint> points;
+  std::vector<std::string> point_configs;
+  std::vector<std::uint64_t> point_seeds;
+  std::vector<std::pair<std::string, std::string>> constants;
+  nets::Network net;
+  nets::Dataset data;
+  core::MatrixF images, calibration;
+  std::unique_ptr<nets::SweepStore> store;
+  nets::SweepMeta meta;
+  int trials = 0;
+  long limit = 0, batch = 0, calibration_images = 0;
+  bool reuse = true, fp32 = true;
+  int max_chips = 8;
+  std::string out_path;
+  std::exception_ptr setup_error;
+  try {
+    trials = vm["trials"].as<int>();
+    if (trials < 1) core::throw_invalid(kTag, concat("--trials = ", trials, ": must be >= 1"));
+    limit = vm["limit"].as<long>();
+    if (limit < 0) core::throw_invalid(kTag, concat("--limit = ", limit, ": must be >= 0"));
+    batch = vm["batch"].as<long>();
+    if (batch < 1) core::throw_invalid(kTag, concat("--batch = ", batch, ": must be >= 1"));
+    calibration_images = vm["calibration-images"].as<long>();
+    if (calibration_images < 1)
+      core::throw_invalid(kTag, concat("--calibration-images = ", calibration_images,
+                                       ": must be >= 1"));
+    max_chips = vm["max-chips"].as<int>();
+    if (max_chips < 1) core::throw_invalid(kTag, concat("--max-chips = ", max_chips, ": must be >= 1"));
+    auto on_off = [&](const char* name) {
+      const std::string v = vm[name].as<std::string>();
+      if (v == "on") return true;
+      if (v == "off") return false;
+      core::throw_invalid(kTag, concat("--", name, " = '", v, "': expected on or off"));
+    };
+    reuse = on_off("reuse");
+    fp32 = on_off("fp32");
+
+    // Axes (two or more values) and constants (one value), axes ordered programming, converter,
+    // time, by name within a kind: the grid (and so every point index) does not depend on the
+    // order of the options.
+    std::vector<std::string> names = chip_names;
+    names.push_back("t-inference");
+    std::map<int, std::vector<nets::SweepAxis>> by_kind;
+    for (const std::string& name : names) {
+      if (!vm.count(name)) continue;
+      const std::string text = vm[name].as<std::string>();
+      std::vector<std::string> values = split_values(text, name);
+      if (values.size() == 1) {
+        constants.emplace_back(name, values[0]);
+        continue;
+      }
+      const auto kind = nets::axis_kind(name);  // throws for options that cannot be swept
+      by_kind[static_cast<int>(kind)].push_back({name, std::move(values)});
+    }
+    for (auto& [kind, axes] : by_kind)
+      for (auto& axis : axes) grid.axes.push_back(std::move(axis));
+    grid.validate();
+
+    double default_time = 0;
+    for (const auto& [name, value] : constants)
+      if (name == "t-inference") default_time = parse_number_list(value, name).at(0);
+
+    // Each point's configuration, parsed exactly as `pcmsim run` parses its options.
+    points = nets::make_points(grid, default_time, [&](const auto& settings) {
+      std::vector<std::string> run_args;
+      for (const auto& [name, value] : constants)
+        if (name != "t-inference") append_setting(run_args, name, value);
+      for (const auto& [name, value] : settings)
+        if (name != "t-inference") append_setting(run_args, name, value);
+      po::variables_map point_vm;
+      try {
+        po::store(po::command_line_parser(run_args).options(run_options).run(), point_vm);
+        po::notify(point_vm);
+      } catch (const po::error& e) {
+        core::throw_invalid(kTag, concat("point ", settings_text(settings), ": ", e.what()));
+      }
+      nets::SimulationConfig config;
+      try {
+        config = simulation_config(point_vm);
+      } catch (const std::invalid_argument& e) {
+        core::throw_invalid(kTag, concat("point ", settings_text(settings), ": ", e.what()));
+      }
+      std::string text;
+      for (const std::string& line : describe_options(point_vm)) text += line + "\n";
+      for (const auto& [name, value] : settings)
+        if (name == "t-inference") text += "t-inference=" + value + "\n";
+      for (const auto& [name, value] : constants)
+        if (name == "t-inference") text += "t-inference=" + value + "\n";
+      point_configs.push_back(text);
+      point_seeds.push_back(config.seed);
+      return config;
+    });
+
+    // What the sweep computes (resume refuses a file of another sweep).
+    std::ostringstream fingerprint;
+    for (const char* name : {"model", "data", "calibration-data"})
+      fingerprint << name << "=" << vm[name].as<std::string>() << "\n";
+    fingerprint << "limit=" << limit << "\ntrials=" << trials << "\nbatch=" << batch
+                << "\ncalibration-images=" << calibration_images << "\nfp32=" << fp32 << "\n";
+    for (const auto& [name, value] : constants) fingerprint << name << "=" << value << "\n";
+    for (const auto& axis : grid.axes) {
+      fingerprint << "axis " << axis.name << "=";
+      for (std::size_t k = 0; k < axis.values.size(); ++k)
+        fingerprint << (k ? "," : "") << axis.values[k];
+      fingerprint << "\n";
+    }
+    meta.fingerprint = fingerprint.str();
+    meta.git_revision = PCMSIM_GIT_REVISION;
+    meta.seed = points.empty() ? 0 : points.front().config.seed;
+    meta.model = vm["model"].as<std::string>();
+    meta.data = vm["data"].as<std::string>();
+    meta.trials = trials;
+    std::istringstream lines(meta.fingerprint);
+    for (std::string line; std::getline(lines, line);) meta.options.push_back(line);
+
+    net = nets::load_network(meta.model);
+    data = nets::load_dataset(meta.data, limit);
+    nets::check_compatible(data, net);
+    images = nets::normalized_images(data, net);
+    bool any_calibration = false;
+    for (const auto& p : points) any_calibration |= p.config.calibrate;
+    if (any_calibration) {
+      const nets::Dataset cal =
+          nets::load_dataset(vm["calibration-data"].as<std::string>(), calibration_images);
+      nets::check_compatible(cal, net);
+      calibration = nets::normalized_images(cal, net);
+    }
+    meta.images = images.rows();
+
+    out_path = vm["out"].as<std::string>();
+    const bool resume = vm["resume"].as<bool>();
+    if (root) {
+      if (fp32) {
+        nets::Fp32Matmul reference(net);
+        meta.fp32_accuracy = nets::accuracy_of(net, images, data.labels, reference, batch);
+      }
+      store = std::make_unique<nets::SweepStore>(out_path, meta, grid, point_configs, point_seeds);
+      store->check_writable();
+      const bool exists = std::filesystem::exists(out_path) ||
+                          std::filesystem::exists(out_path + ".journal");
+      if (exists && !resume)
+        core::throw_invalid(kTag, concat("--out = '", out_path, "' already exists: pass --resume "
+                                         "to continue that sweep, or remove it"));
+      if (resume) store->load_existing();
+    }
+  } catch (...) {
+    setup_error = std::current_exception();
+  }
+  // Rank 0's check decides; the others only report their own failure when rank 0 had none.
+  if (!session.all_ok(!setup_error)) {
+    if (setup_error && root) std::rethrow_exception(setup_error);
+    if (setup_error && session.size() > 1) {
+      try {
+        std::rethrow_exception(setup_error);
+      } catch (const std::exception& e) {
+        std::cerr << "pcmsim sweep (rank " << session.rank() << "): error: " << e.what() << "\n";
+      }
+    }
+    return 2;
+  }
+
+  const int threads = mpi::set_threads_per_rank(session);
+  nets::EvalData eval;
+  eval.net = &net;
+  eval.images = &images;
+  eval.labels = &data.labels;
+  eval.calibration = &calibration;
+  eval.batch_size = batch;
+  nets::UnitOptions unit_options;
+  unit_options.reuse = reuse;
+  unit_options.max_chips = max_chips;
+
+  std::vector<nets::WorkUnit> units;
+  std::int64_t total = static_cast<std::int64_t>(points.size()) * trials, done_before = 0;
+  if (root) {
+    store->write_file();  // the file exists and is readable from the start
+    done_before = static_cast<std::int64_t>(store->records().size());
+    nets::PlanOptions plan;
+    plan.trials = trials;
+    plan.min_units = session.size() > 1 ? 2 * session.size() : 1;
+    units = nets::plan_sweep(points, plan, store->done());
+    std::cerr << "sweep: " << points.size() << " points x " << trials << " trials = " << total
+              << " evaluations, " << done_before << " already done; " << units.size()
+              << " work units over " << session.size() << " process(es) x " << threads
+              << " thread(s)\n";
+  }
+
+  // Progress (rank 0's main thread only): evaluations done, ETA, the point being computed.
+  ProgressLine progress;
+  std::mutex current_mutex;
+  std::string current = "starting";
+  std::int64_t recorded = 0;
+  auto show = [&] {
+    std::string what;
+    {
+      std::lock_guard<std::mutex> lock(current_mutex);
+      what = current;
+    }
+    progress.update(static_cast<int>(recorded), static_cast<int>(total - done_before),
+                    concat(store->finished_points(), "/", points.size(), " points; ", what));
+  };
+  const bool serial = session.size() == 1;
+  nets::UnitStats stats;
+  std::mutex stats_mutex;
+  auto compute = [&](const nets::WorkUnit& unit) {
+    omp_set_num_threads(threads);  // per thread: rank 0 computes on a second thread under MPI
+    nets::UnitStats unit_stats;
+    auto records = nets::run_unit(unit, points, eval, unit_options, &unit_stats,
+                                  [&](std::int64_t i) {
+                                    if (!root) return;
+                                    {
+                                      std::lock_guard<std::mutex> lock(current_mutex);
+                                      current = concat("point ", i, " ",
+                                                       settings_text(grid.settings(i)), " trial ",
+                                                       unit.trial);
+                                    }
+                                    if (serial) show();
+                                  });
+    std::lock_guard<std::mutex> lock(stats_mutex);
+    stats.programmings += unit_stats.programmings;
+    stats.snapshots += unit_stats.snapshots;
+    stats.shared_snapshots += unit_stats.shared_snapshots;
+    stats.evaluations += unit_stats.evaluations;
+    return records;
+  };
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    mpi::run_units(
+        session, units, compute,
+        [&](const std::vector<nets::TrialRecord>& records, int) {
+          store->add(records);
+          recorded += static_cast<std::int64_t>(records.size());
+          show();
+        },
+        show);
+  } catch (const std::exception& e) {
+    if (session.size() > 1) {
+      std::cerr << "pcmsim sweep (rank " << session.rank() << "): error: " << e.what() << "\n";
+      session.abort(1);
+    }
+    throw;
+  }
+  if (!root) return 0;
+  store->write_file();
+  progress.finish();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  // Summary table (the file has everything; long sweeps show their first rows).
+  std::map<std::int64_t, std::vector<double>> per_point;
+  for (const auto& entry : store->records()) per_point[entry.first.first].push_back(entry.second);
+  std::cout << "model " << meta.model << ", " << meta.images << " images, " << trials
+            << " trials";
+  if (meta.fp32_accuracy >= 0)
+    std::cout << ", FP32 " << std::fixed << std::setprecision(2) << 100 * meta.fp32_accuracy
+              << " %";
+  std::cout << "\n" << std::fixed << std::setprecision(2);
+  int shown = 0;
+  for (const auto& [point, acc] : per_point) {
+    if (static_cast<int>(acc.size()) != trials) continue;
+    if (++shown > 40) {
+      std::cout << "  ... (" << store->finished_points() - 40 << " more in the file)\n";
+      break;
+    }
+    const nets::PointSummary s = nets::summarize(acc);
+    std::cout << "  " << std::left << std::setw(48) << settings_text(grid.settings(point))
+              << std::right << std::setw(7) << 100 * s.mean << " ± " << std::setw(5)
+              << 100 * s.std << "  CI95 [" << 100 * s.ci_low << ", " << 100 * s.ci_high << "] %\n";
+  }
+  std::cout << std::defaultfloat << std::setprecision(4);
+  const std::int64_t computed = recorded;
+  std::cout << "computed " << computed << " evaluations in " << seconds << " s ("
+            << (seconds > 0 ? 60.0 * computed / seconds : 0) << " per minute)";
+  if (serial)
+    std::cout << "; programmed " << stats.programmings << " chips, drew " << stats.snapshots
+              << " snapshots, shared " << stats.shared_snapshots;
+  std::filesystem::path csv_path(out_path);
+  csv_path.replace_extension(".csv");
+  std::cout << "\nresults: " << out_path << ", " << csv_path.string() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+PCMSIM_COMMAND("sweep",
+               "accuracy over a grid of settings (precision, time, cell, ...): resumable, MPI",
+               sweep_main);
+
+}  // namespace pcmsim::cli

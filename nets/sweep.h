@@ -1,0 +1,196 @@
+// Parameter sweeps over a simulated chip: the grid, the plan that orders points for reuse of
+// work, the execution of one work unit, per-point statistics and the results file.
+//
+// Work reuse follows the pipeline (DESIGN.md): points that differ only in converter-side
+// settings (p_in, p_out, b_in, noise, GDC, accumulator, per-layer precision, calibration) and
+// inference time share one programmed chip per trial; each inference time is snapshotted once
+// and that snapshot serves every converter setting (AnalogChip::set_time_from). A work unit is
+// (trial, programming setting, a set of converter settings); its result does not depend on which
+// process computes it or in which order: every random stream derives from (seed, layer, slice,
+// trial, time) and the tile-forward key from the first sample index of each batch.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "nets/network.h"
+#include "nets/simulation.h"
+
+namespace pcmsim::nets {
+
+// What a swept setting changes, hence what can be reused when it changes.
+enum class AxisKind {
+  programming,  // new programmed chip (tile, mapping, device, cell, seed, digital layers)
+  converter,    // same programmed chip and snapshots, other converters / digital unit / GDC
+  time,         // same programmed chip, other snapshot
+};
+
+// The axes a sweep may span, by the option name of `pcmsim run` (e.g. "p-in", "t-inference").
+const std::map<std::string, AxisKind>& sweep_axis_kinds();
+// Throws std::invalid_argument "[nets::sweep] unknown axis 'x' (sweepable: ...)".
+AxisKind axis_kind(const std::string& name);
+
+struct SweepAxis {
+  std::string name;                 // option name, e.g. "p-in"
+  std::vector<std::string> values;  // as given (text), in order
+};
+
+// The full grid: the Cartesian product of the axes; the last axis varies fastest in the point
+// index. Point i has coordinates coords(i) (one value index per axis).
+struct SweepGrid {
+  std::vector<SweepAxis> axes;
+  // Throws on an unknown or repeated axis, an axis without values, a repeated value.
+  void validate() const;
+  std::int64_t size() const;  // number of points (1 for no axes)
+  std::vector<int> coords(std::int64_t point) const;
+  // The setting of each axis at a point: {name, value}.
+  std::vector<std::pair<std::string, std::string>> settings(std::int64_t point) const;
+};
+
+// A point made concrete by the caller (the CLI turns settings into a SimulationConfig).
+struct SweepPoint {
+  std::int64_t index = 0;
+  SimulationConfig config;
+  double t_inference = 0;
+  // Points with equal programming_group share programming; with equal converter_group too, they
+  // share the converter set-up (calibration, GDC reference) and differ only in time.
+  std::string programming_group;
+  std::string converter_group;
+};
+
+// Builds the SweepPoints of a grid; `make_config` turns one point's settings into its config.
+// The groups are the values of the grid's programming / converter axes.
+std::vector<SweepPoint> make_points(
+    const SweepGrid& grid, double default_t_inference,
+    const std::function<SimulationConfig(const std::vector<std::pair<std::string, std::string>>&)>&
+        make_config);
+
+// One unit of work: one trial of a list of points with the same programming, ordered by
+// converter group then time (so each converter set-up is made once and each time snapshotted
+// once per chunk of converter settings).
+struct WorkUnit {
+  int trial = 0;
+  std::vector<std::int64_t> points;
+};
+
+struct PlanOptions {
+  int trials = 1;
+  // Split units (by converter groups) until there are at least this many, so that N processes
+  // have work to share; splitting costs one extra programming per split.
+  int min_units = 1;
+};
+
+// The units still to compute: every (point, trial) not in `done`, grouped for reuse. The plan is
+// a pure function of its arguments.
+std::vector<WorkUnit> plan_sweep(const std::vector<SweepPoint>& points, const PlanOptions& options,
+                                 const std::set<std::pair<std::int64_t, int>>& done);
+
+// Accuracy of one point in one trial.
+struct TrialRecord {
+  std::int64_t point = 0;
+  int trial = 0;
+  double accuracy = 0;
+};
+
+struct EvalData {
+  const Network* net = nullptr;
+  const MatrixF* images = nullptr;       // normalised
+  const std::vector<int>* labels = nullptr;
+  const MatrixF* calibration = nullptr;  // normalised (first N images), used when calibrating
+  Index batch_size = 256;
+};
+
+struct UnitOptions {
+  bool reuse = true;     // false: a fresh chip per (point, trial), for benchmarks and checks
+  int max_chips = 8;     // converter settings held at once (memory: one tile set each)
+};
+
+// Counters of the expensive stages, to show (and test) the reuse.
+struct UnitStats {
+  int programmings = 0;   // chips programmed
+  int snapshots = 0;      // set_time() calls (drawing a snapshot)
+  int shared_snapshots = 0;  // set_time_from() calls (copying one)
+  int evaluations = 0;
+};
+
+// Computes a unit. `on_point(point index)` is called before each evaluation (progress).
+std::vector<TrialRecord> run_unit(const WorkUnit& unit, const std::vector<SweepPoint>& points,
+                                  const EvalData& data, const UnitOptions& options = {},
+                                  UnitStats* stats = nullptr,
+                                  const std::function<void(std::int64_t)>& on_point = {});
+
+// Two-sided 95 % quantile of Student's t with `dof` degrees of freedom (dof >= 1).
+double student_t_975(int dof);
+
+struct PointSummary {
+  double mean = 0;
+  double std = 0;        // sample standard deviation (0 for one trial)
+  double ci_low = 0;     // 95 % confidence interval of the mean, mean -+ t * std / sqrt(n)
+  double ci_high = 0;    // (equal to the mean for one trial: no spread can be estimated)
+};
+PointSummary summarize(const std::vector<double>& accuracy);
+
+// ---- Results file -------------------------------------------------------------------------
+//
+// HDF5 "pcmsim-sweep" (docs/sweeps.md): attributes describe the sweep; /axes/<name> the values;
+// /records the finished (point, trial) accuracies; /points the finished points (all trials done)
+// with their settings, configuration, seed and statistics. Written whole to FILE.partial, fsynced
+// and renamed over FILE, so FILE is always a complete file. A journal FILE.journal holds the
+// records finished since the last rewrite (one fsynced line each), so nothing finished is lost.
+
+struct SweepMeta {
+  std::string fingerprint;  // what the sweep computes; resume refuses a different one
+  std::string git_revision;
+  std::uint64_t seed = 0;
+  std::string model;
+  std::string data;
+  std::int64_t images = 0;
+  int trials = 1;
+  double fp32_accuracy = -1;
+  std::vector<std::string> options;  // base "name=value" lines
+};
+
+class SweepStore {
+ public:
+  SweepStore(std::string path, SweepMeta meta, SweepGrid grid,
+             std::vector<std::string> point_configs, std::vector<std::uint64_t> point_seeds);
+
+  // Reads FILE (if it exists) and FILE.journal (if it exists; a torn last line is ignored) and
+  // returns the records found. Throws if FILE is not a sweep of the same fingerprint.
+  void load_existing();
+  // Checks that FILE's folder exists and is writable (creates and removes a probe file).
+  void check_writable() const;
+
+  // Appends records: journal line(s) fsynced now; the HDF5 file rewritten when `rewrite` (or
+  // when the last rewrite is older than the throttle interval).
+  void add(const std::vector<TrialRecord>& records);
+  void write_file();  // atomic rewrite of FILE from everything recorded; clears the journal
+
+  const std::map<std::pair<std::int64_t, int>, double>& records() const { return records_; }
+  std::set<std::pair<std::int64_t, int>> done() const;
+  std::int64_t finished_points() const;
+  // Seconds between rewrites of FILE (the journal keeps every record meanwhile). Default: at
+  // least 2 s and 10x the last rewrite time, so rewriting stays a small part of a long sweep.
+  void set_min_rewrite_interval(double seconds) { min_interval_ = seconds; }
+  std::string csv() const;  // one row per finished point
+
+ private:
+  void append_journal(const std::vector<TrialRecord>& records);
+  std::string path_;
+  SweepMeta meta_;
+  SweepGrid grid_;
+  std::vector<std::string> point_configs_;
+  std::vector<std::uint64_t> point_seeds_;
+  std::map<std::pair<std::int64_t, int>, double> records_;
+  double min_interval_ = -1;
+  double last_write_cost_ = 0;
+  double last_write_time_ = -1e300;
+  bool dirty_ = false;
+};
+
+}  // namespace pcmsim::nets
