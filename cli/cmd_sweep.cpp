@@ -132,7 +132,13 @@ int sweep_main(const std::vector<std::string>& args) {
   all.add(general).add(chip);
 
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(all).run(), vm);
+  try {
+    po::store(po::command_line_parser(args).options(all).run(), vm);
+  } catch (const po::error& e) {
+    // An option pcmsim run does not have is not an axis either.
+    core::throw_invalid(kTag, concat(e.what(), " (not an option or axis of pcmsim sweep; see "
+                                     "pcmsim sweep --help)"));
+  }
   if (vm.count("help")) {
     if (root)
       std::cout << all << "\nAxes that reuse programmed chips: converter, GDC, calibration and "
@@ -149,7 +155,11 @@ int sweep_main(const std::vector<std::string>& args) {
       core::throw_invalid(kTag, concat("config file '", path, "': ", e.what()));
     }
   }
-  po::notify(vm);
+  try {
+    po::notify(vm);
+  } catch (const po::error& e) {
+    core::throw_invalid(kTag, e.what());
+  }
 
   // Everything that can fail is checked on every rank before any work; rank 0 also checks the
   // results file. A failure anywhere stops every rank with rank 0's message.
