@@ -7,6 +7,12 @@
 // the draw number encodes (bound-management round, read, kind of noise) and the element index is
 // (batch row * rows + row) for input-side draws and (batch row * cols + column) for output-side
 // draws. See tile_draw() below; core/reference/tile_reference.h draws exactly the same numbers.
+//
+// Performance and determinism: the batch is cut into fixed blocks of 128 rows (independent of
+// the thread count), processed in one OpenMP parallel region; per block, noise management and
+// the DAC are one vectorised pass, the product is one Eigen GEMM per plane group, output noise
+// and the ADC one more pass. Bound management redoes only the samples that clipped, again in
+// fixed blocks. Results are bit-identical for any number of threads.
 #pragma once
 
 #include <cstdint>
