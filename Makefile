@@ -20,10 +20,12 @@ $(BUILD_DIR)/CMakeCache.txt:
 
 build: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS)
+	@scripts/install-python.sh $(BUILD_DIR) $(PYTHON)
 
 # Every test: C++ (unit, statistical, integration), Python and notebooks.
 test: deps-test $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS)
+	@scripts/install-python.sh $(BUILD_DIR) $(PYTHON)
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 	scripts/run-python-tests.sh $(BUILD_DIR) $(PYTHON)
 

@@ -1,0 +1,145 @@
+// Python bindings of mapping/: ChipSpec, MapperOptions, LayerMatrix, the plan and the
+// utilisation report as Python objects.
+#include "mapping/chip_spec.h"
+#include "mapping/mapping_plan.h"
+#include "mapping/utilisation.h"
+#include "python/bind_common.h"
+
+namespace pcmsim::python {
+namespace {
+
+using namespace mapping;
+
+void bind_mapping(py::module_& m) {
+  StructBinder<ChipSpec>(m, "ChipSpec",
+                         "The crossbar chip: tile shape (word lines x bit lines) and tile "
+                         "budget. Default: 256 x 256 tiles (HERMES), unbounded.")
+      .field("tile_rows", &ChipSpec::tile_rows, "inputs per tile, 1..65536 (256)")
+      .field("tile_cols", &ChipSpec::tile_cols, "outputs (device pairs) per tile (256)")
+      .field("num_tiles", &ChipSpec::num_tiles, "tiles on the chip; 0 = unbounded")
+      .def("validate", &ChipSpec::validate, "Raises ValueError naming the bad field.")
+      .def("bounded", &ChipSpec::bounded)
+      .def("cells_per_tile", &ChipSpec::cells_per_tile);
+
+  StructBinder<MapperOptions>(m, "MapperOptions", "How layers are split and placed on tiles.")
+      .enum_field("conv_split", &MapperOptions::conv_split,
+                  [](ConvSplit v) { return std::string(to_string(v)); }, parse_conv_split,
+                  "whole_kernel (default) or free")
+      .field("digital_layers", &MapperOptions::digital_layers,
+             "layer names kept digital (FP32); 'first'/'last' shortcuts")
+      .enum_field("weight_scaling", &MapperOptions::weight_scaling,
+                  [](WeightScaling v) { return std::string(to_string(v)); },
+                  parse_weight_scaling, "per_tile (default) or per_column")
+      .enum_field("packing", &MapperOptions::packing,
+                  [](Packing v) { return std::string(to_string(v)); }, parse_packing,
+                  "none (default), diagonal, dense")
+      .def("validate", &MapperOptions::validate);
+
+  StructBinder<LayerMatrix> layer_matrix(m, "LayerMatrix",
+                            "One mappable layer as `groups` weight matrices of rows (inputs, "
+                            "im2col order) x cols (outputs).");
+  layer_matrix.field("name", &LayerMatrix::name, "unique layer name")
+      .field("rows", &LayerMatrix::rows, "inputs of one group")
+      .field("cols", &LayerMatrix::cols, "outputs of one group")
+      .field("groups", &LayerMatrix::groups, ">= 1")
+      .field("kernel_h", &LayerMatrix::kernel_h, "1 for linear")
+      .field("kernel_w", &LayerMatrix::kernel_w, "1 for linear")
+      .field("digital", &LayerMatrix::digital, "kept digital regardless of options")
+      .def("validate", &LayerMatrix::validate)
+      .def("weights", &LayerMatrix::weights);
+  layer_matrix.cls()
+      .def_static("linear", &LayerMatrix::linear, py::arg("name"), py::arg("in_features"),
+                  py::arg("out_features"))
+      .def_static("conv2d", &LayerMatrix::conv2d, py::arg("name"), py::arg("in_channels"),
+                  py::arg("out_channels"), py::arg("kernel_h"), py::arg("kernel_w"),
+                  py::arg("groups") = 1);
+
+  StructBinder<TileSlice>(m, "TileSlice",
+                          "Block W_group[row0:row0+rows, col0:col0+cols] on tile `tile` at "
+                          "(tile_row0, tile_col0).")
+      .field("tile", &TileSlice::tile, "")
+      .field("group", &TileSlice::group, "")
+      .field("row0", &TileSlice::row0, "")
+      .field("col0", &TileSlice::col0, "")
+      .field("rows", &TileSlice::rows, "")
+      .field("cols", &TileSlice::cols, "")
+      .field("tile_row0", &TileSlice::tile_row0, "")
+      .field("tile_col0", &TileSlice::tile_col0, "");
+  StructBinder<PartialSum>(m, "PartialSum",
+                           "The digital unit adds the outputs of `slices` into outputs "
+                           "col0..col0+cols-1 of group `group`.")
+      .field("group", &PartialSum::group, "")
+      .field("col0", &PartialSum::col0, "")
+      .field("cols", &PartialSum::cols, "")
+      .field("slices", &PartialSum::slices, "indices into LayerPlan.slices");
+  StructBinder<LayerPlan>(m, "LayerPlan", "The placement of one layer.")
+      .field("layer", &LayerPlan::layer, "LayerMatrix")
+      .field("digital", &LayerPlan::digital, "kept in the digital unit (no slices)")
+      .field("slices", &LayerPlan::slices, "list of TileSlice")
+      .field("partial_sums", &LayerPlan::partial_sums, "list of PartialSum")
+      .def("tiles", &LayerPlan::tiles, "distinct physical tiles of this layer, ascending");
+  py::class_<MappingPlan>(m, "MappingPlan",
+                          "Stage 2 of the pipeline: every layer's slices on tiles.")
+      .def_readonly("chip", &MappingPlan::chip)
+      .def_readonly("options", &MappingPlan::options)
+      .def_readonly("layers", &MappingPlan::layers, "list of LayerPlan")
+      .def_readonly("tiles_used", &MappingPlan::tiles_used)
+      .def("slices_on_tile", &MappingPlan::slices_on_tile, py::arg("tile"),
+           "(layer index, slice index) of every slice on `tile`, in placement order")
+      .def("layer", &MappingPlan::layer, py::arg("name"), py::return_value_policy::copy)
+      .def("to_json",
+           [](const MappingPlan& p) { return render_json(utilisation_report(p), &p); },
+           "The utilisation report with the plan, as JSON text (pcmsim map --format json)")
+      .def("__repr__", [](const MappingPlan& p) {
+        return core::concat("MappingPlan(layers=", p.layers.size(), ", tiles_used=",
+                            p.tiles_used, ", tile=", p.chip.tile_rows, "x", p.chip.tile_cols,
+                            ")");
+      });
+
+  m.def("plan", &plan, py::arg("layers"), py::arg("chip") = ChipSpec(),
+        py::arg("options") = MapperOptions(),
+        "Places LayerMatrix shapes on the chip (pure, deterministic). ValueError when a layer "
+        "does not fit or the chip is too small (the message says how many tiles are needed).");
+  m.def("tiles_needed", &tiles_needed, py::arg("layers"), py::arg("chip") = ChipSpec(),
+        py::arg("options") = MapperOptions());
+  m.def("check_plan", &check_plan, py::arg("plan"), py::arg("layers"),
+        "Verifies the plan's invariants; raises ValueError naming the violation.");
+
+  StructBinder<LayerUtilisation>(m, "LayerUtilisation",
+                                 "Per layer: shape, tiles used and utilisation (cells holding "
+                                 "a weight / cells of the tiles used).")
+      .field("name", &LayerUtilisation::name, "")
+      .field("rows", &LayerUtilisation::rows, "")
+      .field("cols", &LayerUtilisation::cols, "")
+      .field("groups", &LayerUtilisation::groups, "")
+      .field("kernel_h", &LayerUtilisation::kernel_h, "")
+      .field("kernel_w", &LayerUtilisation::kernel_w, "")
+      .field("digital", &LayerUtilisation::digital, "")
+      .field("weights", &LayerUtilisation::weights, "")
+      .field("slices", &LayerUtilisation::slices, "")
+      .field("tiles", &LayerUtilisation::tiles, "")
+      .field("cells_used", &LayerUtilisation::cells_used, "")
+      .field("cells_available", &LayerUtilisation::cells_available, "")
+      .field("utilisation", &LayerUtilisation::utilisation, "in [0, 1]");
+  StructBinder<UtilisationReport>(m, "UtilisationReport", "How well a plan uses the chip.")
+      .field("chip", &UtilisationReport::chip, "")
+      .field("options", &UtilisationReport::options, "")
+      .field("layers", &UtilisationReport::layers, "list of LayerUtilisation")
+      .field("tiles_used", &UtilisationReport::tiles_used, "")
+      .field("analog_weights", &UtilisationReport::analog_weights, "")
+      .field("digital_weights", &UtilisationReport::digital_weights, "")
+      .field("cells_available", &UtilisationReport::cells_available, "")
+      .field("utilisation", &UtilisationReport::utilisation, "in [0, 1]")
+      .field("chip_occupancy", &UtilisationReport::chip_occupancy, "")
+      .def("text", [](const UtilisationReport& r) { return render_table(r); },
+           "the aligned table of `pcmsim map`")
+      .def("json", [](const UtilisationReport& r) { return render_json(r); });
+  m.def("utilisation_report", &utilisation_report, py::arg("plan"));
+  m.def("render_slices_table", &render_slices_table, py::arg("plan"));
+}
+
+}  // namespace
+
+PCMSIM_BIND(30, bind_mapping);
+
+}  // namespace pcmsim::python

@@ -1,0 +1,515 @@
+// Python bindings of nets/: Network and Layer (build from NumPy, load/save the HDF5 format),
+// data sets, the FP32 forward pass, the simulated chip (AnalogChip) and evaluation.
+#include <csignal>
+
+#include "nets/dataset.h"
+#include "nets/evaluation.h"
+#include "nets/forward.h"
+#include "nets/model_io.h"
+#include "nets/network.h"
+#include "nets/simulation.h"
+#include "python/bind_common.h"
+
+namespace pcmsim::python {
+namespace {
+
+using namespace nets;
+
+// ---- tensors
+py::object tensor_to_numpy(const Tensor& t) {
+  if (t.empty()) return py::none();
+  std::vector<py::ssize_t> shape(t.shape.begin(), t.shape.end());
+  py::array_t<float> out(shape);
+  if (!t.data.empty()) std::memcpy(out.mutable_data(), t.data.data(), sizeof(float) * t.data.size());
+  return std::move(out);
+}
+Tensor tensor_from(const py::object& obj, const char* name) {
+  Tensor t;
+  if (obj.is_none()) return t;
+  auto a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(obj);
+  if (!a)
+    throw py::type_error(core::concat("[pcmsim.Layer] ", name,
+                                      ": expected an array of numbers (or None)"));
+  t.data.assign(a.data(), a.data() + a.size());
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) t.shape.push_back(a.shape(i));
+  return t;
+}
+
+template <Tensor Layer::*member>
+void tensor_property(StructBinder<Layer>& b, const char* name, const char* doc) {
+  b.property(
+      name, [](const Layer& l) { return tensor_to_numpy(l.*member); },
+      [name](Layer& l, py::object a) { l.*member = tensor_from(a, name); }, doc);
+}
+
+std::string kind_str(LayerKind k) { return std::string(kind_name(k)); }
+LayerKind kind_from(const std::string& s) {
+  const auto k = parse_kind(s);
+  if (!k)
+    core::throw_invalid("pcmsim.Layer", core::concat("kind = '", s, "': expected one of ",
+                                                     all_kind_names()));
+  return *k;
+}
+std::string act_str(Activation a) { return std::string(activation_name(a)); }
+Activation act_from(const std::string& s) {
+  const auto a = parse_activation(s);
+  if (!a)
+    core::throw_invalid("pcmsim.Layer",
+                        core::concat("activation = '", s,
+                                     "': expected none, relu, relu6, sigmoid, tanh, gelu, silu, "
+                                     "hardswish or hardsigmoid"));
+  return *a;
+}
+
+// Images as a zero-copy view: N x input_size float32 (N x C x H x W accepted).
+Eigen::Map<const MatrixF> images_view(const Network& net, const py::handle& images,
+                                      const char* where) {
+  return matrix_view(images, where, "images", net.input_size(), true);
+}
+
+MatrixF run_logits(const Network& net, const Eigen::Map<const MatrixF>& x,
+                   MatmulProvider& provider, Index batch_size) {
+  if (batch_size < 1)
+    core::throw_invalid("pcmsim", core::concat("batch_size = ", batch_size, ": must be >= 1"));
+  MatrixF out(x.rows(), net.num_classes);
+  for (Index b = 0; b < x.rows(); b += batch_size) {
+    const Index len = std::min(batch_size, x.rows() - b);
+    out.middleRows(b, len) = forward(net, x.middleRows(b, len), provider, b);
+  }
+  return out;
+}
+
+std::vector<int> labels_from(const py::handle& obj, Index n, const char* where) {
+  auto a = py::array_t<long long, py::array::c_style | py::array::forcecast>::ensure(obj);
+  if (!a || a.ndim() != 1)
+    throw py::type_error(core::concat("[", where, "] labels: expected a 1-D integer array"));
+  if (a.shape(0) != n)
+    throw py::value_error(core::concat("[", where, "] labels: ", a.shape(0), " labels for ", n,
+                                       " images"));
+  std::vector<int> out(static_cast<std::size_t>(n));
+  for (Index i = 0; i < n; ++i) out[i] = static_cast<int>(a.data()[i]);
+  return out;
+}
+
+py::array_t<long long> int_array(const std::vector<int>& v) {
+  py::array_t<long long> out(static_cast<py::ssize_t>(v.size()));
+  for (std::size_t i = 0; i < v.size(); ++i) out.mutable_data()[i] = v[i];
+  return out;
+}
+
+// A simulated chip owning its copy of the network (AnalogChip only borrows one).
+struct PyChip {
+  std::shared_ptr<const Network> net;
+  std::unique_ptr<AnalogChip> chip;
+};
+
+void bind_nets(py::module_& m) {
+  // ---- Layer
+  StructBinder<Layer> layer(m, "Layer",
+                            "One layer of a Network (docs/formats.md): kind, parameters and "
+                            "weights in PyTorch's layouts (linear weight [out, in], conv2d "
+                            "[out, in/groups, kh, kw]). Weights are copied to float32 on "
+                            "assignment; reading returns a copy.");
+  layer.field("name", &Layer::name, "unique name, no '/'")
+      .enum_field("kind", &Layer::kind, kind_str, kind_from,
+                  "linear, conv2d, batchnorm1d, batchnorm2d, relu, ..., maxpool2d, avgpool2d, "
+                  "global_avgpool, flatten, add, identity, dropout")
+      .field("inputs", &Layer::inputs,
+             "indices of the layers feeding this one (-1 = network input); [] = previous layer")
+      .enum_field("activation", &Layer::activation, act_str, act_from,
+                  "activation fused after linear/conv2d/batchnorm/add (none)")
+      .field("in_features", &Layer::in_features, "linear")
+      .field("out_features", &Layer::out_features, "linear")
+      .field("in_channels", &Layer::in_channels, "conv2d")
+      .field("out_channels", &Layer::out_channels, "conv2d")
+      .field("groups", &Layer::groups, "conv2d")
+      .field("kernel_size", &Layer::kernel_size, "conv2d/pooling [h, w]")
+      .field("stride", &Layer::stride, "conv2d/pooling [h, w]")
+      .field("padding", &Layer::padding, "conv2d/pooling [h, w]")
+      .field("dilation", &Layer::dilation, "conv2d/maxpool2d [h, w]")
+      .field("ceil_mode", &Layer::ceil_mode, "pooling")
+      .field("count_include_pad", &Layer::count_include_pad, "avgpool2d")
+      .field("num_features", &Layer::num_features, "batchnorm")
+      .field("eps", &Layer::eps, "batchnorm")
+      .field("negative_slope", &Layer::negative_slope, "leaky_relu")
+      .field("alpha", &Layer::alpha, "elu")
+      .field("min_val", &Layer::min_val, "hardtanh")
+      .field("max_val", &Layer::max_val, "hardtanh")
+      .field("gelu_tanh", &Layer::gelu_tanh, "gelu approximate='tanh'");
+  tensor_property<&Layer::weight>(layer, "weight", "weight (float32 array) or None");
+  tensor_property<&Layer::bias>(layer, "bias", "bias [out] or None (zero)");
+  tensor_property<&Layer::running_mean>(layer, "running_mean", "batchnorm running mean");
+  tensor_property<&Layer::running_var>(layer, "running_var", "batchnorm running variance");
+  layer.def("__repr__", [](const Layer& l) {
+    std::string s = core::concat("Layer(name='", l.name, "', kind='", kind_name(l.kind), "'");
+    if (!l.inputs.empty()) {
+      s += ", inputs=[";
+      for (std::size_t i = 0; i < l.inputs.size(); ++i) s += (i ? ", " : "") + std::to_string(l.inputs[i]);
+      s += "]";
+    }
+    if (l.activation != Activation::none)
+      s += core::concat(", activation='", activation_name(l.activation), "'");
+    if (l.kind == LayerKind::linear)
+      s += core::concat(", in_features=", l.in_features, ", out_features=", l.out_features);
+    if (l.kind == LayerKind::conv2d)
+      s += core::concat(", in_channels=", l.in_channels, ", out_channels=", l.out_channels,
+                        ", kernel_size=(", l.kernel_size[0], ", ", l.kernel_size[1], ")");
+    if (!l.weight.empty()) {
+      s += ", weight=(";
+      for (std::size_t i = 0; i < l.weight.shape.size(); ++i)
+        s += (i ? ", " : "") + std::to_string(l.weight.shape[i]);
+      s += ")";
+    }
+    return s + ")";
+  });
+
+  // ---- Network
+  StructBinder<Network> network(m, "Network",
+                                "A passive description of a network (stage 1): layers in "
+                                "execution order plus graph edges. Build from NumPy "
+                                "(Network(name=..., input_shape=(C, H, W), num_classes=..., "
+                                "input_mean=[...], input_std=[...], layers=[Layer(...), ...]))"
+                                ", load_network(path), or pcmsim.torch_convert.from_torch.");
+  network.field("name", &Network::name, "model name")
+      .field("input_shape", &Network::input_shape, "(C, H, W) of one input")
+      .field("num_classes", &Network::num_classes, "outputs of the last layer")
+      .field("input_mean", &Network::input_mean, "per-channel normalisation mean")
+      .field("input_std", &Network::input_std, "per-channel normalisation std (> 0)")
+      .field("class_names", &Network::class_names, "[] or num_classes names")
+      .field("layers", &Network::layers,
+             "list of Layer (a copy: assign a whole list, or use append())")
+      .field("source", &Network::source, "file it was loaded from");
+  network.def("validate", &Network::validate,
+              "Checks everything (shapes, edges, weights); ValueError naming the layer.")
+      .def("append", [](Network& n, const Layer& l) { n.layers.push_back(l); }, py::arg("layer"),
+           "Appends a layer (copied).")
+      .def("__len__", [](const Network& n) { return n.layers.size(); })
+      .def("layer", [](const Network& n, const std::string& name) {
+             const int i = n.find_layer(name);
+             if (i < 0) throw py::key_error(core::concat("[pcmsim.Network] no layer '", name, "'"));
+             return n.layers[i];
+           }, py::arg("name"), "A copy of the layer called `name`.")
+      .def("find_layer", &Network::find_layer, py::arg("name"), "index of `name`, or -1")
+      .def("describe", &describe, "human-readable table of the layers")
+      .def("parameter_count", [](const Network& n) { return parameter_count(n); })
+      .def("layer_matrices", &layer_matrices,
+           "LayerMatrix shapes of the linear/conv2d layers, for pcmsim.plan")
+      .def("shapes",
+           [](const Network& n) {
+             py::list out;
+             for (const auto& s : infer_shapes(n)) {
+               py::list ins;
+               for (const auto& i : s.inputs) ins.append(py::tuple(py::cast(i.dims)));
+               out.append(py::make_tuple(ins, py::tuple(py::cast(s.output.dims))));
+             }
+             return out;
+           },
+           "per layer: (list of input shapes, output shape), per sample")
+      ;
+  network.cls()
+      .def_property_readonly("input_size", &Network::input_size, "C*H*W")
+      .def_property_readonly("reference",
+                             [](const Network& n) -> py::object {
+                               if (!n.reference) return py::none();
+                               const Reference& r = *n.reference;
+                               py::dict d;
+                               d["dataset"] = r.dataset;
+                               d["accuracy"] = r.accuracy;
+                               d["predictions"] = int_array(r.predictions);
+                               d["margin"] = vector_to_numpy(r.margin.data(), r.margin.size());
+                               d["logits"] = to_numpy(r.logits);
+                               return std::move(d);
+                             },
+                             "what PyTorch computed (dict), or None")
+      .def("__repr__", [](const Network& n) {
+        return core::concat("Network(name='", n.name, "', input_shape=(", n.input_shape[0], ", ",
+                            n.input_shape[1], ", ", n.input_shape[2], "), num_classes=",
+                            n.num_classes, ", layers=", n.layers.size(), ")");
+      });
+
+  m.def(
+      "load_network",
+      [](const std::string& path) {
+        py::gil_scoped_release release;
+        return load_network(path);
+      },
+      py::arg("path"),
+      "Loads and validates a pcmsim-model HDF5 file (RuntimeError naming the file, layer and "
+      "value on malformed content).");
+  m.def(
+      "save_network",
+      [](const Network& net, const std::string& path) {
+        py::gil_scoped_release release;
+        save_network(net, path);
+      },
+      py::arg("network"), py::arg("path"), "Validates and writes the network (atomically).");
+
+  // ---- data sets
+  StructBinder<Dataset> dataset(m, "Dataset",
+                                "Image classification data: images N x C*H*W float32 in "
+                                "[0, 1] (not normalised), labels N.");
+  dataset.field("name", &Dataset::name, "")
+      .field("channels", &Dataset::channels, "")
+      .field("height", &Dataset::height, "")
+      .field("width", &Dataset::width, "")
+      .property(
+          "images",
+          [](py::object self) {
+            const Dataset& d = self.cast<const Dataset&>();
+            return py::array_t<float>({d.images.rows(), d.images.cols()},
+                                      {sizeof(float) * d.images.cols(), sizeof(float)},
+                                      d.images.data(), self);
+          },
+          [](Dataset& d, py::object a) {
+            auto arr = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(a);
+            if (!arr) throw py::type_error("[pcmsim.Dataset] images: expected an array");
+            if (arr.ndim() < 2) throw py::value_error("[pcmsim.Dataset] images: expected N x ...");
+            Index cols = 1;
+            for (py::ssize_t i = 1; i < arr.ndim(); ++i) cols *= arr.shape(i);
+            d.images.resize(arr.shape(0), cols);
+            if (d.images.size()) std::memcpy(d.images.data(), arr.data(), sizeof(float) * d.images.size());
+          },
+          "N x C*H*W float32 (a view of the data set's memory; assigning copies)")
+      .property(
+          "labels", [](const Dataset& d) { return int_array(d.labels); },
+          [](Dataset& d, py::object a) {
+            auto arr = py::array_t<long long, py::array::c_style | py::array::forcecast>::ensure(a);
+            if (!arr || arr.ndim() != 1)
+              throw py::type_error("[pcmsim.Dataset] labels: expected a 1-D integer array");
+            d.labels.assign(arr.data(), arr.data() + arr.size());
+          },
+          "N class indices (int64)");
+  dataset.def("__len__", &Dataset::size)
+      .def("__repr__", [](const Dataset& d) {
+        return core::concat("Dataset('", d.name, "', ", d.size(), " images of (", d.channels,
+                            ", ", d.height, ", ", d.width, "))");
+      });
+  m.def(
+      "load_dataset",
+      [](const std::string& spec, Index limit) {
+        py::gil_scoped_release release;
+        return load_dataset(spec, limit);
+      },
+      py::arg("spec") = "fashion-mnist:t10k", py::arg("limit") = 0,
+      "Opens a data set: 'fashion-mnist:t10k' / ':train' [@DIR], an HDF5 data set path, or an "
+      "IDX images file. limit > 0 keeps the first `limit` images.");
+  m.def("save_hdf5_dataset", &save_hdf5_dataset, py::arg("data"), py::arg("path"));
+  m.def("check_compatible", &check_compatible, py::arg("data"), py::arg("network"),
+        "ValueError unless the images fit the network's input and the labels its classes.");
+  m.def(
+      "normalized_images",
+      [](const Dataset& d, const Network& net) { return to_numpy(normalized_images(d, net)); },
+      py::arg("data"), py::arg("network"),
+      "The images normalised as the model records ((x - mean[c]) / std[c]), N x C*H*W float32.");
+
+  // ---- FP32 reference
+  m.def(
+      "fp32_logits",
+      [](const Network& net, py::object images, Index batch_size) {
+        const auto x = images_view(net, images, "pcmsim.fp32_logits");
+        MatrixF out;
+        {
+          py::gil_scoped_release release;
+          Fp32Matmul fp32(net);
+          out = run_logits(net, x, fp32, batch_size);
+        }
+        return to_numpy(out);
+      },
+      py::arg("network"), py::arg("images"), py::arg("batch_size") = 128,
+      "FP32 digital reference: logits (N, num_classes) float32 of normalised images (N x "
+      "C*H*W or N x C x H x W, float32 C-contiguous; no copy).");
+  m.def(
+      "fp32_predict",
+      [](const Network& net, py::object images, Index batch_size) {
+        const auto x = images_view(net, images, "pcmsim.fp32_predict");
+        std::vector<int> pred;
+        {
+          py::gil_scoped_release release;
+          Fp32Matmul fp32(net);
+          pred = argmax_rows(run_logits(net, x, fp32, batch_size));
+        }
+        return int_array(pred);
+      },
+      py::arg("network"), py::arg("images"), py::arg("batch_size") = 128,
+      "FP32 predicted classes (N,) int64 (argmax of the logits, first maximum on ties).");
+
+  // ---- simulation configuration
+  StructBinder<LayerPrecision>(m, "LayerPrecision",
+                               "Converter bits of one layer overriding SimulationConfig.io "
+                               "(-1 = inherit).")
+      .field("p_in", &LayerPrecision::p_in, "DAC bits or -1")
+      .field("p_out", &LayerPrecision::p_out, "ADC bits or -1");
+  StructBinder<SimulationConfig>(m, "SimulationConfig",
+                                 "One network on one simulated PCM chip: chip, mapper, device, "
+                                 "unit cell, converters, digital unit, GDC, calibration, seed. "
+                                 "Nested structs are edited in place (cfg.io.p_in = 4).")
+      .field("chip", &SimulationConfig::chip, "ChipSpec (256 x 256 tiles)")
+      .field("mapper", &SimulationConfig::mapper, "MapperOptions")
+      .field("device", &SimulationConfig::device, "DeviceSpec (PCM)")
+      .field("cell", &SimulationConfig::cell, "UnitCellSpec (one pair)")
+      .field("io", &SimulationConfig::io, "IoParams (8-bit DAC/ADC)")
+      .field("layer_precision", &SimulationConfig::layer_precision,
+             "dict layer name -> LayerPrecision (a copy: assign a whole dict)")
+      .field("digital", &SimulationConfig::digital, "DigitalParams (float64)")
+      .field("gdc", &SimulationConfig::gdc, "global drift compensation on (True)")
+      .field("gdc_params", &SimulationConfig::gdc_params, "GdcParams")
+      .field("calibrate", &SimulationConfig::calibrate, "calibrate converter ranges (False)")
+      .field("calibration", &SimulationConfig::calibration, "CalibrationParams")
+      .field("seed", &SimulationConfig::seed, "random seed (0)")
+      .def("validate", &SimulationConfig::validate, "ValueError naming the field.");
+  StructBinder<EvaluationOptions>(m, "EvaluationOptions",
+                                  "Inference times, Monte Carlo trials and batching of an "
+                                  "evaluation.")
+      .field("t_inference", &EvaluationOptions::t_inference,
+             "seconds after programming ([1, 3600, 86400, 31536000])")
+      .field("trials", &EvaluationOptions::trials, "programmed chips, >= 1 (5)")
+      .field("batch_size", &EvaluationOptions::batch_size, "images per forward (256)")
+      .field("calibration_images", &EvaluationOptions::calibration_images, "(256)")
+      .field("fp32", &EvaluationOptions::fp32, "also evaluate the FP32 reference (True)")
+      .def("validate", &EvaluationOptions::validate);
+
+  m.def("programming_key", &programming_key, py::arg("seed"), py::arg("matrix_layer"),
+        py::arg("slice"), py::arg("trial"));
+  m.def("snapshot_key", &snapshot_key, py::arg("seed"), py::arg("matrix_layer"),
+        py::arg("slice"), py::arg("trial"), py::arg("t_inference"));
+
+  // ---- AnalogChip
+  py::class_<PyChip>(m, "AnalogChip",
+                     "One Monte Carlo trial of a network on a PCM chip: plans and programs on "
+                     "construction; set_time(t) takes the snapshot at t seconds and re-estimates "
+                     "GDC; logits/predict/accuracy run batches through tiles and digital unit.")
+      .def(py::init([](const Network& net, const SimulationConfig& config, int trial) {
+             auto c = std::make_unique<PyChip>();
+             c->net = std::make_shared<const Network>(net);
+             py::gil_scoped_release release;
+             c->chip = std::make_unique<AnalogChip>(*c->net, config, trial);
+             return c;
+           }),
+           py::arg("network"), py::arg("config") = SimulationConfig(), py::arg("trial") = 0,
+           "Copies the network, plans and programs every slice (trial selects the programming "
+           "keys).")
+      .def(
+          "calibrate",
+          [](PyChip& c, py::object images) {
+            const auto x = images_view(*c.net, images, "pcmsim.AnalogChip.calibrate");
+            const MatrixF copy = x;  // AnalogChip::calibrate takes a MatrixF
+            py::gil_scoped_release release;
+            c.chip->calibrate(copy);
+          },
+          py::arg("images"), "Calibrates converter ranges on normalised images (needs "
+                             "config.calibrate); call before set_time.")
+      .def(
+          "set_time",
+          [](PyChip& c, double t) {
+            py::gil_scoped_release release;
+            c.chip->set_time(t);
+          },
+          py::arg("t_inference"), "Snapshot at t_inference seconds after programming.")
+      .def_property_readonly("time", [](const PyChip& c) { return c.chip->time(); })
+      .def_property_readonly("trial", [](const PyChip& c) { return c.chip->trial(); })
+      .def_property_readonly("config", [](const PyChip& c) { return c.chip->config(); })
+      .def_property_readonly("plan", [](const PyChip& c) { return c.chip->plan(); },
+                             "the MappingPlan (a copy)")
+      .def_property_readonly("network", [](const PyChip& c) { return *c.net; })
+      .def_property_readonly(
+          "gdc_alpha",
+          [](const PyChip& c) {
+            py::list layers;
+            for (const auto& layer : c.chip->gdc_alpha()) {
+              py::list slices;
+              for (const auto& a : layer) slices.append(vector_to_numpy(a.data(), a.size()));
+              layers.append(slices);
+            }
+            return layers;
+          },
+          "[matrix layer][slice] -> GDC factor per column at the current time")
+      .def(
+          "logits",
+          [](PyChip& c, py::object images, Index batch_size) {
+            const auto x = images_view(*c.net, images, "pcmsim.AnalogChip.logits");
+            MatrixF out;
+            {
+              py::gil_scoped_release release;
+              out = run_logits(*c.net, x, c.chip->provider(), batch_size);
+            }
+            return to_numpy(out);
+          },
+          py::arg("images"), py::arg("batch_size") = 256,
+          "Logits (N, num_classes) of normalised images (float32 C-contiguous, no copy) at the "
+          "current time. Noise is keyed by sample index, so any batch size gives the same bits.")
+      .def(
+          "predict",
+          [](PyChip& c, py::object images, Index batch_size) {
+            const auto x = images_view(*c.net, images, "pcmsim.AnalogChip.predict");
+            std::vector<int> pred;
+            {
+              py::gil_scoped_release release;
+              pred = argmax_rows(run_logits(*c.net, x, c.chip->provider(), batch_size));
+            }
+            return int_array(pred);
+          },
+          py::arg("images"), py::arg("batch_size") = 256, "Predicted classes (N,) int64.")
+      .def(
+          "accuracy",
+          [](PyChip& c, py::object images, py::object labels, Index batch_size) {
+            const auto x = images_view(*c.net, images, "pcmsim.AnalogChip.accuracy");
+            const auto y = labels_from(labels, x.rows(), "pcmsim.AnalogChip.accuracy");
+            py::gil_scoped_release release;
+            return accuracy(argmax_rows(run_logits(*c.net, x, c.chip->provider(), batch_size)),
+                            y);
+          },
+          py::arg("images"), py::arg("labels"), py::arg("batch_size") = 256,
+          "Top-1 accuracy in [0, 1] at the current time.");
+
+  // ---- evaluation
+  py::class_<TimeSummary>(m, "TimeSummary", "Accuracy at one inference time over the trials.")
+      .def_readonly("t_inference", &TimeSummary::t_inference, "seconds")
+      .def_readonly("accuracy", &TimeSummary::accuracy, "per trial, in [0, 1]")
+      .def_readonly("mean", &TimeSummary::mean)
+      .def_readonly("std", &TimeSummary::std, "sample std over trials");
+  py::class_<EvaluationResult>(m, "EvaluationResult")
+      .def_readonly("fp32_accuracy", &EvaluationResult::fp32_accuracy, "-1 if not evaluated")
+      .def_readonly("times", &EvaluationResult::times, "list of TimeSummary")
+      .def_readonly("images", &EvaluationResult::images);
+  m.def(
+      "evaluate_result",
+      [](const Network& net, py::object images, py::object labels, const SimulationConfig& config,
+         const EvaluationOptions& options, py::object calibration_images, py::object progress) {
+        const auto x = images_view(net, images, "pcmsim.evaluate");
+        const auto y = labels_from(labels, x.rows(), "pcmsim.evaluate");
+        MatrixF cal;
+        if (!calibration_images.is_none())
+          cal = images_view(net, calibration_images, "pcmsim.evaluate");
+        ProgressCallback cb;
+        if (!progress.is_none()) {
+          cb = [progress](const Progress& p) {
+            py::gil_scoped_acquire acquire;
+            progress(p.done, p.total, p.what);
+          };
+        } else {
+          // Still let Ctrl-C interrupt a long evaluation between forward passes.
+          cb = [](const Progress&) {
+            py::gil_scoped_acquire acquire;
+            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+          };
+        }
+        // nets::evaluate takes a MatrixF: one copy of the images per evaluation (small next to
+        // the trials x times forward passes).
+        const MatrixF xm = x;
+        py::gil_scoped_release release;
+        return evaluate(net, xm, y, config, options, cal, cb);
+      },
+      py::arg("network"), py::arg("images"), py::arg("labels"),
+      py::arg("config") = SimulationConfig(), py::arg("options") = EvaluationOptions(),
+      py::arg("calibration_images") = py::none(), py::arg("progress") = py::none(),
+      "nets::evaluate: accuracy over inference times and trials beside FP32. images: "
+      "normalised float32 (N, C*H*W); labels (N,). progress(done, total, what) is called "
+      "between forward passes. Returns an EvaluationResult; pcmsim.evaluate wraps it as a "
+      "table.");
+}
+
+}  // namespace
+
+PCMSIM_BIND(40, bind_nets);
+
+}  // namespace pcmsim::python

@@ -1,0 +1,14 @@
+// The `_pcmsim` extension module: calls every binder registered with PCMSIM_BIND (one per
+// bind_<folder>.cpp) in order. The pure-Python package `pcmsim` (python/pcmsim/) re-exports it.
+#include <algorithm>
+
+#include "python/bind_common.h"
+
+PYBIND11_MODULE(_pcmsim, m) {
+  m.doc() = "pcmsim: analog in-memory computing simulator for PCM crossbar inference "
+            "(compiled core; use the `pcmsim` package).";
+  auto binders = pcmsim::python::binder_registry();
+  std::stable_sort(binders.begin(), binders.end(),
+                   [](const auto& a, const auto& b) { return a.order < b.order; });
+  for (const auto& b : binders) b.fn(m);
+}

@@ -1,0 +1,229 @@
+"""pcmsim: analog in-memory computing simulator for PCM crossbar inference.
+
+The whole C++ library, thin and fast, from Python. Everything physical is computed in C++ (the
+compiled module ``pcmsim._pcmsim``, whose names are re-exported here); this package only adds
+conveniences that turn results into tables.
+
+Configuration (keyword construction, readable repr, ``validate()`` raising ValueError with the
+C++ message naming the field; enums are strings)::
+
+    io = pcmsim.IoParams(p_in=4, p_out=6, out_noise=0.0)
+    cfg = pcmsim.SimulationConfig(io=io, seed=1)
+    cfg.device.pcm.drift_scale = 0.5          # nested structs are edited in place
+
+Devices (NumPy float32 arrays in siemens)::
+
+    model = pcmsim.make_device_model("pcm")   # or a DeviceSpec
+    state = model.program(g_target)           # programming noise + drift exponents, frozen
+    g_1day = model.read(state, 86400.0, key=1)   # drift + accumulated 1/f read noise
+    prog = pcmsim.program_weights(W)          # a weight block (rows = inputs) on device pairs
+    W_1h = pcmsim.effective_weights(prog.at_time(3600.0, key=2))
+
+Tiles and the digital unit::
+
+    tile = pcmsim.Tile(pcmsim.weights_to_targets(W), pcmsim.IoParams())
+    y = tile.matmul(x)                        # x: (batch, rows) float32, y: (batch, cols)
+
+Networks and evaluation::
+
+    net = pcmsim.load_network("nets/zoo/mlp.h5")            # or pcmsim.from_torch(module, ...)
+    table = pcmsim.evaluate(net, "fashion-mnist:t10k", limit=1000, trials=3)
+
+Arrays: inputs of hot paths must be C-contiguous float32 (used in place, never copied);
+anything else raises TypeError/ValueError saying how to convert (``pcmsim.as_float32``).
+Long calls release the GIL.
+"""
+import pkgutil as _pkgutil
+
+# The compiled module lives in the build tree (<build>/python/pcmsim/_pcmsim*.so), the .py files
+# in the source tree (python/pcmsim/): both `pcmsim` folders on sys.path form one package.
+__path__ = _pkgutil.extend_path(__path__, __name__)
+
+try:
+    from . import _pcmsim
+except ImportError as _error:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "pcmsim: the compiled module _pcmsim was not found next to the pcmsim package. Build it "
+        "(`make build`, which also runs scripts/install-python.sh) or put <build>/python on "
+        "PYTHONPATH beside <source>/python.") from _error
+
+from ._pcmsim import *  # noqa: F401,F403
+from ._pcmsim import (  # noqa: F401  (explicit for linters and readers)
+    AnalogChip, CalibrationParams, ChipSpec, DeviceModel, DeviceReportConfig, DeviceSpec,
+    DigitalParams, EvaluationOptions, GdcParams, IdealParams, IoParams, Layer, LayerMatrix,
+    LayerPrecision, MapperOptions, Network, PcmParams, RngKey, SimulationConfig,
+    StateIndependentParams, TabulatedParams, Tile, UnitCellSpec, device_report_csv,
+    device_report_rows, evaluate_result, load_dataset, load_network, make_device_model,
+    normalized_images, plan, save_network, utilisation_report)
+
+import numpy as _np
+
+__version__ = "0.1.0"
+
+
+def as_float32(x):
+    """``x`` as a C-contiguous float32 NumPy array (no copy when it already is one)."""
+    return _np.ascontiguousarray(x, dtype=_np.float32)
+
+
+def make_table(columns):
+    """A pandas DataFrame of ``columns`` (dict name -> 1-D sequence) when pandas is installed,
+    else the dict itself with every column a NumPy array."""
+    cols = {k: _np.asarray(v) for k, v in columns.items()}
+    try:
+        import pandas
+    except ImportError:
+        return cols
+    return pandas.DataFrame(cols)
+
+
+def _seq(x):
+    return [float(v) for v in (_np.atleast_1d(x) if not isinstance(x, (list, tuple)) else x)]
+
+
+# ---- devices -------------------------------------------------------------------------------
+
+def device_report(model="pcm", g_target_uS=(1.0, 5.0, 12.5, 25.0),
+                  t_inference=(0.0, 3600.0, 86400.0, 31536000.0), samples=100000, seed=7):
+    """Monte Carlo statistics of a device model, as ``pcmsim device`` computes them.
+
+    model: a name ("pcm", "ideal", "state-independent", "tabulated"), a DeviceSpec or a
+    DeviceModel. g_target_uS: target conductances in µS; t_inference: seconds after programming;
+    samples: devices per target (programmed once, then snapshotted at every time); seed: as
+    the CLI's --seed (default 7).
+
+    Returns a table (DataFrame or dict of arrays) with the CLI's CSV columns
+    ``model, g_target_uS, t_inference_s, samples, mean_uS, std_uS, nu_mean, nu_std``,
+    one row per (target, time), targets outer.
+    """
+    config = DeviceReportConfig(g_targets=[g * 1e-6 for g in _seq(g_target_uS)],
+                                t_inference=_seq(t_inference), samples=int(samples),
+                                seed=int(seed))
+    rows = device_report_rows(model, config)
+    return make_table({
+        "model": [r.model for r in rows],
+        "g_target_uS": [r.g_target * 1e6 for r in rows],
+        "t_inference_s": [r.t_inference for r in rows],
+        "samples": [r.samples for r in rows],
+        "mean_uS": [r.mean * 1e6 for r in rows],
+        "std_uS": [r.std * 1e6 for r in rows],
+        "nu_mean": [r.nu_mean for r in rows],
+        "nu_std": [r.nu_std for r in rows],
+    })
+
+
+# ---- mapping -------------------------------------------------------------------------------
+
+def plan_network(network, chip=None, options=None):
+    """The MappingPlan of a Network's linear/conv2d layers on ``chip`` (ChipSpec, default
+    256 x 256 tiles) with ``options`` (MapperOptions)."""
+    return plan(network.layer_matrices(), chip if chip is not None else ChipSpec(),
+                options if options is not None else MapperOptions())
+
+
+def tile_occupancy(mapping_plan):
+    """Per physical tile, the fraction of its cells holding a weight: a NumPy array of
+    ``mapping_plan.tiles_used`` values in [0, 1] (for utilisation maps)."""
+    cells = mapping_plan.chip.tile_rows * mapping_plan.chip.tile_cols
+    used = _np.zeros(mapping_plan.tiles_used)
+    for layer in mapping_plan.layers:
+        for s in layer.slices:
+            used[s.tile] += s.rows * s.cols
+    return used / cells
+
+
+# ---- networks ------------------------------------------------------------------------------
+
+def from_torch(module, input_shape, **kwargs):
+    """Converts a PyTorch ``nn.Module`` to a pcmsim Network (see pcmsim.torch_convert)."""
+    from .torch_convert import from_torch as _from_torch
+    return _from_torch(module, input_shape, **kwargs)
+
+
+def _network(network):
+    if isinstance(network, Network):
+        return network
+    return load_network(str(network))
+
+
+def _data(network, data, labels, limit, where):
+    """(normalised float32 images, int64 labels, data name) from a spec string, a Dataset or
+    arrays of already normalised images and labels."""
+    if isinstance(data, str):
+        data = load_dataset(data, int(limit))
+    if isinstance(data, _pcmsim.Dataset):
+        _pcmsim.check_compatible(data, network)
+        return normalized_images(data, network), data.labels, data.name
+    if labels is None:
+        raise ValueError(f"[pcmsim.{where}] labels are required when images are an array")
+    images = as_float32(data)  # nets::evaluate copies the images anyway
+    if limit:
+        images, labels = images[:limit], labels[:limit]
+    return images, _np.asarray(labels, dtype=_np.int64), "array"
+
+
+def results_table(result, config, model, trials=None):
+    """The table of an EvaluationResult: the columns of ``pcmsim run --format csv``
+    (model, p_in, p_out, t_inference_s, gdc, trials, acc_mean, acc_std, fp32_acc), one row per
+    inference time, plus acc_trial_<k> per trial."""
+    times = result.times
+    n = len(times)
+    trials = trials if trials is not None else (len(times[0].accuracy) if times else 0)
+    cols = {
+        "model": [model] * n,
+        "p_in": [config.io.p_in] * n,
+        "p_out": [config.io.p_out] * n,
+        "t_inference_s": [t.t_inference for t in times],
+        "gdc": ["on" if config.gdc else "off"] * n,
+        "trials": [trials] * n,
+        "acc_mean": [t.mean for t in times],
+        "acc_std": [t.std for t in times],
+        "fp32_acc": [result.fp32_accuracy] * n,
+    }
+    for k in range(trials):
+        cols[f"acc_trial_{k}"] = [t.accuracy[k] for t in times]
+    return make_table(cols)
+
+
+def evaluate(network, data="fashion-mnist:t10k", labels=None, config=None, options=None, *,
+             limit=0, calibration_data="fashion-mnist:train", progress=None, model_name=None,
+             **option_fields):
+    """Accuracy of a network on simulated PCM chips over inference times and Monte Carlo
+    trials, beside its FP32 accuracy (what ``pcmsim run`` computes, same numbers for the same
+    configuration and seed).
+
+    network: a Network or a model file path. data: a data-set spec ("fashion-mnist:t10k", an
+    HDF5 data set path, ...), a Dataset, or normalised float32 images (N, C*H*W) with ``labels``.
+    limit: first N images (0 = all). config: SimulationConfig (default: PCM, 8-bit, GDC on,
+    seed 0). options: EvaluationOptions; its fields may also be given as keywords
+    (t_inference=[...] seconds, trials=5, batch_size=256, calibration_images=256, fp32=True).
+    calibration_data: used when config.calibrate (first options.calibration_images images).
+    progress: None or a callable progress(done, total, what).
+
+    Returns a table (pandas DataFrame if installed, else a dict of NumPy arrays), one row per
+    inference time: model, p_in, p_out, t_inference_s, gdc, trials, acc_mean, acc_std, fp32_acc,
+    acc_trial_0, acc_trial_1, ...
+    """
+    net = _network(network)
+    config = config if config is not None else SimulationConfig()
+    options = options.copy() if options is not None else EvaluationOptions()
+    for key, value in option_fields.items():
+        if not hasattr(options, key):
+            raise TypeError(f"[pcmsim.evaluate] unknown keyword '{key}'")
+        setattr(options, key, value)
+    images, y, _ = _data(net, data, labels, limit, "evaluate")
+    calibration = None
+    if config.calibrate:
+        calibration, _, _ = _data(net, calibration_data, None,
+                                  options.calibration_images, "evaluate")
+    result = evaluate_result(net, images, y, config, options, calibration, progress)
+    name = model_name or net.name or (str(network) if not isinstance(network, Network) else "")
+    return results_table(result, config, name, options.trials)
+
+
+def accuracy(network, data="fashion-mnist:t10k", labels=None, *, limit=0, batch_size=128):
+    """FP32 top-1 accuracy of a network on a data set (spec, Dataset or normalised arrays)."""
+    net = _network(network)
+    images, y, _ = _data(net, data, labels, limit, "accuracy")
+    pred = _pcmsim.fp32_predict(net, as_float32(images), batch_size)
+    return float(_np.mean(pred == y))

@@ -1,0 +1,383 @@
+"""Convert a PyTorch ``nn.Module`` to a pcmsim Network.
+
+PyTorch is optional: it is imported when a conversion is asked for, never at ``import pcmsim``.
+
+The module is traced with ``torch.fx`` (so residual adds and any forward() written with
+torch.nn.functional calls work, not only nn.Sequential); every Linear, Conv2d, BatchNorm and
+activation/pooling module (subclasses included, e.g. the zoo's AConv2d/ALinear) is kept as one
+node. Supported:
+
+- modules: Linear, Conv2d (zero padding), BatchNorm1d/2d (eval statistics), ReLU, ReLU6,
+  LeakyReLU, Sigmoid, Tanh, GELU, SiLU, ELU, Hardtanh, Hardswish, Hardsigmoid, MaxPool2d,
+  AvgPool2d, AdaptiveAvgPool2d(1), Flatten(1), Dropout, Identity;
+- functions/methods: the same activations and pooling from torch.nn.functional / torch /
+  Tensor methods, torch.flatten(x, 1), x.view(N, -1) / x.reshape(N, -1), x.mean((2, 3)),
+  ``a + b`` / torch.add (residual adds), dropout, contiguous.
+
+Anything else raises ``ValueError`` naming the node, so a model is never silently mis-converted.
+The weights are the module's current (eval-mode) parameters, copied to float32.
+"""
+import operator
+
+import numpy as np
+
+__all__ = ["from_torch"]
+
+
+def _pair(v):
+    if isinstance(v, (tuple, list)):
+        if len(v) == 1:
+            return [int(v[0]), int(v[0])]
+        return [int(v[0]), int(v[1])]
+    return [int(v), int(v)]
+
+
+def _f32(t):
+    return np.ascontiguousarray(t.detach().cpu().numpy().astype(np.float32))
+
+
+def _arg(node, index, name, default=None):
+    if len(node.args) > index:
+        return node.args[index]
+    return node.kwargs.get(name, default)
+
+
+class _Converter:
+    def __init__(self, torch, pcmsim_module):
+        self.torch = torch
+        self.nn = torch.nn
+        self.F = torch.nn.functional
+        self.P = pcmsim_module
+        self.layers = []
+        self.names = set()
+        self.value = {}  # fx node -> layer index (-1 = network input)
+
+    # ---- helpers
+    def unique(self, name):
+        name = name.replace("/", ".")
+        base, k = name, 1
+        while name in self.names:
+            name = f"{base}_{k}"
+            k += 1
+        self.names.add(name)
+        return name
+
+    def source(self, node, arg):
+        if not hasattr(arg, "op") or arg not in self.value:
+            raise ValueError(f"[pcmsim.torch_convert] node '{node.name}': input {arg!r} is not a "
+                             "tensor computed by a supported layer")
+        return self.value[arg]
+
+    def add(self, node, name, kind, inputs, **fields):
+        layer = self.P.Layer(name=self.unique(name), kind=kind,
+                             inputs=[self.source(node, a) for a in inputs])
+        for k, v in fields.items():
+            setattr(layer, k, v)
+        self.layers.append(layer)
+        self.value[node] = len(self.layers) - 1
+
+    def alias(self, node, arg):
+        self.value[node] = self.source(node, arg)
+
+    @staticmethod
+    def shape(node):
+        meta = node.meta.get("tensor_meta")
+        return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
+
+    # ---- modules
+    def module(self, node, m):
+        nn = self.nn
+        x = node.args[0] if node.args else None
+        name = node.target
+        if isinstance(m, nn.Linear):
+            fields = dict(in_features=m.in_features, out_features=m.out_features,
+                          weight=_f32(m.weight))
+            if m.bias is not None:
+                fields["bias"] = _f32(m.bias)
+            return self.add(node, name, "linear", [x], **fields)
+        if isinstance(m, nn.Conv2d):
+            if m.padding_mode != "zeros":
+                raise ValueError(f"[pcmsim.torch_convert] {name}: padding_mode "
+                                 f"'{m.padding_mode}' (only zero padding)")
+            padding = m.padding
+            if isinstance(padding, str):
+                if padding != "valid":
+                    raise ValueError(f"[pcmsim.torch_convert] {name}: padding='{padding}' "
+                                     "(give numeric padding)")
+                padding = (0, 0)
+            fields = dict(in_channels=m.in_channels, out_channels=m.out_channels,
+                          groups=m.groups, kernel_size=_pair(m.kernel_size),
+                          stride=_pair(m.stride), padding=_pair(padding),
+                          dilation=_pair(m.dilation), weight=_f32(m.weight))
+            if m.bias is not None:
+                fields["bias"] = _f32(m.bias)
+            return self.add(node, name, "conv2d", [x], **fields)
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            if m.running_mean is None or m.running_var is None:
+                raise ValueError(f"[pcmsim.torch_convert] {name}: BatchNorm without running "
+                                 "statistics (track_running_stats=False) is not supported")
+            kind = "batchnorm2d" if isinstance(m, nn.BatchNorm2d) else "batchnorm1d"
+            fields = dict(num_features=m.num_features, eps=float(m.eps),
+                          running_mean=_f32(m.running_mean), running_var=_f32(m.running_var))
+            if m.affine:
+                fields["weight"] = _f32(m.weight)
+                fields["bias"] = _f32(m.bias)
+            return self.add(node, name, kind, [x], **fields)
+        # ReLU6 is a Hardtanh subclass: test it first.
+        simple = [(nn.ReLU6, "relu6"), (nn.ReLU, "relu"), (nn.Sigmoid, "sigmoid"),
+                  (nn.Tanh, "tanh"), (nn.SiLU, "silu"), (nn.Hardswish, "hardswish"),
+                  (nn.Hardsigmoid, "hardsigmoid")]
+        for cls, kind in simple:
+            if isinstance(m, cls):
+                return self.add(node, name, kind, [x])
+        if isinstance(m, nn.LeakyReLU):
+            return self.add(node, name, "leaky_relu", [x], negative_slope=float(m.negative_slope))
+        if isinstance(m, nn.ELU):
+            return self.add(node, name, "elu", [x], alpha=float(m.alpha))
+        if isinstance(m, nn.Hardtanh):
+            return self.add(node, name, "hardtanh", [x], min_val=float(m.min_val),
+                            max_val=float(m.max_val))
+        if isinstance(m, nn.GELU):
+            return self.add(node, name, "gelu", [x],
+                            gelu_tanh=getattr(m, "approximate", "none") == "tanh")
+        if isinstance(m, nn.MaxPool2d):
+            if m.return_indices:
+                raise ValueError(f"[pcmsim.torch_convert] {name}: return_indices=True")
+            return self.maxpool(node, name, x, m.kernel_size, m.stride, m.padding, m.dilation,
+                                m.ceil_mode)
+        if isinstance(m, nn.AvgPool2d):
+            return self.avgpool(node, name, x, m.kernel_size, m.stride, m.padding, m.ceil_mode,
+                                m.count_include_pad, m.divisor_override)
+        if isinstance(m, nn.AdaptiveAvgPool2d):
+            return self.adaptive_avg(node, name, x, m.output_size)
+        if isinstance(m, nn.Flatten):
+            return self.flatten(node, name, x, m.start_dim, m.end_dim)
+        if isinstance(m, (nn.Dropout, nn.Identity)):
+            return self.alias(node, x)
+        raise ValueError(f"[pcmsim.torch_convert] module '{name}' of type {type(m).__name__} "
+                         "is not supported")
+
+    def maxpool(self, node, name, x, k, s, p, d, ceil_mode):
+        k = _pair(k)
+        s = _pair(s) if s not in (None, [], ()) else k
+        return self.add(node, name, "maxpool2d", [x], kernel_size=k, stride=s, padding=_pair(p),
+                        dilation=_pair(d), ceil_mode=bool(ceil_mode))
+
+    def avgpool(self, node, name, x, k, s, p, ceil_mode, count_include_pad, divisor_override):
+        if divisor_override is not None:
+            raise ValueError(f"[pcmsim.torch_convert] {name}: divisor_override is not supported")
+        k = _pair(k)
+        s = _pair(s) if s not in (None, [], ()) else k
+        return self.add(node, name, "avgpool2d", [x], kernel_size=k, stride=s, padding=_pair(p),
+                        ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad))
+
+    def adaptive_avg(self, node, name, x, output_size):
+        out = _pair(output_size) if output_size is not None else None
+        if out == [1, 1]:
+            return self.add(node, name, "global_avgpool", [x])
+        in_shape = self.shape(x)
+        if in_shape is not None and out is not None and list(in_shape[-2:]) == out:
+            return self.alias(node, x)
+        raise ValueError(f"[pcmsim.torch_convert] {name}: adaptive average pooling to "
+                         f"{output_size} (only 1 x 1, i.e. global average pooling)")
+
+    def flatten(self, node, name, x, start_dim=1, end_dim=-1):
+        in_shape = self.shape(x)
+        if start_dim != 1 or end_dim not in (-1, (len(in_shape) - 1 if in_shape else -1)):
+            raise ValueError(f"[pcmsim.torch_convert] {name}: flatten(start_dim={start_dim}, "
+                             f"end_dim={end_dim}) (only flatten from dimension 1)")
+        return self.add(node, name, "flatten", [x])
+
+    # ---- functions and methods
+    def function(self, node):
+        F, torch = self.F, self.torch
+        t = node.target
+        name = node.name
+        x = node.args[0] if node.args else None
+        simple = {
+            F.relu: "relu", torch.relu: "relu", torch.relu_: "relu", F.relu6: "relu6",
+            torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh",
+            F.silu: "silu", F.hardswish: "hardswish", F.hardsigmoid: "hardsigmoid",
+        }
+        if node.op == "call_method":
+            methods = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}
+            if t in methods:
+                return self.add(node, name, methods[t], [x])
+            if t in ("contiguous", "clone", "detach"):
+                return self.alias(node, x)
+            if t in ("view", "reshape"):
+                return self.reshape(node, name, x)
+            if t == "flatten":
+                return self.flatten(node, name, x, _arg(node, 1, "start_dim", 0),
+                                    _arg(node, 2, "end_dim", -1))
+            if t == "mean":
+                return self.mean(node, name, x, _arg(node, 1, "dim"), _arg(node, 2, "keepdim",
+                                                                           False))
+            if t in ("add", "add_"):
+                return self.residual_add(node, name, [x, _arg(node, 1, "other")],
+                                         node.kwargs.get("alpha", 1))
+            raise ValueError(f"[pcmsim.torch_convert] node '{name}': method .{t}() is not "
+                             "supported")
+        if t in simple:
+            return self.add(node, name, simple[t], [x])
+        if t is F.leaky_relu:
+            return self.add(node, name, "leaky_relu", [x],
+                            negative_slope=float(_arg(node, 1, "negative_slope", 0.01)))
+        if t is F.elu:
+            return self.add(node, name, "elu", [x], alpha=float(_arg(node, 1, "alpha", 1.0)))
+        if t is F.hardtanh:
+            return self.add(node, name, "hardtanh", [x],
+                            min_val=float(_arg(node, 1, "min_val", -1.0)),
+                            max_val=float(_arg(node, 2, "max_val", 1.0)))
+        if t is F.gelu:
+            return self.add(node, name, "gelu", [x],
+                            gelu_tanh=node.kwargs.get("approximate", "none") == "tanh")
+        if t is F.max_pool2d or t is torch.max_pool2d:
+            if _arg(node, 6, "return_indices", False):
+                raise ValueError(f"[pcmsim.torch_convert] {name}: return_indices=True")
+            return self.maxpool(node, name, x, _arg(node, 1, "kernel_size"),
+                                _arg(node, 2, "stride"), _arg(node, 3, "padding", 0),
+                                _arg(node, 4, "dilation", 1), _arg(node, 5, "ceil_mode", False))
+        if t is F.avg_pool2d:
+            return self.avgpool(node, name, x, _arg(node, 1, "kernel_size"),
+                                _arg(node, 2, "stride"), _arg(node, 3, "padding", 0),
+                                _arg(node, 4, "ceil_mode", False),
+                                _arg(node, 5, "count_include_pad", True),
+                                _arg(node, 6, "divisor_override"))
+        if t is F.adaptive_avg_pool2d:
+            return self.adaptive_avg(node, name, x, _arg(node, 1, "output_size"))
+        if t is torch.flatten:
+            return self.flatten(node, name, x, _arg(node, 1, "start_dim", 0),
+                                _arg(node, 2, "end_dim", -1))
+        if t is torch.mean:
+            return self.mean(node, name, x, _arg(node, 1, "dim"), _arg(node, 2, "keepdim", False))
+        if t in (operator.add, operator.iadd, torch.add):
+            return self.residual_add(node, name, [x, _arg(node, 1, "other")],
+                                     node.kwargs.get("alpha", 1))
+        if t in (F.dropout, F.dropout2d):
+            return self.alias(node, x)
+        if t is getattr and len(node.args) == 2 and node.args[1] == "shape":
+            return None  # a shape used by view(); not a tensor
+        if t is operator.getitem and node.args and node.args[0] not in self.value:
+            return None  # indexing a shape
+        raise ValueError(f"[pcmsim.torch_convert] node '{name}': function "
+                         f"{getattr(t, '__name__', t)} is not supported")
+
+    def residual_add(self, node, name, args, alpha):
+        if alpha != 1 or not all(hasattr(a, "op") for a in args):
+            raise ValueError(f"[pcmsim.torch_convert] node '{name}': only the sum of two "
+                             "tensors is supported")
+        return self.add(node, name, "add", args)
+
+    def reshape(self, node, name, x):
+        in_shape, out_shape = self.shape(x), self.shape(node)
+        if in_shape is None or out_shape is None or len(out_shape) != 2 \
+                or out_shape[0] != in_shape[0]:
+            raise ValueError(f"[pcmsim.torch_convert] node '{name}': only reshapes to "
+                             "(batch, features) are supported")
+        if len(in_shape) == 2:
+            return self.alias(node, x)
+        return self.add(node, name, "flatten", [x])
+
+    def mean(self, node, name, x, dim, keepdim):
+        in_shape = self.shape(x)
+        dims = sorted(d % len(in_shape) for d in (dim if isinstance(dim, (list, tuple))
+                                                   else [dim])) if dim is not None else None
+        if in_shape is None or len(in_shape) != 4 or dims != [2, 3]:
+            raise ValueError(f"[pcmsim.torch_convert] node '{name}': only the mean over the "
+                             "spatial dimensions (2, 3) is supported")
+        self.add(node, name, "global_avgpool", [x])
+        if not keepdim:
+            self.names.add(name + ".flatten")
+            layer = self.P.Layer(name=name + ".flatten", kind="flatten",
+                                 inputs=[len(self.layers) - 1])
+            self.layers.append(layer)
+            self.value[node] = len(self.layers) - 1
+
+
+def from_torch(module, input_shape, *, num_classes=None, input_mean=None, input_std=None,
+               name=None, class_names=None):
+    """Converts ``module`` (a torch.nn.Module taking (N, C, H, W) images) to a pcmsim Network.
+
+    input_shape: (C, H, W) of one input image. input_mean / input_std: the per-channel
+    normalisation the data-set readers apply (default 0 / 1: the module receives the pixels in
+    [0, 1] unchanged). name: the network's name (default: the module's class name).
+    class_names: optional list. num_classes: checked against the module's output if given.
+    The module is put in eval() mode (batch-norm running statistics, no dropout).
+
+    Returns a validated pcmsim.Network whose FP32 forward (pcmsim.fp32_logits) reproduces the
+    module's logits up to float32 summation order. Raises ValueError naming the first
+    unsupported node, ImportError when PyTorch is not installed.
+    """
+    try:
+        import torch
+        import torch.fx as fx
+        from torch.fx.passes.shape_prop import ShapeProp
+    except ImportError as e:  # pragma: no cover - depends on the installation
+        raise ImportError("pcmsim.torch_convert needs PyTorch (pip/apt install torch)") from e
+    from . import _pcmsim
+
+    nn = torch.nn
+    leaf_types = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6,
+                  nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.SiLU, nn.ELU, nn.Hardtanh,
+                  nn.Hardswish, nn.Hardsigmoid, nn.MaxPool2d, nn.AvgPool2d,
+                  nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout, nn.Identity)
+
+    class Tracer(fx.Tracer):
+        def is_leaf_module(self, m, qualname):
+            return isinstance(m, leaf_types) or super().is_leaf_module(m, qualname)
+
+    input_shape = tuple(int(v) for v in input_shape)
+    if len(input_shape) != 3 or min(input_shape) < 1:
+        raise ValueError(f"[pcmsim.torch_convert] input_shape = {input_shape}: expected (C, H, W)")
+    module.eval()
+    graph = Tracer().trace(module)
+    gm = fx.GraphModule(module, graph)
+    gm.graph.eliminate_dead_code()
+    gm.recompile()
+    example = torch.zeros((2,) + input_shape, dtype=torch.float32)
+    with torch.no_grad():
+        ShapeProp(gm).propagate(example)
+
+    conv = _Converter(torch, _pcmsim)
+    out_node = None
+    placeholders = 0
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            placeholders += 1
+            if placeholders > 1:
+                raise ValueError("[pcmsim.torch_convert] the module takes more than one input")
+            conv.value[node] = -1
+        elif node.op == "call_module":
+            conv.module(node, gm.get_submodule(node.target))
+        elif node.op in ("call_function", "call_method"):
+            conv.function(node)
+        elif node.op == "get_attr":
+            raise ValueError(f"[pcmsim.torch_convert] node '{node.name}': parameter "
+                             f"'{node.target}' used outside a supported module")
+        elif node.op == "output":
+            out_node = node.args[0]
+    if out_node is None or out_node not in conv.value:
+        raise ValueError("[pcmsim.torch_convert] the module's output is not a single tensor")
+    last = conv.value[out_node]
+    if last == -1:
+        raise ValueError("[pcmsim.torch_convert] the module has no layers")
+    if last != len(conv.layers) - 1:
+        conv.layers.append(_pcmsim.Layer(name=conv.unique("output"), kind="identity",
+                                         inputs=[last]))
+    out_shape = _Converter.shape(out_node)
+    if out_shape is None or len(out_shape) != 2:
+        raise ValueError(f"[pcmsim.torch_convert] the module's output has shape {out_shape}: "
+                         "expected (batch, classes)")
+    classes = int(out_shape[1])
+    if num_classes is not None and int(num_classes) != classes:
+        raise ValueError(f"[pcmsim.torch_convert] num_classes = {num_classes} but the module "
+                         f"outputs {classes}")
+    channels = input_shape[0]
+    mean = [0.0] * channels if input_mean is None else [float(v) for v in np.atleast_1d(input_mean)]
+    std = [1.0] * channels if input_std is None else [float(v) for v in np.atleast_1d(input_std)]
+    net = _pcmsim.Network(name=name or type(module).__name__, input_shape=list(input_shape),
+                          num_classes=classes, input_mean=mean, input_std=std,
+                          class_names=list(class_names or []), layers=conv.layers)
+    net.validate()
+    return net
