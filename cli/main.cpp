@@ -1,7 +1,11 @@
 // `pcmsim <command> [options]`: dispatches to the registered subcommands. Errors from the
 // library arrive as exceptions with a tagged message; they are printed here, never in the
 // library, and turn into exit code 2 (bad input) or 1 (other failures).
+// Bad input = what the user must fix: an option (std::invalid_argument, Boost's parse errors)
+// or a file (std::runtime_error: missing, truncated, corrupted, malformed, unwritable).
+// Exit code 1 is left for internal failures (std::logic_error, std::bad_alloc, ...).
 #include <algorithm>
+#include <boost/program_options/errors.hpp>
 #include <iostream>
 #include <stdexcept>
 #include <string>
@@ -74,6 +78,12 @@ int main(int argc, char** argv) {
   try {
     return chosen->run(std::vector<std::string>(args.begin() + chosen_words, args.end()));
   } catch (const std::invalid_argument& e) {
+    std::cerr << "pcmsim " << chosen->name << ": error: " << e.what() << "\n";
+    return 2;
+  } catch (const boost::program_options::error& e) {
+    std::cerr << "pcmsim " << chosen->name << ": error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::runtime_error& e) {
     std::cerr << "pcmsim " << chosen->name << ": error: " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {

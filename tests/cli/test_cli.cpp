@@ -1,0 +1,289 @@
+// The `pcmsim` command end to end: the built binary (PCMSIM_CLI_PATH) on good input and on bad
+// input. Bad input must end in a clear one-line error naming what is wrong and exit code 2
+// (cli/main.cpp: 2 = bad input), never a crash, an abort or a silent success.
+//
+// The model is a small network built here (so the test does not depend on the zoo); the data
+// are the first images of Fashion-MNIST (skipped when dataset-fashion-mnist is not installed)
+// or small HDF5 data sets written here.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/hdf5_io.h"
+#include "nets/dataset.h"
+#include "nets/evaluation.h"
+#include "nets/forward.h"
+#include "nets/model_io.h"
+
+namespace fs = std::filesystem;
+
+namespace pcmsim::nets {
+namespace {
+
+struct Result {
+  int code = -1;         // exit status, or -1 when the process did not exit normally
+  int signal = 0;        // the signal that ended it, if any
+  std::string output;    // stdout and stderr together
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// Runs `pcmsim args...` with optional environment assignments in front ("OMP_NUM_THREADS=1").
+Result pcmsim(const std::vector<std::string>& args, const std::string& env = "") {
+  std::string cmd = env + (env.empty() ? "" : " ") + quote(PCMSIM_CLI_PATH);
+  for (const auto& a : args) cmd += " " + quote(a);
+  cmd += " 2>&1";
+  Result r;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return r;
+  char buf[4096];
+  std::size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
+  const int status = pclose(pipe);
+  if (WIFEXITED(status)) r.code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  return r;
+}
+
+bool have_fashion_mnist() {
+  return fs::exists(std::string(kFashionMnistDir) + "/t10k-images-idx3-ubyte.gz");
+}
+
+// A 784-32-10 MLP for 28x28 images with fixed pseudo-random weights.
+Network tiny_model() {
+  Network net;
+  net.name = "tiny_cli";
+  net.input_shape = {1, 28, 28};
+  net.num_classes = 10;
+  net.input_mean = {0.286f};
+  net.input_std = {0.353f};
+  std::uint32_t state = 12345;
+  auto next = [&]() {  // LCG, uniform in [-0.05, 0.05)
+    state = state * 1664525u + 1013904223u;
+    return (static_cast<float>(state >> 8) / 16777216.0f - 0.5f) * 0.1f;
+  };
+  auto fill = [&](Tensor& t, std::vector<Index> shape) {
+    t.shape = shape;
+    Index n = 1;
+    for (Index d : shape) n *= d;
+    t.data.resize(n);
+    for (auto& v : t.data) v = next();
+  };
+  net.layers.push_back(Layer::make("flatten", LayerKind::flatten));
+  Layer fc1 = Layer::make_linear("fc1", 784, 32, Activation::relu);
+  fill(fc1.weight, {32, 784});
+  fill(fc1.bias, {32});
+  Layer fc2 = Layer::make_linear("fc2", 32, 10);
+  fill(fc2.weight, {10, 32});
+  fill(fc2.bias, {10});
+  net.layers.push_back(fc1);
+  net.layers.push_back(fc2);
+  return net;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("pcmsim_test_cli_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+    model_ = (dir_ / "tiny.h5").string();
+    save_network(tiny_model(), model_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  // A copy of the model file cut to `fraction` of its length.
+  std::string truncated_model(double fraction) const {
+    std::ifstream in(model_, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string out = path("truncated.h5");
+    std::ofstream(out, std::ios::binary).write(bytes.data(), bytes.size() * fraction);
+    return out;
+  }
+  // A copy with `count` bytes at `offset` overwritten by a pattern.
+  std::string corrupted_model(std::size_t offset, std::size_t count) const {
+    std::ifstream in(model_, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (std::size_t i = offset; i < offset + count && i < bytes.size(); ++i)
+      bytes[i] = static_cast<char>(0xA5 ^ i);
+    const std::string out = path("corrupted.h5");
+    std::ofstream(out, std::ios::binary).write(bytes.data(), bytes.size());
+    return out;
+  }
+
+  // `pcmsim run` on a few images, one trial, one time; `extra` ("--opt", "value" pairs) replace
+  // the defaults they name or are appended.
+  std::vector<std::string> run_args(const std::string& model, const std::string& data,
+                                    std::vector<std::string> extra = {}) const {
+    std::vector<std::pair<std::string, std::string>> opts = {
+        {"--model", model}, {"--data", data}, {"--limit", "64"}, {"--trials", "1"},
+        {"--t-inference", "1"}, {"--format", "csv"}, {"--out", path("r.h5")}};
+    for (std::size_t i = 0; i + 1 < extra.size(); i += 2) {
+      bool replaced = false;
+      for (auto& o : opts)
+        if (o.first == extra[i]) o.second = extra[i + 1], replaced = true;
+      if (!replaced) opts.emplace_back(extra[i], extra[i + 1]);
+    }
+    std::vector<std::string> args = {"run"};
+    for (const auto& o : opts) {
+      args.push_back(o.first);
+      args.push_back(o.second);
+    }
+    return args;
+  }
+
+  fs::path dir_;
+  std::string model_;
+};
+
+// Bad input: exit code 2, "error:" and every expected fragment in the message, no crash.
+void expect_bad_input(const Result& r, const std::vector<std::string>& fragments) {
+  EXPECT_EQ(r.signal, 0) << "killed by signal " << r.signal << "\n" << r.output;
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("error:"), std::string::npos) << r.output;
+  for (const auto& f : fragments)
+    EXPECT_NE(r.output.find(f), std::string::npos) << "missing '" << f << "' in:\n" << r.output;
+  EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("HDF5-DIAG"), std::string::npos) << "raw HDF5 error stack:\n"
+                                                            << r.output;
+}
+
+TEST_F(Cli, RunWritesCsvAndHdf5MatchingTheLibrary) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  const Result r = pcmsim({"run", "--model", model_, "--limit", "100", "--trials", "2",
+                           "--t-inference", "1,86400", "--format", "csv", "--out", path("r.h5")});
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(path("r.h5")));
+  ASSERT_TRUE(fs::exists(path("r.csv")));
+  std::ifstream csv(path("r.csv"));
+  std::string header, line;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "model,p_in,p_out,t_inference_s,gdc,trials,acc_mean,acc_std,fp32_acc");
+  std::vector<std::string> rows;
+  while (std::getline(csv, line))
+    if (!line.empty()) rows.push_back(line);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].rfind("tiny_cli,8,8,1,on,2,", 0), 0u) << rows[0];
+  EXPECT_EQ(rows[1].rfind("tiny_cli,8,8,86400,on,2,", 0), 0u) << rows[1];
+  // The FP32 column is what the library computes on the same 100 images.
+  const Network net = load_network(model_);
+  const Dataset data = load_dataset("fashion-mnist:t10k", 100);
+  Fp32Matmul fp32(net);
+  const double acc = accuracy_of(net, normalized_images(data, net), data.labels, fp32, 256);
+  const double fp32_col = std::stod(rows[0].substr(rows[0].rfind(',') + 1));
+  EXPECT_NEAR(fp32_col, acc, 1e-6);
+  // stdout carries the same CSV as the file.
+  EXPECT_NE(r.output.find(rows[1]), std::string::npos);
+}
+
+TEST_F(Cli, SameSeedSameCsvForOneAndTwoThreads) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  std::vector<std::string> args = {"run", "--model", model_, "--limit", "100", "--trials", "2",
+                                   "--t-inference", "3600,31536000", "--seed", "17",
+                                   "--format", "csv", "--out"};
+  auto a1 = args, a2 = args;
+  a1.push_back(path("t1.h5"));
+  a2.push_back(path("t2.h5"));
+  const Result r1 = pcmsim(a1, "OMP_NUM_THREADS=1");
+  const Result r2 = pcmsim(a2, "OMP_NUM_THREADS=2");
+  ASSERT_EQ(r1.code, 0) << r1.output;
+  ASSERT_EQ(r2.code, 0) << r2.output;
+  std::ifstream f1(path("t1.csv")), f2(path("t2.csv"));
+  std::stringstream s1, s2;
+  s1 << f1.rdbuf();
+  s2 << f2.rdbuf();
+  EXPECT_FALSE(s1.str().empty());
+  EXPECT_EQ(s1.str(), s2.str());
+}
+
+TEST_F(Cli, TruncatedModelFile) {
+  const std::string bad = truncated_model(0.5);
+  expect_bad_input(pcmsim(run_args(bad, "fashion-mnist:t10k")), {"truncated.h5"});
+  expect_bad_input(pcmsim({"map", "--model", bad, "--tile", "256x256"}), {"truncated.h5"});
+}
+
+TEST_F(Cli, CorruptedModelFile) {
+  // The superblock (file signature) garbled: not an HDF5 file any more.
+  expect_bad_input(pcmsim(run_args(corrupted_model(0, 64), "fashion-mnist:t10k")),
+                   {"corrupted.h5"});
+  // Not HDF5 at all.
+  std::ofstream(path("text.h5")) << "this is not a model\n";
+  expect_bad_input(pcmsim(run_args(path("text.h5"), "fashion-mnist:t10k")), {"text.h5"});
+  // A missing file.
+  expect_bad_input(pcmsim(run_args(path("missing.h5"), "fashion-mnist:t10k")), {"missing.h5"});
+}
+
+TEST_F(Cli, LayerShapeThatDoesNotMatchItsWeights) {
+  {
+    core::h5::File f = core::h5::File::open_read_write(model_);
+    core::h5::Group layer = f.open_group("layers").open_group("001_fc1");
+    layer.write_attribute("out_features", std::int64_t{16});  // weight stays [32, 784]
+    f.close();
+  }
+  expect_bad_input(pcmsim(run_args(model_, "fashion-mnist:t10k")), {"fc1", "tiny.h5"});
+  expect_bad_input(pcmsim({"map", "--model", model_, "--tile", "256x256"}), {"fc1"});
+}
+
+TEST_F(Cli, DataWhoseImageSizeDoesNotMatchTheModel) {
+  Dataset data;
+  data.name = "wrong-size";
+  data.channels = 1;
+  data.height = data.width = 32;
+  data.images = MatrixF::Constant(8, 32 * 32, 0.5f);
+  data.labels = {0, 1, 2, 3, 4, 5, 6, 7};
+  save_hdf5_dataset(data, path("wrong_size.h5"));
+  expect_bad_input(pcmsim(run_args(model_, path("wrong_size.h5"))), {"32"});
+}
+
+TEST_F(Cli, LabelsOutOfRange) {
+  Dataset data;
+  data.name = "bad-labels";
+  data.channels = 1;
+  data.height = data.width = 28;
+  data.images = MatrixF::Constant(4, 28 * 28, 0.5f);
+  data.labels = {0, 3, 10, 1};  // the model has 10 classes: 10 is out of range
+  save_hdf5_dataset(data, path("bad_labels.h5"));
+  expect_bad_input(pcmsim(run_args(model_, path("bad_labels.h5"))), {"10"});
+  data.labels = {0, -1, 2, 1};
+  save_hdf5_dataset(data, path("negative_labels.h5"));
+  expect_bad_input(pcmsim(run_args(model_, path("negative_labels.h5"))), {"-1"});
+}
+
+TEST_F(Cli, BadOptions) {
+  auto with = [&](std::vector<std::string> extra) {
+    return run_args(model_, "fashion-mnist:t10k", std::move(extra));
+  };
+  expect_bad_input(pcmsim(with({"--tile", "0x256"})), {"tile"});
+  expect_bad_input(pcmsim({"map", "--model", model_, "--tile", "0x256"}), {"tile"});
+  expect_bad_input(pcmsim(with({"--tile", "256"})), {"tile"});
+  expect_bad_input(pcmsim(with({"--p-in", "1"})), {"p_in"});
+  expect_bad_input(pcmsim(with({"--trials", "0"})), {"trials"});
+  expect_bad_input(pcmsim(with({"--t-inference", "-5"})), {"t"});
+  expect_bad_input(pcmsim(with({"--limit", "-1"})), {"limit"});
+  expect_bad_input(pcmsim(with({"--digital-layers", "no_such_layer"})), {"no_such_layer"});
+  expect_bad_input(pcmsim(with({"--out-noise", "nan"})), {"out_noise"});
+  expect_bad_input(pcmsim(with({"--frobnicate", "1"})), {"frobnicate"});
+  expect_bad_input(pcmsim(with({"--trials", "three"})), {"trials"});
+  // Nothing was written by any of them.
+  EXPECT_FALSE(fs::exists(path("r.h5")));
+  EXPECT_FALSE(fs::exists(path("r.csv")));
+}
+
+}  // namespace
+}  // namespace pcmsim::nets
