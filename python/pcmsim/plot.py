@@ -16,7 +16,7 @@ time       ``t_inference_s``, ``t_inference``, ``time_s``, ``t``
 mean       ``acc_mean``, ``accuracy_mean``, ``mean``
 std        ``acc_std``, ``accuracy_std``, ``std``
 trials     ``accuracy`` (1-D long form, or 2-D ``[point, trial]``)
-FP32       ``fp32_accuracy`` (scalar or constant column)
+FP32       ``fp32_accuracy``, ``fp32_acc`` (scalar or constant column)
 =========  ==========================================================
 
 Accuracies are fractions in [0, 1] and are drawn in percent.
@@ -62,7 +62,41 @@ _TIME_NAMES = ("t_inference_s", "t_inference", "time_s", "t")
 _MEAN_NAMES = ("acc_mean", "accuracy_mean", "mean")
 _STD_NAMES = ("acc_std", "accuracy_std", "std")
 _TRIAL_NAMES = ("accuracy",)
-_FP32_NAMES = ("fp32_accuracy", "fp32")
+_FP32_NAMES = ("fp32_accuracy", "fp32_acc", "fp32")
+
+
+def _show_figures_in_ipython() -> None:
+    """Lets IPython/Jupyter render the returned Figures (built without pyplot) as PNG.
+
+    Jupyter's inline backend registers its PNG formatter only once pyplot is imported; a
+    notebook that uses only this module would otherwise show "<Figure size ...>".
+    """
+    import sys
+
+    if "IPython" not in sys.modules:
+        return
+    try:
+        from IPython import get_ipython
+        shell = get_ipython()
+        formatter = shell.display_formatter.formatters["image/png"]
+    except (ImportError, AttributeError, KeyError):
+        return  # not in an IPython shell with rich display
+    try:
+        formatter.lookup_by_type(Figure)
+        return  # the inline backend (or the user) already renders Figures
+    except KeyError:
+        pass
+
+    def _png(fig):
+        import io
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
+        return buf.getvalue()
+
+    formatter.for_type(Figure, _png)
+
+
+_show_figures_in_ipython()
 
 
 # --------------------------------------------------------------------------------------------
@@ -346,11 +380,17 @@ def _as_series(results: Any, by: Optional[str]) -> List[Tuple[str, Any]]:
         sub = {k: (v[mask] if np.ndim(v) >= 1 and len(v) == len(key) else v)
                for k, v in cols.items()}
         if isinstance(value, (bool, np.bool_)):
-            label = f"{by} on" if value else f"{by} off"
+            label = f"{_series_name(by)} on" if value else f"{_series_name(by)} off"
+        elif value in ("on", "off"):
+            label = f"{_series_name(by)} {value}"
         else:
             label = f"{by} = {value}"
         out.append((label, sub))
     return out
+
+
+def _series_name(column: str) -> str:
+    return "GDC" if column == "gdc" else column
 
 
 def accuracy_vs_time(results: Any, *, by: Optional[str] = None,
@@ -610,7 +650,8 @@ def tile_utilisation_map(plan: Any, *, columns: Optional[int] = None, annotate: 
             gx, gy = tile % columns, tile // columns
             x0, y0 = gx * (w + gap), gy * (h + gap)
             u = used[tile] / (tile_rows * tile_cols)
-            ax.text(x0 + w / 2, y0 + h / 2, f"{u * 100:.0f} %", ha="center", va="center",
+            pct = f"{u * 100:.1f} %" if u < 0.0995 else f"{u * 100:.0f} %"
+            ax.text(x0 + w / 2, y0 + h / 2, pct, ha="center", va="center",
                     fontsize=fontsize, color="k",
                     bbox=dict(boxstyle="round,pad=0.15", fc="w", ec="none", alpha=0.7))
             ax.text(x0 + 0.03 * w, y0 + 0.03 * h, f"{tile}", ha="left", va="top",

@@ -125,7 +125,7 @@ def test_accuracy_vs_time_split_by_gdc(tmp_path):
     assert ax.get_xlabel() == "time after programming"
     assert ax.get_ylabel() == "top-1 accuracy (%)"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["gdc off", "gdc on", "FP32 (90.00 %)"]
+    assert labels == ["GDC off", "GDC on", "FP32 (90.00 %)"]
     ticks = [t.get_text() for t in ax.get_xticklabels()]
     assert ticks[0] == "1 s" and ticks[-1] == "1 year"
     # The GDC-on curve (second series) ends higher than the GDC-off one; values in percent.
@@ -254,7 +254,8 @@ def test_tile_utilisation_map_json(tmp_path):
     assert len(ax.patches) == tiles + n_slices
     texts = [t.get_text() for t in ax.texts]
     assert "100 %" in texts  # a full 256 x 256 block of fc1
-    assert f"{16 * 44 / 65536 * 100:.0f} %" in texts  # fc1's corner block 16 x 44
+    assert f"{16 * 44 / 65536 * 100:.1f} %" in texts  # fc1's corner block 16 x 44: "1.1 %"
+    assert f"{44 * 256 / 65536 * 100:.0f} %" in texts  # fc1's last column block: "17 %"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["fc1", "fc2", "fc3"]
     used = 784 * 300 + 300 * 100 + 100 * 10
