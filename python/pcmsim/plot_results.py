@@ -1,0 +1,292 @@
+"""Plots of a results file of ``pcmsim sweep`` or ``pcmsim run``: the natural picture for the
+swept axes.
+
+* an inference-time axis: accuracy versus time after programming (log axis), one curve per
+  combination of the other axes, with the 95 % confidence band of the mean over trials;
+* two other axes: a heatmap of the mean accuracy (e.g. p_in x p_out), one panel per value of a
+  third axis when there is one;
+* one other axis: accuracy versus that axis with 95 % confidence error bars.
+
+``python3 -m pcmsim.plot RESULTS.h5 -o FIG.png`` calls :func:`main`; so does running this file.
+Needs h5py and matplotlib only (figures are built without pyplot, Agg canvas).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import sys
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+# Two-sided 95 % Student t quantiles for 1..30 degrees of freedom (as nets/sweep.cpp).
+_T975 = [12.7062047, 4.30265273, 3.18244631, 2.77644511, 2.57058184, 2.44691185, 2.36462425,
+         2.30600414, 2.26215716, 2.22813885, 2.20098516, 2.17881283, 2.16036866, 2.14478669,
+         2.13144955, 2.11990530, 2.10981558, 2.10092204, 2.09302405, 2.08596345, 2.07961384,
+         2.07387307, 2.06865761, 2.06389856, 2.05953855, 2.05552944, 2.05183052, 2.04840714,
+         2.04522964, 2.04227246]
+
+_TIME_TICKS = [(1.0, "1 s"), (60.0, "1 min"), (3600.0, "1 h"), (86400.0, "1 day"),
+               (7 * 86400.0, "1 week"), (30 * 86400.0, "1 month"), (365 * 86400.0, "1 year"),
+               (10 * 365 * 86400.0, "10 years")]
+
+TIME_AXIS = "t-inference"
+MAX_CURVES = 12
+MAX_PANELS = 9
+
+
+def t975(dof: int) -> float:
+    """Two-sided 95 % quantile of Student's t (dof >= 1)."""
+    if dof < 1:
+        raise ValueError(f"[plot_results] dof = {dof}: must be >= 1")
+    if dof <= 30:
+        return _T975[dof - 1]
+    z, v = 1.959963984540054, float(dof)
+    return (z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v * v)
+            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3))
+
+
+def _text(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _number(text: str) -> Optional[float]:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def load_results(path: str) -> Dict:
+    """The points of a results file as a dict: ``axes`` (names), ``values`` (axis -> list of
+    text per point), ``mean``, ``low``, ``high`` (95 % CI) arrays, ``fp32`` (or None), ``title``.
+    """
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        kind = _text(f.attrs.get("format", ""))
+        fp32 = float(f.attrs.get("fp32_accuracy", -1))
+        fp32 = fp32 if fp32 >= 0 else None
+        if kind == "pcmsim-sweep":
+            axes = [_text(a) for a in f.attrs.get("axes", [])]
+            if "points" not in f:
+                raise ValueError(f"[plot_results] {path}: no finished point yet")
+            pts = f["points"]
+            values = {a: [_text(v) for v in pts["axis"][a][()]] for a in axes}
+            res = dict(axes=axes, values=values, mean=pts["acc_mean"][()],
+                       low=pts["ci95_low"][()], high=pts["ci95_high"][()], fp32=fp32)
+            res["title"] = (f"{_text(f.attrs.get('model', ''))}, {int(f.attrs['images'])} images, "
+                            f"{int(f.attrs['trials'])} trials")
+            return res
+        if kind == "pcmsim-run":
+            t = f["t_inference_s"][()]
+            acc = np.atleast_2d(f["accuracy"][()])
+            n = acc.shape[1]
+            mean = acc.mean(axis=1)
+            std = acc.std(axis=1, ddof=1) if n > 1 else np.zeros_like(mean)
+            half = t975(n - 1) * std / math.sqrt(n) if n > 1 else np.zeros_like(mean)
+            return dict(axes=[TIME_AXIS], values={TIME_AXIS: [repr(float(x)) for x in t]},
+                        mean=mean, low=mean - half, high=mean + half, fp32=fp32,
+                        title=f"{int(f.attrs.get('images', 0))} images, {n} trials")
+        raise ValueError(f"[plot_results] {path}: format '{kind}' is neither pcmsim-sweep nor "
+                         "pcmsim-run")
+
+
+def _ordered(values: List[str]) -> List[str]:
+    """Distinct values, numerically ordered when all are numbers."""
+    distinct = list(dict.fromkeys(values))
+    if all(_number(v) is not None for v in distinct):
+        distinct.sort(key=float)
+    return distinct
+
+
+def _time_axis(ax, times: np.ndarray) -> None:
+    ax.set_xscale("log")
+    if times.size:
+        lo, hi = times.min(), times.max()
+        ticks = [(s, n) for s, n in _TIME_TICKS if lo / 1.5 <= s <= hi * 1.5]
+        if ticks:
+            ax.set_xticks([s for s, _ in ticks])
+            ax.set_xticklabels([n for _, n in ticks])
+    ax.set_xlabel("time after programming")
+
+
+def _select(res: Dict, fixed: Dict[str, str]) -> np.ndarray:
+    keep = np.ones(len(res["mean"]), dtype=bool)
+    for name, value in fixed.items():
+        keep &= np.array([v == value for v in res["values"][name]])
+    return keep
+
+
+def plot_time_curves(res: Dict, fig) -> None:
+    others = [a for a in res["axes"] if a != TIME_AXIS]
+    ax = fig.add_subplot(1, 1, 1)
+    combos = list(itertools.product(*[_ordered(res["values"][a]) for a in others]))
+    if len(combos) > MAX_CURVES:
+        print(f"plot_results: {len(combos)} curves; drawing the first {MAX_CURVES}",
+              file=sys.stderr)
+        combos = combos[:MAX_CURVES]
+    all_t = []
+    for i, combo in enumerate(combos):
+        keep = _select(res, dict(zip(others, combo)))
+        if not keep.any():
+            continue
+        t = np.array([float(v) for v in np.array(res["values"][TIME_AXIS])[keep]])
+        order = np.argsort(t)
+        t = t[order]
+        m, lo, hi = (res[k][keep][order] * 100 for k in ("mean", "low", "high"))
+        shown = t > 0  # t = 0 has no place on a log axis
+        if not shown.all():
+            print("plot_results: t = 0 is not shown on the log time axis", file=sys.stderr)
+        t, m, lo, hi = t[shown], m[shown], lo[shown], hi[shown]
+        color = f"C{i % 10}"
+        label = ", ".join(f"{a}={v}" for a, v in zip(others, combo)) or None
+        ax.plot(t, m, marker="o", color=color, label=label)
+        ax.fill_between(t, lo, hi, color=color, alpha=0.2, lw=0)
+        all_t.append(t)
+    if res["fp32"] is not None:
+        ax.axhline(res["fp32"] * 100, color="k", ls="--", lw=1,
+                   label=f"FP32 ({res['fp32'] * 100:.2f} %)")
+    _time_axis(ax, np.concatenate(all_t) if all_t else np.array([]))
+    ax.set_ylabel("top-1 accuracy (%), 95 % CI band")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title(res["title"], fontsize="medium")
+
+
+def plot_heatmaps(res: Dict, fig, x_axis: str, y_axis: str, panel_axes: List[str]) -> None:
+    xs, ys = _ordered(res["values"][x_axis]), _ordered(res["values"][y_axis])
+    panels = list(itertools.product(*[_ordered(res["values"][a]) for a in panel_axes]))
+    if len(panels) > MAX_PANELS:
+        print(f"plot_results: {len(panels)} panels; drawing the first {MAX_PANELS}",
+              file=sys.stderr)
+        panels = panels[:MAX_PANELS]
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig.set_size_inches(4.6 * cols + 0.8, 3.9 * rows)
+    vmin = float(np.nanmin(res["mean"])) * 100
+    vmax = float(np.nanmax(res["mean"])) * 100
+    image = None
+    for k, panel in enumerate(panels):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        grid = np.full((len(ys), len(xs)), np.nan)
+        half = np.full_like(grid, np.nan)
+        fixed = dict(zip(panel_axes, panel))
+        for j, y in enumerate(ys):
+            for i, x in enumerate(xs):
+                keep = _select(res, {**fixed, x_axis: x, y_axis: y})
+                if keep.any():
+                    grid[j, i] = res["mean"][keep][0] * 100
+                    half[j, i] = (res["high"][keep][0] - res["low"][keep][0]) * 50
+        image = ax.imshow(grid, origin="lower", cmap="viridis", vmin=vmin, vmax=vmax,
+                          aspect="auto")
+        for j in range(len(ys)):
+            for i in range(len(xs)):
+                if not np.isnan(grid[j, i]):
+                    ax.text(i, j, f"{grid[j, i]:.1f}\n±{half[j, i]:.1f}", ha="center",
+                            va="center", fontsize="x-small",
+                            color="w" if grid[j, i] < (vmin + vmax) / 2 else "k")
+        ax.set_xticks(range(len(xs)))
+        ax.set_xticklabels(xs)
+        ax.set_yticks(range(len(ys)))
+        ax.set_yticklabels(ys)
+        ax.set_xlabel(x_axis)
+        ax.set_ylabel(y_axis)
+        title = ", ".join(f"{a}={v}" for a, v in fixed.items())
+        ax.set_title(title or res["title"], fontsize="small")
+    cbar = fig.colorbar(image, ax=fig.axes, shrink=0.9)
+    cbar.set_label("mean top-1 accuracy (%) (± 95 % CI half-width)")
+
+
+def plot_one_axis(res: Dict, fig, axis: str) -> None:
+    ax = fig.add_subplot(1, 1, 1)
+    xs = _ordered(res["values"][axis])
+    numeric = all(_number(v) is not None for v in xs)
+    m, lo, hi = [], [], []
+    for x in xs:
+        keep = _select(res, {axis: x})
+        m.append(res["mean"][keep][0] * 100)
+        lo.append(res["low"][keep][0] * 100)
+        hi.append(res["high"][keep][0] * 100)
+    m, lo, hi = np.array(m), np.array(lo), np.array(hi)
+    pos = np.array([float(x) for x in xs]) if numeric else np.arange(len(xs))
+    ax.errorbar(pos, m, yerr=[m - lo, hi - m], marker="o", capsize=4, label="mean, 95 % CI")
+    if not numeric:
+        ax.set_xticks(pos)
+        ax.set_xticklabels(xs)
+    if res["fp32"] is not None:
+        ax.axhline(res["fp32"] * 100, color="k", ls="--", lw=1,
+                   label=f"FP32 ({res['fp32'] * 100:.2f} %)")
+    ax.set_xlabel(axis)
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title(res["title"], fontsize="medium")
+
+
+def figure_for(res: Dict, heatmap: Optional[Sequence[str]] = None):
+    """The natural figure for the swept axes (see the module text)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.0, 4.4), layout="constrained") if _has_layout() else Figure((7, 4.4))
+    axes = res["axes"]
+    if heatmap:
+        if len(heatmap) != 2 or any(a not in axes for a in heatmap):
+            raise ValueError(f"[plot_results] --heatmap {','.join(heatmap)}: needs two of the "
+                             f"swept axes {axes}")
+        plot_heatmaps(res, fig, heatmap[0], heatmap[1],
+                      [a for a in axes if a not in heatmap])
+    elif TIME_AXIS in axes:
+        plot_time_curves(res, fig)
+    elif len(axes) >= 2:
+        plot_heatmaps(res, fig, axes[-1], axes[-2], axes[:-2])
+    elif len(axes) == 1:
+        plot_one_axis(res, fig, axes[0])
+    else:
+        ax = fig.add_subplot(1, 1, 1)
+        m, lo, hi = res["mean"][0] * 100, res["low"][0] * 100, res["high"][0] * 100
+        ax.errorbar([0], [m], yerr=[[m - lo], [hi - m]], marker="o", capsize=4)
+        ax.set_xticks([])
+        ax.set_ylabel("top-1 accuracy (%)")
+        ax.set_title(res["title"], fontsize="medium")
+    return fig
+
+
+def _has_layout() -> bool:
+    import matplotlib
+
+    major, minor = (int(x) for x in matplotlib.__version__.split(".")[:2])
+    return (major, minor) >= (3, 5)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python3 -m pcmsim.plot",
+        description="Plot a pcmsim sweep (or run) results file: accuracy vs time with 95 % CI "
+                    "bands when time is swept, else a heatmap of two axes or a curve of one.")
+    parser.add_argument("results", help="HDF5 results file of pcmsim sweep or pcmsim run")
+    parser.add_argument("-o", "--out", default=None, help="figure file (PNG, PDF, SVG); "
+                        "default: RESULTS with the extension .png")
+    parser.add_argument("--heatmap", default=None,
+                        help="X,Y: draw a heatmap of these two swept axes (panels for the rest)")
+    parser.add_argument("--dpi", type=int, default=150)
+    args = parser.parse_args(argv)
+    try:
+        res = load_results(args.results)
+        fig = figure_for(res, args.heatmap.split(",") if args.heatmap else None)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"plot_results: error: {e}", file=sys.stderr)
+        return 2
+    out = args.out or (args.results.rsplit(".", 1)[0] + ".png")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    fig.savefig(out, dpi=args.dpi)
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
