@@ -23,8 +23,16 @@ constexpr float kTieMargin = 1e-3f;
 constexpr int kMaxTies = 5;
 
 std::vector<std::string> zoo_models() {
-  const char* src = std::getenv("PCMSIM_SOURCE_DIR");
-  std::filesystem::path dir = std::filesystem::path(src ? src : ".") / "nets" / "zoo";
+  // ctest sets PCMSIM_TEST_DATA (= <source>/tests/data); PCMSIM_SOURCE_DIR may be missing
+  // (gtest_discover_tests keeps only the first ENVIRONMENT entry), so derive it from there.
+  std::filesystem::path dir;
+  if (const char* src = std::getenv("PCMSIM_SOURCE_DIR")) {
+    dir = std::filesystem::path(src) / "nets" / "zoo";
+  } else if (const char* data = std::getenv("PCMSIM_TEST_DATA")) {
+    dir = std::filesystem::path(data) / ".." / ".." / "nets" / "zoo";
+  } else {
+    dir = std::filesystem::path("nets") / "zoo";
+  }
   std::vector<std::string> out;
   std::error_code ec;
   for (auto& e : std::filesystem::directory_iterator(dir, ec))
