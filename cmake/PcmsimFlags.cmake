@@ -63,7 +63,10 @@ function(pcmsim_add_test_folder name)
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main pcmsim_flags)
   gtest_discover_tests(${name}
     PROPERTIES LABELS "${T_LABEL}"
-               ENVIRONMENT "PCMSIM_TEST_DATA=${PROJECT_SOURCE_DIR}/tests/data;PCMSIM_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
+               ENVIRONMENT "PCMSIM_TEST_DATA=${PROJECT_SOURCE_DIR}/tests/data"
+               # A second variable in ENVIRONMENT would be dropped by gtest_discover_tests
+               # (it splits list values); CMake >= 3.22 sets it through this property.
+               ENVIRONMENT_MODIFICATION "PCMSIM_SOURCE_DIR=set:${PROJECT_SOURCE_DIR}"
     DISCOVERY_TIMEOUT 60)
 endfunction()
 
