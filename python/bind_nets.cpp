@@ -436,7 +436,8 @@ void bind_nets(py::module_& m) {
           },
           py::arg("images"), py::arg("batch_size") = 256,
           "Logits (N, num_classes) of normalised images (float32 C-contiguous, no copy) at the "
-          "current time. Noise is keyed by sample index, so any batch size gives the same bits.")
+          "current time. The tile noise is keyed by (seed, layer, slice, trial, batch start) and the "
+          "row in the batch: the same batch_size gives the same bits for any thread count.")
       .def(
           "predict",
           [](PyChip& c, py::object images, Index batch_size) {

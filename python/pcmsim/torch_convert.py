@@ -203,6 +203,8 @@ class _Converter:
             methods = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}
             if t in methods:
                 return self.add(node, name, methods[t], [x])
+            if t in ("size", "dim"):
+                return None  # a shape used by view()/reshape(); not a tensor
             if t in ("contiguous", "clone", "detach"):
                 return self.alias(node, x)
             if t in ("view", "reshape"):
