@@ -77,6 +77,22 @@ def make_table(columns):
     return pandas.DataFrame(cols)
 
 
+def concat_tables(tables):
+    """Concatenates tables from make_table (DataFrames, or dicts of arrays with the same
+    columns) row-wise, e.g. the results of several evaluate() calls of a precision sweep."""
+    tables = list(tables)
+    if not tables:
+        return make_table({})
+    if not isinstance(tables[0], dict):
+        import pandas
+        return pandas.concat(tables, ignore_index=True)
+    keys = list(tables[0].keys())
+    for t in tables[1:]:
+        if list(t.keys()) != keys:
+            raise ValueError("[pcmsim.concat_tables] tables have different columns")
+    return {k: _np.concatenate([_np.asarray(t[k]) for t in tables]) for k in keys}
+
+
 def _seq(x):
     return [float(v) for v in (_np.atleast_1d(x) if not isinstance(x, (list, tuple)) else x)]
 
@@ -214,8 +230,11 @@ def evaluate(network, data="fashion-mnist:t10k", labels=None, config=None, optio
     images, y, _ = _data(net, data, labels, limit, "evaluate")
     calibration = None
     if config.calibrate:
-        calibration, _, _ = _data(net, calibration_data, None,
-                                  options.calibration_images, "evaluate")
+        if isinstance(calibration_data, (str, _pcmsim.Dataset)):
+            calibration, _, _ = _data(net, calibration_data, None,
+                                      options.calibration_images, "evaluate")
+        else:  # normalised images; nets::evaluate uses the first calibration_images of them
+            calibration = as_float32(calibration_data)
     result = evaluate_result(net, images, y, config, options, calibration, progress)
     name = model_name or net.name or (str(network) if not isinstance(network, Network) else "")
     return results_table(result, config, name, options.trials)

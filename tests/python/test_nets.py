@@ -129,3 +129,40 @@ def test_evaluate_with_arrays_and_progress(rng):
         pcmsim.evaluate(net, x, y, trails=2)
     with pytest.raises(ValueError, match="labels"):
         pcmsim.evaluate_result(net, x, y[:3])
+
+
+_THREADS_SCRIPT = """
+import sys, numpy as np, pcmsim
+net = pcmsim.load_network(sys.argv[1])
+x = np.random.default_rng(0).standard_normal((96, 784)).astype(np.float32)
+chip = pcmsim.AnalogChip(net, pcmsim.SimulationConfig(seed=5), trial=0)
+chip.set_time(86400.0)
+np.save(sys.argv[2], chip.logits(x, batch_size=48))
+"""
+
+
+def test_same_bits_for_any_thread_count(tmp_path):
+    import os
+    import subprocess
+    import sys
+    outs = []
+    for threads in (1, 2):
+        out = tmp_path / f"logits_{threads}.npy"
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        proc = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT, str(ZOO_MLP), str(out)],
+                              capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr
+        outs.append(np.load(out))
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_concat_tables(rng):
+    net, _ = numpy_mlp(rng)
+    x = rng.standard_normal((20, 12)).astype(np.float32)
+    y = pcmsim.fp32_predict(net, x)
+    tables = []
+    for p in (4, 8):
+        cfg = pcmsim.SimulationConfig(io=pcmsim.IoParams(p_in=p, p_out=p))
+        tables.append(pcmsim.evaluate(net, x, y, cfg, t_inference=[1.0], trials=1))
+    both = pcmsim.concat_tables(tables)
+    assert list(both["p_in"]) == [4, 8] and len(both["acc_mean"]) == 2
