@@ -289,3 +289,35 @@ def test_format_time():
     assert plot.format_time(2 * 86400) == "2 days"
     assert plot.format_time(90) == "1.5 min"
     assert plot.format_time(YEAR) == "1 year"
+
+
+def test_python_m_pcmsim_plot_on_a_run_file(tmp_path):
+    """`python3 -m pcmsim.plot RESULTS.h5 -o FIG.png` delegates to pcmsim.plot_results."""
+    import os
+    import subprocess
+    import sys
+
+    h5py = pytest.importorskip("h5py")
+    try:
+        import pcmsim  # noqa: F401  (the package, with its compiled module)
+    except ImportError:
+        pytest.skip("the pcmsim package (compiled module) is not importable")
+    results = tmp_path / "run.h5"
+    with h5py.File(results, "w") as f:  # the layout `pcmsim run` writes
+        f.attrs["format"] = "pcmsim-run"
+        f.attrs["fp32_accuracy"] = 0.9
+        f.attrs["images"] = 300
+        f["t_inference_s"] = TIMES
+        f["accuracy"] = np.array([[0.89, 0.88], [0.88, 0.87], [0.87, 0.87], [0.86, 0.84]])
+        f["acc_mean"] = f["accuracy"][()].mean(axis=1)
+        f["acc_std"] = f["accuracy"][()].std(axis=1, ddof=1)
+    out = tmp_path / "fig.png"
+    proc = subprocess.run([sys.executable, "-m", "pcmsim.plot", str(results), "-o", str(out)],
+                          capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # A missing file is an error exit with a message, not a traceback.
+    proc = subprocess.run([sys.executable, "-m", "pcmsim.plot", str(tmp_path / "none.h5")],
+                          capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr and "none.h5" in proc.stderr
