@@ -301,6 +301,26 @@ Act run_pool(const Layer& L, const Shape& in_shape, const Shape& out_shape, cons
   return y;
 }
 
+// Softmax or log-softmax of each row (the features of one sample), max-subtracted as PyTorch.
+void run_softmax(MatrixF& m, bool log) {
+  const Index C = m.cols();
+  for_row_blocks(m.rows(), C, [&](Index r0, Index n) {
+    for (Index r = r0; r < r0 + n; ++r) {
+      float* p = m.data() + r * C;
+      float mx = p[0];
+      for (Index c = 1; c < C; ++c) mx = std::max(mx, p[c]);
+      float sum = 0.f;
+      for (Index c = 0; c < C; ++c) sum += std::exp(p[c] - mx);
+      if (log) {
+        const float lse = std::log(sum);
+        for (Index c = 0; c < C; ++c) p[c] = p[c] - mx - lse;
+      } else {
+        for (Index c = 0; c < C; ++c) p[c] = std::exp(p[c] - mx) / sum;
+      }
+    }
+  });
+}
+
 Act run_global_avgpool(const Act& x, Index B) {
   const Index C = x.m.cols(), P = x.H * x.W;
   Act y;
@@ -437,6 +457,11 @@ MatrixF forward(const Network& net, const Eigen::Ref<const MatrixF>& images,
         break;
       case LayerKind::flatten:
         y = flatten(x, B);
+        break;
+      case LayerKind::softmax:
+      case LayerKind::log_softmax:
+        y = x;
+        run_softmax(y.m, L.kind == LayerKind::log_softmax);
         break;
       case LayerKind::add: {
         const Act& x2 = act_of(ins[1]);

@@ -38,6 +38,8 @@ constexpr KindEntry kKinds[] = {
     {LayerKind::hardtanh, "hardtanh"},
     {LayerKind::hardswish, "hardswish"},
     {LayerKind::hardsigmoid, "hardsigmoid"},
+    {LayerKind::softmax, "softmax"},
+    {LayerKind::log_softmax, "log_softmax"},
     {LayerKind::maxpool2d, "maxpool2d"},
     {LayerKind::avgpool2d, "avgpool2d"},
     {LayerKind::global_avgpool, "global_avgpool"},
@@ -405,6 +407,12 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
         S.output = Shape{{in.dims[0], ho, wo}};
         break;
       }
+      case LayerKind::softmax:
+      case LayerKind::log_softmax:
+        if (in.dims.size() != 1)
+          fail(concat("works over a feature vector, got ", in.str(), " (add a flatten layer)"));
+        S.output = in;
+        break;
       case LayerKind::global_avgpool:
         require_image();
         S.output = Shape{{in.dims[0], 1, 1}};

@@ -37,6 +37,9 @@ enum class LayerKind {
   hardtanh,
   hardswish,
   hardsigmoid,
+  // over the feature vector (1-D input)
+  softmax,
+  log_softmax,
   // pooling and reshaping
   maxpool2d,
   avgpool2d,

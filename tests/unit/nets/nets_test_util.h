@@ -281,6 +281,15 @@ inline Vec naive_forward(const Network& net, const Vec& x) {
         }
         break;
       }
+      case LayerKind::softmax:
+      case LayerKind::log_softmax: {
+        double mx = *std::max_element(in.begin(), in.end()), s = 0;
+        for (double v : in) s += std::exp(v - mx);
+        y.resize(in.size());
+        for (std::size_t k = 0; k < in.size(); ++k)
+          y[k] = L.kind == LayerKind::softmax ? std::exp(in[k] - mx) / s : in[k] - mx - std::log(s);
+        break;
+      }
       case LayerKind::add: {
         const Vec& b = outs[ins[1]];
         y.resize(in.size());

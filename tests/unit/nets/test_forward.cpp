@@ -181,6 +181,25 @@ TEST(Forward, ActivationsMatchDefinitions) {
   }
 }
 
+TEST(Forward, SoftmaxAndLogSoftmax) {
+  for (LayerKind k : {LayerKind::softmax, LayerKind::log_softmax}) {
+    Network net = test::tiny_resnet(8);
+    net.layers.push_back(Layer::make("sm", k));
+    MatrixF x = random_images(5, net.input_size(), 9) * 3.0f;
+    Fp32Matmul mm(net);
+    MatrixF y = forward(net, x, mm);
+    expect_matches_naive(net, x, y);
+    if (k == LayerKind::softmax) {
+      for (Index n = 0;
+    }
+    n < y.rows(); ++n) EXPECT_NEAR(y.row(n).sum(), 1.f, 1e-6f);
+  }
+  Layer sm = Layer::make("sm", LayerKind::softmax);
+  Network bad = test::tiny_resnet(8);
+  bad.layers.insert(bad.layers.begin() + 8, sm);  // before flatten: over an image
+  EXPECT_THROW(bad.validate(), std::invalid_argument);
+}
+
 TEST(Forward, FusedActivationsEqualSeparateLayers) {
   for (Activation a :
        {Activation::relu, Activation::relu6, Activation::sigmoid, Activation::tanh,

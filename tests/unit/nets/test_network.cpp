@@ -53,7 +53,7 @@ TEST(Network, KindNames) {
        {"linear",     "conv2d",    "batchnorm1d", "batchnorm2d", "relu",      "relu6",
         "leaky_relu", "sigmoid",   "tanh",        "gelu",        "silu",      "elu",
         "hardtanh",   "hardswish", "hardsigmoid", "maxpool2d",   "avgpool2d", "global_avgpool",
-        "flatten",    "add",       "identity",    "dropout"}) {
+        "flatten",    "add",       "identity",    "dropout",     "softmax",   "log_softmax"}) {
     auto kind = parse_kind(k);
     ASSERT_TRUE(kind.has_value()) << k;
     EXPECT_EQ(kind_name(*kind), k);
