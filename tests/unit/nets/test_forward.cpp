@@ -190,9 +190,8 @@ TEST(Forward, SoftmaxAndLogSoftmax) {
     MatrixF y = forward(net, x, mm);
     expect_matches_naive(net, x, y);
     if (k == LayerKind::softmax) {
-      for (Index n = 0;
+      for (Index n = 0; n < y.rows(); ++n) EXPECT_NEAR(y.row(n).sum(), 1.f, 1e-6f);
     }
-    n < y.rows(); ++n) EXPECT_NEAR(y.row(n).sum(), 1.f, 1e-6f);
   }
   Layer sm = Layer::make("sm", LayerKind::softmax);
   Network bad = test::tiny_resnet(8);
