@@ -18,7 +18,7 @@ constexpr const char* kTag = "nets::forward";
 inline float activate(LayerKind kind, const Layer& L, float x) {
   switch (kind) {
     case LayerKind::relu:
-      return x > 0.f ? x : 0.f;
+      return x < 0.f ? 0.f : x;
     case LayerKind::relu6:
       return std::min(std::max(x, 0.f), 6.f);
     case LayerKind::leaky_relu:
@@ -107,7 +107,7 @@ void map_inplace(MatrixF& m, F f) {
 void apply_elementwise(MatrixF& m, LayerKind kind, const Layer& L) {
   switch (kind) {  // one loop per kind so that the simple ones vectorise
     case LayerKind::relu:
-      return map_inplace(m, [](float x) { return x > 0.f ? x : 0.f; });
+      return map_inplace(m, [](float x) { return x < 0.f ? 0.f : x; });
     case LayerKind::relu6:
       return map_inplace(m, [](float x) { return std::min(std::max(x, 0.f), 6.f); });
     case LayerKind::hardtanh: {
