@@ -389,11 +389,13 @@ int sweep_main(const std::vector<std::string>& args) {
     stats.evaluations += unit_stats.evaluations;
     return records;
   };
+  std::map<int, int> units_by_rank;
   const auto start = std::chrono::steady_clock::now();
   try {
     mpi::run_units(
         session, units, compute,
-        [&](const std::vector<nets::TrialRecord>& records, int) {
+        [&](const std::vector<nets::TrialRecord>& records, int rank) {
+          ++units_by_rank[rank];
           store->add(records);
           recorded += static_cast<std::int64_t>(records.size());
           show();
@@ -440,6 +442,10 @@ int sweep_main(const std::vector<std::string>& args) {
   if (serial)
     std::cout << "; programmed " << stats.programmings << " chips, drew " << stats.snapshots
               << " snapshots, shared " << stats.shared_snapshots;
+  if (!serial) {
+    std::cout << "; work units per rank:";
+    for (const auto& [rank, n] : units_by_rank) std::cout << " " << rank << ":" << n;
+  }
   std::filesystem::path csv_path(out_path);
   csv_path.replace_extension(".csv");
   std::cout << "\nresults: " << out_path << ", " << csv_path.string() << "\n";
