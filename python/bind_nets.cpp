@@ -161,7 +161,7 @@ void bind_nets(py::module_& m) {
       s += ")";
     }
     return s + ")";
-  });
+  }, py::prepend());
 
   // ---- Network
   StructBinder<Network> network(m, "Network",
@@ -225,7 +225,7 @@ void bind_nets(py::module_& m) {
         return core::concat("Network(name='", n.name, "', input_shape=(", n.input_shape[0], ", ",
                             n.input_shape[1], ", ", n.input_shape[2], "), num_classes=",
                             n.num_classes, ", layers=", n.layers.size(), ")");
-      });
+      }, py::prepend());
 
   m.def(
       "load_network",
@@ -283,7 +283,7 @@ void bind_nets(py::module_& m) {
       .def("__repr__", [](const Dataset& d) {
         return core::concat("Dataset('", d.name, "', ", d.size(), " images of (", d.channels,
                             ", ", d.height, ", ", d.width, "))");
-      });
+      }, py::prepend());
   m.def(
       "load_dataset",
       [](const std::string& spec, Index limit) {

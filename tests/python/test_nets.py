@@ -31,6 +31,10 @@ def test_network_from_numpy_predicts_like_numpy(rng):
     np.testing.assert_array_equal(pcmsim.fp32_predict(net, x), ref.argmax(1))
     np.testing.assert_array_equal(net.layer("fc1").weight, w1)
     assert net.shapes()[1] == ([(12,)], (16,))
+    # Readable reprs: shapes, not weight dumps.
+    assert repr(net) == "Network(name='tiny', input_shape=(1, 3, 4), num_classes=3, layers=3)"
+    assert repr(net.layers[1]) == ("Layer(name='fc1', kind='linear', activation='relu', "
+                                   "in_features=12, out_features=16, weight=(16, 12))")
 
 
 def test_save_and_load_round_trip(rng, tmp_path):
