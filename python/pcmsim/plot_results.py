@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import os
 import sys
 from typing import Dict, List, Optional, Sequence
 
@@ -29,7 +30,7 @@ _T975 = [12.7062047, 4.30265273, 3.18244631, 2.77644511, 2.57058184, 2.44691185,
          2.04522964, 2.04227246]
 
 _TIME_TICKS = [(1.0, "1 s"), (60.0, "1 min"), (3600.0, "1 h"), (86400.0, "1 day"),
-               (7 * 86400.0, "1 week"), (30 * 86400.0, "1 month"), (365 * 86400.0, "1 year"),
+               (30 * 86400.0, "1 month"), (365 * 86400.0, "1 year"),
                (10 * 365 * 86400.0, "10 years")]
 
 TIME_AXIS = "t-inference"
@@ -77,7 +78,8 @@ def load_results(path: str) -> Dict:
             values = {a: [_text(v) for v in pts["axis"][a][()]] for a in axes}
             res = dict(axes=axes, values=values, mean=pts["acc_mean"][()],
                        low=pts["ci95_low"][()], high=pts["ci95_high"][()], fp32=fp32)
-            res["title"] = (f"{_text(f.attrs.get('model', ''))}, {int(f.attrs['images'])} images, "
+            model = os.path.basename(_text(f.attrs.get("model", "")))
+            res["title"] = (f"{model}, {int(f.attrs['images'])} images, "
                             f"{int(f.attrs['trials'])} trials")
             return res
         if kind == "pcmsim-run":
