@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -168,7 +168,8 @@ def summarise(table: Any, keys: Sequence[str]) -> Dict[str, np.ndarray]:
     mean_name = _find(cols, _MEAN_NAMES, "mean accuracy", required=False)
     trial_name = _find(cols, _TRIAL_NAMES, "accuracy", required=False)
     if mean_name is None and trial_name is None:
-        raise KeyError(f"[plot] table has neither a mean accuracy column ({', '.join(_MEAN_NAMES)}) "
+        raise KeyError(f"[plot] table has neither a mean accuracy column "
+                       f"({', '.join(_MEAN_NAMES)}) "
                        f"nor per-trial accuracies ('accuracy'); has {', '.join(sorted(cols))}")
 
     key_arrays = [np.asarray(cols[k]).ravel() for k in key_names]
@@ -208,7 +209,8 @@ def summarise(table: Any, keys: Sequence[str]) -> Dict[str, np.ndarray]:
 
     for name, arr in zip(key_names, key_arrays):
         if len(arr) != len(mean):
-            raise ValueError(f"[plot] column '{name}' has {len(arr)} rows, accuracy has {len(mean)}")
+            raise ValueError(f"[plot] column '{name}' has {len(arr)} rows, "
+                             f"accuracy has {len(mean)}")
     order = np.lexsort(tuple(reversed(key_arrays))) if key_arrays else np.arange(len(mean))
     out = {name: arr[order] for name, arr in zip(keys, key_arrays)}
     out.update(acc_mean=mean[order], acc_std=std[order], trials=trials[order])
@@ -569,7 +571,10 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
-def _plan_slices(plan: Any) -> Tuple[int, int, int, List[str], List[Tuple[int, int, int, int, int, int]]]:
+_Slice = Tuple[int, int, int, int, int, int]  # layer, tile, tile_row0, tile_col0, rows, cols
+
+
+def _plan_slices(plan: Any) -> Tuple[int, int, int, List[str], List[_Slice]]:
     """(tile_rows, tile_cols, tiles_used, layer names, [(layer, tile, r0, c0, rows, cols)])."""
     if isinstance(plan, str):
         import json

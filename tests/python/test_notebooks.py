@@ -67,7 +67,8 @@ def test_notebook_executes(notebook, tmp_path):
     nb = json.loads(notebook.read_text())
     if re.search(r"^import torch", _code(nb), re.M):
         # PyTorch is an optional dependency of pcmsim (python3-torch); only notebook 04 needs it.
-        pytest.importorskip("torch", reason="PyTorch is not installed (apt-get install python3-torch)")
+        pytest.importorskip("torch",
+                            reason="PyTorch is not installed (apt-get install python3-torch)")
     figures = sorted(set(PNG_NAME.findall(_code(nb))))
     assert figures, f"{notebook.name} saves no PNG figure"
 

@@ -4,7 +4,6 @@ labels and saves a PNG. Needs only NumPy and Matplotlib (not the C++ module)."""
 import importlib.util
 import json
 import pathlib
-import warnings
 
 import numpy as np
 import pytest
