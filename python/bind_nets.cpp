@@ -248,10 +248,10 @@ void bind_nets(py::module_& m) {
   StructBinder<Dataset> dataset(m, "Dataset",
                                 "Image classification data: images N x C*H*W float32 in "
                                 "[0, 1] (not normalised), labels N.");
-  dataset.field("name", &Dataset::name, "")
-      .field("channels", &Dataset::channels, "")
-      .field("height", &Dataset::height, "")
-      .field("width", &Dataset::width, "")
+  dataset.field("name", &Dataset::name, "data set name or file")
+      .field("channels", &Dataset::channels, "C")
+      .field("height", &Dataset::height, "H, pixels")
+      .field("width", &Dataset::width, "W, pixels")
       .property(
           "images",
           [](py::object self) {

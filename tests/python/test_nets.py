@@ -129,6 +129,12 @@ def test_evaluate_with_arrays_and_progress(rng):
     assert calls and calls[-1][1] == 5  # 1 FP32 pass + 2 trials x 2 times
     with pytest.raises(ValueError, match="labels"):
         pcmsim.evaluate(net, x)
+
+    def stop(done, total, what):
+        raise KeyError("stop here")
+
+    with pytest.raises(KeyError, match="stop here"):  # a callback's exception propagates
+        pcmsim.evaluate(net, x, y, t_inference=[1.0], trials=1, progress=stop)
     with pytest.raises(TypeError, match="unknown keyword"):
         pcmsim.evaluate(net, x, y, trails=2)
     with pytest.raises(ValueError, match="labels"):
