@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages pcmsim needs, or, when not root, prints the exact apt-get line.
 # Usage: scripts/install-deps.sh [build|test|train]
-#   build: compile and run (the default); test: + Python/notebook test tools; train: + PyTorch.
+#   build: compile and run (the default); test (and train): + Python, notebook and PyTorch tools.
 set -euo pipefail
 level="${1:-build}"
 packages=(g++ make cmake pkg-config libeigen3-dev libhdf5-dev libboost-program-options-dev
@@ -9,10 +9,7 @@ packages=(g++ make cmake pkg-config libeigen3-dev libhdf5-dev libboost-program-o
           libopenmpi-dev openmpi-bin zlib1g-dev dataset-fashion-mnist ccache)
 if [[ "$level" == test || "$level" == train ]]; then
   packages+=(python3-pytest python3-h5py python3-matplotlib jupyter-nbconvert python3-ipykernel
-             python3-nbformat)
-fi
-if [[ "$level" == train ]]; then
-  packages+=(python3-torch)
+             python3-nbformat python3-torch)
 fi
 missing=()
 for p in "${packages[@]}"; do
