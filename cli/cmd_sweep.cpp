@@ -4,6 +4,7 @@
 // and snapshots across points, and distributed over MPI ranks (`mpirun -np N pcmsim sweep`).
 // See docs/sweeps.md.
 #include <omp.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -390,6 +391,11 @@ int sweep_main(const std::vector<std::string>& args) {
     return records;
   };
   std::map<int, int> units_by_rank;
+  rusage usage_at_start{};
+  getrusage(RUSAGE_SELF, &usage_at_start);
+  const double cpu_at_start =
+      usage_at_start.ru_utime.tv_sec + usage_at_start.ru_stime.tv_sec +
+      1e-6 * (usage_at_start.ru_utime.tv_usec + usage_at_start.ru_stime.tv_usec);
   const auto start = std::chrono::steady_clock::now();
   try {
     mpi::run_units(
@@ -408,6 +414,14 @@ int sweep_main(const std::vector<std::string>& args) {
     }
     throw;
   }
+  // CPU seconds of each rank (its compute thread included): the load balance, and the wall time
+  // the sweep would take on otherwise idle cores (the largest).
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const double cpu_seconds = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+                             1e-6 * (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) -
+                             cpu_at_start;
+  const std::vector<double> cpu_by_rank = session.gather(cpu_seconds);
   if (!root) return 0;
   store->write_file();
   progress.finish();
@@ -446,6 +460,8 @@ int sweep_main(const std::vector<std::string>& args) {
     std::cout << "; work units per rank:";
     for (const auto& [rank, n] : units_by_rank) std::cout << " " << rank << ":" << n;
   }
+  std::cout << "\ncpu seconds per rank:";
+  for (double c : cpu_by_rank) std::cout << " " << c;
   std::filesystem::path csv_path(out_path);
   csv_path.replace_extension(".csv");
   std::cout << "\nresults: " << out_path << ", " << csv_path.string() << "\n";

@@ -218,6 +218,17 @@ bool Session::all_ok(bool ok) const {
   return ok;
 }
 
+std::vector<double> Session::gather(double value) const {
+#ifdef PCMSIM_WITH_MPI
+  if (active_ && size_ > 1) {
+    std::vector<double> all(rank_ == 0 ? size_ : 0);
+    MPI_Gather(&value, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    return all;
+  }
+#endif
+  return {value};
+}
+
 void Session::abort(int code) const {
 #ifdef PCMSIM_WITH_MPI
   if (active_ && size_ > 1) MPI_Abort(MPI_COMM_WORLD, code);
