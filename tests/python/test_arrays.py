@@ -117,3 +117,31 @@ def test_network_input_errors(rng):
         broken.validate()
     with pytest.raises(ValueError, match="kind"):
         pcmsim.Layer(kind="convolution")
+
+
+def test_misuse_raises_instead_of_crashing(tmp_path):
+    tile = pcmsim.Tile(pcmsim.weights_to_targets(np.ones((4, 3), np.float32)))
+    with pytest.raises(ValueError, match="before begin"):
+        pcmsim.LayerAccumulator().add(tile.forward(np.zeros((2, 4), np.float32)))
+    with pytest.raises(IndexError):
+        tile.group_weights(99)
+    with pytest.raises(ValueError, match="one per column"):
+        tile.set_output_bounds([1.0])
+    with pytest.raises(ValueError, match="no planes"):
+        pcmsim.Tile(pcmsim.ConductanceBlock([], 25e-6, np.ones(3)))
+    net = pcmsim.Network(name="x", input_shape=[1, 1, 4], num_classes=2, input_mean=[0.0],
+                         input_std=[1.0],
+                         layers=[pcmsim.Layer(name="f", kind="flatten"),
+                                 pcmsim.Layer(name="fc", kind="linear", in_features=4,
+                                              out_features=2)])
+    for call in (lambda: pcmsim.fp32_logits(net, np.zeros((2, 4), np.float32)),
+                 lambda: pcmsim.AnalogChip(net),
+                 lambda: pcmsim.save_network(net, str(tmp_path / "n.h5"))):
+        with pytest.raises(ValueError, match="weight is missing"):
+            call()
+    with pytest.raises(ValueError, match="name is empty"):
+        pcmsim.AnalogChip(pcmsim.Network())
+    net.layers = [net.layers[0], pcmsim.Layer(name="fc", kind="linear", in_features=4,
+                                              out_features=2, weight=np.ones((2, 4)))]
+    with pytest.raises(RuntimeError, match="cannot create"):
+        pcmsim.save_network(net, str(tmp_path / "missing" / "n.h5"))
