@@ -169,7 +169,10 @@ def _data(network, data, labels, limit, where):
         data = load_dataset(data, int(limit))
     if isinstance(data, _pcmsim.Dataset):
         _pcmsim.check_compatible(data, network)
-        return normalized_images(data, network), data.labels, data.name
+        images, labels = normalized_images(data, network), data.labels
+        if limit:
+            images, labels = _np.ascontiguousarray(images[:limit]), labels[:limit]
+        return images, labels, data.name
     if labels is None:
         raise ValueError(f"[pcmsim.{where}] labels are required when images are an array")
     images = as_float32(data)  # nets::evaluate copies the images anyway
