@@ -22,12 +22,13 @@ build: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 	@scripts/install-python.sh $(BUILD_DIR) $(PYTHON)
 
-# Every test: C++ (unit, statistical, integration), Python and notebooks.
+# Every test: C++ (unit, statistical, integration), Python and notebooks. Tests run in parallel,
+# so OpenMP threads wait passively instead of spinning on cores another test needs.
 test: deps-test $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 	@scripts/install-python.sh $(BUILD_DIR) $(PYTHON)
-	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
-	scripts/run-python-tests.sh $(BUILD_DIR) $(PYTHON)
+	cd $(BUILD_DIR) && OMP_WAIT_POLICY=passive ctest --output-on-failure -j $(JOBS)
+	OMP_WAIT_POLICY=passive scripts/run-python-tests.sh $(BUILD_DIR) $(PYTHON)
 
 test-unit: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) -L unit
