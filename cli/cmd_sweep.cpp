@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -357,13 +358,17 @@ int sweep_main(const std::vector<std::string>& args) {
   std::mutex current_mutex;
   std::string current = "starting";
   std::int64_t recorded = 0;
+  std::atomic<int> root_in_unit{0};
   auto show = [&] {
     std::string what;
     {
       std::lock_guard<std::mutex> lock(current_mutex);
       what = current;
     }
-    progress.update(static_cast<int>(recorded), static_cast<int>(total - done_before),
+    // Recorded units plus the evaluations rank 0 has finished in its current unit.
+    const std::int64_t shown = std::min<std::int64_t>(
+        total - done_before, recorded + std::max(0, root_in_unit.load() - 1));
+    progress.update(static_cast<int>(shown), static_cast<int>(total - done_before),
                     concat(store->finished_points(), "/", points.size(), " points; ", what));
   };
   const bool serial = session.size() == 1;
@@ -372,9 +377,11 @@ int sweep_main(const std::vector<std::string>& args) {
   auto compute = [&](const nets::WorkUnit& unit) {
     omp_set_num_threads(threads);  // per thread: rank 0 computes on a second thread under MPI
     nets::UnitStats unit_stats;
+    if (root) root_in_unit = 0;
     auto records = nets::run_unit(unit, points, eval, unit_options, &unit_stats,
                                   [&](std::int64_t i) {
                                     if (!root) return;
+                                    ++root_in_unit;
                                     {
                                       std::lock_guard<std::mutex> lock(current_mutex);
                                       current = concat("point ", i, " ",
@@ -383,6 +390,7 @@ int sweep_main(const std::vector<std::string>& args) {
                                     }
                                     if (serial) show();
                                   });
+    if (root) root_in_unit = 0;
     std::lock_guard<std::mutex> lock(stats_mutex);
     stats.programmings += unit_stats.programmings;
     stats.snapshots += unit_stats.snapshots;
