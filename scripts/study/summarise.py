@@ -24,6 +24,27 @@ TAG_TEXT = {
     "p4_absmax_cal": "p = 4, abs-max input + calibrated ADC per column (99.9th pct)",
     "p4_cal_pct_dig": "p = 4, calibrated (99.9th pct), first and last layer digital",
 }
+ABLATION_TEXT = {
+    "abl_baseline": "defaults (PCM, p = 8, GDC per tile)",
+    "abl_digital_first_last": "first and last layer digital",
+    "abl_no_read_noise": "no 1/f read noise",
+    "abl_no_drift": "no drift (nu = 0)",
+    "abl_no_prog_noise": "no programming noise",
+    "abl_gdc_per_column": "GDC per column",
+    "abl_no_out_noise": "no output noise",
+    "abl_no_converters": "converters off (p = 0, no ADC clipping)",
+    "abl_weight_per_column": "weight scaling per column",
+    "abl_ideal_device": "ideal device (converters and output noise only)",
+    "abl_digital_first": "first layer (stem) digital",
+    "abl_digital_last": "last layer (fc) digital",
+}
+FOLLOWUP_TEXT = {
+    "fu_p4_cal": "p_in = p_out = 4, calibrated (99.9th pct)",
+    "fu_pin4_pout8": "p_in = 4, p_out = 8, calibrated",
+    "fu_pin8_pout4": "p_in = 8, p_out = 4, calibrated",
+    "fu_p4_stem_fc_8": "p = 4, calibrated, stem and fc at p = 8",
+    "fu_p4_stem_8": "p = 4, calibrated, stem at p = 8",
+}
 
 
 def load(results):
@@ -55,7 +76,7 @@ def main():
         sys.exit(f"no <model>__<tag>.csv files in {sys.argv[1]}")
     models = sorted({m for m, _ in runs}, key=order)
     tags = [t for t in TAG_TEXT if any((m, t) in runs for m in models)]
-    tags += sorted({t for _, t in runs} - set(tags))
+    tags += sorted({t for _, t in runs} - set(tags) - set(ABLATION_TEXT) - set(FOLLOWUP_TEXT))
     for tag in tags:
         rows_by_model = {m: runs[(m, tag)] for m in models if (m, tag) in runs}
         times = sorted({float(r["t_inference_s"]) for rows in rows_by_model.values() for r in rows})
@@ -69,7 +90,23 @@ def main():
             print(f"| {m} | {fp32:.2f} | " + " | ".join(cells) + " |")
         trials = {r["trials"] for rows in rows_by_model.values() for r in rows}
         print(f"\nAccuracy % mean ± std over {'/'.join(sorted(trials))} trials (change from FP32 in points).\n")
+    for title, texts in (("Ablation", ABLATION_TEXT), ("Follow-up", FOLLOWUP_TEXT)):
+        for m in models:  # one table per model: each variant a row
+            variants = [t for t in texts if (m, t) in runs]
+            if variants:
+                variant_table(title, m, variants, texts, runs)
 
+
+def variant_table(title, m, variants, texts, runs):
+    times = sorted({float(r["t_inference_s"]) for t in variants for r in runs[(m, t)]})
+    fp32 = 100 * float(runs[(m, variants[0])][0]["fp32_acc"])
+    print(f"### {title}: {m} (FP32 {fp32:.2f} % on these images)\n")
+    print("| variant | " + " | ".join(TIME_NAMES.get(t, f"{t:g} s") for t in times) + " |")
+    print("|---|" + "---|" * len(times))
+    for t in variants:
+        by_t = {float(r["t_inference_s"]): r for r in runs[(m, t)]}
+        print(f"| {texts[t]} | " + " | ".join(cell(by_t[x]) if x in by_t else "" for x in times) + " |")
+    print()
 
 if __name__ == "__main__":
     main()
