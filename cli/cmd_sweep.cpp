@@ -25,6 +25,7 @@
 #include "cli/sim_options.h"
 #include "cli/util.h"
 #include "core/error.h"
+#include "mapping/mapping_plan.h"
 #include "nets/dataset.h"
 #include "nets/evaluation.h"
 #include "nets/model_io.h"
@@ -294,6 +295,24 @@ int sweep_main(const std::vector<std::string>& args) {
       calibration = nets::normalized_images(cal, net);
     }
     meta.images = images.rows();
+    // What only the network can tell: per-layer precision names, and whether each programming
+    // setting maps onto the chip (digital-layer names, tile budget). Mapping needs only shapes.
+    const auto shapes = nets::layer_matrices(net);
+    std::set<std::string> mapped;
+    for (const nets::SweepPoint& p : points) {
+      const auto settings = grid.settings(p.index);
+      for (const auto& entry : p.config.layer_precision)
+        if (net.find_layer(entry.first) < 0)
+          core::throw_invalid(kTag, concat("point ", settings_text(settings), ": layer-precision "
+                                           "names layer '", entry.first, "', which ",
+                                           meta.model, " does not have"));
+      if (!mapped.insert(p.programming_group).second) continue;
+      try {
+        mapping::plan(shapes, p.config.chip, p.config.mapper);
+      } catch (const std::invalid_argument& e) {
+        core::throw_invalid(kTag, concat("point ", settings_text(settings), ": ", e.what()));
+      }
+    }
 
     out_path = vm["out"].as<std::string>();
     const bool resume = vm["resume"].as<bool>();
