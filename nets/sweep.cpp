@@ -220,7 +220,23 @@ std::vector<WorkUnit> plan_sweep(const std::vector<SweepPoint>& points, const Pl
       if (drafts[u].conv.size() > 1 &&
           (best == drafts.size() || drafts[u].conv.size() > drafts[best].conv.size()))
         best = u;
-    if (best == drafts.size()) break;
+    if (best == drafts.size()) {
+      // Only single-setting units left: split the longest by time (each half programs its own
+      // chip, identically), so that a time-only sweep still spreads over processes.
+      for (std::size_t u = 0; u < drafts.size(); ++u)
+        if (drafts[u].conv.front().size() > 1 &&
+            (best == drafts.size() ||
+             drafts[u].conv.front().size() > drafts[best].conv.front().size()))
+          best = u;
+      if (best == drafts.size()) break;
+      Draft& d = drafts[best];
+      std::vector<std::int64_t>& list = d.conv.front();
+      const std::size_t half = list.size() / 2;
+      Draft tail{d.trial, {std::vector<std::int64_t>(list.begin() + half, list.end())}};
+      list.resize(half);
+      drafts.insert(drafts.begin() + best + 1, std::move(tail));
+      continue;
+    }
     Draft& d = drafts[best];
     const std::size_t half = d.conv.size() / 2;
     Draft tail{d.trial, {}};

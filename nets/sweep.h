@@ -80,8 +80,8 @@ struct WorkUnit {
 
 struct PlanOptions {
   int trials = 1;
-  // Split units (by converter groups) until there are at least this many, so that N processes
-  // have work to share; splitting costs one extra programming per split.
+  // Split units (by converter groups, then by times) until there are at least this many, so
+  // that N processes have work to share; splitting costs one extra programming per split.
   int min_units = 1;
 };
 

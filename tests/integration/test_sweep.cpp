@@ -120,6 +120,18 @@ TEST(SweepPlan, SkipsDoneAndSplitsForProcesses) {
   EXPECT_EQ(n, 16u);
   options.trials = 0;
   EXPECT_THROW(plan_sweep(points, options, {}), std::invalid_argument);
+  // A time-only sweep of one trial still splits (by time) for several processes.
+  SweepGrid times;
+  times.axes = {{"t-inference", {"1", "10", "100", "1000", "10000"}}};
+  const auto time_points = make_points(times, 0, config_of);
+  PlanOptions four;
+  four.min_units = 4;
+  units = plan_sweep(time_points, four, {});
+  ASSERT_EQ(units.size(), 4u);
+  std::set<std::int64_t> all;
+  for (const auto& u : units)
+    for (auto i : u.points) EXPECT_TRUE(all.insert(i).second);
+  EXPECT_EQ(all.size(), 5u);
 }
 
 class SweepRun : public ::testing::Test {
