@@ -95,6 +95,25 @@ std::vector<std::size_t> space_shape(hid_t space, const std::string& where) {
   return std::vector<std::size_t>(dims.begin(), dims.end());
 }
 
+// The names of `count` links (H5Lget_name_by_idx) or attributes (H5Aget_name_by_idx, the same
+// signature) of `loc`, in name order; `what` is the error text of a failed call.
+using NameByIdxFn = ssize_t (*)(hid_t, const char*, H5_index_t, H5_iter_order_t, hsize_t, char*,
+                                size_t, hid_t);
+std::vector<std::string> names_by_index(hid_t loc, hsize_t count, NameByIdxFn get_name,
+                                        const std::string& where, const char* what) {
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < count; ++i) {
+    ssize_t len = get_name(loc, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    check(len, where, what);
+    std::string name(static_cast<std::size_t>(len), '\0');
+    check(get_name(loc, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(),
+                   static_cast<std::size_t>(len) + 1, H5P_DEFAULT),
+          where, what);
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
 std::size_t product(const std::vector<std::size_t>& shape) {
   std::size_t n = 1;
   for (auto d : shape) n *= d;
@@ -331,18 +350,7 @@ std::vector<std::string> Group::members() const {
   silence_hdf5_errors();
   H5G_info_t info;
   check(H5Gget_info(id(), &info), where(), "cannot list the group");
-  std::vector<std::string> names;
-  for (hsize_t i = 0; i < info.nlinks; ++i) {
-    ssize_t len =
-        H5Lget_name_by_idx(id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
-    check(len, where(), "cannot list the group");
-    std::string name(static_cast<std::size_t>(len), '\0');
-    check(H5Lget_name_by_idx(id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(),
-                             static_cast<std::size_t>(len) + 1, H5P_DEFAULT),
-          where(), "cannot list the group");
-    names.push_back(std::move(name));
-  }
-  return names;
+  return names_by_index(id(), info.nlinks, H5Lget_name_by_idx, where(), "cannot list the group");
 }
 
 Kind Group::kind_of(const std::string& name) const {
@@ -419,19 +427,34 @@ std::vector<std::size_t> Group::dataset_shape(const std::string& name) const {
   return space_shape(space.get(), where(name));
 }
 
+namespace {
+// An open numeric dataset: its dataspace, stored type and shape.
+struct DatasetInfo {
+  Handle d, space, type;
+  std::string where;
+  std::vector<std::size_t> shape;
+};
+DatasetInfo dataset_info(const Group& g, const std::string& name) {
+  DatasetInfo i;
+  i.d = open_dataset(g, name);
+  i.where = g.where(name);
+  i.space = Handle(H5Dget_space(i.d.get()));
+  if (!i.space.valid()) fail(i.where, "cannot read the dataspace");
+  i.type = Handle(H5Dget_type(i.d.get()));
+  if (!i.type.valid()) fail(i.where, "cannot read the datatype");
+  i.shape = space_shape(i.space.get(), i.where);
+  return i;
+}
+}  // namespace
+
 template <class T>
 Array<T> Group::read_dataset(const std::string& name) const {
-  Handle d = open_dataset(*this, name);
-  std::string w = where(name);
-  Handle space(H5Dget_space(d.get()));
-  if (!space.valid()) fail(w, "cannot read the dataspace");
-  Handle type(H5Dget_type(d.get()));
-  if (!type.valid()) fail(w, "cannot read the datatype");
+  DatasetInfo i = dataset_info(*this, name);
   Array<T> a;
-  a.shape = space_shape(space.get(), w);
+  a.shape = i.shape;
   std::size_t n = product(a.shape);
-  a.data = read_numeric<T>(type.get(), n, w, [&](hid_t mem, void* buf) {
-    return H5Dread(d.get(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+  a.data = read_numeric<T>(i.type.get(), n, i.where, [&](hid_t mem, void* buf) {
+    return H5Dread(i.d.get(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
   });
   return a;
 }
@@ -439,14 +462,10 @@ Array<T> Group::read_dataset(const std::string& name) const {
 template <class T>
 Array<T> Group::read_dataset_rows(const std::string& name, std::size_t row0,
                                   std::size_t rows) const {
-  Handle d = open_dataset(*this, name);
-  std::string w = where(name);
-  Handle space(H5Dget_space(d.get()));
-  if (!space.valid()) fail(w, "cannot read the dataspace");
-  Handle type(H5Dget_type(d.get()));
-  if (!type.valid()) fail(w, "cannot read the datatype");
+  DatasetInfo i = dataset_info(*this, name);
+  const std::string& w = i.where;
   Array<T> a;
-  a.shape = space_shape(space.get(), w);
+  a.shape = i.shape;
   if (a.shape.empty()) fail(w, "is a scalar; cannot select rows");
   if (row0 > a.shape[0] || rows > a.shape[0] - row0)
     throw_invalid(kTag,
@@ -457,12 +476,12 @@ Array<T> Group::read_dataset_rows(const std::string& name, std::size_t row0,
   a.shape[0] = rows;
   const std::size_t n = product(a.shape);
   if (n == 0) return a;
-  check(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(),
+  check(H5Sselect_hyperslab(i.space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(),
                             nullptr),
         w, "cannot select rows");
   Handle mem(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr));
-  a.data = read_numeric<T>(type.get(), n, w, [&](hid_t memtype, void* buf) {
-    return H5Dread(d.get(), memtype, mem.get(), space.get(), H5P_DEFAULT, buf);
+  a.data = read_numeric<T>(i.type.get(), n, w, [&](hid_t memtype, void* buf) {
+    return H5Dread(i.d.get(), memtype, mem.get(), i.space.get(), H5P_DEFAULT, buf);
   });
   return a;
 }
@@ -552,18 +571,8 @@ std::vector<std::string> Group::attribute_names() const {
 #else
   check(H5Oget_info2(id(), &info, H5O_INFO_NUM_ATTRS), where(), "cannot list attributes");
 #endif
-  std::vector<std::string> names;
-  for (hsize_t i = 0; i < info.num_attrs; ++i) {
-    ssize_t len =
-        H5Aget_name_by_idx(id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
-    check(len, where(), "cannot list attributes");
-    std::string name(static_cast<std::size_t>(len), '\0');
-    check(H5Aget_name_by_idx(id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(),
-                             static_cast<std::size_t>(len) + 1, H5P_DEFAULT),
-          where(), "cannot list attributes");
-    names.push_back(std::move(name));
-  }
-  return names;
+  return names_by_index(id(), info.num_attrs, H5Aget_name_by_idx, where(),
+                        "cannot list attributes");
 }
 
 Handle Group::open_attribute(const std::string& name) const {
