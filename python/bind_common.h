@@ -66,6 +66,20 @@ inline std::string shape_str(const py::array& a) {
   return s + ")";
 }
 
+// `obj` as a NumPy array of dtype float32 (TypeError otherwise); `dtype_hint` is appended to
+// the wrong-dtype message.
+inline py::array float32_array(const py::handle& obj, const std::string& where,
+                               const std::string& name, const char* dtype_hint) {
+  if (!py::isinstance<py::array>(obj))
+    throw_type(where, core::concat(name, ": expected a NumPy float32 array, got ",
+                                   std::string(py::str(py::type::of(obj).attr("__name__")))));
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  if (!a.dtype().is(py::dtype::of<float>()))
+    throw_type(where, core::concat(name, ": dtype ", std::string(py::str(a.dtype())),
+                                   ", expected float32", dtype_hint));
+  return a;
+}
+
 // A read-only row-major float32 view of a NumPy array, without a copy. `obj` must be a NumPy
 // array of dtype float32, C-contiguous, with ndim >= 2 (or exactly 2 when `flatten_trailing`
 // is false); with flatten_trailing, the trailing dimensions are flattened (N x C x H x W ->
@@ -73,14 +87,8 @@ inline std::string shape_str(const py::array& a) {
 inline Eigen::Map<const MatrixF> matrix_view(const py::handle& obj, const std::string& where,
                                              const std::string& name, Index cols = -1,
                                              bool flatten_trailing = false) {
-  if (!py::isinstance<py::array>(obj))
-    throw_type(where, core::concat(name, ": expected a NumPy float32 array, got ",
-                                   std::string(py::str(py::type::of(obj).attr("__name__")))));
-  const auto a = py::reinterpret_borrow<py::array>(obj);
-  if (!a.dtype().is(py::dtype::of<float>()))
-    throw_type(where, core::concat(name, ": dtype ", std::string(py::str(a.dtype())),
-                                   ", expected float32 (convert with "
-                                   "np.ascontiguousarray(x, dtype=np.float32))"));
+  const py::array a = float32_array(obj, where, name,
+                                    " (convert with np.ascontiguousarray(x, dtype=np.float32))");
   if (a.ndim() < 2 || (!flatten_trailing && a.ndim() != 2))
     throw py::value_error(core::tagged(
         where, core::concat(name, ": shape ", shape_str(a), ", expected a 2-D array",
@@ -118,13 +126,7 @@ struct FlatView {
 };
 inline FlatView flat_view(const py::handle& obj, const std::string& where,
                           const std::string& name) {
-  if (!py::isinstance<py::array>(obj))
-    throw_type(where, core::concat(name, ": expected a NumPy float32 array, got ",
-                                   std::string(py::str(py::type::of(obj).attr("__name__")))));
-  const auto a = py::reinterpret_borrow<py::array>(obj);
-  if (!a.dtype().is(py::dtype::of<float>()))
-    throw_type(where, core::concat(name, ": dtype ", std::string(py::str(a.dtype())),
-                                   ", expected float32"));
+  const py::array a = float32_array(obj, where, name, "");
   if (!(a.flags() & py::array::c_style))
     throw py::value_error(core::tagged(where, core::concat(name, ": array is not C-contiguous")));
   FlatView v{static_cast<const float*>(a.data()), static_cast<std::size_t>(a.size()), {}};
