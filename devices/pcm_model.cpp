@@ -46,11 +46,7 @@ void PcmParams::validate() const {
   if (!(g_max > 0) || !(g_max <= 1.0))
     core::throw_invalid(kWhere, core::concat("g_max_uS = ", core::uS_from_siemens(g_max),
                                              ": must be > 0 and <= 1e6"));
-  core::require_positive(kWhere, "t0", t0);
-  core::require_positive(kWhere, "t_read", t_read);
-  core::require_non_negative(kWhere, "prog_noise_scale", prog_noise_scale);
-  core::require_non_negative(kWhere, "drift_scale", drift_scale);
-  core::require_non_negative(kWhere, "read_noise_scale", read_noise_scale);
+  require_times_and_scales(kWhere, t0, t_read, prog_noise_scale, drift_scale, read_noise_scale);
   if (read_noise_reference != ReadNoiseReference::target &&
       read_noise_reference != ReadNoiseReference::programmed)
     core::throw_invalid(kWhere, core::concat("read_noise_reference = ",
@@ -83,6 +79,16 @@ double read_noise_time_factor(double t_inference, double t0, double t_read) {
 
 double drift_factor(double t_inference, double t0, double nu) {
   return std::pow((t_inference + t0) / t0, -nu);
+}
+
+void require_times_and_scales(const char* where, double t0, double t_read,
+                              double prog_noise_scale, double drift_scale,
+                              double read_noise_scale) {
+  core::require_positive(where, "t0", t0);
+  core::require_positive(where, "t_read", t_read);
+  core::require_non_negative(where, "prog_noise_scale", prog_noise_scale);
+  core::require_non_negative(where, "drift_scale", drift_scale);
+  core::require_non_negative(where, "read_noise_scale", read_noise_scale);
 }
 
 void check_targets(const char* where, const float* g_target, std::size_t n, double g_max,

@@ -66,6 +66,12 @@ void drift_and_read_noise(ConstDeviceStateView state, std::size_t n, double t_in
                           double t0, double t_read, const core::RngKey& key,
                           std::uint64_t first_index, float* g_out);
 
+// The checks every device model's params share, in this order: t0 > 0, t_read > 0 and
+// prog_noise_scale, drift_scale, read_noise_scale >= 0 (std::invalid_argument naming the field).
+void require_times_and_scales(const char* where, double t0, double t_read,
+                              double prog_noise_scale, double drift_scale,
+                              double read_noise_scale);
+
 // Throws std::invalid_argument "[<where>] g_target[<first_index + i>] = <v> uS: must be in
 // [0, <g_max> uS]" for the first target that is NaN or outside [0, g_max].
 void check_targets(const char* where, const float* g_target, std::size_t n, double g_max,

@@ -21,11 +21,7 @@ void StateIndependentParams::validate() const {
   core::require_finite(where, "nu_mean", nu_mean);
   core::require_non_negative(where, "nu_std", nu_std);
   core::require_non_negative(where, "read_noise_q", read_noise_q);
-  core::require_positive(where, "t0", t0);
-  core::require_positive(where, "t_read", t_read);
-  core::require_non_negative(where, "prog_noise_scale", prog_noise_scale);
-  core::require_non_negative(where, "drift_scale", drift_scale);
-  core::require_non_negative(where, "read_noise_scale", read_noise_scale);
+  require_times_and_scales(where, t0, t_read, prog_noise_scale, drift_scale, read_noise_scale);
 }
 
 StateIndependentModel::StateIndependentModel(StateIndependentParams params) : params_(params) {

@@ -218,11 +218,7 @@ void TabulatedParams::validate() const {
   if (!(g_max >= 0) || !(g_max <= 1.0))
     core::throw_invalid(where, core::concat("g_max_uS = ", core::uS_from_siemens(g_max),
                                             ": must be >= 0 (0: the table's largest) and <= 1e6"));
-  core::require_positive(where, "t0", t0);
-  core::require_positive(where, "t_read", t_read);
-  core::require_non_negative(where, "prog_noise_scale", prog_noise_scale);
-  core::require_non_negative(where, "drift_scale", drift_scale);
-  core::require_non_negative(where, "read_noise_scale", read_noise_scale);
+  require_times_and_scales(where, t0, t_read, prog_noise_scale, drift_scale, read_noise_scale);
 }
 
 TabulatedModel::TabulatedModel(DeviceTable table, TabulatedParams params)
