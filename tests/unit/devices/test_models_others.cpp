@@ -12,30 +12,15 @@
 #include "core/rng.h"
 #include "devices/device_factory.h"
 #include "devices/device_report.h"
+#include "tests/unit/devices/devices_test_util.h"
 
 using namespace pcmsim;
 using namespace pcmsim::devices;
 
+using test::expect_invalid;
+using test::State;
+
 namespace {
-
-template <class F>
-void expect_invalid(F&& f, std::vector<std::string> fragments) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception; expected one mentioning '" << fragments.front() << "'";
-  } catch (const std::invalid_argument& e) {
-    for (const auto& frag : fragments)
-      EXPECT_NE(std::string(e.what()).find(frag), std::string::npos)
-          << "message: " << e.what() << "\nmissing: " << frag;
-  }
-}
-
-struct State {
-  explicit State(std::size_t n) : g_prog(n), nu(n), q(n) {}
-  DeviceStateView view() { return {g_prog.data(), nu.data(), q.data()}; }
-  ConstDeviceStateView cview() const { return {g_prog.data(), nu.data(), q.data()}; }
-  std::vector<float> g_prog, nu, q;
-};
 
 std::vector<float> targets(std::size_t n, double g_max) {
   std::vector<float> g(n);

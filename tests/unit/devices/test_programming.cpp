@@ -17,6 +17,7 @@
 #include "devices/pcm_model.h"
 #include "devices/programming.h"
 #include "devices/unit_cell.h"
+#include "tests/unit/devices/devices_test_util.h"
 
 using namespace pcmsim;
 using devices::CellKind;
@@ -24,31 +25,13 @@ using devices::ProgrammedBlock;
 using devices::UnitCellSpec;
 using devices::WeightScaling;
 
+using devices::test::expect_invalid;
+using devices::test::random_weights;
+
 namespace {
 
 constexpr double kGMax = 25e-6;
 constexpr double kOneDay = 86400.0;
-
-core::MatrixF random_weights(core::Index rows, core::Index cols, unsigned seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> dist(0.0f, 0.2f);
-  core::MatrixF w(rows, cols);
-  for (core::Index i = 0; i < rows; ++i)
-    for (core::Index j = 0; j < cols; ++j) w(i, j) = dist(gen);
-  return w;
-}
-
-template <class Fn>
-void expect_invalid(Fn&& fn, std::vector<std::string> fragments) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception; expected one mentioning '" << fragments.front() << "'";
-  } catch (const std::invalid_argument& e) {
-    for (const auto& f : fragments)
-      EXPECT_NE(std::string(e.what()).find(f), std::string::npos)
-          << "message '" << e.what() << "' lacks '" << f << "'";
-  }
-}
 
 std::vector<UnitCellSpec> all_specs() {
   std::vector<UnitCellSpec> specs;

@@ -9,37 +9,19 @@
 
 #include "core/conductance_block.h"
 #include "devices/unit_cell.h"
+#include "tests/unit/devices/devices_test_util.h"
 
 using namespace pcmsim;
 using devices::CellKind;
 using devices::UnitCellSpec;
 using devices::WeightScaling;
 
+using devices::test::expect_invalid;
+using devices::test::random_weights;
+
 namespace {
 
 constexpr double kGMax = 25e-6;
-
-core::MatrixF random_weights(core::Index rows, core::Index cols, unsigned seed, float spread) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> dist(0.0f, spread);
-  core::MatrixF w(rows, cols);
-  for (core::Index i = 0; i < rows; ++i)
-    for (core::Index j = 0; j < cols; ++j) w(i, j) = dist(gen);
-  return w;
-}
-
-// Expects fn() to throw std::invalid_argument whose message contains every fragment.
-template <class Fn>
-void expect_invalid(Fn&& fn, std::vector<std::string> fragments) {
-  try {
-    fn();
-    ADD_FAILURE() << "no exception; expected one mentioning '" << fragments.front() << "'";
-  } catch (const std::invalid_argument& e) {
-    for (const auto& f : fragments)
-      EXPECT_NE(std::string(e.what()).find(f), std::string::npos)
-          << "message '" << e.what() << "' lacks '" << f << "'";
-  }
-}
 
 UnitCellSpec make_spec(CellKind kind, WeightScaling scaling) {
   UnitCellSpec s;
