@@ -10,24 +10,13 @@
 
 #include "core/calibration.h"
 #include "core/digital_unit.h"
+#include "tests/unit/core/test_tile_util.h"
 
 using namespace pcmsim::core;
+using pcmsim::test::expect_validate_rejects;
+using pcmsim::test::pair_block;
 
 namespace {
-
-constexpr double kGmax = 25e-6;
-
-ConductanceBlock pair_block(const MatrixF& w) {
-  const double s = kGmax / w.cwiseAbs().maxCoeff();
-  ConductanceBlock b;
-  b.g_max = kGmax;
-  ConductancePlane p;
-  p.g_plus = (w * static_cast<float>(s)).cwiseMax(0.f);
-  p.g_minus = (-w * static_cast<float>(s)).cwiseMax(0.f);
-  b.planes.push_back(p);
-  b.weight_scale = VectorD::Constant(w.cols(), s);
-  return b;
-}
 
 // Trained-network-like weights: Laplace distributed (heavy tails, max|W| >> typical |W|).
 MatrixF laplace_weights(Index rows, Index cols, unsigned seed) {
@@ -56,33 +45,25 @@ IoParams exact_io() {  // converters and noise off: the observed values are the 
 }  // namespace
 
 TEST(CalibrationParams, ValidateRejectsEachBadField) {
-  auto expect_bad = [](CalibrationParams p, const char* field) {
-    try {
-      p.validate();
-      FAIL() << "accepted bad " << field;
-    } catch (const std::invalid_argument& e) {
-      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
-    }
-  };
   EXPECT_NO_THROW(CalibrationParams{}.validate());
   CalibrationParams p;
   p.statistic = static_cast<RangeStatistic>(5);
-  expect_bad(p, "statistic");
+  expect_validate_rejects(p, "statistic");
   for (double v : {0.0, -1.0, 100.5, double(NAN)}) {
     p = {};
     p.percentile = v;
-    expect_bad(p, "percentile");
+    expect_validate_rejects(p, "percentile");
   }
   p = {};
   p.output_granularity = static_cast<OutputRangeGranularity>(5);
-  expect_bad(p, "output_granularity");
+  expect_validate_rejects(p, "output_granularity");
   for (double v : {0.0, -2.0, double(INFINITY), double(NAN)}) {
     p = {};
     p.input_headroom = v;
-    expect_bad(p, "input_headroom");
+    expect_validate_rejects(p, "input_headroom");
     p = {};
     p.output_headroom = v;
-    expect_bad(p, "output_headroom");
+    expect_validate_rejects(p, "output_headroom");
   }
   EXPECT_EQ(range_statistic_from_string("percentile"), RangeStatistic::percentile);
   EXPECT_EQ(output_range_granularity_from_string(to_string(OutputRangeGranularity::per_tile)),

@@ -9,32 +9,10 @@
 #include "core/digital_unit.h"
 #include "core/reference/digital_reference.h"
 #include "core/tile.h"
+#include "tests/unit/core/test_tile_util.h"
 
 using namespace pcmsim::core;
-
-namespace {
-
-// Two planes: the low-significance pair holds half the weight, the high one (F = 2) a quarter,
-// so W = 1*(G+_0 - G-_0)/s + 2*(G+_1 - G-_1)/s.
-ConductanceBlock two_plane_block(const MatrixF& w) {
-  const double g_max = 25e-6;
-  const double s = 2 * g_max / w.cwiseAbs().maxCoeff();  // total range (1 + 2) g_max >= s max|W|
-  ConductanceBlock b;
-  b.g_max = g_max;
-  for (double f : {1.0, 2.0}) {
-    ConductancePlane p;
-    const MatrixF part = w * static_cast<float>(s * (f == 1.0 ? 0.5 : 0.25));
-    p.g_plus = part.cwiseMax(0.f);
-    p.g_minus = (-part).cwiseMax(0.f);
-    p.significance = f;
-    b.planes.push_back(p);
-  }
-  b.weight_scale = VectorD::Constant(w.cols(), s);
-  b.readout = PlaneReadout::digital;
-  return b;
-}
-
-}  // namespace
+using pcmsim::test::two_plane_block;
 
 TEST(DigitalOnTileReadouts, AccumulatorsMatchReference) {
   std::mt19937 gen(5);

@@ -10,8 +10,12 @@
 
 #include "core/digital_unit.h"
 #include "core/gdc.h"
+#include "tests/unit/core/test_tile_util.h"
 
 using namespace pcmsim::core;
+using pcmsim::test::expect_validate_rejects;
+using pcmsim::test::pair_block;
+using pcmsim::test::two_plane_block;
 
 namespace {
 
@@ -23,19 +27,6 @@ MatrixF gaussian_weights(Index rows, Index cols, unsigned seed) {
   MatrixF w(rows, cols);
   for (Index i = 0; i < w.size(); ++i) w.data()[i] = n(gen);
   return w;
-}
-
-// Differential pair, one scale for the block: s = g_max / max|W|.
-ConductanceBlock pair_block(const MatrixF& w) {
-  const double s = kGmax / w.cwiseAbs().maxCoeff();
-  ConductanceBlock b;
-  b.g_max = kGmax;
-  ConductancePlane p;
-  p.g_plus = (w * static_cast<float>(s)).cwiseMax(0.f);
-  p.g_minus = (-w * static_cast<float>(s)).cwiseMax(0.f);
-  b.planes.push_back(p);
-  b.weight_scale = VectorD::Constant(w.cols(), s);
-  return b;
 }
 
 // Every device multiplied by its own drift factor (t/t0)^-nu.
@@ -89,43 +80,35 @@ MatrixF layer_output(const Tile& tile, const MatrixF& x, const VectorD* alpha) {
 }  // namespace
 
 TEST(GdcParams, ValidateRejectsEachBadField) {
-  auto expect_bad = [](GdcParams p, const char* field) {
-    try {
-      p.validate();
-      FAIL() << "accepted bad " << field;
-    } catch (const std::invalid_argument& e) {
-      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
-    }
-  };
   EXPECT_NO_THROW(GdcParams{}.validate());
   GdcParams p;
   p.granularity = static_cast<GdcGranularity>(9);
-  expect_bad(p, "granularity");
+  expect_validate_rejects(p, "granularity");
   p = {};
   p.probe = static_cast<GdcProbe>(9);
-  expect_bad(p, "probe");
+  expect_validate_rejects(p, "probe");
   p = {};
   p.reference = static_cast<GdcReferenceKind>(9);
-  expect_bad(p, "reference");
+  expect_validate_rejects(p, "reference");
   for (double v : {0.0, -1.0, double(NAN), double(INFINITY)}) {
     p = {};
     p.r_floor = v;
-    expect_bad(p, "r_floor");
+    expect_validate_rejects(p, "r_floor");
   }
   for (double v : {1.0, 0.5, double(NAN), double(INFINITY)}) {
     p = {};
     p.headroom = v;
-    expect_bad(p, "headroom");
+    expect_validate_rejects(p, "headroom");
   }
   for (double v : {-0.5, double(NAN), double(INFINITY)}) {
     p = {};
     p.min_codes = v;
-    expect_bad(p, "min_codes");
+    expect_validate_rejects(p, "min_codes");
   }
   for (int v : {0, 33}) {
     p = {};
     p.max_range_reads = v;
-    expect_bad(p, "max_range_reads");
+    expect_validate_rejects(p, "max_range_reads");
   }
   EXPECT_EQ(gdc_probe_from_string(to_string(GdcProbe::all_ones)), GdcProbe::all_ones);
   EXPECT_EQ(gdc_granularity_from_string("per_column"), GdcGranularity::per_column);
@@ -380,18 +363,7 @@ TEST(Gdc, StaticRangeProbeAmplitude) {
 TEST(Gdc, MultiReadTileAtFourBits) {
   const Index n = 128, m = 64;
   const MatrixF w = gaussian_weights(n, m, 14);
-  const double s = 2 * kGmax / w.cwiseAbs().maxCoeff();
-  ConductanceBlock b0;
-  b0.g_max = kGmax;
-  for (double f : {1.0, 2.0}) {
-    ConductancePlane p;
-    const MatrixF part = w * static_cast<float>(s * (f == 1.0 ? 0.5 : 0.25));
-    p.g_plus = part.cwiseMax(0.f);
-    p.g_minus = (-part).cwiseMax(0.f);
-    p.significance = f;
-    b0.planes.push_back(p);
-  }
-  b0.weight_scale = VectorD::Constant(m, s);
+  const ConductanceBlock b0 = two_plane_block(w, kGmax);
   const double ratio = (86400.0 + 20) / 20;
   ConductanceBlock bt = b0;
   const MatrixF nu = random_nu(n, m, 15, 0.05f, 0.015f);

@@ -1,9 +1,13 @@
 // Helpers shared by the tile tests: hand-built conductance blocks and the exact products.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <stdexcept>
+#include <string>
 
 #include "core/conductance_block.h"
 #include "core/io_params.h"
@@ -44,6 +48,49 @@ inline ConductanceBlock random_block(Index rows, Index cols, int planes, std::ui
   block.weight_scale.resize(cols);
   for (Index j = 0; j < cols; ++j) block.weight_scale[j] = sc(gen) * g_max;
   return block;
+}
+
+// Differential pair, one scale for the block: s = g_max / max|W|.
+inline ConductanceBlock pair_block(const MatrixF& w, double g_max = 25e-6) {
+  const double s = g_max / w.cwiseAbs().maxCoeff();
+  ConductanceBlock b;
+  b.g_max = g_max;
+  ConductancePlane p;
+  p.g_plus = (w * static_cast<float>(s)).cwiseMax(0.f);
+  p.g_minus = (-w * static_cast<float>(s)).cwiseMax(0.f);
+  b.planes.push_back(p);
+  b.weight_scale = core::VectorD::Constant(w.cols(), s);
+  return b;
+}
+
+// Two planes, digitally read: the low-significance pair holds half the weight, the high one
+// (F = 2) a quarter, so W = 1*(G+_0 - G-_0)/s + 2*(G+_1 - G-_1)/s.
+inline ConductanceBlock two_plane_block(const MatrixF& w, double g_max = 25e-6) {
+  const double s = 2 * g_max / w.cwiseAbs().maxCoeff();  // total range (1 + 2) g_max >= s max|W|
+  ConductanceBlock b;
+  b.g_max = g_max;
+  for (double f : {1.0, 2.0}) {
+    ConductancePlane p;
+    const MatrixF part = w * static_cast<float>(s * (f == 1.0 ? 0.5 : 0.25));
+    p.g_plus = part.cwiseMax(0.f);
+    p.g_minus = (-part).cwiseMax(0.f);
+    p.significance = f;
+    b.planes.push_back(p);
+  }
+  b.weight_scale = core::VectorD::Constant(w.cols(), s);
+  b.readout = core::PlaneReadout::digital;
+  return b;
+}
+
+// Expects p.validate() to throw std::invalid_argument whose message names `field`.
+template <class Params>
+void expect_validate_rejects(const Params& p, const char* field) {
+  try {
+    p.validate();
+    FAIL() << "accepted bad " << field;
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+  }
 }
 
 // The weights the block encodes, in weight units: sum_k F_k (G+_k - G-_k) / s_j.
