@@ -176,6 +176,8 @@ def export_checkpoint(ckpt_path, out_path, data_dir=data.DEFAULT_DIR, verify=Tru
         f.attrs["training_epochs"] = meta["epochs"]
         f.attrs["hw_aware"] = int(meta["hw_aware"])
         f.attrs["hw_aware_eta"] = meta["eta"]
+        if meta.get("layer_eta"):
+            f.attrs["hw_aware_layer_eta"] = ",".join(f"{k}={v:g}" for k, v in meta["layer_eta"].items())
         f.attrs["hw_aware_clip_sigma"] = meta["clip_sigma"]
         f.attrs["fp32_test_accuracy"] = acc
         f.attrs["torch_version"] = str(meta["torch_version"])

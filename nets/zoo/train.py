@@ -40,6 +40,9 @@ def parse_args(argv=None):
                    help="checkpoint to start from (hardware-aware models fine-tune the standard one)")
     p.add_argument("--eta", type=float, default=0.04,
                    help="hardware-aware weight noise: sigma = eta * max|W| per layer (default 0.04)")
+    p.add_argument("--layer-eta", action="append", default=[], metavar="NAME=ETA",
+                   help="hardware-aware noise of one layer (PyTorch module name, e.g. stem=0.16), "
+                        "overriding --eta; repeatable")
     p.add_argument("--clip-sigma", type=float, default=2.5,
                    help="hardware-aware weight clipping at +-clip_sigma * std(W) (0: off; default 2.5)")
     p.add_argument("--lr", type=float, default=None,
@@ -96,6 +99,16 @@ def main(argv=None):
     eta = args.eta if args.hw_aware else 0.0
     clip = args.clip_sigma if args.hw_aware else 0.0
     models.set_weight_noise(model, eta)
+    layer_eta = {}
+    for item in args.layer_eta:
+        name, _, value = item.partition("=")
+        mods = dict(model.named_modules())
+        if name not in mods or not isinstance(mods[name], (models.AConv2d, models.ALinear)):
+            raise SystemExit(f"--layer-eta {item}: no analog layer '{name}'")
+        if float(value) < 0:
+            raise SystemExit(f"--layer-eta {item}: eta must be >= 0")
+        layer_eta[name] = float(value) if args.hw_aware else 0.0
+        mods[name].eta = layer_eta[name]
     models.clip_weights(model, clip)
 
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.model] * (0.1 if args.init else 1.0)
@@ -138,7 +151,7 @@ def main(argv=None):
     models.set_weight_noise(model, 0.0)
     _, acc = evaluate(model, xte, yte)
     meta = {
-        "model": args.model, "hw_aware": bool(args.hw_aware), "eta": eta, "clip_sigma": clip,
+        "model": args.model, "hw_aware": bool(args.hw_aware), "eta": eta, "layer_eta": layer_eta, "clip_sigma": clip,
         "epochs": args.epochs, "seed": args.seed, "lr": lr, "batch_size": args.batch_size,
         "weight_decay": args.weight_decay, "augment": args.augment,
         "init": os.path.basename(args.init) if args.init else "",
