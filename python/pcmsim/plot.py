@@ -261,6 +261,22 @@ def _legend(ax) -> None:
     ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize="small")
 
 
+def _accuracy_curve(ax, x, m, sd, errors: str, color: str, label: str) -> None:
+    """One accuracy curve (%): markers, with +-sd as error bars, a band or nothing."""
+    if errors == "bar":
+        ax.errorbar(x, m, yerr=sd, marker="o", capsize=3, color=color, label=label or None)
+    else:
+        ax.plot(x, m, marker="o", color=color, label=label or None)
+        if errors == "band":
+            ax.fill_between(x, m - sd, m + sd, color=color, alpha=0.2, lw=0)
+
+
+def _fp32_line(ax, fp32: Optional[float]) -> None:
+    """The FP32 reference accuracy (a fraction) as a dashed horizontal line, when known."""
+    if fp32 is not None:
+        ax.axhline(fp32 * 100, color="k", ls="--", lw=1, label=f"FP32 ({fp32 * 100:.2f} %)")
+
+
 def _new_axes(ax, figsize):
     if ax is not None:
         return ax.figure, ax
@@ -424,15 +440,8 @@ def accuracy_vs_time(results: Any, *, by: Optional[str] = None,
             warnings.warn("[plot.accuracy_vs_time] times <= 0 are not shown on the log axis")
         t, m, sd = t[keep], m[keep], sd[keep]
         all_t.append(t)
-        color = f"C{i % 10}"
-        if errors == "bar":
-            ax.errorbar(t, m, yerr=sd, marker="o", capsize=3, color=color, label=label or None)
-        else:
-            ax.plot(t, m, marker="o", color=color, label=label or None)
-            if errors == "band":
-                ax.fill_between(t, m - sd, m + sd, color=color, alpha=0.2, lw=0)
-    if fp32 is not None:
-        ax.axhline(fp32 * 100, color="k", ls="--", lw=1, label=f"FP32 ({fp32 * 100:.2f} %)")
+        _accuracy_curve(ax, t, m, sd, errors, f"C{i % 10}", label)
+    _fp32_line(ax, fp32)
     _log_time_axis(ax, np.concatenate(all_t) if all_t else np.array([]))
     ax.set_xlabel("time after programming")
     ax.set_ylabel("top-1 accuracy (%)")
@@ -472,15 +481,8 @@ def accuracy_vs_precision(results: Any, *, x: str = "p_out", by: Optional[str] =
         s = summarise(table, [x])
         px, m, sd = s[x].astype(float), s["acc_mean"] * 100, s["acc_std"] * 100
         xs.append(px)
-        color = f"C{i % 10}"
-        if errors == "bar":
-            ax.errorbar(px, m, yerr=sd, marker="o", capsize=3, color=color, label=label or None)
-        else:
-            ax.plot(px, m, marker="o", color=color, label=label or None)
-            if errors == "band":
-                ax.fill_between(px, m - sd, m + sd, color=color, alpha=0.2, lw=0)
-    if fp32 is not None:
-        ax.axhline(fp32 * 100, color="k", ls="--", lw=1, label=f"FP32 ({fp32 * 100:.2f} %)")
+        _accuracy_curve(ax, px, m, sd, errors, f"C{i % 10}", label)
+    _fp32_line(ax, fp32)
     if xs:
         ticks = np.unique(np.concatenate(xs))
         if ticks.size <= 16 and np.all(ticks == np.round(ticks)):
