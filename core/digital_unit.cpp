@@ -89,7 +89,10 @@ void LayerAccumulator::begin(Index batch, Index cols) {
       acc_f_.resize(batch, cols);
       acc_f_.setZero();
       break;
-    case Accumulator::float64:
+    case Accumulator::float64:  // zeroed lazily, per column (col_written_)
+      acc_d_.resize(batch, cols);
+      col_written_.assign(static_cast<std::size_t>(cols), 0);
+      break;
     case Accumulator::fixed_point:
     case Accumulator::block_floating_point:  // holds the running max |term|
       acc_d_.resize(batch, cols);
@@ -151,6 +154,21 @@ void LayerAccumulator::add(const TileReadout& ro, Index col0, const VectorD* alp
 
   switch (params_.accumulator) {
     case Accumulator::float64: {
+      // First add to every column of the range: acc = 0.0 + term (the same bits as adding to
+      // a zeroed accumulator, -0.0 included) without reading acc. A range only partly
+      // written before is zeroed where unwritten and takes the ordinary path.
+      std::uint8_t* written = col_written_.data() + col0;
+      bool fresh = true, any_fresh = false;
+      for (Index j = 0; j < ncols; ++j) {
+        fresh = fresh && !written[j];
+        any_fresh = any_fresh || !written[j];
+      }
+      if (any_fresh && !fresh) {
+        for (Index j = 0; j < ncols; ++j)
+          if (!written[j])
+            for (Index b = 0; b < batch; ++b) acc_d_(b, col0 + j) = 0.0;
+      }
+      std::fill(written, written + ncols, std::uint8_t{1});
 #pragma omp parallel for schedule(static) if (parallel)
       for (Index blk = 0; blk < nblocks; ++blk) {
         const Index b_end = std::min(batch, (blk + 1) * kRowBlock);
@@ -160,8 +178,13 @@ void LayerAccumulator::add(const TileReadout& ro, Index col0, const VectorD* alp
           for (Index r = 0; r < nreads; ++r) {
             const float* rd = ro.reads[static_cast<std::size_t>(r)].data() + b * ncols;
             const double w = ro.read_weight[static_cast<std::size_t>(r)];
-            for (Index j = 0; j < ncols; ++j)
-              acc[j] += ((static_cast<double>(rd[j]) * w) * s) * colf[j];
+            if (fresh && r == 0) {
+              for (Index j = 0; j < ncols; ++j)
+                acc[j] = 0.0 + ((static_cast<double>(rd[j]) * w) * s) * colf[j];
+            } else {
+              for (Index j = 0; j < ncols; ++j)
+                acc[j] += ((static_cast<double>(rd[j]) * w) * s) * colf[j];
+            }
           }
         }
       }
@@ -253,7 +276,26 @@ void LayerAccumulator::finish(MatrixF& out) {
   const Index batch = batch_, cols = cols_;
   const Index nblocks = num_blocks(batch);
   switch (params_.accumulator) {
-    case Accumulator::float64: out = acc_d_.cast<float>(); break;
+    case Accumulator::float64: {
+      const bool all_written =
+          std::find(col_written_.begin(), col_written_.end(), std::uint8_t{0}) ==
+          col_written_.end();
+      const std::uint8_t* written = col_written_.data();
+#pragma omp parallel for schedule(static) if (batch * cols >= 16384)
+      for (Index blk = 0; blk < nblocks; ++blk) {
+        const Index b_end = std::min(batch, (blk + 1) * kRowBlock);
+        for (Index b = blk * kRowBlock; b < b_end; ++b) {
+          const double* a = acc_d_.data() + b * cols;
+          float* o = out.data() + b * cols;
+          if (all_written) {
+            for (Index j = 0; j < cols; ++j) o[j] = static_cast<float>(a[j]);
+          } else {  // columns never added to are 0
+            for (Index j = 0; j < cols; ++j) o[j] = written[j] ? static_cast<float>(a[j]) : 0.0f;
+          }
+        }
+      }
+      break;
+    }
     case Accumulator::float32: out = acc_f_; break;
     case Accumulator::fixed_point: {
       const double lsb = params_.acc_lsb();

@@ -110,6 +110,9 @@ class LayerAccumulator {
   Index batch_ = 0, cols_ = 0;
   MatrixD acc_d_;   // float64 and fixed_point (integer values in LSB units)
   MatrixF acc_f_;   // float32
+  // float64: columns of acc_d_ written since begin() (the rest is uninitialised and reads
+  // as 0); the first add to a column stores 0.0 + term instead of zeroing the matrix first.
+  std::vector<std::uint8_t> col_written_;
   std::vector<Stored> stored_;  // block_floating_point
   std::size_t stored_used_ = 0;
   std::vector<long long> block_saturations_;
