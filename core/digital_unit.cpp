@@ -280,8 +280,8 @@ void LayerAccumulator::finish(MatrixF& out) {
       const bool all_written =
           std::find(col_written_.begin(), col_written_.end(), std::uint8_t{0}) ==
           col_written_.end();
+      // Serial: a cheap cast; another parallel region costs more on a loaded machine.
       const std::uint8_t* written = col_written_.data();
-#pragma omp parallel for schedule(static) if (batch * cols >= 16384)
       for (Index blk = 0; blk < nblocks; ++blk) {
         const Index b_end = std::min(batch, (blk + 1) * kRowBlock);
         for (Index b = blk * kRowBlock; b < b_end; ++b) {
