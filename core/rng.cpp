@@ -288,13 +288,6 @@ void normal_avx2(std::uint64_t key, std::uint32_t draw, std::uint64_t first_bloc
 // GCC 12's avx512fintrin.h trips -Wmaybe-uninitialized on its own _mm512_undefined_epi32().
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-PCMSIM_AVX512 inline void mulhilo16(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
-  const __m512i even = _mm512_mul_epu32(a, m);
-  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
-  hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
-  lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
-}
-
 PCMSIM_AVX512 inline __m512 log16(__m512 x) {
   const __m512i bits = _mm512_castps_si512(x);
   __m512i exponent = _mm512_sub_epi32(
@@ -382,37 +375,42 @@ PCMSIM_AVX512 void normal_avx512(std::uint64_t key, std::uint32_t draw,
   }
   const __m512i m0 = _mm512_set1_epi32(static_cast<int>(kMul0));
   const __m512i m1 = _mm512_set1_epi32(static_cast<int>(kMul1));
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i lane_lo = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m512i lane_hi = _mm512_setr_epi64(8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i pack =
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i draw_v = _mm512_set1_epi32(static_cast<int>(draw));
   const __m512 scale = _mm512_set1_ps(0x1.0p-24f);
   const __m512 minus2 = _mm512_set1_ps(-2.0f);
   const __m512i one = _mm512_set1_epi32(1);
   for (std::size_t g = 0; g < groups; ++g) {
-    const std::uint64_t block = first_block + 16 * g;
-    __m512i c0 = _mm512_add_epi32(
-        _mm512_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(block))), lane);
-    __m512i c1;
-    if (static_cast<std::uint32_t>(block) > 0xFFFFFFFFu - 15u) {  // the low word wraps here
-      alignas(64) std::uint32_t h[16];
-      for (int i = 0; i < 16; ++i) h[i] = static_cast<std::uint32_t>((block + i) >> 32);
-      c1 = _mm512_load_si512(h);
-    } else {
-      c1 = _mm512_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(block >> 32)));
-    }
-    __m512i c2 = _mm512_set1_epi32(static_cast<int>(draw));
-    __m512i c3 = _mm512_setzero_si512();
+    // Philox on 64-bit lanes (each counter word in the low half; the high half is don't-care,
+    // as vpmuludq reads only the low half): one vpmuludq gives hi (>> 32) and lo (the low
+    // half) without blends, and the 64-bit counter add carries into c1 by itself.
+    const __m512i base = _mm512_set1_epi64(static_cast<long long>(first_block + 16 * g));
+    __m512i a0 = _mm512_add_epi64(base, lane_lo), b0 = _mm512_add_epi64(base, lane_hi);
+    __m512i a1 = _mm512_srli_epi64(a0, 32), b1 = _mm512_srli_epi64(b0, 32);
+    __m512i a2 = draw_v, b2 = draw_v;
+    __m512i a3 = _mm512_setzero_si512(), b3 = _mm512_setzero_si512();
     for (int round = 0; round < 10; ++round) {
-      __m512i hi0, lo0, hi1, lo1;
-      mulhilo16(c0, m0, hi0, lo0);
-      mulhilo16(c2, m1, hi1, lo1);
-      const __m512i n0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1),
-                                          _mm512_set1_epi32(static_cast<int>(k0[round])));
-      const __m512i n2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3),
-                                          _mm512_set1_epi32(static_cast<int>(k1[round])));
-      c1 = lo1;
-      c3 = lo0;
-      c0 = n0;
-      c2 = n2;
+      const __m512i key0 = _mm512_set1_epi32(static_cast<int>(k0[round]));
+      const __m512i key1 = _mm512_set1_epi32(static_cast<int>(k1[round]));
+      const __m512i pa0 = _mm512_mul_epu32(a0, m0), pa1 = _mm512_mul_epu32(a2, m1);
+      const __m512i pb0 = _mm512_mul_epu32(b0, m0), pb1 = _mm512_mul_epu32(b2, m1);
+      a0 = _mm512_ternarylogic_epi32(_mm512_srli_epi64(pa1, 32), a1, key0, 0x96);  // a^b^c
+      a2 = _mm512_ternarylogic_epi32(_mm512_srli_epi64(pa0, 32), a3, key1, 0x96);
+      b0 = _mm512_ternarylogic_epi32(_mm512_srli_epi64(pb1, 32), b1, key0, 0x96);
+      b2 = _mm512_ternarylogic_epi32(_mm512_srli_epi64(pb0, 32), b3, key1, 0x96);
+      a1 = pa1;
+      a3 = pa0;
+      b1 = pb1;
+      b3 = pb0;
     }
+    // Low halves of (a, b) -> 16 x 32-bit lanes, blocks in order.
+    const __m512i c0 = _mm512_permutex2var_epi32(a0, pack, b0);
+    const __m512i c1 = _mm512_permutex2var_epi32(a1, pack, b1);
+    const __m512i c2 = _mm512_permutex2var_epi32(a2, pack, b2);
+    const __m512i c3 = _mm512_permutex2var_epi32(a3, pack, b3);
     const __m512 u0 = _mm512_mul_ps(
         _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_srli_epi32(c0, 8), one)), scale);
     const __m512 u2 = _mm512_mul_ps(
