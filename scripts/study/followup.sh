@@ -29,13 +29,16 @@ run_one() {  # tag times args...
 
 CAL=(--calibrate on --noise-management static_range --calibration-statistic percentile
      --calibration-percentile 99.9)
+# Calibrated ADC ranges only; inputs keep the abs-max scaling (per input vector).
+ADC=(--calibrate on --calibration-statistic percentile --calibration-percentile 99.9)
 # Drift at p = 8: the stem alone digital, the fc alone digital.
 run_one abl_digital_first 86400,31536000 --digital-layers first
 run_one abl_digital_last  86400,31536000 --digital-layers last
-# p = 4 at t = 1 s with calibrated ranges: which converter, which layers.
-run_one fu_p4_cal        1 --p-in 4 --p-out 4 "${CAL[@]}"
-run_one fu_pin4_pout8    1 --p-in 4 --p-out 8 "${CAL[@]}"
-run_one fu_pin8_pout4    1 --p-in 8 --p-out 4 "${CAL[@]}"
-run_one fu_p4_stem_fc_8  1 --p-in 4 --p-out 4 "${CAL[@]}" --layer-precision stem:8:8 \
-  --layer-precision fc:8:8
-run_one fu_p4_stem_8     1 --p-in 4 --p-out 4 "${CAL[@]}" --layer-precision stem:8:8
+# p = 4 at t = 1 s: which layers, which converter.
+run_one fu_p4_cal          1 --p-in 4 --p-out 4 "${CAL[@]}"
+run_one fu_am_p4_stem_dig  1 --p-in 4 --p-out 4 "${ADC[@]}" --digital-layers first
+run_one fu_am_p4_stem_8    1 --p-in 4 --p-out 4 "${ADC[@]}" --layer-precision stem:8:8
+run_one fu_am_pin8_pout4   1 --p-in 8 --p-out 4 "${ADC[@]}"
+run_one fu_am_pin4_pout8   1 --p-in 4 --p-out 8 "${ADC[@]}"
+run_one fu_am_p4_first_last_dig 1 --p-in 4 --p-out 4 "${ADC[@]}" --digital-layers first,last
+run_one fu_pin4_pout8      1 --p-in 4 --p-out 8 "${CAL[@]}"

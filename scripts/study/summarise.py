@@ -13,7 +13,7 @@ import os
 import sys
 
 TIME_NAMES = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 d", 31536000.0: "1 y"}
-MODEL_ORDER = ["mlp", "mlp_hwa", "lenet5", "lenet5_hwa", "resnet", "resnet_hwa"]
+MODEL_ORDER = ["mlp", "mlp_hwa", "lenet5", "lenet5_hwa", "resnet", "resnet_hwa_eta0.04", "resnet_hwa"]
 TAG_TEXT = {
     "p8_gdc_on": "p = 8, GDC on",
     "p8_gdc_off": "p = 8, GDC off",
@@ -39,11 +39,13 @@ ABLATION_TEXT = {
     "abl_digital_last": "last layer (fc) digital",
 }
 FOLLOWUP_TEXT = {
-    "fu_p4_cal": "p_in = p_out = 4, calibrated (99.9th pct)",
-    "fu_pin4_pout8": "p_in = 4, p_out = 8, calibrated",
-    "fu_pin8_pout4": "p_in = 8, p_out = 4, calibrated",
-    "fu_p4_stem_fc_8": "p = 4, calibrated, stem and fc at p = 8",
-    "fu_p4_stem_8": "p = 4, calibrated, stem at p = 8",
+    "fu_p4_cal": "p = 4, static input range + ADC calibrated (99.9th pct)",
+    "fu_pin4_pout8": "p_in = 4, p_out = 8, static input range + ADC calibrated",
+    "fu_am_p4_stem_dig": "p = 4, abs-max input, ADC calibrated, stem digital",
+    "fu_am_p4_stem_8": "p = 4, abs-max input, ADC calibrated, stem at p = 8",
+    "fu_am_pin8_pout4": "p_in = 8, p_out = 4, abs-max input, ADC calibrated",
+    "fu_am_pin4_pout8": "p_in = 4, p_out = 8, abs-max input, ADC calibrated",
+    "fu_am_p4_first_last_dig": "p = 4, abs-max input, ADC calibrated, stem and fc digital",
 }
 
 
