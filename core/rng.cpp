@@ -345,24 +345,6 @@ PCMSIM_AVX512 inline void sincos16(__m512 u, __m512& s, __m512& c) {
   s = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(s0), sign_sin));
 }
 
-PCMSIM_AVX512 void store_interleaved8(__m256 a, __m256 b, __m256 c, __m256 d, float* o) {
-  const __m256 ab_lo = _mm256_unpacklo_ps(a, b), ab_hi = _mm256_unpackhi_ps(a, b);
-  const __m256 cd_lo = _mm256_unpacklo_ps(c, d), cd_hi = _mm256_unpackhi_ps(c, d);
-  const __m256 t0 = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(ab_lo), _mm256_castps_pd(cd_lo)));
-  const __m256 t1 = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(ab_lo), _mm256_castps_pd(cd_lo)));
-  const __m256 t2 = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(ab_hi), _mm256_castps_pd(cd_hi)));
-  const __m256 t3 = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(ab_hi), _mm256_castps_pd(cd_hi)));
-  _mm256_storeu_ps(o + 0, _mm256_permute2f128_ps(t0, t1, 0x20));
-  _mm256_storeu_ps(o + 8, _mm256_permute2f128_ps(t2, t3, 0x20));
-  _mm256_storeu_ps(o + 16, _mm256_permute2f128_ps(t0, t1, 0x31));
-  _mm256_storeu_ps(o + 24, _mm256_permute2f128_ps(t2, t3, 0x31));
-}
-
-PCMSIM_AVX512 inline __m256 lo8(__m512 v) { return _mm512_castps512_ps256(v); }
-PCMSIM_AVX512 inline __m256 hi8(__m512 v) {
-  return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-}
-
 // `groups` x 16 blocks from `first_block`: 64 normals per group into out.
 PCMSIM_AVX512 void normal_avx512(std::uint64_t key, std::uint32_t draw,
                                  std::uint64_t first_block, std::size_t groups, float* out) {
@@ -424,9 +406,27 @@ PCMSIM_AVX512 void normal_avx512(std::uint64_t key, std::uint32_t draw,
     sincos16(u3, s23, c23);
     const __m512 a = _mm512_mul_ps(r01, c01), b = _mm512_mul_ps(r01, s01);
     const __m512 c = _mm512_mul_ps(r23, c23), d = _mm512_mul_ps(r23, s23);
+    // 4x16 -> 16x4 transpose: within 128-bit lanes t_k holds blocks (k, k+4, k+8, k+12);
+    // then a 4x4 transpose of the 128-bit lanes.
+    const __m512 ab_lo = _mm512_unpacklo_ps(a, b), ab_hi = _mm512_unpackhi_ps(a, b);
+    const __m512 cd_lo = _mm512_unpacklo_ps(c, d), cd_hi = _mm512_unpackhi_ps(c, d);
+    const __m512 t0 = _mm512_castpd_ps(
+        _mm512_unpacklo_pd(_mm512_castps_pd(ab_lo), _mm512_castps_pd(cd_lo)));
+    const __m512 t1 = _mm512_castpd_ps(
+        _mm512_unpackhi_pd(_mm512_castps_pd(ab_lo), _mm512_castps_pd(cd_lo)));
+    const __m512 t2 = _mm512_castpd_ps(
+        _mm512_unpacklo_pd(_mm512_castps_pd(ab_hi), _mm512_castps_pd(cd_hi)));
+    const __m512 t3 = _mm512_castpd_ps(
+        _mm512_unpackhi_pd(_mm512_castps_pd(ab_hi), _mm512_castps_pd(cd_hi)));
+    const __m512 u01 = _mm512_shuffle_f32x4(t0, t1, 0x44);  // blocks 0 4 1 5
+    const __m512 u23 = _mm512_shuffle_f32x4(t2, t3, 0x44);  // 2 6 3 7
+    const __m512 v01 = _mm512_shuffle_f32x4(t0, t1, 0xEE);  // 8 12 9 13
+    const __m512 v23 = _mm512_shuffle_f32x4(t2, t3, 0xEE);  // 10 14 11 15
     float* o = out + 64 * g;
-    store_interleaved8(lo8(a), lo8(b), lo8(c), lo8(d), o);
-    store_interleaved8(hi8(a), hi8(b), hi8(c), hi8(d), o + 32);
+    _mm512_storeu_ps(o + 0, _mm512_shuffle_f32x4(u01, u23, 0x88));   // 0 1 2 3
+    _mm512_storeu_ps(o + 16, _mm512_shuffle_f32x4(u01, u23, 0xDD));  // 4 5 6 7
+    _mm512_storeu_ps(o + 32, _mm512_shuffle_f32x4(v01, v23, 0x88));  // 8 9 10 11
+    _mm512_storeu_ps(o + 48, _mm512_shuffle_f32x4(v01, v23, 0xDD));  // 12 13 14 15
   }
 }
 #pragma GCC diagnostic pop
