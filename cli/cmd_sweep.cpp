@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "git_revision.h"  // generated at build time: PCMSIM_GIT_REVISION
 #include "cli/mpi_driver.h"
 #include "cli/progress.h"
 #include "cli/sim_options.h"
