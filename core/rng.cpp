@@ -26,6 +26,19 @@ std::uint64_t splitmix64(std::uint64_t x) {
 // Blocks processed per inner call: structure-of-arrays lanes that GCC vectorises.
 constexpr std::size_t kChunkBlocks = 256;
 
+// The ten round keys of a 64-bit Philox key (Weyl sequence), computed once per call.
+struct RoundKeys {
+  std::uint32_t k0[10], k1[10];
+  explicit RoundKeys(std::uint64_t key) {
+    k0[0] = static_cast<std::uint32_t>(key);
+    k1[0] = static_cast<std::uint32_t>(key >> 32);
+    for (int round = 1; round < 10; ++round) {
+      k0[round] = k0[round - 1] + kWeyl0;
+      k1[round] = k1[round - 1] + kWeyl1;
+    }
+  }
+};
+
 #if defined(__AVX2__)
 // 32x32 -> 64-bit products of 8 lanes (vpmuludq on the even and on the odd lanes).
 inline void mulhilo8(__m256i a, __m256i m, __m256i& hi, __m256i& lo) {
@@ -33,6 +46,38 @@ inline void mulhilo8(__m256i a, __m256i m, __m256i& hi, __m256i& lo) {
   const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
   hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
   lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+}
+
+// Philox4x32-10 of the 8 blocks block .. block+7, counter words (block_lo, block_hi, draw, 0);
+// the same arithmetic as philox4x32(), one block per lane.
+inline void philox8(const RoundKeys& keys, std::uint64_t block, std::uint32_t draw, __m256i& c0,
+                    __m256i& c1, __m256i& c2, __m256i& c3) {
+  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kMul0));
+  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kMul1));
+  c0 = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(block))),
+                        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  if (static_cast<std::uint32_t>(block) > 0xFFFFFFFFu - 7u) {  // the low word wraps here
+    alignas(32) std::uint32_t h[8];
+    for (int i = 0; i < 8; ++i) h[i] = static_cast<std::uint32_t>((block + i) >> 32);
+    c1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(h));
+  } else {
+    c1 = _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(block >> 32)));
+  }
+  c2 = _mm256_set1_epi32(static_cast<int>(draw));
+  c3 = _mm256_setzero_si256();
+  for (int round = 0; round < 10; ++round) {
+    __m256i hi0, lo0, hi1, lo1;
+    mulhilo8(c0, m0, hi0, lo0);
+    mulhilo8(c2, m1, hi1, lo1);
+    const __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1),
+                                        _mm256_set1_epi32(static_cast<int>(keys.k0[round])));
+    const __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3),
+                                        _mm256_set1_epi32(static_cast<int>(keys.k1[round])));
+    c1 = lo1;
+    c3 = lo0;
+    c0 = n0;
+    c2 = n2;
+  }
 }
 #endif
 
@@ -43,45 +88,15 @@ inline void mulhilo8(__m256i a, __m256i m, __m256i& hi, __m256i& lo) {
 void philox_chunk(std::uint64_t key, std::uint32_t draw, std::uint64_t first_block,
                   std::size_t count, std::uint32_t* x0, std::uint32_t* x1, std::uint32_t* x2,
                   std::uint32_t* x3) {
-  std::uint32_t k0[10], k1[10];
-  k0[0] = static_cast<std::uint32_t>(key);
-  k1[0] = static_cast<std::uint32_t>(key >> 32);
-  for (int round = 1; round < 10; ++round) {
-    k0[round] = k0[round - 1] + kWeyl0;
-    k1[round] = k1[round - 1] + kWeyl1;
-  }
+  const RoundKeys keys(key);
+  const std::uint32_t* k0 = keys.k0;
+  const std::uint32_t* k1 = keys.k1;
   std::size_t b = 0;
 #if defined(__AVX2__)
-  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kMul0));
-  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kMul1));
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (; b + 8 <= count; b += 8) {
     const std::uint64_t block = first_block + b;
-    __m256i c0 = _mm256_add_epi32(
-        _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(block))), lane);
-    __m256i c1;
-    if (static_cast<std::uint32_t>(block) > 0xFFFFFFFFu - 7u) {  // the low word wraps here
-      alignas(32) std::uint32_t h[8];
-      for (int i = 0; i < 8; ++i) h[i] = static_cast<std::uint32_t>((block + i) >> 32);
-      c1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(h));
-    } else {
-      c1 = _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(block >> 32)));
-    }
-    __m256i c2 = _mm256_set1_epi32(static_cast<int>(draw));
-    __m256i c3 = _mm256_setzero_si256();
-    for (int round = 0; round < 10; ++round) {
-      __m256i hi0, lo0, hi1, lo1;
-      mulhilo8(c0, m0, hi0, lo0);
-      mulhilo8(c2, m1, hi1, lo1);
-      const __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1),
-                                          _mm256_set1_epi32(static_cast<int>(k0[round])));
-      const __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3),
-                                          _mm256_set1_epi32(static_cast<int>(k1[round])));
-      c1 = lo1;
-      c3 = lo0;
-      c0 = n0;
-      c2 = n2;
-    }
+    __m256i c0, c1, c2, c3;
+    philox8(keys, block, draw, c0, c1, c2, c3);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(x0 + b), c0);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(x1 + b), c1);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(x2 + b), c2);
@@ -204,46 +219,14 @@ inline void sincos8(__m256 u, __m256& s, __m256& c) {
 // values as philox_chunk + box_muller_chunk.
 void normal_avx2(std::uint64_t key, std::uint32_t draw, std::uint64_t first_block,
                  std::size_t groups, float* out) {
-  std::uint32_t k0[10], k1[10];
-  k0[0] = static_cast<std::uint32_t>(key);
-  k1[0] = static_cast<std::uint32_t>(key >> 32);
-  for (int round = 1; round < 10; ++round) {
-    k0[round] = k0[round - 1] + kWeyl0;
-    k1[round] = k1[round - 1] + kWeyl1;
-  }
-  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kMul0));
-  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kMul1));
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const RoundKeys keys(key);
   const __m256i mant = _mm256_set1_epi32(0x00ffffff);
   const __m256 scale = _mm256_set1_ps(0x1.0p-24f);
   const __m256 minus2 = _mm256_set1_ps(-2.0f);
   for (std::size_t g = 0; g < groups; ++g) {
     const std::uint64_t block = first_block + 8 * g;
-    __m256i c0 = _mm256_add_epi32(
-        _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(block))), lane);
-    __m256i c1;
-    if (static_cast<std::uint32_t>(block) > 0xFFFFFFFFu - 7u) {  // the low word wraps here
-      alignas(32) std::uint32_t h[8];
-      for (int i = 0; i < 8; ++i) h[i] = static_cast<std::uint32_t>((block + i) >> 32);
-      c1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(h));
-    } else {
-      c1 = _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(block >> 32)));
-    }
-    __m256i c2 = _mm256_set1_epi32(static_cast<int>(draw));
-    __m256i c3 = _mm256_setzero_si256();
-    for (int round = 0; round < 10; ++round) {
-      __m256i hi0, lo0, hi1, lo1;
-      mulhilo8(c0, m0, hi0, lo0);
-      mulhilo8(c2, m1, hi1, lo1);
-      const __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1),
-                                          _mm256_set1_epi32(static_cast<int>(k0[round])));
-      const __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3),
-                                          _mm256_set1_epi32(static_cast<int>(k1[round])));
-      c1 = lo1;
-      c3 = lo0;
-      c0 = n0;
-      c2 = n2;
-    }
+    __m256i c0, c1, c2, c3;
+    philox8(keys, block, draw, c0, c1, c2, c3);
     // uniform_oc of lanes 0 and 2, uniform_co of lanes 1 and 3 (24-bit, exact in float).
     const __m256 u0 = _mm256_mul_ps(
         _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32(c0, 8), _mm256_set1_epi32(1))),
@@ -348,13 +331,9 @@ PCMSIM_AVX512 inline void sincos16(__m512 u, __m512& s, __m512& c) {
 // `groups` x 16 blocks from `first_block`: 64 normals per group into out.
 PCMSIM_AVX512 void normal_avx512(std::uint64_t key, std::uint32_t draw,
                                  std::uint64_t first_block, std::size_t groups, float* out) {
-  std::uint32_t k0[10], k1[10];
-  k0[0] = static_cast<std::uint32_t>(key);
-  k1[0] = static_cast<std::uint32_t>(key >> 32);
-  for (int round = 1; round < 10; ++round) {
-    k0[round] = k0[round - 1] + kWeyl0;
-    k1[round] = k1[round - 1] + kWeyl1;
-  }
+  const RoundKeys keys(key);
+  const std::uint32_t* k0 = keys.k0;
+  const std::uint32_t* k1 = keys.k1;
   const __m512i m0 = _mm512_set1_epi32(static_cast<int>(kMul0));
   const __m512i m1 = _mm512_set1_epi32(static_cast<int>(kMul1));
   const __m512i lane_lo = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
