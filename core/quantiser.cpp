@@ -13,6 +13,20 @@ static inline float fmax_fast(float a, float b) { return a < b ? b : a; }
 static inline double fmin_fast(double a, double b) { return b < a ? b : a; }
 static inline double fmax_fast(double a, double b) { return a < b ? b : a; }
 
+// The converter level of a value already multiplied by 1/step: clipped one level beyond the
+// range first (so huge values cannot overflow the level arithmetic), rounded to the nearest
+// level (ties away from zero) or stochastically with the uniform u, then clipped to +-kmax.
+template <class T>
+static inline T nearest_level(T scaled, T kmax) {
+  const T t = fmin_fast(fmax_fast(scaled, -kmax - T(1)), kmax + T(1));
+  return fmin_fast(fmax_fast(round_ties_away(t), -kmax), kmax);
+}
+template <class T>
+static inline T stochastic_level(T scaled, T u, T kmax) {
+  const T t = fmin_fast(fmax_fast(scaled, -kmax - T(1)), kmax + T(1));
+  return fmin_fast(fmax_fast(std::floor(t + u), -kmax), kmax);
+}
+
 
 void QuantiserSpec::validate(const char* where, const char* what) const {
   if (bits != 0 && (bits < 2 || bits > 16))
@@ -33,10 +47,7 @@ void quantise_nearest(const QuantiserSpec& q, const float* in, float* out, std::
   const float kmax = static_cast<float>(q.max_level());
   const float inv_step = static_cast<float>(q.inv_step());
   for (std::size_t i = 0; i < n; ++i) {
-    const float t = fmin_fast(fmax_fast(in[i] * inv_step, -kmax - 1.0f), kmax + 1.0f);
-    float k = round_ties_away(t);
-    k = fmin_fast(fmax_fast(k, -kmax), kmax);
-    out[i] = k * step;
+    out[i] = nearest_level(in[i] * inv_step, kmax) * step;
   }
 }
 
@@ -51,10 +62,7 @@ void quantise_nearest_divided(const QuantiserSpec& q, const float* in, float div
   const float kmax = static_cast<float>(q.max_level());
   const float inv_step = static_cast<float>(q.inv_step());
   for (std::size_t i = 0; i < n; ++i) {
-    const float t = fmin_fast(fmax_fast((in[i] / divisor) * inv_step, -kmax - 1.0f), kmax + 1.0f);
-    float k = round_ties_away(t);
-    k = fmin_fast(fmax_fast(k, -kmax), kmax);
-    out[i] = k * step;
+    out[i] = nearest_level((in[i] / divisor) * inv_step, kmax) * step;
   }
 }
 
@@ -69,11 +77,7 @@ void quantise_stochastic(const QuantiserSpec& q, const float* in, const float* u
   const float kmax = static_cast<float>(q.max_level());
   const float inv_step = static_cast<float>(q.inv_step());
   for (std::size_t i = 0; i < n; ++i) {
-    // Clip first so that huge values cannot overflow the level arithmetic.
-    const float t = fmin_fast(fmax_fast(in[i] * inv_step, -kmax - 1.0f), kmax + 1.0f);
-    float k = std::floor(t + u[i]);
-    k = fmin_fast(fmax_fast(k, -kmax), kmax);
-    out[i] = k * step;
+    out[i] = stochastic_level(in[i] * inv_step, u[i], kmax) * step;
   }
 }
 
@@ -82,10 +86,7 @@ void quantise_levels_nearest(const QuantiserSpec& q, const float* in, std::int32
   const float kmax = static_cast<float>(q.max_level());
   const float inv_step = static_cast<float>(q.inv_step());
   for (std::size_t i = 0; i < n; ++i) {
-    const float t = fmin_fast(fmax_fast(in[i] * inv_step, -kmax - 1.0f), kmax + 1.0f);
-    float k = round_ties_away(t);
-    k = fmin_fast(fmax_fast(k, -kmax), kmax);
-    k_out[i] = static_cast<std::int32_t>(k);
+    k_out[i] = static_cast<std::int32_t>(nearest_level(in[i] * inv_step, kmax));
   }
 }
 
@@ -94,10 +95,7 @@ void quantise_levels_stochastic(const QuantiserSpec& q, const float* in, const f
   const float kmax = static_cast<float>(q.max_level());
   const float inv_step = static_cast<float>(q.inv_step());
   for (std::size_t i = 0; i < n; ++i) {
-    const float t = fmin_fast(fmax_fast(in[i] * inv_step, -kmax - 1.0f), kmax + 1.0f);
-    float k = std::floor(t + u[i]);
-    k = fmin_fast(fmax_fast(k, -kmax), kmax);
-    k_out[i] = static_cast<std::int32_t>(k);
+    k_out[i] = static_cast<std::int32_t>(stochastic_level(in[i] * inv_step, u[i], kmax));
   }
 }
 
@@ -105,20 +103,14 @@ double quantise_nearest(const QuantiserSpec& q, double v) {
   if (q.bits == 0) return fmin_fast(fmax_fast(v, -q.bound), q.bound);
   const double step = q.step();
   const double kmax = q.max_level();
-  const double t = fmin_fast(fmax_fast(v * q.inv_step(), -kmax - 1.0), kmax + 1.0);
-  double k = round_ties_away(t);
-  k = fmin_fast(fmax_fast(k, -kmax), kmax);
-  return k * step;
+  return nearest_level(v * q.inv_step(), kmax) * step;
 }
 
 double quantise_stochastic(const QuantiserSpec& q, double v, double u) {
   if (q.bits == 0) return fmin_fast(fmax_fast(v, -q.bound), q.bound);
   const double step = q.step();
   const double kmax = q.max_level();
-  const double t = fmin_fast(fmax_fast(v * q.inv_step(), -kmax - 1.0), kmax + 1.0);
-  double k = std::floor(t + u);
-  k = fmin_fast(fmax_fast(k, -kmax), kmax);
-  return k * step;
+  return stochastic_level(v * q.inv_step(), u, kmax) * step;
 }
 
 }  // namespace pcmsim::core
