@@ -1,4 +1,4 @@
-// Evaluation throughput (images per second) of every zoo model (nets/zoo/*.h5) on the simulated
+// Evaluation throughput (images per second) of every zoo model (zoo/*.h5) on the simulated
 // PCM chip against the FP32 digital path, measured alternately in the same iterations.
 //
 // Analog: the default chip of `pcmsim run` (256 x 256 tiles, PCM model, 8-bit DAC/ADC, output
@@ -130,7 +130,7 @@ std::vector<std::string> zoo_models() {
 
 int main(int argc, char** argv) {
   const auto models = zoo_models();
-  if (models.empty()) std::fprintf(stderr, "bench_evaluate: no nets/zoo/*.h5 found\n");
+  if (models.empty()) std::fprintf(stderr, "bench_evaluate: no zoo/*.h5 found\n");
   const int max_threads = omp_get_max_threads();
   for (const auto& path : models) {
     const std::string name = std::filesystem::path(path).stem().string();

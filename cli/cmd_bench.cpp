@@ -21,6 +21,7 @@
 
 #include "cli/command.h"
 #include "cli/util.h"
+#include "mapping/chip_spec.h"
 #include "core/digital_unit.h"
 #include "core/error.h"
 #include "core/io_params.h"
@@ -71,7 +72,7 @@ int run_bench_mvm(const std::vector<std::string>& args) {
       ("out-noise", po::value<double>()->default_value(0.04),
        "output noise std, normalised units")
       ("device", po::value<std::string>()->default_value("pcm"),
-       "device model: pcm, ideal or state-independent (default parameters)")
+       "device model: pcm, ideal or state_independent (default parameters)")
       ("t-inference", po::value<double>()->default_value(86400.0),
        "inference time of the conductance snapshot, seconds after programming")
       ("threads", po::value<int>(), "OpenMP threads (default: OMP_NUM_THREADS / all cores)")
@@ -95,7 +96,9 @@ int run_bench_mvm(const std::vector<std::string>& args) {
   if (batch < 1) core::throw_invalid(kWhere, core::concat("--batch = ", batch, ": must be >= 1"));
   if (repeats < 1)
     core::throw_invalid(kWhere, core::concat("--repeats = ", repeats, ": must be >= 1"));
-  const auto [tile_rows, tile_cols] = parse_tile_shape(vm["tile"].as<std::string>(), "tile");
+  const auto tile_shape = mapping::parse_tile_shape(vm["tile"].as<std::string>(), "--tile");
+  const int tile_rows = static_cast<int>(tile_shape.first);
+  const int tile_cols = static_cast<int>(tile_shape.second);
   if (vm.count("threads")) {
     const int t = vm["threads"].as<int>();
     if (t < 1) core::throw_invalid(kWhere, core::concat("--threads = ", t, ": must be >= 1"));
@@ -116,7 +119,7 @@ int run_bench_mvm(const std::vector<std::string>& args) {
   spec.model = vm["device"].as<std::string>();
   if (spec.model == "tabulated")
     core::throw_invalid(kWhere, "--device tabulated needs a table; use pcm, ideal or "
-                                "state-independent here");
+                                "state_independent here");
   const auto model = devices::make_device_model(spec);
 
   // The layer: Gaussian weights and inputs (fixed seed).

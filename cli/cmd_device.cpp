@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/setting_options.h"
 #include "cli/util.h"
 #include "core/error.h"
 #include "core/types.h"
@@ -43,8 +44,6 @@ int run_device(const std::vector<std::string>& args) {
   po::options_description general("Report options", 110, 60);
   general.add_options()
       ("help,h", "show this help and exit")
-      ("model", po::value<std::string>()->default_value("pcm"),
-       ("device model; one of:" + model_list()).c_str())
       ("g-target", po::value<std::string>()->default_value("1,5,12.5,25"),
        "target conductances, uS, comma-separated, each in [0, g_max]")
       ("t-inference", po::value<std::string>()->default_value("0,3600,86400,31536000"),
@@ -58,43 +57,26 @@ int run_device(const std::vector<std::string>& args) {
       ("out", po::value<std::string>()->default_value("-"),
        "output file, written atomically; '-' = standard output");
 
-  po::options_description physics("Device model options (units in the names; SI otherwise)", 110, 60);
-  physics.add_options()
-      ("g-max-uS", po::value<double>(),
-       "largest target conductance g_max, uS (default 25; for 'tabulated': the table's "
-       "largest g_target_uS)")
-      ("t0-s", po::value<double>()->default_value(pcm_defaults.t0),
-       "drift reference time t0, seconds (t = t_inference + t0)")
-      ("t-read-s", po::value<double>()->default_value(pcm_defaults.t_read, "2.5e-7"),
-       "read duration t_read of the 1/f noise integral, seconds")
-      ("prog-noise-scale", po::value<double>()->default_value(1.0),
-       "multiplies the programming noise (0: none), dimensionless")
-      ("drift-scale", po::value<double>()->default_value(1.0),
-       "multiplies the drift exponent nu (0: no drift), dimensionless")
-      ("read-noise-scale", po::value<double>()->default_value(1.0),
-       "multiplies the read-noise amplitude Q_s (0: none), dimensionless")
-      ("read-noise-reference", po::value<std::string>(),
-       "pcm only: conductance Q_s is computed from: 'target' (g_T, published model; "
-       "default) or 'programmed' (g_prog)")
-      ("table", po::value<std::string>(),
-       "tabulated only: device table, CSV or HDF5 (columns g_target_uS, prog_mean_uS, "
-       "prog_std_uS, nu_mean, nu_std[, read_noise_q]; see devices/tabulated_model.h)")
-      ("prog-noise-std-uS", po::value<double>(),
-       "state-independent only: programming-noise std, uS (default 0.2)")
-      ("nu-mean", po::value<double>(),
-       "state-independent only: mean of the normal nu is folded from (default 0.1)")
-      ("nu-std", po::value<double>(),
-       "state-independent only: std of that normal (default 0.05)")
-      ("read-noise-q", po::value<double>(),
-       "state-independent only: constant Q_s, dimensionless (default 0.0138087 = PCM at "
-       "g_T = g_max/2)");
-
+  po::options_description physics("Device model settings (as in pcmsim run)", 110, 60);
+  add_setting_options<devices::DeviceSpec>(physics);
+  po::options_description hidden;
+  add_deprecated_options(hidden);
+  hidden.add_options()("model", po::value<std::string>(), "deprecated: --device-model");
   po::options_description all(110, 60);
   all.add(general).add(physics);
+  po::options_description parsed(110, 60);
+  parsed.add(all).add(hidden);
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(all).run(), vm);
+    po::store(po::command_line_parser(args).options(parsed).run(), vm);
     po::notify(vm);
+    if (vm.count("model")) {
+      if (vm.count("device-model"))
+        core::throw_invalid("cli device", "--model and --device-model name the same setting");
+      std::cerr << "pcmsim: warning: pcmsim device --model is deprecated, use --device-model\n";
+      vm.insert({"device-model", vm["model"]});
+    }
+    resolve_deprecated(vm);
   } catch (const po::error& e) {
     core::throw_invalid("cli device", e.what());
   }
@@ -104,55 +86,14 @@ int run_device(const std::vector<std::string>& args) {
   }
 
   devices::DeviceSpec spec;
-  spec.model = vm["model"].as<std::string>();
-  // Options that only one model uses are an error with another (they would be ignored).
-  auto only_for = [&](const char* option, const char* model) {
-    if (vm.count(option) && spec.model != model)
-      core::throw_invalid("cli device", core::concat("--", option, " is only used by --model ",
-                                                     model, " (got --model ", spec.model, ")"));
-  };
-  only_for("read-noise-reference", "pcm");
-  only_for("table", "tabulated");
-  only_for("prog-noise-std-uS", "state-independent");
-  only_for("nu-mean", "state-independent");
-  only_for("nu-std", "state-independent");
-  only_for("read-noise-q", "state-independent");
-
-  const bool g_max_given = vm.count("g-max-uS") > 0;
-  const double g_max = g_max_given ? core::siemens_from_uS(vm["g-max-uS"].as<double>())
-                                   : pcm_defaults.g_max;
-  const double t0 = vm["t0-s"].as<double>(), t_read = vm["t-read-s"].as<double>();
-  const double ps = vm["prog-noise-scale"].as<double>();
-  const double ds = vm["drift-scale"].as<double>();
-  const double rs = vm["read-noise-scale"].as<double>();
-
-  spec.pcm = {g_max, t0, t_read, ps, ds, rs, devices::ReadNoiseReference::target};
-  if (vm.count("read-noise-reference"))
-    spec.pcm.read_noise_reference =
-        devices::read_noise_reference_from_string(vm["read-noise-reference"].as<std::string>());
-  spec.ideal.g_max = g_max;
-  auto& si = spec.state_independent;
-  si.g_max = g_max;
-  si.t0 = t0;
-  si.t_read = t_read;
-  si.prog_noise_scale = ps;
-  si.drift_scale = ds;
-  si.read_noise_scale = rs;
-  if (vm.count("prog-noise-std-uS"))
-    si.prog_noise_std = core::siemens_from_uS(vm["prog-noise-std-uS"].as<double>());
-  if (vm.count("nu-mean")) si.nu_mean = vm["nu-mean"].as<double>();
-  if (vm.count("nu-std")) si.nu_std = vm["nu-std"].as<double>();
-  if (vm.count("read-noise-q")) si.read_noise_q = vm["read-noise-q"].as<double>();
-  auto& tab = spec.tabulated;
-  tab.table_path = vm.count("table") ? vm["table"].as<std::string>() : "";
-  tab.g_max = g_max_given ? g_max : 0.0;
-  tab.t0 = t0;
-  tab.t_read = t_read;
-  tab.prog_noise_scale = ps;
-  tab.drift_scale = ds;
-  tab.read_noise_scale = rs;
-  if (spec.model == "tabulated" && tab.table_path.empty())
-    core::throw_invalid("cli device", "--model tabulated needs --table FILE");
+  spec.tabulated.g_max = 0;  // the table's largest g_target unless --g-max-uS is given
+  apply_setting_options(vm, spec);
+  if (core::canonical_setting_name(spec.model) == "tabulated") {
+    if (!given(vm, "g-max-uS")) spec.tabulated.g_max = 0;
+    if (spec.tabulated.table_path.empty())
+      core::throw_invalid("cli device", "--device-model tabulated needs --device-table FILE");
+  }
+  spec.validate();
 
   devices::DeviceReportConfig config;
   config.g_targets.clear();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/setting_options.h"
 #include "cli/util.h"
 #include "core/error.h"
 #include "mapping/mapping_plan.h"
@@ -50,30 +51,23 @@ int run_map(const std::vector<std::string>& args) {
   opts.add_options()
       ("help,h", "show this help and exit")
       ("model", po::value<std::string>(), "model file (pcmsim HDF5 model format); required")
-      ("tile", po::value<std::string>()->default_value("256x256"),
-       "tile shape ROWSxCOLS: rows = inputs (word lines), cols = outputs (device pairs)")
-      ("tiles", po::value<long long>()->default_value(0),
-       "number of tiles on the chip; 0 = unbounded")
-      ("digital-layers", po::value<std::string>(),
-       "comma-separated layer names kept in the digital unit; 'first' and 'last' name the "
-       "first and last linear/conv layer")
-      ("conv-split", po::value<std::string>()->default_value("whole_kernel"),
-       "row splits of convolutions: 'whole_kernel' (at multiples of kh*kw) or 'free'")
-      ("packing", po::value<std::string>()->default_value("none"),
-       "slices per tile: 'none' (one), 'diagonal' (disjoint rows and columns, run at once) or "
-       "'dense' (shelves, time-multiplexed)")
-      ("weight-scaling", po::value<std::string>()->default_value("per_tile"),
-       "conductance scale per 'per_tile' (slice) or 'per_column'; recorded in the report")
       ("format", po::value<std::string>()->default_value("table"),
        "output format: 'table' or 'json'")
       ("slices", "also list every slice: its weight rows/cols, tile, position on the tile and "
        "partial sum (table), or add the whole plan under \"plan\" (json)")
       ("out", po::value<std::string>()->default_value("-"),
        "output file, written atomically; '-' = standard output");
+  add_setting_options<mapping::ChipSpec>(opts);
+  add_setting_options<mapping::MapperOptions>(opts);
+  po::options_description hidden;
+  add_deprecated_options(hidden);
+  po::options_description parsed;
+  parsed.add(opts).add(hidden);
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    po::store(po::command_line_parser(args).options(parsed).run(), vm);
     po::notify(vm);
+    resolve_deprecated(vm);
   } catch (const po::error& e) {
     core::throw_invalid(kWhere, e.what());
   }
@@ -84,21 +78,10 @@ int run_map(const std::vector<std::string>& args) {
   if (!vm.count("model")) core::throw_invalid(kWhere, "--model FILE is required");
 
   mapping::ChipSpec chip;
-  const auto [rows, cols] = parse_tile_shape(vm["tile"].as<std::string>(), "tile");
-  chip.tile_rows = rows;
-  chip.tile_cols = cols;
-  const long long n_tiles = vm["tiles"].as<long long>();
-  if (n_tiles < 0)
-    core::throw_invalid(kWhere, core::concat("--tiles = ", n_tiles, ": must be >= 0 (0 = unbounded)"));
-  chip.num_tiles = n_tiles;
+  apply_setting_options(vm, chip);
   chip.validate();
-
   mapping::MapperOptions options;
-  if (vm.count("digital-layers"))
-    options.digital_layers = split_names(vm["digital-layers"].as<std::string>(), "digital-layers");
-  options.conv_split = mapping::parse_conv_split(vm["conv-split"].as<std::string>());
-  options.packing = mapping::parse_packing(vm["packing"].as<std::string>());
-  options.weight_scaling = mapping::parse_weight_scaling(vm["weight-scaling"].as<std::string>());
+  apply_setting_options(vm, options);
   options.validate();
 
   const std::string format = vm["format"].as<std::string>();

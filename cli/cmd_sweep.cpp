@@ -23,6 +23,7 @@
 #include "git_revision.h"  // generated at build time: PCMSIM_GIT_REVISION
 #include "cli/mpi_driver.h"
 #include "cli/progress.h"
+#include "cli/setting_options.h"
 #include "cli/sim_options.h"
 #include "cli/util.h"
 #include "core/error.h"
@@ -37,8 +38,6 @@ namespace {
 
 constexpr const char* kTag = "cli::sweep";
 using core::concat;
-
-const char* kDefaultTimes = "1,3600,86400,31536000";
 
 std::string trim(const std::string& text) {
   const auto begin = text.find_first_not_of(" \t");
@@ -64,25 +63,6 @@ std::vector<std::string> split_values(const std::string& text, const std::string
   return values;
 }
 
-// One setting as arguments of the `pcmsim run` options. Inside a sweep value, the list options
-// use ';' between items (',' separates the sweep's values): --digital-layers "first;last,none".
-void append_setting(std::vector<std::string>& args, const std::string& name,
-                    const std::string& value) {
-  if (name == "layer-precision") {
-    std::stringstream in(value);
-    std::string spec;
-    while (std::getline(in, spec, ';'))
-      if (!trim(spec).empty()) args.insert(args.end(), {"--" + name, trim(spec)});
-    return;
-  }
-  std::string v = value;
-  if (name == "digital-layers") {
-    if (v == "none") v.clear();
-    std::replace(v.begin(), v.end(), ';', ',');
-  }
-  args.insert(args.end(), {"--" + name, v});
-}
-
 std::string settings_text(const std::vector<std::pair<std::string, std::string>>& settings) {
   std::string text;
   for (const auto& [name, value] : settings) text += (text.empty() ? "" : " ") + name + "=" + value;
@@ -104,13 +84,8 @@ int sweep_main(const std::vector<std::string>& args) {
     ("data", po::value<std::string>()->default_value("fashion-mnist:t10k"),
      "evaluation data: fashion-mnist:t10k|train[@DIR], an HDF5 data set, or an IDX images file")
     ("limit", po::value<long>()->default_value(0), "evaluate the first N images (0 = all)")
-    ("trials", po::value<int>()->default_value(5), "Monte Carlo trials (programmed chips) per point")
-    ("batch", po::value<long>()->default_value(256), "images per forward pass")
     ("calibration-data", po::value<std::string>()->default_value("fashion-mnist:train"),
      "data for --calibrate (the training set, not the test set)")
-    ("calibration-images", po::value<long>()->default_value(256),
-     "calibration images (first N of --calibration-data)")
-    ("fp32", po::value<std::string>()->default_value("on"), "also evaluate the FP32 reference: on/off")
     ("out", po::value<std::string>()->default_value("pcmsim_sweep.h5"),
      "results file (HDF5); a CSV view is written beside it with the extension .csv")
     ("resume", po::bool_switch(), "continue the sweep in --out (same command) where it stopped")
@@ -118,22 +93,21 @@ int sweep_main(const std::vector<std::string>& args) {
      "reuse programmed chips and snapshots across points: on/off (off: a fresh chip per point "
      "and trial; same results, for benchmarks)")
     ("max-chips", po::value<int>()->default_value(8),
-     "converter settings held in memory at once per programmed chip")
-    ("t-inference", po::value<std::string>()->default_value(kDefaultTimes),
-     "inference times after programming (s), comma-separated (an axis)");
+     "converter settings held in memory at once per programmed chip");
+  // The evaluation settings (t_inference: a comma-separated list of times is an axis).
+  add_evaluation_options(general);
+  po::options_description hidden;
+  add_deprecated_options(hidden);
 
-  // The chip options of `pcmsim run`, each taking a comma-separated list of values here.
+  // The chip settings of `pcmsim run`, each taking a comma-separated list of values here.
   po::options_description run_options;
   add_simulation_options(run_options);
-  po::options_description chip("chip options (as in pcmsim run; a comma-separated list is an axis)");
-  std::vector<std::string> chip_names;
-  for (const auto& option : run_options.options()) {
-    chip_names.push_back(option->long_name());
-    chip.add_options()(option->long_name().c_str(), po::value<std::string>(),
-                       option->description().c_str());
-  }
+  po::options_description chip(
+      "chip settings (as in pcmsim run; a comma-separated list is an axis, items of a list "
+      "value are separated by ';', e.g. --digital-layers 'first;last,none')");
+  chip.add(run_options);
   po::options_description all;
-  all.add(general).add(chip);
+  all.add(general).add(chip).add(hidden);
 
   po::variables_map vm;
   try {
@@ -154,6 +128,8 @@ int sweep_main(const std::vector<std::string>& args) {
     std::ifstream in(path);
     if (!in) core::throw_invalid(kTag, concat("--config = '", path, "': cannot open the file"));
     try {
+      if (std::filesystem::is_directory(path))
+        core::throw_invalid(kTag, concat("--config = '", path, "': is a folder, not a file"));
       po::store(po::parse_config_file(in, all, false), vm);
     } catch (const po::error& e) {
       core::throw_invalid(kTag, concat("config file '", path, "': ", e.what()));
@@ -164,6 +140,7 @@ int sweep_main(const std::vector<std::string>& args) {
   } catch (const po::error& e) {
     core::throw_invalid(kTag, e.what());
   }
+  resolve_deprecated(vm);
 
   // Everything that can fail is checked on every rank before any work; rank 0 also checks the
   // results file. A failure anywhere stops every rank with rank 0's message.
@@ -184,89 +161,62 @@ int sweep_main(const std::vector<std::string>& args) {
   std::string out_path;
   std::exception_ptr setup_error;
   try {
-    trials = vm["trials"].as<int>();
-    if (trials < 1) core::throw_invalid(kTag, concat("--trials = ", trials, ": must be >= 1"));
+    // The evaluation settings; their t_inference list is the time axis.
+    nets::EvaluationOptions evaluation_settings = evaluation_options(vm);
+    trials = evaluation_settings.trials;
+    batch = evaluation_settings.batch_size;
+    calibration_images = evaluation_settings.calibration_images;
+    fp32 = evaluation_settings.fp32;
     limit = vm["limit"].as<long>();
     if (limit < 0) core::throw_invalid(kTag, concat("--limit = ", limit, ": must be >= 0"));
-    batch = vm["batch"].as<long>();
-    if (batch < 1) core::throw_invalid(kTag, concat("--batch = ", batch, ": must be >= 1"));
-    calibration_images = vm["calibration-images"].as<long>();
-    if (calibration_images < 1)
-      core::throw_invalid(kTag, concat("--calibration-images = ", calibration_images,
-                                       ": must be >= 1"));
     max_chips = vm["max-chips"].as<int>();
     if (max_chips < 1) core::throw_invalid(kTag, concat("--max-chips = ", max_chips, ": must be >= 1"));
-    auto on_off = [&](const char* name) {
-      const std::string v = vm[name].as<std::string>();
-      if (v == "on") return true;
-      if (v == "off") return false;
-      core::throw_invalid(kTag, concat("--", name, " = '", v, "': expected on or off"));
-    };
-    reuse = on_off("reuse");
-    fp32 = on_off("fp32");
+    const std::string reuse_text = vm["reuse"].as<std::string>();
+    if (reuse_text != "on" && reuse_text != "off")
+      core::throw_invalid(kTag, concat("--reuse = '", reuse_text, "': expected on or off"));
+    reuse = reuse_text == "on";
 
     // Axes (two or more values) and constants (one value), axes ordered programming, converter,
     // time, by name within a kind: the grid (and so every point index) does not depend on the
     // order of the options.
-    std::vector<std::string> names = chip_names;
-    names.push_back("t-inference");
     std::map<int, std::vector<nets::SweepAxis>> by_kind;
-    for (const std::string& name : names) {
-      if (!vm.count(name)) continue;
-      const std::string text = vm[name].as<std::string>();
-      std::vector<std::string> values = split_values(text, name);
+    nets::SimulationConfig base;
+    for (const auto& setting : core::settings<nets::SimulationConfig>()) {
+      const std::string option = setting.option_name();
+      const std::string* text = given(vm, option);
+      if (!text) continue;
+      std::vector<std::string> values = split_values(*text, option);
+      const std::string name = setting.info.external_name();
       if (values.size() == 1) {
         constants.emplace_back(name, values[0]);
+        nets::apply_sweep_setting(base, name, values[0]);
         continue;
       }
-      const auto kind = nets::axis_kind(name);  // throws for options that cannot be swept
-      by_kind[static_cast<int>(kind)].push_back({name, std::move(values)});
+      by_kind[static_cast<int>(setting.info.affects)].push_back({name, std::move(values)});
     }
+    std::vector<std::string> times;
+    for (double t : evaluation_settings.t_inference) times.push_back(core::format_value(t));
+    if (times.size() > 1) by_kind[static_cast<int>(nets::AxisKind::time)].push_back({"t_inference", times});
+    else constants.emplace_back("t_inference", times.at(0));
     for (auto& [kind, axes] : by_kind)
       for (auto& axis : axes) grid.axes.push_back(std::move(axis));
     grid.validate();
+    const double default_time = evaluation_settings.t_inference.at(0);
 
-    double default_time = 0;
-    for (const auto& [name, value] : constants)
-      if (name == "t-inference") default_time = parse_number_list(value, name).at(0);
-
-    // Each point's configuration, parsed exactly as `pcmsim run` parses its options.
-    points = nets::make_points(grid, default_time, [&](const auto& settings) {
-      std::vector<std::string> run_args;
-      for (const auto& [name, value] : constants)
-        if (name != "t-inference") append_setting(run_args, name, value);
-      for (const auto& [name, value] : settings)
-        if (name != "t-inference") append_setting(run_args, name, value);
-      po::variables_map point_vm;
-      try {
-        po::store(po::command_line_parser(run_args).options(run_options).run(), point_vm);
-        po::notify(point_vm);
-      } catch (const po::error& e) {
-        core::throw_invalid(kTag, concat("point ", settings_text(settings), ": ", e.what()));
-      }
-      nets::SimulationConfig config;
-      try {
-        config = simulation_config(point_vm);
-      } catch (const std::invalid_argument& e) {
-        core::throw_invalid(kTag, concat("point ", settings_text(settings), ": ", e.what()));
-      }
-      std::string text;
-      for (const std::string& line : describe_options(point_vm)) text += line + "\n";
-      for (const auto& [name, value] : settings)
-        if (name == "t-inference") text += "t-inference=" + value + "\n";
-      for (const auto& [name, value] : constants)
-        if (name == "t-inference") text += "t-inference=" + value + "\n";
-      point_configs.push_back(text);
-      point_seeds.push_back(config.seed);
-      return config;
-    });
+    // Each point's configuration: the constants, then the point's settings, as values.
+    points = nets::make_points(grid, base, default_time);
+    for (const nets::SweepPoint& p : points) {
+      point_configs.push_back(nets::config_text(p.config) + "t_inference=" +
+                              core::format_value(p.t_inference) + "\n");
+      point_seeds.push_back(p.config.seed);
+    }
 
     // What the sweep computes (resume refuses a file of another sweep).
     std::ostringstream fingerprint;
     for (const char* name : {"model", "data", "calibration-data"})
       fingerprint << name << "=" << vm[name].as<std::string>() << "\n";
-    fingerprint << "limit=" << limit << "\ntrials=" << trials << "\nbatch=" << batch
-                << "\ncalibration-images=" << calibration_images << "\nfp32=" << fp32 << "\n";
+    fingerprint << "limit=" << limit << "\ntrials=" << trials << "\nbatch_size=" << batch
+                << "\ncalibration_images=" << calibration_images << "\nfp32=" << fp32 << "\n";
     for (const auto& [name, value] : constants) fingerprint << name << "=" << value << "\n";
     for (const auto& axis : grid.axes) {
       fingerprint << "axis " << axis.name << "=";
@@ -304,7 +254,7 @@ int sweep_main(const std::vector<std::string>& args) {
       const auto settings = grid.settings(p.index);
       for (const auto& entry : p.config.layer_precision)
         if (net.find_layer(entry.first) < 0)
-          core::throw_invalid(kTag, concat("point ", settings_text(settings), ": layer-precision "
+          core::throw_invalid(kTag, concat("point ", settings_text(settings), ": layer_precision "
                                            "names layer '", entry.first, "', which ",
                                            meta.model, " does not have"));
       if (!mapped.insert(p.programming_group).second) continue;
@@ -460,7 +410,7 @@ int sweep_main(const std::vector<std::string>& args) {
   std::map<std::int64_t, std::vector<double>> per_point;
   for (const auto& entry : store->records()) per_point[entry.first.first].push_back(entry.second);
   std::cout << "model " << meta.model << ", " << meta.images << " images, " << trials
-            << " trials";
+            << (trials == 1 ? " trial" : " trials (mean ± std, 95 % CI of the mean)");
   if (meta.fp32_accuracy >= 0)
     std::cout << ", FP32 " << std::fixed << std::setprecision(2) << 100 * meta.fp32_accuracy
               << " %";
@@ -474,8 +424,11 @@ int sweep_main(const std::vector<std::string>& args) {
     }
     const nets::PointSummary s = nets::summarize(acc);
     std::cout << "  " << std::left << std::setw(48) << settings_text(grid.settings(point))
-              << std::right << std::setw(7) << 100 * s.mean << " ± " << std::setw(5)
-              << 100 * s.std << "  CI95 [" << 100 * s.ci_low << ", " << 100 * s.ci_high << "] %\n";
+              << std::right << std::setw(7) << 100 * s.mean;
+    if (trials > 1)  // one trial has no spread to show
+      std::cout << " ± " << std::setw(5) << 100 * s.std << "  CI95 [" << 100 * s.ci_low << ", "
+                << 100 * s.ci_high << "]";
+    std::cout << " %\n";
   }
   std::cout << std::defaultfloat << std::setprecision(4);
   const std::int64_t computed = recorded;

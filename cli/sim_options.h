@@ -1,5 +1,6 @@
-// The options that describe a simulated chip, shared by `pcmsim run` and `pcmsim sweep`:
-// declared once here, turned into a nets::SimulationConfig once here.
+// The options that describe a simulated chip and an evaluation, shared by `pcmsim run` and
+// `pcmsim sweep`: generated from the field lists of nets::SimulationConfig and
+// nets::EvaluationOptions (cli/setting_options.h).
 #pragma once
 
 #include <boost/program_options.hpp>
@@ -15,10 +16,14 @@ namespace po = boost::program_options;
 
 // Adds the chip, device, converter, digital-unit, GDC and calibration options.
 void add_simulation_options(po::options_description& options);
-// Reads them back (after po::notify). Throws std::invalid_argument naming the option.
-nets::SimulationConfig simulation_config(const po::variables_map& vm);
-// "name=value" lines of every simulation option actually in effect, for result files.
-std::vector<std::string> describe_options(const po::variables_map& vm);
+// `base` with the options given on the command line applied, validated. Throws
+// std::invalid_argument naming the option.
+nets::SimulationConfig simulation_config(const po::variables_map& vm,
+                                         nets::SimulationConfig base = {});
+// The inference times, trials, batch size and calibration images.
+void add_evaluation_options(po::options_description& options);
+nets::EvaluationOptions evaluation_options(const po::variables_map& vm,
+                                           nets::EvaluationOptions base = {});
 
 // Default model and data: the zoo shipped with the sources.
 std::string default_model_path();

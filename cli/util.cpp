@@ -1,5 +1,9 @@
 #include "cli/util.h"
 
+#include <unistd.h>
+
+#include <filesystem>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -39,15 +43,26 @@ std::vector<int> parse_int_list(const std::string& text, const std::string& opti
   return values;
 }
 
-std::pair<int, int> parse_tile_shape(const std::string& text, const std::string& option) {
-  const auto x = text.find('x');
-  int rows = 0, cols = 0;
-  char tail = 0;
-  if (x == std::string::npos ||
-      std::sscanf(text.c_str(), "%dx%d%c", &rows, &cols, &tail) != 2 || rows < 1 || cols < 1)
-    core::throw_invalid("cli", core::concat("--", option, " = '", text,
-                                            "': expected ROWSxCOLS with both >= 1, e.g. 256x256"));
-  return {rows, cols};
+void check_output_path(const std::string& path, const std::string& option) {
+  namespace fs = std::filesystem;
+  const auto bad = [&](const std::string& why) {
+    core::throw_invalid("cli", core::concat("--", option, " = '", path, "': ", why));
+  };
+  if (path.empty()) bad("empty path");
+  const fs::path p(path);
+  if (p.extension() == ".csv") bad("give the HDF5 file (.h5); its CSV view is written beside it");
+  std::error_code ec;
+  const auto status = fs::status(p, ec);
+  if (fs::exists(status) && !fs::is_regular_file(status))
+    bad("exists and is not a regular file");
+  const fs::path dir = fs::absolute(p).parent_path();
+  if (!fs::is_directory(dir)) bad(core::concat("folder '", dir.string(), "' does not exist"));
+  const fs::path probe = dir / (".pcmsim_probe_" + std::to_string(::getpid()));
+  {
+    std::ofstream out(probe);
+    if (!out) bad(core::concat("folder '", dir.string(), "' is not writable"));
+  }
+  fs::remove(probe, ec);
 }
 
 void write_text_atomically(const std::string& path, const std::string& content) {

@@ -10,8 +10,11 @@ namespace pcmsim::cli {
 // "1,5,12.5" -> {1, 5, 12.5}. Throws std::invalid_argument naming the option and the bad item.
 std::vector<double> parse_number_list(const std::string& text, const std::string& option);
 std::vector<int> parse_int_list(const std::string& text, const std::string& option);
-// "256x256" -> {256, 256} (rows, cols), both >= 1.
-std::pair<int, int> parse_tile_shape(const std::string& text, const std::string& option);
+
+// Checks before any work that `path` can take a results file: it does not exist or is a regular
+// file (not a device, folder or link to one), its folder exists and is writable, and it is not
+// a .csv name (the CSV view is written beside the HDF5 file). Throws naming --option.
+void check_output_path(const std::string& path, const std::string& option);
 
 // Writes `content` to `path` via a temporary file in the same folder and an atomic rename, so
 // a reader never sees a half-written file. "-" or "" writes to standard output.

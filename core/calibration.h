@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "core/settings.h"
 #include "core/tile.h"
 #include "core/types.h"
 
@@ -34,6 +35,9 @@ std::string to_string(RangeStatistic v);
 std::string to_string(OutputRangeGranularity v);
 RangeStatistic range_statistic_from_string(const std::string& text);  // "max", "percentile"
 OutputRangeGranularity output_range_granularity_from_string(const std::string& text);
+PCMSIM_ENUM_TEXT(RangeStatistic, range_statistic_from_string, "max", "percentile");
+PCMSIM_ENUM_TEXT(OutputRangeGranularity, output_range_granularity_from_string, "per_column",
+                 "per_tile");
 
 struct CalibrationParams {
   RangeStatistic statistic = RangeStatistic::max;
@@ -48,6 +52,28 @@ struct CalibrationParams {
 
   // Throws std::invalid_argument "[core::CalibrationParams] <field> = <value>: ...".
   void validate() const;
+
+  // Outside this struct the names carry the prefix calibration_ (--calibration-percentile).
+  template <class V>
+  static void fields(V& v) {
+    using S = CalibrationParams;
+    const Affects c = Affects::converter;
+    v.field({"statistic", "", "", "calibrated range statistic", c, "calibration_statistic"},
+            [](S& s) -> auto& { return s.statistic; });
+    v.field({"percentile", "%", "(0, 100]", "percentile of the percentile statistic", c,
+             "calibration_percentile"}, [](S& s) -> auto& { return s.percentile; });
+    v.field({"output_granularity", "", "", "calibrated ADC range per column or per tile", c,
+             "calibration_output_granularity"},
+            [](S& s) -> auto& { return s.output_granularity; });
+    v.field({"input_headroom", "", "> 0, finite", "multiplies the input statistic", c,
+             "calibration_input_headroom"}, [](S& s) -> auto& { return s.input_headroom; });
+    v.field({"output_headroom", "", "> 0, finite", "multiplies the output statistic", c,
+             "calibration_output_headroom"}, [](S& s) -> auto& { return s.output_headroom; });
+    v.field({"calibrate_input", "", "", "calibrate the input ranges", c,
+             "calibration_input"}, [](S& s) -> auto& { return s.calibrate_input; });
+    v.field({"calibrate_output", "", "", "calibrate the ADC ranges", c,
+             "calibration_output"}, [](S& s) -> auto& { return s.calibrate_output; });
+  }
 };
 
 // The calibrated ranges of one layer (keep with the programmed chip).

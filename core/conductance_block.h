@@ -2,8 +2,11 @@
 // physics. Produced by devices (programming + time snapshot), consumed by the tile.
 #pragma once
 
+#include <string>
 #include <vector>
 
+#include "core/error.h"
+#include "core/settings.h"
 #include "core/types.h"
 
 namespace pcmsim::core {
@@ -20,6 +23,15 @@ enum class PlaneReadout {
   analog,   // currents summed with their significance (current mirrors), one ADC read
   digital,  // each plane read by its own ADC; the digital unit shifts and adds
 };
+inline const char* to_string(PlaneReadout r) {
+  return r == PlaneReadout::analog ? "analog" : "digital";
+}
+inline PlaneReadout plane_readout_from_string(const std::string& text) {
+  if (text == "analog") return PlaneReadout::analog;
+  if (text == "digital") return PlaneReadout::digital;
+  throw_invalid("core::PlaneReadout", concat("readout = '", text, "': must be analog or digital"));
+}
+PCMSIM_ENUM_TEXT(PlaneReadout, plane_readout_from_string, "analog", "digital");
 
 struct ConductanceBlock {
   std::vector<ConductancePlane> planes;

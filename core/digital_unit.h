@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "core/settings.h"
 #include "core/tile.h"
 #include "core/types.h"
 
@@ -44,6 +45,8 @@ enum class Accumulator {
 std::string to_string(Accumulator a);
 // "float64", "float32", "fixed_point", "block_floating_point"; throws naming the text.
 Accumulator accumulator_from_string(const std::string& text);
+PCMSIM_ENUM_TEXT(Accumulator, accumulator_from_string, "float64", "float32", "fixed_point",
+                 "block_floating_point");
 
 struct DigitalParams {
   Accumulator accumulator = Accumulator::float64;
@@ -58,6 +61,23 @@ struct DigitalParams {
 
   // Throws std::invalid_argument "[core::DigitalParams] <field> = <value>: ...".
   void validate() const;
+
+  template <class V>
+  static void fields(V& v) {
+    using S = DigitalParams;
+    const Affects c = Affects::converter;
+    v.field({"accumulator", "", "", "digital accumulation of the tiles' partial sums", c},
+            [](S& s) -> auto& { return s.accumulator; });
+    v.field({"acc_bits", "bits", "2..53", "fixed_point: accumulator width including the sign", c},
+            [](S& s) -> auto& { return s.acc_bits; });
+    v.field({"acc_frac_bits", "bits", "-128..128",
+             "fixed_point: fractional bits, LSB = 2^-acc_frac_bits output units (range "
+             "+-2^(acc_bits-1-acc_frac_bits))", c},
+            [](S& s) -> auto& { return s.acc_frac_bits; });
+    v.field({"bfp_window_bits", "bits", "1..32",
+             "block_floating_point: bits of the aligned window below the leading exponent", c},
+            [](S& s) -> auto& { return s.bfp_window_bits; });
+  }
 
   // Derived (fixed_point): LSB in output units and the saturation bound (max_int * LSB).
   double acc_lsb() const;

@@ -45,6 +45,7 @@
 #include <string>
 
 #include "core/rng.h"
+#include "core/settings.h"
 #include "core/tile.h"
 #include "core/types.h"
 
@@ -63,6 +64,9 @@ std::string to_string(GdcReferenceKind v);
 GdcGranularity gdc_granularity_from_string(const std::string& text);  // "per_tile", "per_column"
 GdcProbe gdc_probe_from_string(const std::string& text);              // "identity", "all_ones"
 GdcReferenceKind gdc_reference_from_string(const std::string& text);  // "programmed", "exact"
+PCMSIM_ENUM_TEXT(GdcGranularity, gdc_granularity_from_string, "per_tile", "per_column");
+PCMSIM_ENUM_TEXT(GdcProbe, gdc_probe_from_string, "identity", "all_ones");
+PCMSIM_ENUM_TEXT(GdcReferenceKind, gdc_reference_from_string, "programmed", "exact");
 
 struct GdcParams {
   GdcGranularity granularity = GdcGranularity::per_tile;
@@ -85,6 +89,31 @@ struct GdcParams {
 
   // Throws std::invalid_argument "[core::GdcParams] <field> = <value>: ...".
   void validate() const;
+
+  // Outside this struct the names carry the prefix gdc_ (--gdc-granularity).
+  template <class V>
+  static void fields(V& v) {
+    using S = GdcParams;
+    const Affects c = Affects::converter;
+    v.field({"granularity", "", "", "one GDC factor per tile or per column", c,
+             "gdc_granularity"}, [](S& s) -> auto& { return s.granularity; });
+    v.field({"probe", "", "", "GDC probe input", c, "gdc_probe"},
+            [](S& s) -> auto& { return s.probe; });
+    v.field({"reference", "", "", "GDC reference: read at t = 0 (programmed) or the ideal "
+             "weights (exact)", c, "gdc_reference"}, [](S& s) -> auto& { return s.reference; });
+    v.field({"r_floor", "", "> 0, finite", "floor of r0 and r(t) (normalised output units)", c,
+             "gdc_r_floor"}, [](S& s) -> auto& { return s.r_floor; });
+    v.field({"auto_range", "", "", "auto-ranged probe reads", c, "gdc_auto_range"},
+            [](S& s) -> auto& { return s.auto_range; });
+    v.field({"headroom", "", "> 1, finite", "probe range = headroom x largest read", c,
+             "gdc_headroom"}, [](S& s) -> auto& { return s.headroom; });
+    v.field({"min_codes", "", ">= 0, finite", "probe outputs below this many LSBs are left out",
+             c, "gdc_min_codes"}, [](S& s) -> auto& { return s.min_codes; });
+    v.field({"max_range_reads", "", "1..32", "most probe reads per ranging", c,
+             "gdc_max_range_reads"}, [](S& s) -> auto& { return s.max_range_reads; });
+    v.field({"range_dither", "", "1..64", "reads averaged at dithered ranges", c,
+             "gdc_range_dither"}, [](S& s) -> auto& { return s.range_dither; });
+  }
 };
 
 // What GDC keeps of the reference, per tile (stored with the programmed chip).

@@ -9,6 +9,8 @@
 
 #include <string>
 
+#include "core/settings.h"
+
 namespace pcmsim::core {
 
 // How the digital unit scales each input vector before the DAC (PHYSICS.md §4 step 1).
@@ -76,6 +78,9 @@ struct IoParams {
   // range or inconsistent with another.
   void validate() const;
 
+  template <class V>
+  static void fields(V& v);
+
   // Derived values.
   bool bound_management_active() const;  // resolves `automatic`
   int bm_rounds() const;                 // 0 when bound management is off
@@ -91,5 +96,46 @@ NoiseManagement noise_management_from_string(const std::string& text);
 ReadNoise read_noise_from_string(const std::string& text);
 BoundManagement bound_management_from_string(const std::string& text);
 Rounding rounding_from_string(const std::string& text);
+PCMSIM_ENUM_TEXT(NoiseManagement, noise_management_from_string, "abs_max", "static_range", "none");
+PCMSIM_ENUM_TEXT(ReadNoise, read_noise_from_string, "none", "pcm_like", "additive");
+PCMSIM_ENUM_TEXT(BoundManagement, bound_management_from_string, "automatic", "iterative", "off");
+PCMSIM_ENUM_TEXT(Rounding, rounding_from_string, "nearest", "stochastic");
+
+template <class V>
+void IoParams::fields(V& v) {
+  using S = IoParams;
+  const Affects c = Affects::converter;
+  v.field({"p_in", "bits", "0 or 2..16", "DAC resolution (0 = no quantisation)", c},
+          [](S& s) -> auto& { return s.p_in; });
+  v.field({"p_out", "bits", "0 or 2..16", "ADC resolution (0 = no quantisation)", c},
+          [](S& s) -> auto& { return s.p_out; });
+  v.field({"in_bound", "", "> 0", "DAC full scale (normalised input units)", c},
+          [](S& s) -> auto& { return s.in_bound; });
+  v.field({"out_bound", "", "> 0", "ADC full scale (a full-scale weight times a full-scale "
+                                   "input on one row is 1)", c},
+          [](S& s) -> auto& { return s.out_bound; });
+  v.field({"in_noise", "", ">= 0", "std of Gaussian noise on each DAC value", c},
+          [](S& s) -> auto& { return s.in_noise; });
+  v.field({"out_noise", "", ">= 0", "std of Gaussian noise on each output before the ADC", c},
+          [](S& s) -> auto& { return s.out_noise; });
+  v.field({"read_noise", "", "", "per-MVM read noise of the analog product", c},
+          [](S& s) -> auto& { return s.read_noise; });
+  v.field({"w_noise", "", ">= 0", "scale of the per-MVM read noise", c},
+          [](S& s) -> auto& { return s.w_noise; });
+  v.field({"noise_management", "", "", "input scaling before the DAC (static_range: the "
+                                       "calibrated range)", c},
+          [](S& s) -> auto& { return s.noise_management; });
+  v.field({"bound_management", "", "", "redo clipped samples with a doubled input scale "
+                                       "(automatic: unless static_range)", c},
+          [](S& s) -> auto& { return s.bound_management; });
+  v.field({"bm_max_factor", "", ">= 1, finite", "largest input-scale factor of bound "
+                                                "management", c},
+          [](S& s) -> auto& { return s.bm_max_factor; });
+  v.field({"rounding", "", "", "rounding of both converters", c},
+          [](S& s) -> auto& { return s.rounding; });
+  v.field({"b_in", "bits", "0 or 1..p_in-1", "bit-serial input bits per DAC cycle (0 = "
+                                             "parallel)", c},
+          [](S& s) -> auto& { return s.b_in; });
+}
 
 }  // namespace pcmsim::core

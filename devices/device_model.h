@@ -1,4 +1,4 @@
-// The interface every device model implements (PCM, ideal, state-independent, tabulated).
+// The interface every device model implements (PCM, ideal, state_independent, tabulated).
 //
 // A model works on flat arrays of devices so that one virtual call covers a whole chunk and
 // the inner loops vectorise. Device i of a call draws its random numbers from element index

@@ -1,6 +1,6 @@
 // The statistical PCM device model of PHYSICS.md §2 (doped GST; Nandakumar et al. 2019,
 // Joshi et al. 2020), and the drift + accumulated 1/f read-noise law that the PCM-like models
-// (PCM, state-independent, tabulated) share.
+// (PCM, state_independent, tabulated) share.
 //
 // Programming draws, per device, one programming-noise variate (draw kDrawProgramming) and
 // one drift-exponent variate (draw kDrawDriftExponent) from the programming key; a snapshot
@@ -13,6 +13,7 @@
 #include <string>
 
 #include "core/rng.h"
+#include "core/settings.h"
 #include "devices/device_model.h"
 
 namespace pcmsim::devices {
@@ -30,6 +31,7 @@ enum class ReadNoiseReference {
 std::string to_string(ReadNoiseReference r);
 // "target" or "programmed"; anything else throws std::invalid_argument.
 ReadNoiseReference read_noise_reference_from_string(const std::string& text);
+PCMSIM_ENUM_TEXT(ReadNoiseReference, read_noise_reference_from_string, "target", "programmed");
 
 struct PcmParams {
   double g_max = 25e-6;      // siemens; largest target conductance (x = g_T / g_max)

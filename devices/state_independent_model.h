@@ -1,4 +1,4 @@
-// The state-independent device (PHYSICS.md §3): the same programming / drift / read-noise laws
+// The state_independent device (PHYSICS.md §3): the same programming / drift / read-noise laws
 // as PCM but with statistics that do not depend on the target conductance. Useful to tell
 // which effects come from the conductance dependence of the PCM statistics.
 //   g_prog = max(0, g_T + prog_noise_scale * prog_noise_std * xi_1)
@@ -33,7 +33,7 @@ class StateIndependentModel final : public DeviceModel {
  public:
   explicit StateIndependentModel(StateIndependentParams params = {});  // validates
 
-  std::string name() const override { return "state-independent"; }
+  std::string name() const override { return "state_independent"; }
   double g_max() const override { return params_.g_max; }
   const StateIndependentParams& params() const { return params_; }
 

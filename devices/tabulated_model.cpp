@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "core/hdf5_io.h"
+#include "h5/hdf5_io.h"
 #include "core/types.h"
 #include "devices/pcm_model.h"
 
@@ -172,7 +172,7 @@ DeviceTable read_device_table_csv(const std::string& path) {
 }
 
 DeviceTable read_device_table_hdf5(const std::string& path) {
-  const auto file = core::h5::File::open_read(path);
+  const auto file = pcmsim::h5::File::open_read(path);
   DeviceTable table;
   table.source = path;
   const auto& names = device_table_columns();

@@ -22,6 +22,23 @@ double round_half_away(double x) { return std::round(x); }
 }  // namespace
 
 void UnitCellSpec::validate() const {
+  // A field of another kind that differs from its default would be silently ignored.
+  const UnitCellSpec defaults;
+  const auto no_effect = [&](const char* field, bool differs, const char* used_by) {
+    if (differs)
+      core::throw_invalid(kSpecTag, core::concat(field, " is set but has no effect for kind = ",
+                                                 to_string(kind), " (only for ", used_by, ")"));
+  };
+  if (kind != CellKind::multi_pair) {
+    no_effect("num_pairs", num_pairs != defaults.num_pairs, "multi_pair");
+    no_effect("significance_factor", significance_factor != defaults.significance_factor,
+              "multi_pair");
+    no_effect("significances", !significances.empty(), "multi_pair");
+  }
+  if (kind != CellKind::bit_sliced) {
+    no_effect("weight_bits", weight_bits != defaults.weight_bits, "bit_sliced");
+    no_effect("slice_bits", slice_bits != defaults.slice_bits, "bit_sliced");
+  }
   switch (kind) {
     case CellKind::pair:
       break;

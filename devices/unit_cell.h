@@ -29,6 +29,7 @@
 #include <Eigen/Core>
 
 #include "core/conductance_block.h"
+#include "core/settings.h"
 #include "core/types.h"
 
 namespace pcmsim::devices {
@@ -65,8 +66,12 @@ struct UnitCellSpec {
   // significance, e.g. current mirrors). Applies to every kind; with one plane both coincide.
   core::PlaneReadout readout = core::PlaneReadout::digital;
 
-  // Throws std::invalid_argument naming the field and its value.
+  // Throws std::invalid_argument naming the field and its value; also a field that has no
+  // effect for the chosen kind and differs from its default (pairs for a pair cell, ...).
   void validate() const;
+
+  template <class V>
+  static void fields(V& v);
 
   // The significance F_k of each plane, in plane order (ascending). Validates first.
   std::vector<double> plane_significances() const;
@@ -80,6 +85,34 @@ CellKind parse_cell_kind(const std::string& name);
 std::string to_string(WeightScaling scaling);
 // "block" (or "per_tile"), "column" (or "per_column", the mapper's names).
 WeightScaling parse_weight_scaling(const std::string& name);
+
+PCMSIM_ENUM_TEXT(CellKind, parse_cell_kind, "pair", "multi_pair", "bit_sliced");
+PCMSIM_ENUM_TEXT(WeightScaling, parse_weight_scaling, "block", "column");
+
+template <class V>
+void UnitCellSpec::fields(V& v) {
+  using S = UnitCellSpec;
+  const core::Affects p = core::Affects::programming;
+  v.field({"kind", "", "", "unit cell: one differential pair, several pairs with significance, "
+           "or bit slices", p, "cell"}, [](S& s) -> auto& { return s.kind; });
+  v.field({"scaling", "", "", "weight-to-conductance scale: max|W| per block (tile) or per "
+           "column (per_tile/per_column accepted)", p, "weight_scaling"},
+          [](S& s) -> auto& { return s.scaling; });
+  v.field({"significances", "", "ascending, > 0", "multi_pair: explicit significance factors "
+           "(empty: significance_factor^k, k < num_pairs)", p},
+          [](S& s) -> auto& { return s.significances; });
+  v.field({"num_pairs", "", "1..16", "multi_pair: device pairs per weight", p},
+          [](S& s) -> auto& { return s.num_pairs; });
+  v.field({"significance_factor", "", "> 1, finite", "multi_pair: geometric significance "
+           "factor between pairs", p}, [](S& s) -> auto& { return s.significance_factor; });
+  v.field({"weight_bits", "bits", "2..24", "bit_sliced: signed weight precision", p},
+          [](S& s) -> auto& { return s.weight_bits; });
+  v.field({"slice_bits", "bits", "1..weight_bits-1", "bit_sliced: bits per slice", p},
+          [](S& s) -> auto& { return s.slice_bits; });
+  v.field({"readout", "", "", "planes combined by the digital unit (one ADC read each) or in "
+           "analog (one read)", p, "plane_readout"},
+          [](S& s) -> auto& { return s.readout; });
+}
 
 // Target conductances of a weight block W (rows = inputs, cols = outputs) for a cell type and a
 // largest conductance g_max (siemens, finite, > 0; usually DeviceModel::g_max()). The result

@@ -14,7 +14,7 @@
 using namespace pcmsim;
 
 int main(int argc, char** argv) {
-  const std::string model = argc > 1 ? argv[1] : "nets/zoo/mlp_hwa.h5";
+  const std::string model = argc > 1 ? argv[1] : "zoo/mlp_hwa.h5";
   const long limit = argc > 2 ? std::atol(argv[2]) : 500;
   try {
     // Stage 1: the network (passive description) and the first `limit` test images.

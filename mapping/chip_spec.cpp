@@ -1,5 +1,7 @@
 #include "mapping/chip_spec.h"
 
+#include <charconv>
+
 #include <limits>
 #include <utility>
 
@@ -102,14 +104,6 @@ const char* to_string(ConvSplit v) {
   return "?";
 }
 
-const char* to_string(WeightScaling v) {
-  switch (v) {
-    case WeightScaling::per_tile: return "per_tile";
-    case WeightScaling::per_column: return "per_column";
-  }
-  return "?";
-}
-
 const char* to_string(Packing v) {
   switch (v) {
     case Packing::none: return "none";
@@ -119,18 +113,26 @@ const char* to_string(Packing v) {
   return "?";
 }
 
+std::pair<Index, Index> parse_tile_shape(const std::string& text, const std::string& name) {
+  const auto bad = [&] {
+    throw_invalid("mapping", concat(name, " = '", text,
+                                    "': expected ROWSxCOLS with both in [1, 65536], e.g. 256x256"));
+  };
+  const auto x = text.find('x');
+  if (x == std::string::npos) bad();
+  const auto number = [&](std::size_t begin, std::size_t end) {
+    Index v = 0;
+    const auto [ptr, ec] = std::from_chars(text.data() + begin, text.data() + end, v);
+    if (ec != std::errc() || ptr != text.data() + end || begin == end || v < 1 || v > 65536) bad();
+    return v;
+  };
+  return {number(0, x), number(x + 1, text.size())};
+}
+
 ConvSplit parse_conv_split(const std::string& text) {
   if (text == "whole_kernel" || text == "whole-kernel") return ConvSplit::whole_kernel;
   if (text == "free") return ConvSplit::free;
   throw_invalid("mapping", concat("conv split '", text, "': expected whole_kernel or free"));
-}
-
-WeightScaling parse_weight_scaling(const std::string& text) {
-  if (text == "per_tile" || text == "per-tile" || text == "tile") return WeightScaling::per_tile;
-  if (text == "per_column" || text == "per-column" || text == "column")
-    return WeightScaling::per_column;
-  throw_invalid("mapping",
-                concat("weight scaling '", text, "': expected per_tile or per_column"));
 }
 
 Packing parse_packing(const std::string& text) {

@@ -4,8 +4,11 @@
 #pragma once
 
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
+#include "core/settings.h"
 #include "core/types.h"
 
 namespace pcmsim::mapping {
@@ -19,6 +22,8 @@ struct ChipSpec {
   Index num_tiles = 0;    // tiles on the chip; 0 = unbounded
   // Throws std::invalid_argument naming the bad field, e.g. "tile_rows = 0: must be >= 1".
   void validate() const;
+  template <class V>
+  static void fields(V& v);
   bool bounded() const { return num_tiles > 0; }
   Index cells_per_tile() const { return tile_rows * tile_cols; }
 };
@@ -27,13 +32,6 @@ struct ChipSpec {
 enum class ConvSplit {
   whole_kernel,  // row splits only at multiples of kh*kw: one input channel's kernel stays whole
   free,          // row splits anywhere (fills tiles fully)
-};
-
-// How weights are scaled to conductances (s = g_max / max|W|); recorded for the programming
-// stage (devices), the mapper itself does not depend on it.
-enum class WeightScaling {
-  per_tile,    // one scale per mapped slice (the block on one tile)
-  per_column,  // one scale per output column of each slice
 };
 
 // Whether several slices may share a physical tile.
@@ -45,12 +43,32 @@ enum class Packing {
 };
 
 const char* to_string(ConvSplit v);
-const char* to_string(WeightScaling v);
 const char* to_string(Packing v);
-// Parse "whole_kernel"/"free", "per_tile"/"per_column", "none"/"diagonal"/"dense".
+// Parse "whole_kernel"/"free", "none"/"diagonal"/"dense".
 ConvSplit parse_conv_split(const std::string& text);
-WeightScaling parse_weight_scaling(const std::string& text);
 Packing parse_packing(const std::string& text);
+PCMSIM_ENUM_TEXT(ConvSplit, parse_conv_split, "whole_kernel", "free");
+PCMSIM_ENUM_TEXT(Packing, parse_packing, "none", "diagonal", "dense");
+
+// "ROWSxCOLS" (e.g. "256x256") of a tile shape; throws naming `name` and the text.
+std::pair<Index, Index> parse_tile_shape(const std::string& text, const std::string& name);
+
+template <class V>
+void ChipSpec::fields(V& v) {
+  using S = ChipSpec;
+  const core::Affects p = core::Affects::programming;
+  v.field({"tile_rows", "", "1..65536", "word lines (inputs) per tile", p},
+          [](S& s) -> auto& { return s.tile_rows; });
+  v.field({"tile_cols", "", "1..65536", "bit lines (outputs) per tile", p},
+          [](S& s) -> auto& { return s.tile_cols; });
+  v.shortcut({"tile", "", "ROWSxCOLS", "tile shape, sets tile_rows and tile_cols", p},
+             [](const S& s) { return std::to_string(s.tile_rows) + "x" + std::to_string(s.tile_cols); },
+             [](S& s, const std::string& text) {
+               std::tie(s.tile_rows, s.tile_cols) = parse_tile_shape(text, "tile");
+             });
+  v.field({"num_tiles", "", ">= 0", "tiles on the chip, 0 = as many as needed", p},
+          [](S& s) -> auto& { return s.num_tiles; });
+}
 
 struct MapperOptions {
   ConvSplit conv_split = ConvSplit::whole_kernel;
@@ -58,10 +76,20 @@ struct MapperOptions {
   // first and last mappable layer (used only when no layer carries that exact name).
   // Unknown names are an error at plan time.
   std::vector<std::string> digital_layers;
-  WeightScaling weight_scaling = WeightScaling::per_tile;
   Packing packing = Packing::none;
   // Throws std::invalid_argument on an empty name in digital_layers.
   void validate() const;
+  template <class V>
+  static void fields(V& v) {
+    using S = MapperOptions;
+    const core::Affects p = core::Affects::programming;
+    v.field({"conv_split", "", "", "where a convolution's rows may be split across tiles", p},
+            [](S& s) -> auto& { return s.conv_split; });
+    v.field({"digital_layers", "", "layer names, first, last", "layers kept digital (FP32)", p},
+            [](S& s) -> auto& { return s.digital_layers; });
+    v.field({"packing", "", "", "whether several layer slices may share a tile", p},
+            [](S& s) -> auto& { return s.packing; });
+  }
 };
 
 // One mappable layer (Linear or Conv2d) as `groups` independent weight matrices of

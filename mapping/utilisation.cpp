@@ -62,8 +62,7 @@ std::string kernel_text(const LayerUtilisation& u) {
 
 std::string options_text(const UtilisationReport& r) {
   return concat("conv split ", to_string(r.options.conv_split), ", packing ",
-                to_string(r.options.packing), ", weight scaling ",
-                to_string(r.options.weight_scaling));
+                to_string(r.options.packing));
 }
 
 std::string json_string(const std::string& s) {
@@ -181,7 +180,6 @@ std::string render_json(const UtilisationReport& r, const MappingPlan* plan) {
       << ", \"tile_cols\": " << r.chip.tile_cols << ", \"num_tiles\": " << r.chip.num_tiles
       << "},\n  \"options\": {\"conv_split\": " << json_string(to_string(r.options.conv_split))
       << ", \"packing\": " << json_string(to_string(r.options.packing))
-      << ", \"weight_scaling\": " << json_string(to_string(r.options.weight_scaling))
       << ", \"digital_layers\": [";
   for (std::size_t i = 0; i < r.options.digital_layers.size(); ++i)
     out << (i ? ", " : "") << json_string(r.options.digital_layers[i]);

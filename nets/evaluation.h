@@ -19,6 +19,21 @@ struct EvaluationOptions {
   Index calibration_images = 256;  // first images of the calibration set (when calibrating)
   bool fp32 = true;         // also evaluate the FP32 digital reference
   void validate() const;
+
+  template <class V>
+  static void fields(V& v) {
+    using S = EvaluationOptions;
+    v.field({"t_inference", "s", ">= 0, finite", "inference times after programming",
+             core::Affects::time}, [](S& s) -> auto& { return s.t_inference; });
+    v.field({"trials", "", ">= 1", "Monte Carlo trials (independently programmed chips)",
+             core::Affects::programming}, [](S& s) -> auto& { return s.trials; });
+    v.field({"batch_size", "", ">= 1", "images per forward pass (results do not depend on it)",
+             core::Affects::converter}, [](S& s) -> auto& { return s.batch_size; });
+    v.field({"calibration_images", "", ">= 1", "first images of the data used to calibrate",
+             core::Affects::converter}, [](S& s) -> auto& { return s.calibration_images; });
+    v.field({"fp32", "", "", "also evaluate the FP32 digital reference", core::Affects::converter},
+            [](S& s) -> auto& { return s.fp32; });
+  }
 };
 
 // One Monte Carlo trial at one inference time.

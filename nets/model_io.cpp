@@ -9,12 +9,12 @@
 #include <map>
 
 #include "core/error.h"
-#include "core/hdf5_io.h"
+#include "h5/hdf5_io.h"
 
 namespace pcmsim::nets {
 
 using core::concat;
-namespace h5 = core::h5;
+namespace h5 = ::pcmsim::h5;
 
 namespace {
 

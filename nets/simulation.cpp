@@ -1,5 +1,6 @@
 #include "nets/simulation.h"
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 
@@ -31,8 +32,42 @@ void check_precision(const std::string& layer, const char* field, int bits) {
 
 }  // namespace
 
+std::vector<std::string> layer_precision_text(const std::map<std::string, LayerPrecision>& m) {
+  std::vector<std::string> items;
+  for (const auto& [name, p] : m) items.push_back(concat(name, ":", p.p_in, ":", p.p_out));
+  return items;
+}
+
+std::map<std::string, LayerPrecision> parse_layer_precision(const std::vector<std::string>& items) {
+  std::map<std::string, LayerPrecision> m;
+  for (const std::string& item : items) {
+    const auto colon2 = item.rfind(':');
+    const auto colon1 = colon2 == std::string::npos || colon2 == 0 ? std::string::npos
+                                                                    : item.rfind(':', colon2 - 1);
+    if (colon1 == std::string::npos || colon1 == 0)
+      core::throw_invalid("nets::SimulationConfig",
+                          concat("layer_precision = '", item, "': expected NAME:P_IN:P_OUT"));
+    const std::string name = item.substr(0, colon1);
+    const auto bits = [&](std::size_t begin, std::size_t end, const char* field) {
+      const std::string where = concat("layer_precision['", name, "'].", field);
+      const auto v = std::get<std::int64_t>(
+          core::parse_value(where, core::ValueType::integer, item.substr(begin, end - begin)));
+      if (v != -1 && v != 0 && (v < 2 || v > 16))
+        core::throw_invalid("nets::SimulationConfig",
+                            concat(where, " = ", v, ": must be -1 (inherit), 0 (off) or 2..16"));
+      return static_cast<int>(v);
+    };
+    if (m.count(name))
+      core::throw_invalid("nets::SimulationConfig",
+                          concat("layer_precision names layer '", name, "' twice"));
+    m[name] = LayerPrecision{bits(colon1 + 1, colon2, "p_in"), bits(colon2 + 1, item.size(), "p_out")};
+  }
+  return m;
+}
+
 void SimulationConfig::validate() const {
   chip.validate();
+  device.validate();
   mapper.validate();
   cell.validate();
   io.validate();
@@ -136,10 +171,6 @@ AnalogChip::AnalogChip(const Network& net, const SimulationConfig& config, int t
     if (net.find_layer(entry.first) < 0)
       core::throw_invalid(kTag, concat("layer_precision names layer '", entry.first,
                                        "', which the network does not have"));
-  // The unit cell scales per slice or per column as the mapper was asked to.
-  config_.cell.scaling = config_.mapper.weight_scaling == mapping::WeightScaling::per_column
-                             ? devices::WeightScaling::column
-                             : devices::WeightScaling::block;
   plan_ = mapping::plan(layer_matrices(net), config_.chip, config_.mapper);
   const auto model = devices::make_device_model(config_.device);
 
@@ -171,15 +202,14 @@ AnalogChip::AnalogChip(const AnalogChip& programmed, const SimulationConfig& con
     : net_(programmed.net_), config_(config), trial_(programmed.trial_) {
   config_.validate();
   const SimulationConfig& p = programmed.config_;
-  const bool same_programming =
-      config_.seed == p.seed && config_.chip.tile_rows == p.chip.tile_rows &&
-      config_.chip.tile_cols == p.chip.tile_cols && config_.chip.num_tiles == p.chip.num_tiles &&
-      config_.mapper.digital_layers == p.mapper.digital_layers &&
-      config_.mapper.weight_scaling == p.mapper.weight_scaling &&
-      config_.device.model == p.device.model && config_.cell.kind == p.cell.kind;
-  if (!same_programming)
-    core::throw_invalid(kTag, "a chip sharing another's programming must have the same seed, "
-                              "tile, digital layers, weight scaling, device and cell");
+  // Which settings belong to the programming is said once, in the field lists.
+  const auto differ = core::differing_settings(config_, p, core::Affects::programming);
+  if (!differ.empty()) {
+    std::string names;
+    for (const auto& n : differ) names += (names.empty() ? "" : ", ") + n;
+    core::throw_invalid(kTag, concat("a chip sharing another's programming must have the same "
+                                     "programming settings; these differ: ", names));
+  }
   for (const auto& entry : config_.layer_precision)
     if (net_.find_layer(entry.first) < 0)
       core::throw_invalid(kTag, concat("layer_precision names layer '", entry.first,

@@ -51,7 +51,39 @@ struct SimulationConfig {
   // Throws std::invalid_argument naming the field; layer names are checked against the network
   // when a chip is built.
   void validate() const;
+
+  template <class V>
+  static void fields(V& v);
 };
+
+// layer_precision as text, "NAME:P_IN:P_OUT" per layer, and back (throws naming the item).
+std::vector<std::string> layer_precision_text(const std::map<std::string, LayerPrecision>& m);
+std::map<std::string, LayerPrecision> parse_layer_precision(const std::vector<std::string>& items);
+
+template <class V>
+void SimulationConfig::fields(V& v) {
+  using S = SimulationConfig;
+  const core::Affects c = core::Affects::converter;
+  v.group("chip", [](S& s) -> auto& { return s.chip; });
+  v.group("mapper", [](S& s) -> auto& { return s.mapper; });
+  v.group("device", [](S& s) -> auto& { return s.device; });
+  v.group("cell", [](S& s) -> auto& { return s.cell; });
+  v.group("io", [](S& s) -> auto& { return s.io; });
+  v.computed({"layer_precision", "bits", "NAME:P_IN:P_OUT, -1 inherits",
+              "per-layer converter bits overriding p_in/p_out", c},
+             [](const S& s) { return layer_precision_text(s.layer_precision); },
+             [](S& s, const std::vector<std::string>& items) {
+               s.layer_precision = parse_layer_precision(items);
+             });
+  v.group("digital", [](S& s) -> auto& { return s.digital; });
+  v.field({"gdc", "", "", "global drift compensation", c}, [](S& s) -> auto& { return s.gdc; });
+  v.group("gdc_params", [](S& s) -> auto& { return s.gdc_params; });
+  v.field({"calibrate", "", "", "calibrate the converter ranges on data after programming", c},
+          [](S& s) -> auto& { return s.calibrate; });
+  v.group("calibration", [](S& s) -> auto& { return s.calibration; });
+  v.field({"seed", "", "0..2^64-1", "random seed of every stream", core::Affects::programming},
+          [](S& s) -> auto& { return s.seed; });
+}
 
 // Keys of the pipeline's random streams; a pure function of (seed, stage, layer, slice, trial,
 // sub) so that any point can be recomputed alone, in any process.

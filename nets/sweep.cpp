@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "core/hdf5_io.h"
+#include "h5/hdf5_io.h"
 #include "nets/evaluation.h"
 
 namespace pcmsim::nets {
@@ -52,66 +52,56 @@ std::string folder_of(const std::string& path) {
 
 }  // namespace
 
-const std::map<std::string, AxisKind>& sweep_axis_kinds() {
-  static const std::map<std::string, AxisKind> kinds = {
-      // A new programmed chip: mapping, device and unit cell (the read-noise scale too, since
-      // the device state it acts on belongs to the programming).
-      {"tile", AxisKind::programming},
-      {"tiles", AxisKind::programming},
-      {"digital-layers", AxisKind::programming},
-      {"weight-scaling", AxisKind::programming},
-      {"device", AxisKind::programming},
-      {"device-table", AxisKind::programming},
-      {"g-max-uS", AxisKind::programming},
-      {"prog-noise-scale", AxisKind::programming},
-      {"drift-scale", AxisKind::programming},
-      {"read-noise-scale", AxisKind::programming},
-      {"cell", AxisKind::programming},
-      {"pairs", AxisKind::programming},
-      {"significance", AxisKind::programming},
-      {"weight-bits", AxisKind::programming},
-      {"slice-bits", AxisKind::programming},
-      {"seed", AxisKind::programming},
-      // Same chip, other converters, digital unit, drift compensation or calibration.
-      {"p-in", AxisKind::converter},
-      {"p-out", AxisKind::converter},
-      {"b-in", AxisKind::converter},
-      {"layer-precision", AxisKind::converter},
-      {"out-bound", AxisKind::converter},
-      {"out-noise", AxisKind::converter},
-      {"in-noise", AxisKind::converter},
-      {"noise-management", AxisKind::converter},
-      {"bound-management", AxisKind::converter},
-      {"accumulator", AxisKind::converter},
-      {"acc-bits", AxisKind::converter},
-      {"gdc", AxisKind::converter},
-      {"gdc-granularity", AxisKind::converter},
-      {"gdc-reference", AxisKind::converter},
-      {"calibrate", AxisKind::converter},
-      {"calibration-statistic", AxisKind::converter},
-      {"calibration-percentile", AxisKind::converter},
-      // Same chip, another snapshot.
-      {"t-inference", AxisKind::time},
-  };
-  return kinds;
+AxisKind axis_kind(const std::string& name) {
+  if (core::canonical_setting_name(name) == "t_inference") return AxisKind::time;
+  return core::setting<SimulationConfig>(name, kTag).info.affects;
 }
 
-AxisKind axis_kind(const std::string& name) {
-  const auto& kinds = sweep_axis_kinds();
-  const auto it = kinds.find(name);
-  if (it == kinds.end()) {
-    std::string names;
-    for (const auto& entry : kinds) names += (names.empty() ? "" : ", ") + entry.first;
-    core::throw_invalid(kTag, concat("unknown axis '", name, "' (sweepable: ", names, ")"));
+std::string axis_name(const std::string& name) {
+  if (core::canonical_setting_name(name) == "t_inference") return "t_inference";
+  return core::setting<SimulationConfig>(name, kTag).info.external_name();
+}
+
+void apply_sweep_setting(SimulationConfig& config, const std::string& name,
+                         const std::string& value) {
+  const auto& s = core::setting<SimulationConfig>(name, kTag);
+  std::string text = value;
+  if (s.type == core::ValueType::text_list || s.type == core::ValueType::real_list) {
+    if (text == "none") text.clear();
+    std::replace(text.begin(), text.end(), ';', ',');
   }
-  return it->second;
+  s.set_text(config, text);
+}
+
+std::vector<SweepPoint> make_points(const SweepGrid& grid, const SimulationConfig& base,
+                                    double default_t_inference) {
+  return make_points(grid, default_t_inference, [&](const auto& settings) {
+    SimulationConfig config = base;
+    std::string point;
+    for (const auto& [name, value] : settings) point += " " + name + "=" + value;
+    try {
+      for (const auto& [name, value] : settings)
+        if (axis_kind(name) != AxisKind::time) apply_sweep_setting(config, name, value);
+      config.validate();
+    } catch (const std::invalid_argument& e) {
+      core::throw_invalid(kTag, concat("point", point, ": ", e.what()));
+    }
+    return config;
+  });
+}
+
+std::string config_text(const SimulationConfig& config) {
+  std::string text;
+  for (const auto& s : core::settings<SimulationConfig>())
+    if (!s.shortcut) text += std::string(s.info.external_name()) + "=" + s.text(config) + "\n";
+  return text;
 }
 
 void SweepGrid::validate() const {
   std::set<std::string> seen;
   for (const SweepAxis& axis : axes) {
     axis_kind(axis.name);
-    if (!seen.insert(axis.name).second)
+    if (!seen.insert(axis_name(axis.name)).second)
       core::throw_invalid(kTag, concat("axis '", axis.name, "' given twice"));
     if (axis.values.empty())
       core::throw_invalid(kTag, concat("axis '", axis.name, "' has no values: empty grid"));
@@ -166,7 +156,7 @@ std::vector<SweepPoint> make_points(
         p.t_inference = std::strtod(value.c_str(), &end);
         if (end == value.c_str() || *end != '\0' || !std::isfinite(p.t_inference) ||
             p.t_inference < 0)
-          core::throw_invalid(kTag, concat("t-inference = '", value,
+          core::throw_invalid(kTag, concat("t_inference = '", value,
                                            "': must be a finite number of seconds >= 0"));
       } else {
         std::string& key = kind == AxisKind::programming ? p.programming_group : p.converter_group;
@@ -428,7 +418,7 @@ void SweepStore::check_writable() const {
 void SweepStore::load_existing() {
   records_.clear();
   if (std::filesystem::exists(path_)) {
-    const core::h5::File file = core::h5::File::open_read(path_);
+    const pcmsim::h5::File file = pcmsim::h5::File::open_read(path_);
     if (!file.has_attribute("format") || file.read_string_attribute("format") != "pcmsim-sweep")
       core::throw_invalid(kTag, concat("'", path_, "' is not a pcmsim-sweep results file"));
     if (file.read_string_attribute("fingerprint") != meta_.fingerprint)
@@ -545,7 +535,7 @@ std::string SweepStore::csv() const {
   std::ostringstream out;
   out.precision(10);
   out << "point";
-  for (const SweepAxis& axis : grid_.axes) out << ',' << axis.name;
+  for (const SweepAxis& axis : grid_.axes) out << ',' << axis_name(axis.name);
   out << ",seed,trials,acc_mean,acc_std,ci95_low,ci95_high\n";
   std::map<std::int64_t, std::vector<double>> per_point;
   for (const auto& entry : records_) per_point[entry.first.first].push_back(entry.second);
@@ -568,7 +558,7 @@ void SweepStore::write_file() {
   const double start = now_seconds();
   const std::string partial = path_ + ".partial";
   try {
-    core::h5::File file = core::h5::File::create(partial);
+    pcmsim::h5::File file = pcmsim::h5::File::create(partial);
     file.write_attribute("format", std::string("pcmsim-sweep"));
     file.write_attribute("format_version", std::int64_t{1});
     file.write_attribute("fingerprint", meta_.fingerprint);
@@ -584,7 +574,7 @@ void SweepStore::write_file() {
     for (const SweepAxis& axis : grid_.axes) axis_names.push_back(axis.name);
     if (!axis_names.empty()) file.write_attribute("axes", axis_names);
     file.write_attribute("total_points", grid_.size());
-    core::h5::Group axes = file.create_group("axes");
+    pcmsim::h5::Group axes = file.create_group("axes");
     for (const SweepAxis& axis : grid_.axes) axes.write_string_dataset(axis.name, axis.values);
 
     if (!records_.empty()) {
@@ -595,7 +585,7 @@ void SweepStore::write_file() {
         tr.push_back(entry.first.second);
         acc.push_back(entry.second);
       }
-      core::h5::Group rec = file.create_group("records");
+      pcmsim::h5::Group rec = file.create_group("records");
       rec.write_dataset("point", pt, {pt.size()});
       rec.write_dataset("trial", tr, {tr.size()});
       rec.write_dataset("accuracy", acc, {acc.size()});
@@ -629,11 +619,11 @@ void SweepStore::write_file() {
     file.write_attribute("finished_points", static_cast<std::int64_t>(index.size()));
     if (!index.empty()) {
       const std::size_t n = index.size();
-      core::h5::Group pts = file.create_group("points");
+      pcmsim::h5::Group pts = file.create_group("points");
       pts.write_dataset("index", index, {n});
       if (!grid_.axes.empty()) pts.write_dataset("coords", coords, {n, grid_.axes.size()});
       if (!grid_.axes.empty()) {
-        core::h5::Group axis_values = pts.create_group("axis");
+        pcmsim::h5::Group axis_values = pts.create_group("axis");
         for (std::size_t a = 0; a < grid_.axes.size(); ++a)
           axis_values.write_string_dataset(grid_.axes[a].name, values[a]);
       }

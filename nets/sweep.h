@@ -23,21 +23,24 @@
 
 namespace pcmsim::nets {
 
-// What a swept setting changes, hence what can be reused when it changes.
-enum class AxisKind {
-  programming,  // new programmed chip (tile, mapping, device, cell, seed, digital layers)
-  converter,    // same programmed chip and snapshots, other converters / digital unit / GDC
-  time,         // same programmed chip, other snapshot
-};
+// What a swept setting changes, hence what can be reused when it changes: a new programmed
+// chip, the same chip with other converters / digital unit / GDC, or another snapshot. It is
+// the `affects` of the setting's field list (core/settings.h); t_inference is the time axis.
+using AxisKind = core::Affects;
 
-// The axes a sweep may span, by the option name of `pcmsim run` (e.g. "p-in", "t-inference").
-const std::map<std::string, AxisKind>& sweep_axis_kinds();
-// Throws std::invalid_argument "[nets::sweep] unknown axis 'x' (sweepable: ...)".
+// Every setting of SimulationConfig is an axis, and t_inference. Names as in the field lists,
+// with '_' or '-' ("p_in", "p-in", "g_max_uS"). Throws std::invalid_argument
+// "[nets::sweep] unknown axis 'x' (sweepable: ...)".
 AxisKind axis_kind(const std::string& name);
+// The axis' name as files record it: the setting's external name ("p-in" -> "p_in").
+std::string axis_name(const std::string& name);
 
 struct SweepAxis {
-  std::string name;                 // option name, e.g. "p-in"
-  std::vector<std::string> values;  // as given (text), in order
+  std::string name;                 // setting name, e.g. "p_in"
+  // As text, in order. A list-valued setting separates its items with ';' here (',' separates
+  // the sweep's values): digital_layers "first;last", layer_precision "fc1:4:4;fc2:6:6";
+  // "none" is the empty list.
+  std::vector<std::string> values;
 };
 
 // The full grid: the Cartesian product of the axes; the last axis varies fastest in the point
@@ -62,6 +65,16 @@ struct SweepPoint {
   std::string programming_group;
   std::string converter_group;
 };
+
+// Sets one setting of `config` from a sweep value (the ';' list convention above).
+void apply_sweep_setting(SimulationConfig& config, const std::string& name,
+                         const std::string& value);
+// The points of a grid over `base`: each point's config is base with the point's settings
+// applied (values parsed by the settings themselves; no strings are re-parsed later).
+std::vector<SweepPoint> make_points(const SweepGrid& grid, const SimulationConfig& base,
+                                    double default_t_inference);
+// "name=value" lines of every setting of a config (the recorded configuration of a point).
+std::string config_text(const SimulationConfig& config);
 
 // Builds the SweepPoints of a grid; `make_config` turns one point's settings into its config.
 // The groups are the values of the grid's programming / converter axes.

@@ -26,6 +26,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/settings.h"
 #include "core/types.h"
 
 namespace pcmsim::python {
@@ -264,6 +265,9 @@ class StructBinder {
     cls_.def(name, std::forward<F>(f), extra...);
     return *this;
   }
+  // Every field of T's field list (core/settings.h) as a property with its help, unit, range
+  // and default; nested config structs as nested objects (cfg.io.p_in = 4).
+  StructBinder& settings();
   py::class_<T>& cls() { return cls_; }
 
  private:
@@ -271,5 +275,95 @@ class StructBinder {
   std::shared_ptr<std::vector<std::string>> fields_;
   std::string name_;
 };
+
+// A setting's value to and from Python.
+inline py::object value_to_python(const core::Value& v) {
+  return std::visit([](const auto& x) -> py::object { return py::cast(x); }, v);
+}
+inline core::Value value_from_python(const std::string& name, core::ValueType type,
+                                     const py::handle& obj) {
+  using core::ValueType;
+  try {
+    switch (type) {
+      case ValueType::boolean:
+        if (!py::isinstance<py::bool_>(obj) && !py::isinstance<py::int_>(obj)) break;
+        return obj.cast<bool>();
+      case ValueType::integer:
+        if (py::isinstance<py::bool_>(obj) || !py::isinstance<py::int_>(obj)) break;
+        return obj.cast<std::int64_t>();
+      case ValueType::unsigned_integer:
+        if (py::isinstance<py::bool_>(obj) || !py::isinstance<py::int_>(obj)) break;
+        if (obj.cast<py::int_>() < py::int_(0))
+          core::throw_invalid("pcmsim", core::concat(name, " = ", std::string(py::repr(obj)),
+                                                     ": must be >= 0"));
+        return obj.cast<std::uint64_t>();
+      case ValueType::real:
+        if (py::isinstance<py::bool_>(obj)) break;
+        return obj.cast<double>();
+      case ValueType::text:
+        return obj.cast<std::string>();
+      case ValueType::real_list:
+        return obj.cast<std::vector<double>>();
+      case ValueType::text_list:
+        if (py::isinstance<py::str>(obj)) break;
+        return obj.cast<std::vector<std::string>>();
+    }
+  } catch (const py::cast_error&) {
+  }
+  throw py::type_error(core::concat("[pcmsim] ", name, " = ", std::string(py::repr(obj)),
+                                    ": expected ", core::to_string(type)));
+}
+
+template <class T>
+struct PythonFieldVisitor {
+  StructBinder<T>* binder;
+  template <class Get>
+  void field(const core::FieldInfo& info, Get get) {
+    using M = std::remove_reference_t<decltype(get(std::declval<T&>()))>;
+    computed(info, [get](const T& s) { return get(const_cast<T&>(s)); },
+             [get](T& s, const M& v) { get(s) = v; });
+  }
+  template <class Getter, class Setter>
+  void computed(const core::FieldInfo& info, Getter getter, Setter setter) {
+    using M = std::decay_t<decltype(getter(std::declval<const T&>()))>;
+    using Codec = core::detail::Codec<M>;
+    const std::string name = info.name;
+    const T defaults{};
+    std::string doc = info.help;
+    if (*info.unit && !info.text_name) doc += core::concat(" [", info.unit, "]");
+    if (info.text_name && info.text_scale != 1.0) doc += core::concat(" [", info.unit, "]");
+    if (!Codec::choices().empty()) {
+      std::string list;
+      for (const auto& c : Codec::choices()) list += (list.empty() ? "" : ", ") + c;
+      doc += "; one of " + list;
+    } else if (*info.range) {
+      doc += core::concat("; ", info.range);
+    }
+    doc += "; default " + core::format_value(Codec::get(getter(defaults)));
+    binder->property(
+        info.name, [getter](const T& s) { return value_to_python(Codec::get(getter(s))); },
+        [getter, setter, name](T& s, py::object obj) {
+          setter(s, Codec::set(name, value_from_python(name, Codec::type(), obj)));
+        },
+        doc.c_str());
+  }
+  template <class Getter, class Setter>
+  void shortcut(const core::FieldInfo&, Getter, Setter) {}  // Python has the fields themselves
+  template <class Get>
+  void group(const char* name, Get get) {
+    using G = std::remove_reference_t<decltype(get(std::declval<T&>()))>;
+    binder->property(
+        name, py::cpp_function([get](T& s) -> G& { return get(s); },
+                               py::return_value_policy::reference_internal),
+        [get](T& s, const G& v) { get(s) = v; }, "nested settings (edited in place)");
+  }
+};
+
+template <class T>
+StructBinder<T>& StructBinder<T>::settings() {
+  PythonFieldVisitor<T> visitor{this};
+  T::fields(visitor);
+  return *this;
+}
 
 }  // namespace pcmsim::python

@@ -98,27 +98,7 @@ void bind_core(py::module_& m) {
                          "(PHYSICS.md §4). Normalised units: an input of 1 is the DAC full "
                          "scale, an output of 1 the current of a full-scale weight driven by a "
                          "full-scale input on one row. Defaults: IBM's standard inference tile.")
-      .field("p_in", &IoParams::p_in, "DAC bits, 2..16, or 0 = no quantisation (default 8)")
-      .field("p_out", &IoParams::p_out, "ADC bits, 2..16, or 0 = no quantisation (default 8)")
-      .field("in_bound", &IoParams::in_bound, "DAC full scale (normalised, > 0; default 1)")
-      .field("out_bound", &IoParams::out_bound, "ADC full scale (normalised, > 0; default 10)")
-      .field("in_noise", &IoParams::in_noise, "std of noise on each DAC value (default 0)")
-      .field("out_noise", &IoParams::out_noise,
-             "std of noise on each output before the ADC (default 0.04)")
-      .enum_field("read_noise", &IoParams::read_noise, [](ReadNoise v) { return to_string(v); },
-                  read_noise_from_string, "per-MVM read noise: none (default), pcm_like, additive")
-      .field("w_noise", &IoParams::w_noise, "scale of the per-MVM read noise (>= 0)")
-      .enum_field("noise_management", &IoParams::noise_management,
-                  [](NoiseManagement v) { return to_string(v); }, noise_management_from_string,
-                  "input scaling: abs_max (default), static_range, none")
-      .enum_field("bound_management", &IoParams::bound_management,
-                  [](BoundManagement v) { return to_string(v); }, bound_management_from_string,
-                  "iterative bound management: automatic (default), iterative, off")
-      .field("bm_max_factor", &IoParams::bm_max_factor,
-             "largest input-scale growth of bound management (>= 1; default 1000)")
-      .enum_field("rounding", &IoParams::rounding, [](Rounding v) { return to_string(v); },
-                  rounding_from_string, "converter rounding: nearest (default), stochastic")
-      .field("b_in", &IoParams::b_in, "bit-serial input bits per cycle (0 = parallel)")
+      .settings()
       .def("validate", &IoParams::validate,
            "Raises ValueError '[core::IoParams] <field> = <value>: ...' on a bad field.")
       .def("bound_management_active", &IoParams::bound_management_active)
@@ -129,14 +109,7 @@ void bind_core(py::module_& m) {
   StructBinder<DigitalParams>(m, "DigitalParams",
                               "Digital unit: accumulation of the tiles' partial sums "
                               "(PHYSICS.md §6).")
-      .enum_field("accumulator", &DigitalParams::accumulator,
-                  [](Accumulator a) { return to_string(a); }, accumulator_from_string,
-                  "float64 (default), float32, fixed_point, block_floating_point")
-      .field("acc_bits", &DigitalParams::acc_bits, "fixed_point width incl. sign, 2..53 (32)")
-      .field("acc_frac_bits", &DigitalParams::acc_frac_bits,
-             "fixed_point: LSB = 2^-acc_frac_bits output units, -128..128 (16)")
-      .field("bfp_window_bits", &DigitalParams::bfp_window_bits,
-             "block_floating_point window bits, 1..32 (16)")
+      .settings()
       .def("validate", &DigitalParams::validate, "Raises ValueError naming the bad field.")
       .def("acc_lsb", &DigitalParams::acc_lsb, "fixed_point LSB in output units")
       .def("acc_bound", &DigitalParams::acc_bound, "fixed_point saturation bound, output units");
@@ -145,37 +118,14 @@ void bind_core(py::module_& m) {
 
   // ---- GdcParams
   StructBinder<GdcParams>(m, "GdcParams", "Global drift compensation (PHYSICS.md §5).")
-      .enum_field("granularity", &GdcParams::granularity,
-                  [](GdcGranularity v) { return to_string(v); }, gdc_granularity_from_string,
-                  "per_tile (default) or per_column")
-      .enum_field("probe", &GdcParams::probe, [](GdcProbe v) { return to_string(v); },
-                  gdc_probe_from_string, "identity (default) or all_ones")
-      .enum_field("reference", &GdcParams::reference,
-                  [](GdcReferenceKind v) { return to_string(v); }, gdc_reference_from_string,
-                  "programmed (r0 read at t = 0; default) or exact (ideal weights)")
-      .field("r_floor", &GdcParams::r_floor, "floor of r0 and r(t), normalised units (1e-4)")
-      .field("auto_range", &GdcParams::auto_range, "auto-ranged probe reads (True)")
-      .field("headroom", &GdcParams::headroom, "auto-range headroom (> 1; 1.25)")
-      .field("min_codes", &GdcParams::min_codes, "outputs below this many LSBs left out (2)")
-      .field("max_range_reads", &GdcParams::max_range_reads, "most ranging reads (1..32; 8)")
-      .field("range_dither", &GdcParams::range_dither, "dithered reads averaged (1..64; 8)")
+      .settings()
       .def("validate", &GdcParams::validate, "Raises ValueError naming the bad field.");
 
   // ---- CalibrationParams
   StructBinder<CalibrationParams>(m, "CalibrationParams",
                                   "Calibrated converter ranges (input range per layer, ADC "
                                   "bounds per tile or column).")
-      .enum_field("statistic", &CalibrationParams::statistic,
-                  [](RangeStatistic v) { return to_string(v); }, range_statistic_from_string,
-                  "max (default) or percentile")
-      .field("percentile", &CalibrationParams::percentile, "in (0, 100] (99.9)")
-      .enum_field("output_granularity", &CalibrationParams::output_granularity,
-                  [](OutputRangeGranularity v) { return to_string(v); },
-                  output_range_granularity_from_string, "per_column (default) or per_tile")
-      .field("input_headroom", &CalibrationParams::input_headroom, "> 0 (1)")
-      .field("output_headroom", &CalibrationParams::output_headroom, "> 0 (1)")
-      .field("calibrate_input", &CalibrationParams::calibrate_input, "(True)")
-      .field("calibrate_output", &CalibrationParams::calibrate_output, "(True)")
+      .settings()
       .def("validate", &CalibrationParams::validate, "Raises ValueError naming the bad field.");
 
   // ---- converter

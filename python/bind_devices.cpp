@@ -91,36 +91,16 @@ void bind_devices(py::module_& m) {
   StructBinder<DeviceSpec>(m, "DeviceSpec",
                            "Which device model and the parameters of each (only the chosen "
                            "model's are used).")
-      .field("model", &DeviceSpec::model, "pcm (default), ideal, state-independent, tabulated")
+      .settings()
       .field("pcm", &DeviceSpec::pcm, "PcmParams")
       .field("ideal", &DeviceSpec::ideal, "IdealParams")
       .field("state_independent", &DeviceSpec::state_independent, "StateIndependentParams")
-      .field("tabulated", &DeviceSpec::tabulated, "TabulatedParams");
+      .field("tabulated", &DeviceSpec::tabulated, "TabulatedParams")
+      .def("validate", &DeviceSpec::validate, "Raises ValueError naming the bad field.");
 
   StructBinder<UnitCellSpec>(m, "UnitCellSpec",
                              "How a weight block becomes target conductances (PHYSICS.md §1).")
-      .enum_field("kind", &UnitCellSpec::kind, [](CellKind k) { return to_string(k); },
-                  parse_cell_kind, "pair (default), multi_pair, bit_sliced")
-      .enum_field("scaling", &UnitCellSpec::scaling, [](WeightScaling s) { return to_string(s); },
-                  parse_weight_scaling, "block (default) or column")
-      .field("significances", &UnitCellSpec::significances,
-             "multi_pair: explicit F_0 < F_1 < ... (empty: significance_factor^k)")
-      .field("num_pairs", &UnitCellSpec::num_pairs, "multi_pair pairs, 1..16 (2)")
-      .field("significance_factor", &UnitCellSpec::significance_factor, "> 1 (2)")
-      .field("weight_bits", &UnitCellSpec::weight_bits, "bit_sliced weight bits, 2..24 (8)")
-      .field("slice_bits", &UnitCellSpec::slice_bits, "bit_sliced bits per slice (2)")
-      .enum_field("readout", &UnitCellSpec::readout,
-                  [](core::PlaneReadout r) {
-                    return std::string(r == core::PlaneReadout::analog ? "analog" : "digital");
-                  },
-                  [](const std::string& s) {
-                    if (s == "analog") return core::PlaneReadout::analog;
-                    if (s == "digital") return core::PlaneReadout::digital;
-                    core::throw_invalid("pcmsim.UnitCellSpec",
-                                        core::concat("readout = '", s,
-                                                     "': expected analog or digital"));
-                  },
-                  "digital (default) or analog plane combination")
+      .settings()
       .def("validate", &UnitCellSpec::validate, "Raises ValueError naming the bad field.")
       .def("plane_significances", &UnitCellSpec::plane_significances);
 
@@ -189,7 +169,7 @@ void bind_devices(py::module_& m) {
 
   m.def("make_device_model", &model_from, py::arg("spec") = "pcm",
         "The device model named by a DeviceSpec (validated) or a model name with default "
-        "parameters: pcm, ideal, state-independent, tabulated.");
+        "parameters: pcm, ideal, state_independent, tabulated.");
   m.def("device_model_names", &device_model_names);
 
   // ---- unit cells, programming, snapshots

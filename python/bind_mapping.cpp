@@ -14,25 +14,13 @@ void bind_mapping(py::module_& m) {
   StructBinder<ChipSpec>(m, "ChipSpec",
                          "The crossbar chip: tile shape (word lines x bit lines) and tile "
                          "budget. Default: 256 x 256 tiles (HERMES), unbounded.")
-      .field("tile_rows", &ChipSpec::tile_rows, "inputs per tile, 1..65536 (256)")
-      .field("tile_cols", &ChipSpec::tile_cols, "outputs (device pairs) per tile (256)")
-      .field("num_tiles", &ChipSpec::num_tiles, "tiles on the chip; 0 = unbounded")
+      .settings()
       .def("validate", &ChipSpec::validate, "Raises ValueError naming the bad field.")
       .def("bounded", &ChipSpec::bounded)
       .def("cells_per_tile", &ChipSpec::cells_per_tile);
 
   StructBinder<MapperOptions>(m, "MapperOptions", "How layers are split and placed on tiles.")
-      .enum_field("conv_split", &MapperOptions::conv_split,
-                  [](ConvSplit v) { return std::string(to_string(v)); }, parse_conv_split,
-                  "whole_kernel (default) or free")
-      .field("digital_layers", &MapperOptions::digital_layers,
-             "layer names kept digital (FP32); 'first'/'last' shortcuts")
-      .enum_field("weight_scaling", &MapperOptions::weight_scaling,
-                  [](WeightScaling v) { return std::string(to_string(v)); },
-                  parse_weight_scaling, "per_tile (default) or per_column")
-      .enum_field("packing", &MapperOptions::packing,
-                  [](Packing v) { return std::string(to_string(v)); }, parse_packing,
-                  "none (default), diagonal, dense")
+      .settings()
       .def("validate", &MapperOptions::validate);
 
   StructBinder<LayerMatrix> layer_matrix(m, "LayerMatrix",

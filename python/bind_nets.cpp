@@ -360,12 +360,7 @@ void bind_nets(py::module_& m) {
   StructBinder<EvaluationOptions>(m, "EvaluationOptions",
                                   "Inference times, Monte Carlo trials and batching of an "
                                   "evaluation.")
-      .field("t_inference", &EvaluationOptions::t_inference,
-             "seconds after programming ([1, 3600, 86400, 31536000])")
-      .field("trials", &EvaluationOptions::trials, "programmed chips, >= 1 (5)")
-      .field("batch_size", &EvaluationOptions::batch_size, "images per forward (256)")
-      .field("calibration_images", &EvaluationOptions::calibration_images, "(256)")
-      .field("fp32", &EvaluationOptions::fp32, "also evaluate the FP32 reference (True)")
+      .settings()
       .def("validate", &EvaluationOptions::validate);
 
   m.def("programming_key", &programming_key, py::arg("seed"), py::arg("matrix_layer"),

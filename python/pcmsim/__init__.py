@@ -26,7 +26,7 @@ Tiles and the digital unit::
 
 Networks and evaluation::
 
-    net = pcmsim.load_network("nets/zoo/mlp.h5")            # or pcmsim.from_torch(module, ...)
+    net = pcmsim.load_network("zoo/mlp.h5")            # or pcmsim.from_torch(module, ...)
     table = pcmsim.evaluate(net, "fashion-mnist:t10k", limit=1000, trials=3)
 
 Arrays: inputs of hot paths must be C-contiguous float32 (used in place, never copied);
@@ -103,7 +103,7 @@ def device_report(model="pcm", g_target_uS=(1.0, 5.0, 12.5, 25.0),
                   t_inference=(0.0, 3600.0, 86400.0, 31536000.0), samples=100000, seed=7):
     """Monte Carlo statistics of a device model, as ``pcmsim device`` computes them.
 
-    model: a name ("pcm", "ideal", "state-independent", "tabulated"), a DeviceSpec or a
+    model: a name ("pcm", "ideal", "state_independent", "tabulated"), a DeviceSpec or a
     DeviceModel. g_target_uS: target conductances in µS; t_inference: seconds after programming;
     samples: devices per target (programmed once, then snapshotted at every time); seed: as
     the CLI's --seed (default 7).

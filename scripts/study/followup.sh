@@ -9,7 +9,7 @@ OUT="${OUT:-$ROOT/study-results}"
 LIMIT="${LIMIT:-1000}"
 TRIALS="${TRIALS:-3}"
 SEED="${SEED:-1}"
-MODEL="${MODEL:-$ROOT/nets/zoo/resnet_hwa.h5}"
+MODEL="${MODEL:-$ROOT/zoo/resnet_hwa.h5}"
 name="$(basename "$MODEL" .h5)"
 mkdir -p "$OUT"
 

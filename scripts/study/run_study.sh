@@ -4,7 +4,7 @@
 # $OUT/<model>__<tag>.h5 and .csv (the CSV columns of `pcmsim run --format csv`) and a log with
 # its wall time; a configuration whose CSV already exists is skipped, so the script resumes.
 #
-# usage: scripts/study/run_study.sh [MODEL.h5 ...]          (default: every nets/zoo/*.h5)
+# usage: scripts/study/run_study.sh [MODEL.h5 ...]          (default: every zoo/*.h5)
 # env:   PCMSIM (default build-study/bin/pcmsim), OUT (default study-results), LIMIT (2000 test
 #        images; 0 = all 10000), TRIALS (3), SEED (1), SETS (which groups: "base prec cal")
 # Then: python3 scripts/study/summarise.py $OUT > tables.md
@@ -20,7 +20,7 @@ ALL_TIMES="1,3600,86400,31536000"
 mkdir -p "$OUT"
 
 models=("$@")
-if [ ${#models[@]} -eq 0 ]; then models=("$ROOT"/nets/zoo/*.h5); fi
+if [ ${#models[@]} -eq 0 ]; then models=("$ROOT"/zoo/*.h5); fi
 
 run_one() {  # model tag times args...
   local model="$1" tag="$2" times="$3"; shift 3

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "core/hdf5_io.h"
+#include "h5/hdf5_io.h"
 #include "nets/dataset.h"
 #include "nets/evaluation.h"
 #include "nets/forward.h"
@@ -231,8 +231,8 @@ TEST_F(Cli, CorruptedModelFile) {
 
 TEST_F(Cli, LayerShapeThatDoesNotMatchItsWeights) {
   {
-    core::h5::File f = core::h5::File::open_read_write(model_);
-    core::h5::Group layer = f.open_group("layers").open_group("001_fc1");
+    pcmsim::h5::File f = pcmsim::h5::File::open_read_write(model_);
+    pcmsim::h5::Group layer = f.open_group("layers").open_group("001_fc1");
     layer.write_attribute("out_features", std::int64_t{16});  // weight stays [32, 784]
     f.close();
   }

@@ -1,4 +1,4 @@
-// Every model of the zoo (nets/zoo/*.h5): the simulator's FP32 path reproduces the predictions
+// Every model of the zoo (zoo/*.h5): the simulator's FP32 path reproduces the predictions
 // PyTorch recorded in the file's `reference` group on the whole Fashion-MNIST test set.
 //
 // Allowed differences: both sides compute in float32 with different summation orders, so
@@ -43,7 +43,7 @@ std::vector<std::string> zoo_models() {
 
 TEST(Fp32Zoo, ReproducesPytorchPredictionsOnTheTestSet) {
   const auto models = zoo_models();
-  if (models.empty()) GTEST_SKIP() << "no nets/zoo/*.h5 yet";
+  if (models.empty()) GTEST_SKIP() << "no zoo/*.h5 yet";
   if (!std::filesystem::exists(std::string(kFashionMnistDir) + "/t10k-images-idx3-ubyte.gz"))
     GTEST_SKIP() << "dataset-fashion-mnist not installed";
   const Dataset data = load_dataset("fashion-mnist:test");

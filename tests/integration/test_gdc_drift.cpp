@@ -111,7 +111,7 @@ double rel_best_scale(const MatrixF& y, const MatrixF& ref) {
 
 }  // namespace
 
-// Deterministic drift (state-independent model with one nu = 0.1 for every device, no read
+// Deterministic drift (state_independent model with one nu = 0.1 for every device, no read
 // noise; programming noise stays: it is frozen), converters and output noise off: GDC restores
 // the t = 0 output exactly at every time, per tile and per column.
 TEST(GdcDrift, RestoresT0OutputUnderDeterministicDrift) {

@@ -156,7 +156,7 @@ INSTANTIATE_TEST_SUITE_P(Zoo, IdealEqualsFp32, ::testing::ValuesIn(kZoo),
                          [](const auto& info) { return std::string(info.param); });
 
 // ---------------------------------------------------------------------------------------------
-// Tile counts by hand (nets/zoo/models.py), whole-kernel conv splits (the default).
+// Tile counts by hand (zoo/models.py), whole-kernel conv splits (the default).
 //
 // 256x256: a 3x3 conv keeps floor(256/9) = 28 input channels (252 rows) per tile.
 //   stem 1x3x3 -> 16: 9 rows                              1

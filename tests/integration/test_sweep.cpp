@@ -10,7 +10,7 @@
 #include <fstream>
 #include <map>
 
-#include "core/hdf5_io.h"
+#include "h5/hdf5_io.h"
 #include "nets/dataset.h"
 #include "nets/model_io.h"
 #include "nets/sweep.h"
@@ -150,7 +150,7 @@ class SweepRun : public ::testing::Test {
     net_ = nullptr;
   }
   void SetUp() override {
-    if (!net_) GTEST_SKIP() << "nets/zoo/mlp.h5 not found";
+    if (!net_) GTEST_SKIP() << "zoo/mlp.h5 not found";
   }
   EvalData data() const {
     EvalData d;
@@ -295,7 +295,7 @@ TEST_F(SweepStoreTest, JournalKeepsRecordsBetweenRewritesAndTornLinesAreIgnored)
   resumed.write_file();
   EXPECT_FALSE(std::filesystem::exists(path_ + ".journal"));
 
-  auto file = core::h5::File::open_read(path_);
+  auto file = pcmsim::h5::File::open_read(path_);
   EXPECT_EQ(file.read_string_attribute("format"), "pcmsim-sweep");
   EXPECT_EQ(file.read_int_attribute("finished_points"), 1);
   const auto mean = file.read_dataset<double>("points/acc_mean");

@@ -8,7 +8,7 @@ import pcmsim
 from conftest import run_cli
 
 
-@pytest.mark.parametrize("model,extra", [("pcm", []), ("state-independent", [])])
+@pytest.mark.parametrize("model,extra", [("pcm", []), ("state_independent", [])])
 def test_device_report_equals_the_cli(model, extra):
     # Same configuration and seed: the Monte Carlo is bit-identical (draws by device index), so
     # the CSV text must be identical, not just close.

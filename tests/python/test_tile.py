@@ -45,7 +45,7 @@ def test_gdc_restores_deterministic_drift():
     rng = np.random.default_rng(5)
     w = rng.uniform(-1, 1, (32, 16)).astype(np.float32)
     io = pcmsim.IoParams(p_out=0, out_noise=0.0, out_bound=float("inf"))
-    spec = pcmsim.DeviceSpec(model="state-independent")
+    spec = pcmsim.DeviceSpec(model="state_independent")
     spec.state_independent.prog_noise_scale = 0
     spec.state_independent.read_noise_scale = 0
     spec.state_independent.nu_std = 0

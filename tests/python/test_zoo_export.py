@@ -1,4 +1,4 @@
-"""The model zoo's files (nets/zoo/*.h5) and its exporter, checked with NumPy only.
+"""The model zoo's files (zoo/*.h5) and its exporter, checked with NumPy only.
 
 - every shipped model file has the docs/formats.md root attributes and a reference group;
 - the NumPy forward pass from the file reproduces PyTorch's recorded logits/predictions;

@@ -30,7 +30,7 @@ std::vector<DeviceReportRow> report_with_threads(const DeviceModel& m,
 }  // namespace
 
 TEST(DeviceReport, SameBitsForOneAndTwoThreads) {
-  for (const char* name : {"pcm", "state-independent"}) {
+  for (const char* name : {"pcm", "state_independent"}) {
     SCOPED_TRACE(name);
     DeviceSpec spec;
     spec.model = name;

@@ -20,7 +20,7 @@ def model_args(trials=2, limit=200):
     src = os.environ.get("PCMSIM_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
     model = os.path.join(src, "nets", "zoo", "mlp.h5")
     if not os.path.exists(model):
-        print("SKIP: nets/zoo/mlp.h5 not found")
+        print("SKIP: zoo/mlp.h5 not found")
         sys.exit(SKIP)
     if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
         print("SKIP: fashion-mnist data set not installed")

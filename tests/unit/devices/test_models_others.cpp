@@ -118,8 +118,8 @@ TEST(StateIndependentModel, ZeroScalesExactAndFormulas) {
 
 TEST(DeviceFactory, BuildsEveryRegisteredModel) {
   const auto names = device_model_names();
-  ASSERT_EQ(names, (std::vector<std::string>{"pcm", "ideal", "state-independent", "tabulated"}));
-  for (const auto& name : {"pcm", "ideal", "state-independent"}) {
+  ASSERT_EQ(names, (std::vector<std::string>{"pcm", "ideal", "state_independent", "tabulated"}));
+  for (const auto& name : {"pcm", "ideal", "state_independent"}) {
     DeviceSpec spec;
     spec.model = name;
     const auto model = make_device_model(spec);
@@ -138,7 +138,7 @@ TEST(DeviceFactory, UnknownModelListsTheKnownNames) {
   DeviceSpec spec;
   spec.model = "memristor";
   expect_invalid([&] { make_device_model(spec); },
-                 {"'memristor'", "unknown", "'pcm'", "'ideal'", "'state-independent'",
+                 {"'memristor'", "unknown", "'pcm'", "'ideal'", "'state_independent'",
                   "'tabulated'"});
   spec.model = "tabulated";  // no table given
   expect_invalid([&] { make_device_model(spec); }, {"tabulated", "table"});

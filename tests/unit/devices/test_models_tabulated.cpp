@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "core/hdf5_io.h"
+#include "h5/hdf5_io.h"
 #include "core/rng.h"
 #include "devices/device_factory.h"
 #include "devices/tabulated_model.h"
@@ -170,7 +170,7 @@ TEST(DeviceTable, CsvLayoutFreedoms) {
 TEST(DeviceTable, Hdf5RoundTripAndErrors) {
   TempFile f("table.h5");
   {
-    auto file = core::h5::File::create(f.path());
+    auto file = pcmsim::h5::File::create(f.path());
     file.write_dataset<double>("g_target_uS", {0, 8, 16}, {3});
     file.write_dataset<double>("prog_mean_uS", {0, 8, 16.5}, {3});
     file.write_dataset<double>("prog_std_uS", {0.25, 0.5, 1}, {3});
@@ -191,7 +191,7 @@ TEST(DeviceTable, Hdf5RoundTripAndErrors) {
 
   TempFile missing("missing.h5");
   {
-    auto file = core::h5::File::create(missing.path());
+    auto file = pcmsim::h5::File::create(missing.path());
     file.write_dataset<double>("g_target_uS", {0, 8}, {2});
     file.write_dataset<double>("prog_mean_uS", {0, 8}, {2});
   }
@@ -199,7 +199,7 @@ TEST(DeviceTable, Hdf5RoundTripAndErrors) {
                                    {missing.path(), "missing dataset '/prog_std_uS'"});
   TempFile ragged("ragged.h5");
   {
-    auto file = core::h5::File::create(ragged.path());
+    auto file = pcmsim::h5::File::create(ragged.path());
     file.write_dataset<double>("g_target_uS", {0, 8, 16}, {3});
     file.write_dataset<double>("prog_mean_uS", {0, 8}, {2});
     file.write_dataset<double>("prog_std_uS", {0.25, 0.5, 1}, {3});
@@ -210,7 +210,7 @@ TEST(DeviceTable, Hdf5RoundTripAndErrors) {
                                       {ragged.path(), "'prog_mean_uS' has 2 values"});
   TempFile two_d("two_d.h5");
   {
-    auto file = core::h5::File::create(two_d.path());
+    auto file = pcmsim::h5::File::create(two_d.path());
     file.write_dataset<double>("g_target_uS", {0, 8, 16, 24}, {2, 2});
   }
   expect_error<std::runtime_error>([&] { read_device_table_hdf5(two_d.path()); },

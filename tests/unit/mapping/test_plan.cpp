@@ -70,7 +70,6 @@ TEST(ChipSpec, ValidateNamesTheBadField) {
 TEST(MapperOptions, DefaultsAndValidate) {
   MapperOptions o;
   EXPECT_EQ(o.conv_split, ConvSplit::whole_kernel);
-  EXPECT_EQ(o.weight_scaling, WeightScaling::per_tile);
   EXPECT_EQ(o.packing, Packing::none);
   EXPECT_TRUE(o.digital_layers.empty());
   EXPECT_NO_THROW(o.validate());
@@ -81,12 +80,10 @@ TEST(MapperOptions, DefaultsAndValidate) {
 TEST(MapperOptions, ParseAndPrintEnums) {
   EXPECT_EQ(parse_conv_split("free"), ConvSplit::free);
   EXPECT_EQ(parse_conv_split(to_string(ConvSplit::whole_kernel)), ConvSplit::whole_kernel);
-  EXPECT_EQ(parse_weight_scaling("per_column"), WeightScaling::per_column);
   EXPECT_EQ(parse_packing("dense"), Packing::dense);
   EXPECT_EQ(parse_packing(to_string(Packing::diagonal)), Packing::diagonal);
   expect_throw_with<std::invalid_argument>([] { parse_packing("tight"); }, {"'tight'"});
   expect_throw_with<std::invalid_argument>([] { parse_conv_split(""); }, {"conv split"});
-  expect_throw_with<std::invalid_argument>([] { parse_weight_scaling("row"); }, {"'row'"});
 }
 
 TEST(LayerMatrix, BuildersAndValidate) {
@@ -196,7 +193,7 @@ TEST(Plan, GroupedConvolutionIsGroupsIndependentMatrices) {
   EXPECT_EQ(lp.output_index(2, 3), 2 * 64 + 3);
 }
 
-// The zoo's networks (nets/zoo/models.py) in their layer order, hand-counted on 256x256 tiles.
+// The zoo's networks (zoo/models.py) in their layer order, hand-counted on 256x256 tiles.
 TEST(Plan, ZooResNetMatchesHandCount) {
   // Stem 3x3 1->16, three stages of one basic block (16, 32, 64 channels), 1x1 projection
   // shortcuts where the shape changes, fc 64->10. Hand count (whole-kernel splits, 28 kernels

@@ -5,14 +5,14 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/hdf5_io.h"
+#include "h5/hdf5_io.h"
 #include "nets/dataset.h"
 #include "nets_test_util.h"
 
 namespace pcmsim::nets {
 namespace {
 
-namespace h5 = core::h5;
+namespace h5 = ::pcmsim::h5;
 
 std::string be32(std::uint32_t v) {
   return {char(v >> 24), char((v >> 16) & 0xff), char((v >> 8) & 0xff), char(v & 0xff)};

@@ -3,10 +3,10 @@
 
 #include <fstream>
 
-#include "core/hdf5_io.h"
+#include "h5/hdf5_io.h"
 #include "nets_test_util.h"
 
-namespace pcmsim::core::h5 {
+namespace pcmsim::h5 {
 namespace {
 
 using nets::test::TempDir;
@@ -189,4 +189,4 @@ TEST(Hdf5Io, WriteErrors) {
 }
 
 }  // namespace
-}  // namespace pcmsim::core::h5
+}  // namespace pcmsim::h5

@@ -4,7 +4,7 @@
 
 #include <fstream>
 
-#include "core/hdf5_io.h"
+#include "h5/hdf5_io.h"
 #include "nets/forward.h"
 #include "nets/model_io.h"
 #include "nets_test_util.h"
@@ -12,7 +12,7 @@
 namespace pcmsim::nets {
 namespace {
 
-namespace h5 = core::h5;
+namespace h5 = ::pcmsim::h5;
 
 // Expects load_network(path) to throw std::runtime_error whose message contains every part.
 void expect_load_error(const std::string& path, std::vector<std::string> parts) {

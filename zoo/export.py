@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes a zoo checkpoint in the pcmsim model format (docs/formats.md, format_version 1).
 
-  /usr/bin/python3 nets/zoo/export.py --ckpt build-zoo/zoo/resnet.pt --out nets/zoo/resnet.h5
+  /usr/bin/python3 zoo/export.py --ckpt build-zoo/zoo/resnet.pt --out zoo/resnet.h5
 
 The `reference` group holds PyTorch's predictions (model in eval() mode, float32) on all 10,000
 Fashion-MNIST test images in file order, their top-1 accuracy, the top-1 minus top-2 logit margin

@@ -10,7 +10,7 @@
 // - The serial HDF5 library is not thread-safe: call these from one thread at a time.
 //
 // Example:
-//   auto f = core::h5::File::open_read("model.h5");
+//   auto f = h5::File::open_read("model.h5");
 //   std::string kind = f.open_group("layers/000_fc1").read_string_attribute("kind");
 //   auto w = f.read_dataset<float>("layers/000_fc1/weight");   // w.data, w.shape
 #pragma once
@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-namespace pcmsim::core::h5 {
+namespace pcmsim::h5 {
 
 // An owned HDF5 identifier; closes itself with
 // H5Oclose/H5Fclose/H5Sclose/H5Tclose/H5Aclose/H5Pclose.
@@ -172,4 +172,4 @@ void silence_hdf5_errors();
 // HDF5's error stack, innermost reason last, as one line ("" if empty). Clears the stack.
 std::string hdf5_error_stack();
 
-}  // namespace pcmsim::core::h5
+}  // namespace pcmsim::h5

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """Trains one zoo model on Fashion-MNIST and exports it to the pcmsim HDF5 model format.
 
-  /usr/bin/python3 nets/zoo/train.py --model resnet --epochs 12 --seed 1 --out nets/zoo/resnet.h5
-  /usr/bin/python3 nets/zoo/train.py --model resnet --hw-aware --init CKPT_OF_STANDARD \
-      --epochs 6 --seed 1 --out nets/zoo/resnet_hwa.h5
+  /usr/bin/python3 zoo/train.py --model resnet --epochs 12 --seed 1 --out zoo/resnet.h5
+  /usr/bin/python3 zoo/train.py --model resnet --hw-aware --init CKPT_OF_STANDARD \
+      --epochs 6 --seed 1 --out zoo/resnet_hwa.h5
 
 The checkpoint (PyTorch state dict + metadata) goes to --ckpt (default: --out with .pt), the model
 file to --out (via export.py, which also records PyTorch's predictions on the whole test set).
@@ -157,7 +157,7 @@ def main(argv=None):
         "init": os.path.basename(args.init) if args.init else "",
         "init_test_accuracy": init_meta["test_accuracy"] if init_meta else float("nan"),
         "mean": mean, "std": std, "test_accuracy": acc,
-        "command": " ".join(["nets/zoo/train.py"] + (sys.argv[1:] if argv is None else list(argv))),
+        "command": " ".join(["zoo/train.py"] + (sys.argv[1:] if argv is None else list(argv))),
         "torch_version": torch.__version__, "train_seconds": time.time() - t_start,
     }
     os.makedirs(os.path.dirname(os.path.abspath(ckpt_path)), exist_ok=True)

@@ -1,4 +1,4 @@
-#include "core/hdf5_io.h"
+#include "h5/hdf5_io.h"
 
 #include <cmath>
 #include <filesystem>
@@ -9,7 +9,10 @@
 
 #include "core/error.h"
 
-namespace pcmsim::core::h5 {
+namespace pcmsim::h5 {
+using core::concat;
+using core::throw_invalid;
+using core::throw_io;
 
 namespace {
 
@@ -739,4 +742,4 @@ PCMSIM_H5_INSTANTIATE(std::int64_t)
 PCMSIM_H5_INSTANTIATE(std::uint8_t)
 #undef PCMSIM_H5_INSTANTIATE
 
-}  // namespace pcmsim::core::h5
+}  // namespace pcmsim::h5

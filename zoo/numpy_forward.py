@@ -4,7 +4,7 @@
 Independent of PyTorch and of the C++ loader: it checks that what a file says is what was
 trained. Computes in float32 (convolutions as im2col GEMMs). Usage:
 
-  /usr/bin/python3 nets/zoo/numpy_forward.py nets/zoo/resnet.h5     # accuracy + agreement with
+  /usr/bin/python3 zoo/numpy_forward.py zoo/resnet.h5     # accuracy + agreement with
                                                                     # the file's reference group
 """
 import math

@@ -1,0 +1,42 @@
+// Results of `pcmsim run` / nets::evaluate as a file: HDF5 "pcmsim-run" (format_version 2) with
+// the configuration as the structs themselves (/config/simulation, /config/evaluation: one
+// typed attribute per setting, h5/settings_io.h), the model and data it ran on, seeds, git
+// revision and accuracies; and a CSV view beside it whose columns are the settings' names
+// (the same names as the sweep CSV's). Written by the CLI and by Python alike.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "nets/evaluation.h"
+#include "nets/simulation.h"
+
+namespace pcmsim::nets {
+
+struct RunRecord {
+  std::string model;        // path of the network file
+  std::string model_name;   // the network's own name (or the path)
+  std::string data;         // data set spec, e.g. "fashion-mnist:t10k"
+  std::string calibration_data;
+  std::int64_t limit = 0;   // first N images (0 = all)
+  std::string git_revision;
+  SimulationConfig config;
+  EvaluationOptions evaluation;
+  EvaluationResult result;
+};
+
+// The CSV view: one row per inference time.
+std::string run_results_csv(const RunRecord& run);
+// Writes FILE (HDF5) and FILE's .csv view, each via FILE.partial and a rename, the CSV first, so
+// an interrupted write leaves the previous pair or a new CSV beside the old HDF5, never a torn
+// file. Throws std::runtime_error naming the path.
+void write_run_results(const std::string& path, const RunRecord& run);
+// Reads a pcmsim-run file (format_version 1 files carry no structs: their configuration is
+// left at the defaults and only the accuracies are read). Throws std::runtime_error naming the
+// file and the field.
+RunRecord read_run_results(const std::string& path);
+// The configuration of a results file (run or sweep point 0 not supported): for re-running.
+void read_run_config(const std::string& path, SimulationConfig& config,
+                     EvaluationOptions& evaluation, RunRecord* record = nullptr);
+
+}  // namespace pcmsim::nets
