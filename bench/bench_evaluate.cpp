@@ -117,7 +117,7 @@ std::vector<std::string> zoo_models() {
   const char* env = std::getenv("PCMSIM_SOURCE_DIR");
   const std::filesystem::path root =
       env ? std::filesystem::path(env) : std::filesystem::path(__FILE__).parent_path().parent_path();
-  const std::filesystem::path dir = root / "nets" / "zoo";
+  const std::filesystem::path dir = root / "zoo";
   std::vector<std::string> out;
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir, ec))

@@ -50,7 +50,7 @@ def report(name, n, wall, cpu):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("pcmsim")
-    ap.add_argument("--model", default=os.path.join(SRC, "nets", "zoo", "mlp.h5"))
+    ap.add_argument("--model", default=os.path.join(SRC, "zoo", "mlp.h5"))
     ap.add_argument("--limit", type=int, default=200)
     ap.add_argument("--trials", type=int, default=2)
     ap.add_argument("--skip-mpi", action="store_true")

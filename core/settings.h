@@ -275,12 +275,13 @@ inline std::string canonical_setting_name(std::string name) {
   return name;
 }
 
-// The setting named `name` (its name or external name, with '-' or '_'), or nullptr.
+// The setting named `name` (its external name, with '-' or '_'), or nullptr. (Member names
+// inside a nested struct, like GdcParams::granularity, need not be unique in the root.)
 template <class S>
 const Setting<S>* find_setting(const std::string& name) {
   const std::string key = canonical_setting_name(name);
   for (const auto& s : settings<S>())
-    if (key == s.info.name || key == s.info.external_name()) return &s;
+    if (key == s.info.external_name()) return &s;
   return nullptr;
 }
 

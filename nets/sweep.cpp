@@ -52,19 +52,29 @@ std::string folder_of(const std::string& path) {
 
 }  // namespace
 
+namespace {
+const core::Setting<SimulationConfig>& axis_setting(const std::string& name) {
+  if (const auto* s = core::find_setting<SimulationConfig>(name)) return *s;
+  std::string names;
+  for (const auto& s : core::settings<SimulationConfig>()) names += s.option_name() + ", ";
+  core::throw_invalid(kTag, concat("unknown axis '", name, "' (sweepable: ", names,
+                                   "t-inference)"));
+}
+}  // namespace
+
 AxisKind axis_kind(const std::string& name) {
   if (core::canonical_setting_name(name) == "t_inference") return AxisKind::time;
-  return core::setting<SimulationConfig>(name, kTag).info.affects;
+  return axis_setting(name).info.affects;
 }
 
 std::string axis_name(const std::string& name) {
   if (core::canonical_setting_name(name) == "t_inference") return "t_inference";
-  return core::setting<SimulationConfig>(name, kTag).info.external_name();
+  return axis_setting(name).info.external_name();
 }
 
 void apply_sweep_setting(SimulationConfig& config, const std::string& name,
                          const std::string& value) {
-  const auto& s = core::setting<SimulationConfig>(name, kTag);
+  const auto& s = axis_setting(name);
   std::string text = value;
   if (s.type == core::ValueType::text_list || s.type == core::ValueType::real_list) {
     if (text == "none") text.clear();

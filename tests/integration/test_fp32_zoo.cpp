@@ -27,11 +27,11 @@ std::vector<std::string> zoo_models() {
   // (gtest_discover_tests keeps only the first ENVIRONMENT entry), so derive it from there.
   std::filesystem::path dir;
   if (const char* src = std::getenv("PCMSIM_SOURCE_DIR")) {
-    dir = std::filesystem::path(src) / "nets" / "zoo";
+    dir = std::filesystem::path(src) / "zoo";
   } else if (const char* data = std::getenv("PCMSIM_TEST_DATA")) {
-    dir = std::filesystem::path(data) / ".." / ".." / "nets" / "zoo";
+    dir = std::filesystem::path(data) / ".." / ".." / "zoo";
   } else {
-    dir = std::filesystem::path("nets") / "zoo";
+    dir = std::filesystem::path("zoo");
   }
   std::vector<std::string> out;
   std::error_code ec;

@@ -42,7 +42,7 @@ const char* const kZoo[] = {"mlp", "mlp_hwa", "lenet5", "lenet5_hwa", "resnet", 
 
 std::string zoo_path(const std::string& name) {
   const char* src = std::getenv("PCMSIM_SOURCE_DIR");
-  return (std::filesystem::path(src ? src : ".") / "nets" / "zoo" / (name + ".h5")).string();
+  return (std::filesystem::path(src ? src : ".") / "zoo" / (name + ".h5")).string();
 }
 
 bool have_fashion_mnist() {

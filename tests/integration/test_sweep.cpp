@@ -20,7 +20,7 @@ namespace {
 
 std::string zoo_mlp() {
   const char* src = std::getenv("PCMSIM_SOURCE_DIR");
-  return (std::filesystem::path(src ? src : ".") / "nets" / "zoo" / "mlp.h5").string();
+  return (std::filesystem::path(src ? src : ".") / "zoo" / "mlp.h5").string();
 }
 
 SweepGrid small_grid() {
@@ -72,7 +72,7 @@ TEST(SweepGrid, RejectsBadAxes) {
   EXPECT_THROW(g.validate(), std::invalid_argument);
   EXPECT_THROW(axis_kind("model"), std::invalid_argument);
   EXPECT_EQ(axis_kind("p-out"), AxisKind::converter);
-  EXPECT_EQ(axis_kind("pairs"), AxisKind::programming);
+  EXPECT_EQ(axis_kind("num-pairs"), AxisKind::programming);
   EXPECT_EQ(axis_kind("t-inference"), AxisKind::time);
 }
 

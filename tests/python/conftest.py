@@ -14,7 +14,7 @@ SOURCE_DIR = pathlib.Path(__file__).resolve().parents[2]
 BUILD_DIR = pathlib.Path(pcmsim._pcmsim.__file__).resolve().parents[2]
 PCMSIM_BIN = BUILD_DIR / "bin" / "pcmsim"
 DATA_DIR = pathlib.Path(os.environ.get("PCMSIM_TEST_DATA", SOURCE_DIR / "tests" / "data"))
-ZOO_MLP = SOURCE_DIR / "nets" / "zoo" / "mlp.h5"
+ZOO_MLP = SOURCE_DIR / "zoo" / "mlp.h5"
 FASHION_MNIST = pathlib.Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 
 

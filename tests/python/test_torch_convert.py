@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-sys.path.insert(0, str(SOURCE_DIR / "nets" / "zoo"))
+sys.path.insert(0, str(SOURCE_DIR / "zoo"))
 import models  # noqa: E402  (the zoo's PyTorch networks)
 
 

@@ -17,7 +17,7 @@ import pytest
 h5py = pytest.importorskip("h5py")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ZOO = os.path.join(ROOT, "nets", "zoo")
+ZOO = os.path.join(ROOT, "zoo")
 sys.path.insert(0, ZOO)
 import data  # noqa: E402
 import numpy_forward  # noqa: E402

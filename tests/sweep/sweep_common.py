@@ -18,7 +18,7 @@ def pcmsim():
 
 def model_args(trials=2, limit=200):
     src = os.environ.get("PCMSIM_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-    model = os.path.join(src, "nets", "zoo", "mlp.h5")
+    model = os.path.join(src, "zoo", "mlp.h5")
     if not os.path.exists(model):
         print("SKIP: zoo/mlp.h5 not found")
         sys.exit(SKIP)

@@ -42,7 +42,7 @@ fig = plot_results.figure_for(res)
 assert len(fig.axes[0].get_lines()) == 5
 
 # Bad input: a file that is not a results file, a heatmap of an axis not swept.
-r = run([sys.executable, script, os.path.join(src, "nets", "zoo", "mlp.h5"), "-o",
+r = run([sys.executable, script, os.path.join(src, "zoo", "mlp.h5"), "-o",
          os.path.join(d, "x.png")])
 assert r.returncode == 2 and "neither pcmsim-sweep nor pcmsim-run" in r.stderr, r.stderr
 r = run([sys.executable, script, out, "--heatmap", "p-in,gdc", "-o", os.path.join(d, "y.png")])
