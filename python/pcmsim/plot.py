@@ -64,6 +64,9 @@ _STD_NAMES = ("acc_std", "accuracy_std", "std")
 _TRIAL_NAMES = ("accuracy",)
 _FP32_NAMES = ("fp32_accuracy", "fp32_acc", "fp32")
 
+# Colour-bar label of precision_heatmap(relative=True): the cells show the same quantity.
+HEATMAP_GAP_LABEL = "top-1 accuracy − FP32 (percentage points)"
+
 
 def _show_figures_in_ipython() -> None:
     """Lets IPython/Jupyter render the returned Figures (built without pyplot) as PNG.
@@ -511,9 +514,10 @@ def precision_heatmap(results: Any, p_in: Optional[Sequence[int]] = None,
     results: a table with columns ``p_in``, ``p_out`` and accuracies (summary or per trial),
         or a 2-D array ``[len(p_in), len(p_out)]`` of accuracies in [0, 1] with ``p_in`` and
         ``p_out`` given. Missing combinations are left blank.
-    relative: colour by accuracy minus FP32 (percentage points) instead of accuracy
-        (needs ``fp32``, given or in the table).
-    annotate: write each cell's accuracy (%) in it.
+    relative: colour and label each cell by its accuracy minus FP32, in percentage points
+        (negative: below FP32), instead of its accuracy in percent (needs ``fp32``, given or
+        in the table).
+    annotate: write each cell's value in it (the same quantity as the colour bar).
     """
     if isinstance(results, np.ndarray) and results.dtype.names is None or isinstance(
             results, (list, tuple)):
@@ -547,14 +551,16 @@ def precision_heatmap(results: Any, p_in: Optional[Sequence[int]] = None,
     ax.set_xlabel(_precision_label("p_out"))
     ax.set_ylabel(_precision_label("p_in"))
     cbar = fig.colorbar(im, ax=ax)
-    cbar.set_label("accuracy - FP32 (points)" if relative else "top-1 accuracy (%)")
+    cbar.set_label(HEATMAP_GAP_LABEL if relative else "top-1 accuracy (%)")
     if annotate:
         finite = values[np.isfinite(values)]
         mid = (finite.min() + finite.max()) / 2 if finite.size else 0
+        # The cell labels show what the colours show: the gap (signed) or the accuracy.
+        fmt = "{:+.1f}" if relative else "{:.1f}"
         for i in range(len(rows)):
             for j in range(len(cols)):
-                if np.isfinite(grid[i, j]):
-                    ax.text(j, i, f"{grid[i, j] * 100:.1f}", ha="center", va="center",
+                if np.isfinite(values[i, j]):
+                    ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center",
                             fontsize="small", color="k" if values[i, j] > mid else "w")
     if title is None and fp32 is not None:
         title = f"FP32: {fp32 * 100:.2f} %"

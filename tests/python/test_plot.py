@@ -212,13 +212,35 @@ def test_precision_heatmap_from_grid_relative(tmp_path):
     image = fig.axes[0].get_images()[0].get_array()
     assert image[0, 0] == pytest.approx(-40.0)
     assert image.mask[1, 1]  # missing cell left blank
-    assert fig.axes[1].get_ylabel() == "accuracy - FP32 (points)"
-    assert len(fig.axes[0].texts) == 3
+    assert fig.axes[1].get_ylabel() == "top-1 accuracy − FP32 (percentage points)"
+    # The cell labels show the gap the colours show (signed points), not the accuracy.
+    assert [t.get_text() for t in fig.axes[0].texts] == ["-40.0", "-30.0", "-20.0"]
     _save(fig, tmp_path, "h2.png")
     with pytest.raises(ValueError, match="shape"):
         plot.precision_heatmap(grid, p_in=[4], p_out=[4, 8])
     with pytest.raises(ValueError, match="FP32"):
         plot.precision_heatmap(grid, p_in=[4, 8], p_out=[4, 8], relative=True)
+
+
+def test_precision_heatmap_relative_labels_match_colours():
+    rng = np.random.default_rng(7)
+    table = _precision_table(rng)
+    table["fp32_accuracy"] = np.full(len(table["accuracy"]), 0.91)
+    fig = plot.precision_heatmap(table, relative=True)
+    ax = fig.axes[0]
+    image = ax.get_images()[0].get_array()
+    assert "percentage points" in fig.axes[1].get_ylabel()
+    assert len(ax.texts) == 49
+    for text in ax.texts:
+        x, y = text.get_position()
+        gap = image[int(round(y)), int(round(x))]
+        assert gap < 0  # every cell is below FP32 in this table
+        assert text.get_text() == f"{gap:+.1f}"
+    # Absolute maps keep absolute labels.
+    fig = plot.precision_heatmap(table)
+    image = fig.axes[0].get_images()[0].get_array()
+    assert fig.axes[0].texts[-1].get_text() == f"{image[6, 6]:.1f}"
+    assert 50 < float(fig.axes[0].texts[-1].get_text()) <= 100
 
 
 # An MLP 784-300-100-10 on 256 x 256 tiles, in render_json's layout.
