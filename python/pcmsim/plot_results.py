@@ -7,6 +7,10 @@ swept axes.
   third axis when there is one;
 * one other axis: accuracy versus that axis with 95 % confidence error bars.
 
+Bands and bars are the 95 % confidence interval of the mean over the Monte Carlo trials
+(Student t, as the results file stores it), clipped to [0, 100] %, and the legend says so; with
+one trial there is no interval and the figure says "1 trial". Same convention as pcmsim.plot.
+
 ``python3 -m pcmsim.plot RESULTS.h5 -o FIG.png`` calls :func:`main`; so does running this file.
 Needs h5py and matplotlib only (figures are built without pyplot, Agg canvas).
 """
@@ -22,12 +26,28 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-# Two-sided 95 % Student t quantiles for 1..30 degrees of freedom (as nets/sweep.cpp).
-_T975 = [12.7062047, 4.30265273, 3.18244631, 2.77644511, 2.57058184, 2.44691185, 2.36462425,
-         2.30600414, 2.26215716, 2.22813885, 2.20098516, 2.17881283, 2.16036866, 2.14478669,
-         2.13144955, 2.11990530, 2.10981558, 2.10092204, 2.09302405, 2.08596345, 2.07961384,
-         2.07387307, 2.06865761, 2.06389856, 2.05953855, 2.05552944, 2.05183052, 2.04840714,
-         2.04522964, 2.04227246]
+
+def _plot_module():
+    """pcmsim.plot (statistics and wording shared by every Python plot). This file also runs
+    alone (``python3 plot_results.py``, or loaded from its path without the compiled package):
+    then its sibling plot.py is loaded from its path."""
+    try:
+        from . import plot
+        return plot
+    except ImportError:
+        import importlib.util
+
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plot.py")
+        spec = importlib.util.spec_from_file_location("pcmsim_plot_standalone", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+_plot = _plot_module()
+t975 = _plot.t975  # two-sided 95 % Student t quantile (dof >= 1), as nets/sweep.cpp
+trials_text = _plot.trials_text
+error_note = _plot.error_note
 
 _TIME_TICKS = [(1.0, "1 s"), (60.0, "1 min"), (3600.0, "1 h"), (86400.0, "1 day"),
                (30 * 86400.0, "1 month"), (365 * 86400.0, "1 year"),
@@ -36,17 +56,6 @@ _TIME_TICKS = [(1.0, "1 s"), (60.0, "1 min"), (3600.0, "1 h"), (86400.0, "1 day"
 TIME_AXIS = "t-inference"
 MAX_CURVES = 12
 MAX_PANELS = 9
-
-
-def t975(dof: int) -> float:
-    """Two-sided 95 % quantile of Student's t (dof >= 1)."""
-    if dof < 1:
-        raise ValueError(f"[plot_results] dof = {dof}: must be >= 1")
-    if dof <= 30:
-        return _T975[dof - 1]
-    z, v = 1.959963984540054, float(dof)
-    return (z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v * v)
-            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3))
 
 
 def _text(v) -> str:
@@ -60,9 +69,21 @@ def _number(text: str) -> Optional[float]:
         return None
 
 
+def _finish(res: Dict) -> Dict:
+    """Adds ``half`` (the 95 % CI half-width as stored) and clips ``low``/``high`` to the valid
+    accuracy range [0, 1]."""
+    mean = np.asarray(res["mean"], dtype=float)
+    low, high = np.asarray(res["low"], dtype=float), np.asarray(res["high"], dtype=float)
+    res.update(mean=mean, half=(high - low) / 2, low=np.clip(low, 0.0, 1.0),
+               high=np.clip(high, 0.0, 1.0),
+               trials=np.broadcast_to(np.asarray(res["trials"], dtype=int), mean.shape))
+    return res
+
+
 def load_results(path: str) -> Dict:
     """The points of a results file as a dict: ``axes`` (names), ``values`` (axis -> list of
-    text per point), ``mean``, ``low``, ``high`` (95 % CI) arrays, ``fp32`` (or None), ``title``.
+    text per point), ``mean``, ``low``, ``high`` (95 % CI of the mean, clipped to [0, 1]),
+    ``half`` (its half-width, unclipped), ``trials`` arrays, ``fp32`` (or None), ``title``.
     """
     import h5py
 
@@ -76,12 +97,14 @@ def load_results(path: str) -> Dict:
                 raise ValueError(f"[plot_results] {path}: no finished point yet")
             pts = f["points"]
             values = {a: [_text(v) for v in pts["axis"][a][()]] for a in axes}
+            trials = int(f.attrs["trials"])
             res = dict(axes=axes, values=values, mean=pts["acc_mean"][()],
-                       low=pts["ci95_low"][()], high=pts["ci95_high"][()], fp32=fp32)
+                       low=pts["ci95_low"][()], high=pts["ci95_high"][()], fp32=fp32,
+                       trials=trials)
             model = os.path.basename(_text(f.attrs.get("model", "")))
             res["title"] = (f"{model}, {int(f.attrs['images'])} images, "
-                            f"{int(f.attrs['trials'])} trials")
-            return res
+                            f"{trials_text([trials])}")
+            return _finish(res)
         if kind == "pcmsim-run":
             t = f["t_inference_s"][()]
             acc = np.atleast_2d(f["accuracy"][()])
@@ -89,9 +112,10 @@ def load_results(path: str) -> Dict:
             mean = acc.mean(axis=1)
             std = acc.std(axis=1, ddof=1) if n > 1 else np.zeros_like(mean)
             half = t975(n - 1) * std / math.sqrt(n) if n > 1 else np.zeros_like(mean)
-            return dict(axes=[TIME_AXIS], values={TIME_AXIS: [repr(float(x)) for x in t]},
-                        mean=mean, low=mean - half, high=mean + half, fp32=fp32,
-                        title=f"{int(f.attrs.get('images', 0))} images, {n} trials")
+            return _finish(dict(
+                axes=[TIME_AXIS], values={TIME_AXIS: [repr(float(x)) for x in t]},
+                mean=mean, low=mean - half, high=mean + half, fp32=fp32, trials=n,
+                title=f"{int(f.attrs.get('images', 0))} images, {trials_text([n])}"))
         raise ValueError(f"[plot_results] {path}: format '{kind}' is neither pcmsim-sweep nor "
                          "pcmsim-run")
 
@@ -146,16 +170,23 @@ def plot_time_curves(res: Dict, fig) -> None:
         color = f"C{i % 10}"
         label = ", ".join(f"{a}={v}" for a, v in zip(others, combo)) or None
         ax.plot(t, m, marker="o", color=color, label=label)
-        ax.fill_between(t, lo, hi, color=color, alpha=0.2, lw=0)
+        if (hi > lo).any():  # one trial: no interval, no band
+            ax.fill_between(t, lo, hi, color=color, alpha=0.2, lw=0)
         all_t.append(t)
     if res["fp32"] is not None:
         ax.axhline(res["fp32"] * 100, color="k", ls="--", lw=1,
                    label=f"FP32 ({res['fp32'] * 100:.2f} %)")
     _time_axis(ax, np.concatenate(all_t) if all_t else np.array([]))
-    ax.set_ylabel("top-1 accuracy (%), 95 % CI band")
+    ax.set_ylabel("top-1 accuracy (%)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    handles, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=handles + [_note_handle(res, "band")], fontsize="small")
     ax.set_title(res["title"], fontsize="medium")
+
+
+def _note_handle(res: Dict, kind: str):
+    """The legend entry naming the error band ("band") or bars ("bar") of the figure."""
+    return _plot._note_handle(kind, res["trials"])
 
 
 def plot_heatmaps(res: Dict, fig, x_axis: str, y_axis: str, panel_axes: List[str]) -> None:
@@ -171,6 +202,7 @@ def plot_heatmaps(res: Dict, fig, x_axis: str, y_axis: str, panel_axes: List[str
     vmin = float(np.nanmin(res["mean"])) * 100
     vmax = float(np.nanmax(res["mean"])) * 100
     image = None
+    several = bool((np.asarray(res["trials"]) > 1).any())
     for k, panel in enumerate(panels):
         ax = fig.add_subplot(rows, cols, k + 1)
         grid = np.full((len(ys), len(xs)), np.nan)
@@ -181,13 +213,15 @@ def plot_heatmaps(res: Dict, fig, x_axis: str, y_axis: str, panel_axes: List[str
                 keep = _select(res, {**fixed, x_axis: x, y_axis: y})
                 if keep.any():
                     grid[j, i] = res["mean"][keep][0] * 100
-                    half[j, i] = (res["high"][keep][0] - res["low"][keep][0]) * 50
+                    half[j, i] = res["half"][keep][0] * 100
         image = ax.imshow(grid, origin="lower", cmap="viridis", vmin=vmin, vmax=vmax,
                           aspect="auto")
         for j in range(len(ys)):
             for i in range(len(xs)):
                 if not np.isnan(grid[j, i]):
-                    ax.text(i, j, f"{grid[j, i]:.1f}\n±{half[j, i]:.1f}", ha="center",
+                    text = f"{grid[j, i]:.1f}\n±{half[j, i]:.1f}" if several else \
+                        f"{grid[j, i]:.1f}"  # one trial: no interval, no "± 0.0"
+                    ax.text(i, j, text, ha="center",
                             va="center", fontsize="x-small",
                             color="w" if grid[j, i] < (vmin + vmax) / 2 else "k")
         ax.set_xticks(range(len(xs)))
@@ -199,7 +233,11 @@ def plot_heatmaps(res: Dict, fig, x_axis: str, y_axis: str, panel_axes: List[str
         title = ", ".join(f"{a}={v}" for a, v in fixed.items())
         ax.set_title(title or res["title"], fontsize="small")
     cbar = fig.colorbar(image, ax=fig.axes, shrink=0.9)
-    cbar.set_label("mean top-1 accuracy (%) (± 95 % CI half-width)")
+    if several:
+        cbar.set_label("mean top-1 accuracy (%); cells: mean ± 95 % CI half-width\n"
+                       f"of the mean over {trials_text(res['trials'])} (Student t)")
+    else:
+        cbar.set_label(f"top-1 accuracy (%), {trials_text(res['trials']) or 'trials unknown'}")
 
 
 def plot_one_axis(res: Dict, fig, axis: str) -> None:
@@ -214,7 +252,8 @@ def plot_one_axis(res: Dict, fig, axis: str) -> None:
         hi.append(res["high"][keep][0] * 100)
     m, lo, hi = np.array(m), np.array(lo), np.array(hi)
     pos = np.array([float(x) for x in xs]) if numeric else np.arange(len(xs))
-    ax.errorbar(pos, m, yerr=[m - lo, hi - m], marker="o", capsize=4, label="mean, 95 % CI")
+    yerr = [m - lo, hi - m] if (hi > lo).any() else None
+    ax.errorbar(pos, m, yerr=yerr, marker="o", capsize=4, label="mean")
     if not numeric:
         ax.set_xticks(pos)
         ax.set_xticklabels(xs)
@@ -224,7 +263,8 @@ def plot_one_axis(res: Dict, fig, axis: str) -> None:
     ax.set_xlabel(axis)
     ax.set_ylabel("top-1 accuracy (%)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    handles, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=handles + [_note_handle(res, "bar")], fontsize="small")
     ax.set_title(res["title"], fontsize="medium")
 
 
@@ -249,7 +289,9 @@ def figure_for(res: Dict, heatmap: Optional[Sequence[str]] = None):
     else:
         ax = fig.add_subplot(1, 1, 1)
         m, lo, hi = res["mean"][0] * 100, res["low"][0] * 100, res["high"][0] * 100
-        ax.errorbar([0], [m], yerr=[[m - lo], [hi - m]], marker="o", capsize=4)
+        yerr = [[m - lo], [hi - m]] if hi > lo else None
+        ax.errorbar([0], [m], yerr=yerr, marker="o", capsize=4, label="mean")
+        ax.legend(handles=[ax.containers[0], _note_handle(res, "bar")], fontsize="small")
         ax.set_xticks([])
         ax.set_ylabel("top-1 accuracy (%)")
         ax.set_title(res["title"], fontsize="medium")

@@ -30,6 +30,21 @@ def _load_plot():
 
 plot = _load_plot()
 
+
+def _load_plot_results():
+    try:
+        import pcmsim.plot_results as plot_results
+        return plot_results
+    except ImportError:
+        spec = importlib.util.spec_from_file_location(
+            "pcmsim_plot_results_standalone", REPO / "python" / "pcmsim" / "plot_results.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+plot_results = _load_plot_results()
+
 YEAR = 365 * 86400.0
 TIMES = np.array([1.0, 3600.0, 86400.0, YEAR])
 
@@ -124,27 +139,85 @@ def test_accuracy_vs_time_split_by_gdc(tmp_path):
     assert ax.get_xlabel() == "time after programming"
     assert ax.get_ylabel() == "top-1 accuracy (%)"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["GDC off", "GDC on", "FP32 (90.00 %)"]
+    assert labels == ["GDC off", "GDC on", "FP32 (90.00 %)",
+                      "shaded: 95 % CI of the mean over 3 trials (Student t)"]
     ticks = [t.get_text() for t in ax.get_xticklabels()]
     assert ticks[0] == "1 s" and ticks[-1] == "1 year"
     # The GDC-on curve (second series) ends higher than the GDC-off one; values in percent.
     off, on = ax.get_lines()[0], ax.get_lines()[1]
     assert on.get_ydata()[-1] > off.get_ydata()[-1]
     assert 50 < on.get_ydata()[0] <= 100
-    assert len(ax.collections) == 2  # one ±std band per curve
+    assert len(ax.collections) == 2  # one 95 % CI band per curve
     _save(fig, tmp_path, "t.png")
 
 
 def test_accuracy_vs_time_mapping_of_summaries(tmp_path):
     on = {"t_inference_s": TIMES, "acc_mean": [0.89, 0.885, 0.88, 0.87],
-          "acc_std": [0.002] * 4, "fp32_accuracy": 0.8923}
-    off = {"t_inference_s": TIMES, "acc_mean": [0.88, 0.7, 0.5, 0.2], "acc_std": [0.01] * 4}
+          "acc_std": [0.002] * 4, "trials": [5] * 4, "fp32_accuracy": 0.8923}
+    off = {"t_inference_s": TIMES, "acc_mean": [0.88, 0.7, 0.5, 0.2], "acc_std": [0.01] * 4,
+           "trials": [5] * 4}
     fig = plot.accuracy_vs_time({"GDC on": on, "GDC off": off}, errors="bar", title="mlp")
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["GDC on", "GDC off", "FP32 (89.23 %)"]
+    assert labels == ["GDC on", "GDC off", "FP32 (89.23 %)",
+                      "error bars: 95 % CI of the mean over 5 trials (Student t)"]
     assert ax.get_title() == "mlp"
+    # Error bars are the 95 % CI half-width t(0.975, 4)·std/√5, not the std.
+    segments = ax.containers[1].lines[2][0].get_segments()
+    half = 2.77644511 * 1.0 / np.sqrt(5)  # std 0.01 = 1 point
+    for seg in segments:
+        assert seg[1][1] - seg[0][1] == pytest.approx(2 * half)
     _save(fig, tmp_path, "t2.png")
+    # Without a trial count there is no interval: no bars, a warning, and the legend says so.
+    del off["trials"]
+    with pytest.warns(UserWarning, match="trials"):
+        fig = plot.accuracy_vs_time(off, errors="bar")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "no error bars: number of trials unknown"]
+    assert not ax.containers[0].has_yerr
+
+
+def _band_y(ax, k):
+    """(low, high) y of the k-th fill_between band, per x."""
+    v = ax.collections[k].get_paths()[0].vertices
+    return v[:, 1].min(), v[:, 1].max(), v
+
+
+def test_bands_are_95_ci_of_the_mean_clipped_to_100():
+    # Three trials per time; near 100 % the unclipped CI would exceed 100 %.
+    acc = np.array([[1.0, 1.0, 0.97], [0.90, 0.88, 0.86]])
+    table = {"t_inference_s": [1.0, 3600.0], "accuracy": acc}
+    fig = plot.accuracy_vs_time(table)
+    ax = fig.axes[0]
+    assert len(ax.collections) == 1
+    _, top, v = _band_y(ax, 0)
+    assert top <= 100.0
+    assert top == pytest.approx(100.0)  # clipped, not below
+    # The band at t = 3600 s is the Student t 95 % CI of the mean (not ±1 std).
+    m, sd = acc[1].mean() * 100, acc[1].std(ddof=1) * 100
+    half = plot.t975(2) * sd / np.sqrt(3)
+    ys = v[np.isclose(v[:, 0], 3600.0), 1]
+    assert ys.min() == pytest.approx(m - half) and ys.max() == pytest.approx(m + half)
+    s = plot.summarise(table, ["time"])
+    assert s["ci95_high"][0] == 1.0 and s["ci95_low"][1] == pytest.approx((m - half) / 100)
+    label = ax.get_legend().get_texts()[-1].get_text()
+    assert label == "shaded: 95 % CI of the mean over 3 trials (Student t)"
+    # Bars are clipped too.
+    fig = plot.accuracy_vs_time(table, errors="bar")
+    segments = fig.axes[0].containers[0].lines[2][0].get_segments()
+    assert max(seg[:, 1].max() for seg in segments) <= 100.0
+
+
+def test_one_trial_draws_no_band_and_says_1_trial():
+    table = {"t": [1.0, 60.0, 3600.0], "accuracy": [0.9, 0.89, 0.87], "trial": [0, 0, 0]}
+    fig = plot.accuracy_vs_time(table)
+    ax = fig.axes[0]
+    assert len(ax.collections) == 0
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["1 trial: no error band"]
+    assert plot.trials_text([1]) == "1 trial" and plot.trials_text([3, 5]) == "3–5 trials"
+    assert plot.error_note([1, 1], "bar") == "1 trial: no error bars"
 
 
 def test_accuracy_vs_time_drops_zero_time_with_warning():
@@ -183,9 +256,12 @@ def test_accuracy_vs_precision_curves(tmp_path):
     assert y[-1] > y[0]
     _save(fig, tmp_path, "p.png")
     # A table without the `by` column: one curve, no error.
-    single = {"p_out": [4, 6, 8], "acc_mean": [0.7, 0.85, 0.89], "acc_std": [0, 0, 0]}
+    single = {"p_out": [4, 6, 8], "acc_mean": [0.7, 0.85, 0.89], "acc_std": [0, 0, 0],
+              "trials": [1, 1, 1]}
     fig = plot.accuracy_vs_precision(single)
     assert len(fig.axes[0].containers) == 1
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [
+        "1 trial: no error bars"]
 
 
 def test_precision_heatmap_from_table(tmp_path):
@@ -342,3 +418,87 @@ def test_python_m_pcmsim_plot_on_a_run_file(tmp_path):
                           capture_output=True, text=True, env=dict(os.environ), timeout=120)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr and "none.h5" in proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# pcmsim.plot_results (python3 -m pcmsim.plot) on synthetic results files
+
+
+def _sweep_points(axes, trials, accuracy):
+    """Points of a sweep over `axes` ({name: [values as text]}, last varying fastest) with
+    `trials` per point; accuracy(settings dict, trial) -> fraction. Returns (names, settings
+    per point, [points, trials] accuracies)."""
+    import itertools
+
+    names = list(axes)
+    settings = [dict(zip(names, combo)) for combo in itertools.product(*axes.values())]
+    acc = np.array([[accuracy(p, k) for k in range(trials)] for p in settings])
+    return names, settings, acc
+
+
+def _ci(acc):
+    n = acc.shape[1]
+    mean = acc.mean(axis=1)
+    std = acc.std(axis=1, ddof=1) if n > 1 else np.zeros_like(mean)
+    half = plot.t975(n - 1) * std / np.sqrt(n) if n > 1 else np.zeros_like(mean)
+    return mean, std, mean - half, mean + half  # unclipped, as nets/sweep.cpp writes them
+
+
+def _write_sweep_h5(path, axes, trials, accuracy, fp32=0.9):
+    """A results file in the layout SweepStore::write_file writes (the parts plots read)."""
+    h5py = pytest.importorskip("h5py")
+    names, settings, acc = _sweep_points(axes, trials, accuracy)
+    mean, std, low, high = _ci(acc)
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "pcmsim-sweep"
+        f.attrs["model"] = "nets/zoo/mlp.h5"
+        f.attrs["images"] = 200
+        f.attrs["trials"] = trials
+        f.attrs["fp32_accuracy"] = fp32
+        f.attrs["axes"] = names
+        pts = f.create_group("points")
+        for a in names:
+            pts.create_dataset(f"axis/{a}", data=[p[a].encode() for p in settings])
+        pts["accuracy"] = acc
+        pts["acc_mean"], pts["acc_std"] = mean, std
+        pts["ci95_low"], pts["ci95_high"] = low, high
+    return acc
+
+
+def _bands(ax):
+    return [c for c in ax.collections if c.get_paths()]
+
+
+def test_plot_results_bands_are_clipped_95_ci_and_named(tmp_path):
+    times = ["1", "3600", "86400"]
+    # Close to 100 %: the stored (unclipped) CI of p-in = 8 goes above 100 %.
+    acc = _write_sweep_h5(tmp_path / "s.h5", {"p-in": ["4", "8"], "t-inference": times}, 3,
+                          lambda p, k: min(1.0, (0.99 if p["p-in"] == "8" else 0.8)
+                                           + 0.01 * k))
+    res = plot_results.load_results(str(tmp_path / "s.h5"))
+    assert np.all(res["high"] <= 1.0) and np.all(res["low"] >= 0.0)
+    assert _ci(acc)[3].max() > 1.0  # the file's own CI exceeds 100 %
+    fig = plot_results.figure_for(res)
+    ax = fig.axes[0]
+    assert len(_bands(ax)) == 2
+    for band in _bands(ax):
+        assert band.get_paths()[0].vertices[:, 1].max() <= 100.0
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[-1] == "shaded: 95 % CI of the mean over 3 trials (Student t)"
+    assert ax.get_ylabel() == "top-1 accuracy (%)"
+    assert ax.get_title().endswith("200 images, 3 trials")
+
+
+def test_plot_results_one_trial_has_no_band_and_says_1_trial(tmp_path):
+    _write_sweep_h5(tmp_path / "s.h5", {"p-in": ["4", "8"], "t-inference": ["1", "3600"]}, 1,
+                    lambda p, k: 0.8 + 0.01 * int(p["p-in"]))
+    res = plot_results.load_results(str(tmp_path / "s.h5"))
+    fig = plot_results.figure_for(res)
+    ax = fig.axes[0]
+    assert _bands(ax) == []
+    assert ax.get_title().endswith(", 1 trial") and "1 trials" not in ax.get_title()
+    assert [t.get_text() for t in ax.get_legend().get_texts()][-1] == "1 trial: no error band"
+    fig = plot_results.figure_for(res, ["t-inference", "p-in"])  # heatmap
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert len(texts) == 4 and not any("±" in t for t in texts)
+    assert fig.axes[-1].get_ylabel() == "top-1 accuracy (%), 1 trial"
