@@ -55,6 +55,7 @@ __all__ = [
     "ci95_half_width",
     "trials_text",
     "error_note",
+    "series_styles",
     "main",
 ]
 
@@ -178,6 +179,25 @@ def error_note(trials: Any, kind: str = "band") -> str:
     if (n == 1).any():
         return f"1 trial: no {noun}"
     return f"no {noun}: number of trials unknown"
+
+
+# Distinct looks for many series: 10 colours x 4 line styles x 10 markers.
+LINESTYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+
+
+def series_style(index: int, group: int = 0) -> Dict[str, str]:
+    """Look of series ``index`` (colour, then line style after 10) in marker group ``group``
+    (e.g. a panel of small multiples): distinct for index < 40 and group < 10."""
+    return dict(color=f"C{index % 10}", linestyle=LINESTYLES[(index // 10) % len(LINESTYLES)],
+                marker=MARKERS[group % len(MARKERS)])
+
+
+def series_styles(n: int) -> List[Dict[str, str]]:
+    """``n`` looks (``color``, ``linestyle``, ``marker``), pairwise distinct up to 400 series:
+    the colour varies fastest, then the line style, then the marker. The first 10 are the
+    default colours, solid, with circles."""
+    return [series_style(i % 40, i // 40) for i in range(n)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,10 +398,22 @@ def _legend(ax, note=None) -> None:
         return
     order = sorted(range(len(labels)),
                    key=lambda i: (handles[i] is note, labels[i].startswith("FP32")))
-    ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize="small")
+    kw = dict(fontsize="small")
+    series = sum(h is not note and not lab.startswith("FP32") for h, lab in zip(handles, labels))
+    if series > 10:  # many series: beside the axes, in columns of up to 20 entries
+        kw.update(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False,
+                  ncol=math.ceil(len(handles) / 20))
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], **kw)
 
 
-def _accuracy_curve(ax, x, m, lo, hi, errors: str, color: str, label: str) -> None:
+def _legend_width(series: int) -> float:
+    """Extra figure width (inches) for the legend beside the axes that _legend draws when
+    there are many series (+ FP32 + the band note)."""
+    return 0.0 if series <= 10 else 2.4 * math.ceil((series + 2) / 20)
+
+
+def _accuracy_curve(ax, x, m, lo, hi, errors: str, style: Mapping[str, str],
+                    label: str) -> None:
     """One accuracy curve (%): markers, with the CI [lo, hi] as error bars, a band or nothing.
     Points whose CI is NaN (trials unknown) or empty (one trial) get no bar/band."""
     has_ci = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
@@ -390,12 +422,12 @@ def _accuracy_curve(ax, x, m, lo, hi, errors: str, color: str, label: str) -> No
         if has_ci.any():
             yerr = np.where(has_ci, [m - lo, hi - m], 0.0)
             yerr = np.maximum(yerr, 0.0)
-        ax.errorbar(x, m, yerr=yerr, marker="o", capsize=3, color=color, label=label or None)
+        ax.errorbar(x, m, yerr=yerr, capsize=3, label=label or None, **style)
     else:
-        ax.plot(x, m, marker="o", color=color, label=label or None)
+        ax.plot(x, m, label=label or None, **style)
         if errors == "band" and has_ci.any():
-            ax.fill_between(x, np.where(has_ci, lo, m), np.where(has_ci, hi, m), color=color,
-                            alpha=0.2, lw=0)
+            ax.fill_between(x, np.where(has_ci, lo, m), np.where(has_ci, hi, m),
+                            color=style["color"], alpha=0.2, lw=0)
 
 
 def _fp32_line(ax, fp32: Optional[float]) -> None:
@@ -555,9 +587,11 @@ def accuracy_vs_time(results: Any, *, by: Optional[str] = None,
     if errors not in ("band", "bar", "none"):
         raise ValueError(f"[plot.accuracy_vs_time] errors = {errors!r}: "
                          "must be 'band', 'bar' or 'none'")
-    fig, ax = _new_axes(ax, (6.4, 4.0))
+    series = _as_series(results, by)
+    styles = series_styles(len(series))
+    fig, ax = _new_axes(ax, (6.4 + _legend_width(len(series)), 4.0))
     all_t, all_trials = [], []
-    for i, (label, table) in enumerate(_as_series(results, by)):
+    for i, (label, table) in enumerate(series):
         if fp32 is None:
             fp32 = _fp32_from(table_columns(table))
         s = summarise(table, ["time"])
@@ -569,7 +603,7 @@ def accuracy_vs_time(results: Any, *, by: Optional[str] = None,
         t, m, lo, hi, n = t[keep], m[keep], lo[keep], hi[keep], n[keep]
         all_t.append(t)
         all_trials.append(n)
-        _accuracy_curve(ax, t, m, lo, hi, errors, f"C{i % 10}", label)
+        _accuracy_curve(ax, t, m, lo, hi, errors, styles[i], label)
     _warn_unknown_trials("accuracy_vs_time", errors, all_trials)
     _fp32_line(ax, fp32)
     _log_time_axis(ax, np.concatenate(all_t) if all_t else np.array([]))
@@ -607,12 +641,14 @@ def accuracy_vs_precision(results: Any, *, x: str = "p_out", by: Optional[str] =
     if errors not in ("band", "bar", "none"):
         raise ValueError(f"[plot.accuracy_vs_precision] errors = {errors!r}: "
                          "must be 'band', 'bar' or 'none'")
-    fig, ax = _new_axes(ax, (6.4, 4.0))
     if by is not None and len(_as_series(results, None)) == 1 and \
             by not in table_columns(results):
         by = None  # one table without that column: a single curve
+    series = _as_series(results, by)
+    styles = series_styles(len(series))
+    fig, ax = _new_axes(ax, (6.4 + _legend_width(len(series)), 4.0))
     xs, all_trials = [], []
-    for i, (label, table) in enumerate(_as_series(results, by)):
+    for i, (label, table) in enumerate(series):
         if fp32 is None:
             fp32 = _fp32_from(table_columns(table))
         s = summarise(table, [x])
@@ -620,7 +656,7 @@ def accuracy_vs_precision(results: Any, *, x: str = "p_out", by: Optional[str] =
         xs.append(px)
         all_trials.append(s["trials"])
         _accuracy_curve(ax, px, m, s["ci95_low"] * 100, s["ci95_high"] * 100, errors,
-                        f"C{i % 10}", label)
+                        styles[i], label)
     _warn_unknown_trials("accuracy_vs_precision", errors, all_trials)
     _fp32_line(ax, fp32)
     if xs:

@@ -2,9 +2,12 @@
 swept axes.
 
 * an inference-time axis: accuracy versus time after programming (log axis), one curve per
-  combination of the other axes, with the 95 % confidence band of the mean over trials;
+  combination of the other axes, with the 95 % confidence band of the mean over trials. Every
+  combination is drawn: more than MAX_CURVES curves are split into small multiples (one panel
+  per value of one of the other axes, or per run of values when there is only one), each curve
+  with its own colour + line style + marker, and one legend beside the panels;
 * two other axes: a heatmap of the mean accuracy (e.g. p_in x p_out), one panel per value of a
-  third axis when there is one;
+  third axis when there is one (all of them);
 * one other axis: accuracy versus that axis with 95 % confidence error bars.
 
 Bands and bars are the 95 % confidence interval of the mean over the Monte Carlo trials
@@ -54,8 +57,7 @@ _TIME_TICKS = [(1.0, "1 s"), (60.0, "1 min"), (3600.0, "1 h"), (86400.0, "1 day"
                (10 * 365 * 86400.0, "10 years")]
 
 TIME_AXIS = "t-inference"
-MAX_CURVES = 12
-MAX_PANELS = 9
+MAX_CURVES = 10  # curves in one panel; more are split into panels (small multiples)
 
 
 def _text(v) -> str:
@@ -128,11 +130,13 @@ def _ordered(values: List[str]) -> List[str]:
     return distinct
 
 
-def _time_axis(ax, times: np.ndarray) -> None:
+def _time_axis(ax, times: np.ndarray, compact: bool = False) -> None:
+    """Log time axis with named ticks; ``compact`` (narrow panels): no '1 min', '1 month'."""
     ax.set_xscale("log")
     if times.size:
         lo, hi = times.min(), times.max()
-        ticks = [(s, n) for s, n in _TIME_TICKS if lo / 1.5 <= s <= hi * 1.5]
+        ticks = [(s, n) for s, n in _TIME_TICKS if lo / 1.5 <= s <= hi * 1.5
+                 and not (compact and n in ("1 min", "1 month"))]
         if ticks:
             ax.set_xticks([s for s, _ in ticks])
             ax.set_xticklabels([n for _, n in ticks])
@@ -146,42 +150,134 @@ def _select(res: Dict, fixed: Dict[str, str]) -> np.ndarray:
     return keep
 
 
+def _facets(others: List[str], levels: Dict[str, List[str]], combos: List[tuple]):
+    """How the curves (combinations of the non-time axes) are split into panels:
+    (panels as [(title, [combo, ...])], index in ``others`` of the facet axis or None).
+
+    Up to MAX_CURVES curves: one panel. More, with two or more other axes: one panel per value
+    of the axis that balances panels and curves per panel best (the first on ties). More, with
+    one other axis: panels of consecutive values.
+    """
+    if len(combos) <= MAX_CURVES or not others:
+        return [("", combos)], None
+    if len(others) >= 2:
+        def cost(k):
+            n = len(levels[others[k]])
+            return max(n, math.ceil(len(combos) / n)), k
+        k = min(range(len(others)), key=cost)
+        axis = others[k]
+        panels = [(f"{axis} = {v}", [c for c in combos if c[k] == v]) for v in levels[axis]]
+        return [p for p in panels if p[1]], k
+    size = math.ceil(len(combos) / math.ceil(len(combos) / MAX_CURVES))
+    chunks = [combos[i:i + size] for i in range(0, len(combos), size)]
+    return [(f"{others[0]} = {c[0][0]} … {c[-1][0]}" if len(c) > 1 else
+             f"{others[0]} = {c[0][0]}", c) for c in chunks], None
+
+
+def _label(names: Sequence[str], values: Sequence[str]) -> str:
+    return ", ".join(f"{a}={v}" for a, v in zip(names, values))
+
+
 def plot_time_curves(res: Dict, fig) -> None:
+    """Accuracy versus time, one curve per combination of the other axes (all of them; see
+    :func:`_facets` for how many curves are split into panels)."""
+    from matplotlib.lines import Line2D
+
     others = [a for a in res["axes"] if a != TIME_AXIS]
-    ax = fig.add_subplot(1, 1, 1)
-    combos = list(itertools.product(*[_ordered(res["values"][a]) for a in others]))
-    if len(combos) > MAX_CURVES:
-        print(f"plot_results: {len(combos)} curves; drawing the first {MAX_CURVES}",
-              file=sys.stderr)
-        combos = combos[:MAX_CURVES]
-    all_t = []
-    for i, combo in enumerate(combos):
-        keep = _select(res, dict(zip(others, combo)))
-        if not keep.any():
-            continue
-        t = np.array([float(v) for v in np.array(res["values"][TIME_AXIS])[keep]])
-        order = np.argsort(t)
-        t = t[order]
-        m, lo, hi = (res[k][keep][order] * 100 for k in ("mean", "low", "high"))
-        shown = t > 0  # t = 0 has no place on a log axis
-        if not shown.all():
-            print("plot_results: t = 0 is not shown on the log time axis", file=sys.stderr)
-        t, m, lo, hi = t[shown], m[shown], lo[shown], hi[shown]
-        color = f"C{i % 10}"
-        label = ", ".join(f"{a}={v}" for a, v in zip(others, combo)) or None
-        ax.plot(t, m, marker="o", color=color, label=label)
-        if (hi > lo).any():  # one trial: no interval, no band
-            ax.fill_between(t, lo, hi, color=color, alpha=0.2, lw=0)
-        all_t.append(t)
-    if res["fp32"] is not None:
-        ax.axhline(res["fp32"] * 100, color="k", ls="--", lw=1,
-                   label=f"FP32 ({res['fp32'] * 100:.2f} %)")
-    _time_axis(ax, np.concatenate(all_t) if all_t else np.array([]))
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.grid(True, alpha=0.3)
-    handles, _ = ax.get_legend_handles_labels()
-    ax.legend(handles=handles + [_note_handle(res, "band")], fontsize="small")
-    ax.set_title(res["title"], fontsize="medium")
+    levels = {a: _ordered(res["values"][a]) for a in others}
+    combos = [c for c in itertools.product(*[levels[a] for a in others])
+              if _select(res, dict(zip(others, c))).any()]
+    panels, facet = _facets(others, levels, combos)
+    inner_axes = [a for k, a in enumerate(others) if k != facet]
+    inner = [tuple(v for k, v in enumerate(c) if k != facet) for c in combos]
+    inner = list(dict.fromkeys(inner))  # distinct, in order
+
+    # Looks: colour + line style by the curve's place (its inner combination when faceted by
+    # an axis, so a colour means the same in every panel), marker by panel; all distinct.
+    def place(j, combo):
+        if facet is None:
+            return j
+        return inner.index(tuple(v for k, v in enumerate(combo) if k != facet))
+    places = [[place(j, c) for j, c in enumerate(cs)] for _, cs in panels]
+    if max(max(pl) for pl in places) < 40 and len(panels) <= len(_plot.MARKERS):
+        styles = [[_plot.series_style(j, p) for j in pl] for p, pl in enumerate(places)]
+    else:  # very many curves: enumerate the looks over the whole figure
+        flat = iter(_plot.series_styles(len(combos)))
+        styles = [[next(flat) for _ in pl] for pl in places]
+
+    n = len(panels)
+    cols = min(n, 3 if n <= 9 else 4)
+    rows = math.ceil(n / cols)
+    if n > 1:
+        fig.set_size_inches(3.4 * cols + 2.8, 2.7 * rows + 0.8)
+        grid = fig.add_gridspec(rows, cols + 1, width_ratios=[1.0] * cols + [0.9])
+    axes = []
+    all_t, zero_shown = [], False
+    for p, (title, cs) in enumerate(panels):
+        if n == 1:
+            ax = fig.add_subplot(1, 1, 1)
+        else:
+            ax = fig.add_subplot(grid[p // cols, p % cols],
+                                 sharex=axes[0] if axes else None,
+                                 sharey=axes[0] if axes else None)
+        axes.append(ax)
+        for combo, style in zip(cs, styles[p]):
+            keep = _select(res, dict(zip(others, combo)))
+            t = np.array([float(v) for v in np.array(res["values"][TIME_AXIS])[keep]])
+            order = np.argsort(t)
+            t = t[order]
+            m, lo, hi = (res[k][keep][order] * 100 for k in ("mean", "low", "high"))
+            shown = t > 0  # t = 0 has no place on a log axis
+            if not shown.all() and not zero_shown:
+                print("plot_results: t = 0 is not shown on the log time axis", file=sys.stderr)
+                zero_shown = True
+            t, m, lo, hi = t[shown], m[shown], lo[shown], hi[shown]
+            ax.plot(t, m, label=_label(others, combo) or None, **style)
+            if (hi > lo).any():  # one trial: no interval, no band
+                ax.fill_between(t, lo, hi, color=style["color"], alpha=0.2, lw=0)
+            all_t.append(t)
+        if res["fp32"] is not None:
+            ax.axhline(res["fp32"] * 100, color="k", ls="--", lw=1,
+                       label=f"FP32 ({res['fp32'] * 100:.2f} %)")
+        ax.grid(True, alpha=0.3)
+        if title:
+            ax.set_title(title, fontsize="small")
+    times = np.concatenate(all_t) if all_t else np.array([])
+    for p, ax in enumerate(axes):
+        _time_axis(ax, times, compact=n > 1)
+        ax.set_ylabel("top-1 accuracy (%)")
+        if p + cols < n:  # a panel below shows the time axis
+            ax.tick_params(labelbottom=False)
+            ax.set_xlabel("")
+        if p % cols:
+            ax.tick_params(labelleft=False)
+            ax.set_ylabel("")
+    fp32 = [Line2D([], [], color="k", ls="--", lw=1, label=f"FP32 ({res['fp32'] * 100:.2f} %)")
+            ] if res["fp32"] is not None else []
+    note = [_note_handle(res, "band")]
+    if n == 1:
+        handles, _ = axes[0].get_legend_handles_labels()
+        axes[0].legend(handles=handles + note, fontsize="small")
+        axes[0].set_title(res["title"], fontsize="medium")
+        return
+    # One legend for all panels, beside them, grouped: the curves' colour + line style (the
+    # inner combination, when faceted by an axis), the panels' markers, FP32, the band.
+    if facet is not None:
+        curves = [Line2D([], [], color=st["color"], linestyle=st["linestyle"],
+                         label=_label(inner_axes, combo))
+                  for combo, st in zip(inner, (_plot.series_style(j) for j in range(len(inner))))]
+        marks = [Line2D([], [], color="0.2", ls="none", marker=styles[p][0]["marker"],
+                        label=title) for p, (title, _) in enumerate(panels)]
+        handles = curves + marks
+    else:
+        handles = [line for ax in axes for line in ax.get_lines()
+                   if not line.get_label().startswith(("FP32", "_"))]
+    legend_ax = fig.add_subplot(grid[:, cols])
+    legend_ax.axis("off")
+    handles += fp32 + note
+    legend_ax.legend(handles=handles, loc="upper left", fontsize="small", frameon=False,
+                     ncol=math.ceil(len(handles) / (16 * rows)), borderaxespad=0)
+    fig.suptitle(res["title"], fontsize="medium")
 
 
 def _note_handle(res: Dict, kind: str):
@@ -192,11 +288,7 @@ def _note_handle(res: Dict, kind: str):
 def plot_heatmaps(res: Dict, fig, x_axis: str, y_axis: str, panel_axes: List[str]) -> None:
     xs, ys = _ordered(res["values"][x_axis]), _ordered(res["values"][y_axis])
     panels = list(itertools.product(*[_ordered(res["values"][a]) for a in panel_axes]))
-    if len(panels) > MAX_PANELS:
-        print(f"plot_results: {len(panels)} panels; drawing the first {MAX_PANELS}",
-              file=sys.stderr)
-        panels = panels[:MAX_PANELS]
-    cols = min(3, len(panels))
+    cols = min(len(panels), 3 if len(panels) <= 9 else 4)
     rows = math.ceil(len(panels) / cols)
     fig.set_size_inches(4.6 * cols + 0.8, 3.9 * rows)
     vmin = float(np.nanmin(res["mean"])) * 100

@@ -502,3 +502,85 @@ def test_plot_results_one_trial_has_no_band_and_says_1_trial(tmp_path):
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert len(texts) == 4 and not any("±" in t for t in texts)
     assert fig.axes[-1].get_ylabel() == "top-1 accuracy (%), 1 trial"
+
+
+def _series_lines(fig):
+    """The data curves of a figure (not the FP32 line, not legend proxies)."""
+    return [line for ax in fig.axes for line in ax.get_lines()
+            if not line.get_label().startswith(("FP32", "_"))]
+
+
+def _look(line):
+    from matplotlib.colors import to_hex
+    return to_hex(line.get_color()), line.get_linestyle(), line.get_marker()
+
+
+def _legend_texts(fig):
+    return [t.get_text() for ax in fig.axes if ax.get_legend()
+            for t in ax.get_legend().get_texts()]
+
+
+def test_plot_results_draws_all_25_series_distinctly(tmp_path):
+    levels = ["2", "3", "4", "6", "8"]
+    axes = {"p-in": levels, "p-out": levels, "t-inference": ["1", "3600", "86400", "31536000"]}
+    _write_sweep_h5(tmp_path / "s.h5", axes, 3,
+                    lambda p, k: 0.9 - 0.2 / int(p["p-in"]) - 0.1 / int(p["p-out"])
+                    - 0.002 * np.log10(float(p["t-inference"])) + 0.001 * k)
+    res = plot_results.load_results(str(tmp_path / "s.h5"))
+    fig = plot_results.figure_for(res)
+    lines = _series_lines(fig)
+    assert len(lines) == 25  # every (p-in, p-out) curve, none dropped
+    assert {line.get_label() for line in lines} == {
+        f"p-in={a}, p-out={b}" for a in levels for b in levels}
+    assert len({_look(line) for line in lines}) == 25  # no two curves look the same
+    for line in lines:
+        assert len(line.get_xdata()) == 4
+    # Small multiples: one panel per p-in value, five curves each, titled by the value.
+    panels = [ax for ax in fig.axes if ax.get_lines()]
+    assert [ax.get_title() for ax in panels] == [f"p-in = {v}" for v in levels]
+    assert all(len(_series_lines_of(ax)) == 5 for ax in panels)
+    assert all(ax.get_xscale() == "log" for ax in panels)
+    assert panels[0].get_ylabel() == "top-1 accuracy (%)"
+    assert any(ax.get_xlabel() == "time after programming" for ax in panels)
+    # One grouped legend: colour + line style per p-out, marker per p-in panel, FP32, band.
+    texts = _legend_texts(fig)
+    assert texts == ([f"p-out={v}" for v in levels] + [f"p-in = {v}" for v in levels]
+                     + ["FP32 (90.00 %)",
+                        "shaded: 95 % CI of the mean over 3 trials (Student t)"])
+    path = tmp_path / "facets.png"
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=60)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _series_lines_of(ax):
+    return [line for line in ax.get_lines() if not line.get_label().startswith(("FP32", "_"))]
+
+
+def test_plot_results_one_axis_with_many_values_is_split_into_panels(tmp_path):
+    noise = [f"{0.01 * k:.2f}" for k in range(26)]
+    _write_sweep_h5(tmp_path / "s.h5", {"out-noise": noise, "t-inference": ["1", "86400"]}, 2,
+                    lambda p, k: 0.9 - float(p["out-noise"]) + 0.001 * k)
+    fig = plot_results.figure_for(plot_results.load_results(str(tmp_path / "s.h5")))
+    lines = _series_lines(fig)
+    assert len(lines) == 26
+    assert len({_look(line) for line in lines}) == 26
+    panels = [ax for ax in fig.axes if ax.get_lines()]
+    assert 2 <= len(panels) and all(len(_series_lines_of(ax)) <= plot_results.MAX_CURVES
+                                    for ax in panels)
+    assert panels[0].get_title() == f"out-noise = {noise[0]} … {noise[8]}"
+    texts = _legend_texts(fig)
+    assert texts[:26] == [f"out-noise={v}" for v in noise]
+
+
+def test_accuracy_vs_time_many_series_look_distinct():
+    tables = {f"chip {k}": {"t": TIMES, "acc_mean": 0.9 - 0.001 * k * np.arange(4),
+                            "acc_std": [0.01] * 4, "trials": [3] * 4} for k in range(25)}
+    fig = plot.accuracy_vs_time(tables)
+    lines = _series_lines(fig)
+    assert len(lines) == 25
+    assert len({_look(line) for line in lines}) == 25
+    assert len(_legend_texts(fig)) == 25 + 1  # every series + the band note
+    styles = plot.series_styles(400)
+    assert len({tuple(s.values()) for s in styles}) == 400
