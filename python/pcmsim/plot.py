@@ -29,7 +29,8 @@ trials (Student t with n - 1 degrees of freedom: mean ± t(0.975, n-1)·std/√n
 so ("shaded: 95 % CI of the mean over N trials"). One trial has no interval: no band is drawn and
 the legend says "1 trial". A summary table without a trial count has no band either (warning).
 
-``python3 -m pcmsim.plot RESULTS.h5 -o FIG.png`` plots a results file (see ``main``).
+``python3 -m pcmsim.plot RESULTS.h5 -o FIG.png`` plots a results file of ``pcmsim sweep`` or
+``pcmsim run``, or the CSV view written beside it (see ``main``; exit code 2 on bad input).
 """
 
 from __future__ import annotations
@@ -864,7 +865,9 @@ def tile_utilisation_map(plan: Any, *, columns: Optional[int] = None, annotate: 
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python3 -m pcmsim.plot RESULTS.h5 -o FIG.png``: delegates to ``pcmsim.plot_results``."""
+    """``python3 -m pcmsim.plot RESULTS.h5|RESULTS.csv -o FIG.png``: delegates to
+    ``pcmsim.plot_results`` (0 when the figure is written; 2, with a message naming the file,
+    when the input is not a results file or cannot be read)."""
     from pcmsim import plot_results  # noqa: WPS433 (imported on use: needs h5py)
     return int(plot_results.main(argv) or 0)
 

@@ -15,7 +15,10 @@ Bands and bars are the 95 % confidence interval of the mean over the Monte Carlo
 one trial there is no interval and the figure says "1 trial". Same convention as pcmsim.plot.
 
 ``python3 -m pcmsim.plot RESULTS.h5 -o FIG.png`` calls :func:`main`; so does running this file.
-Needs h5py and matplotlib only (figures are built without pyplot, Agg canvas).
+RESULTS may also be the CSV view written beside the HDF5 file (same figure; a sweep's CSV has
+no FP32 accuracy, so no FP32 line). Input that is neither exits with code 2 and a message
+naming the file and the formats accepted.
+Needs matplotlib (and h5py for HDF5 files) only (figures are built without pyplot, Agg canvas).
 """
 
 from __future__ import annotations
@@ -82,44 +85,163 @@ def _finish(res: Dict) -> Dict:
     return res
 
 
+ACCEPTED = ("the HDF5 results file of `pcmsim sweep` or `pcmsim run` (--out FILE.h5) or the "
+            "CSV view written beside it (FILE.csv)")
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# The CSV view of a sweep (nets/sweep.cpp, SweepStore::csv): point, the axes, then these.
+_SWEEP_CSV_TAIL = ["seed", "trials", "acc_mean", "acc_std", "ci95_low", "ci95_high"]
+# The CSV view of a run (cli/cmd_run.cpp, results_csv; pcmsim.results_table has the same
+# columns plus acc_trial_<k>).
+_RUN_CSV_NEEDS = ["t_inference_s", "trials", "acc_mean", "acc_std"]
+_RUN_CSV_SETTINGS = ["model", "p_in", "p_out", "gdc"]
+
+
 def load_results(path: str) -> Dict:
     """The points of a results file as a dict: ``axes`` (names), ``values`` (axis -> list of
     text per point), ``mean``, ``low``, ``high`` (95 % CI of the mean, clipped to [0, 1]),
     ``half`` (its half-width, unclipped), ``trials`` arrays, ``fp32`` (or None), ``title``.
-    """
-    import h5py
 
-    with h5py.File(path, "r") as f:
-        kind = _text(f.attrs.get("format", ""))
-        fp32 = float(f.attrs.get("fp32_accuracy", -1))
-        fp32 = fp32 if fp32 >= 0 else None
-        if kind == "pcmsim-sweep":
-            axes = [_text(a) for a in f.attrs.get("axes", [])]
-            if "points" not in f:
-                raise ValueError(f"[plot_results] {path}: no finished point yet")
-            pts = f["points"]
-            values = {a: [_text(v) for v in pts["axis"][a][()]] for a in axes}
-            trials = int(f.attrs["trials"])
-            res = dict(axes=axes, values=values, mean=pts["acc_mean"][()],
-                       low=pts["ci95_low"][()], high=pts["ci95_high"][()], fp32=fp32,
-                       trials=trials)
-            model = os.path.basename(_text(f.attrs.get("model", "")))
-            res["title"] = (f"{model}, {int(f.attrs['images'])} images, "
-                            f"{trials_text([trials])}")
-            return _finish(res)
-        if kind == "pcmsim-run":
-            t = f["t_inference_s"][()]
-            acc = np.atleast_2d(f["accuracy"][()])
-            n = acc.shape[1]
-            mean = acc.mean(axis=1)
-            std = acc.std(axis=1, ddof=1) if n > 1 else np.zeros_like(mean)
-            half = t975(n - 1) * std / math.sqrt(n) if n > 1 else np.zeros_like(mean)
-            return _finish(dict(
-                axes=[TIME_AXIS], values={TIME_AXIS: [repr(float(x)) for x in t]},
-                mean=mean, low=mean - half, high=mean + half, fp32=fp32, trials=n,
-                title=f"{int(f.attrs.get('images', 0))} images, {trials_text([n])}"))
-        raise ValueError(f"[plot_results] {path}: format '{kind}' is neither pcmsim-sweep nor "
-                         "pcmsim-run")
+    ``path``: the HDF5 file of ``pcmsim sweep`` or ``pcmsim run``, or its CSV view (recognised
+    by content, not by name). Anything else raises ValueError naming the file and the formats
+    accepted.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2048 + 8)
+    except OSError as e:
+        raise ValueError(f"[plot_results] {path}: cannot read it ({e.strerror or e}); "
+                         f"expected {ACCEPTED}") from e
+    # HDF5 files start with the signature at byte 0, 512, 1024 or 2048 (after a user block).
+    if any(head[k:k + 8] == _HDF5_SIGNATURE for k in (0, 512, 1024, 2048)):
+        return _load_hdf5(path)
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and "\x00" not in text and "," in text.split("\n", 1)[0]:
+        return _load_csv(path)
+    raise ValueError(f"[plot_results] {path}: not a pcmsim results file (neither HDF5 nor "
+                     f"CSV); expected {ACCEPTED}")
+
+
+def _load_hdf5(path: str) -> Dict:
+    try:
+        import h5py
+    except ImportError as e:
+        raise ValueError(f"[plot_results] {path}: reading HDF5 results needs h5py (apt install "
+                         "python3-h5py), or give the CSV view beside it (FILE.csv)") from e
+    try:
+        with h5py.File(path, "r") as f:
+            return _read_hdf5(path, f)
+    except KeyError as e:
+        raise ValueError(f"[plot_results] {path}: incomplete results file: no {e}") from e
+    except OSError as e:
+        raise ValueError(f"[plot_results] {path}: cannot read it as HDF5 ({e}); "
+                         f"expected {ACCEPTED}") from e
+
+
+def _read_hdf5(path: str, f) -> Dict:
+    kind = _text(f.attrs.get("format", ""))
+    fp32 = float(f.attrs.get("fp32_accuracy", -1))
+    fp32 = fp32 if fp32 >= 0 else None
+    if kind == "pcmsim-sweep":
+        axes = [_text(a) for a in f.attrs.get("axes", [])]
+        if "points" not in f:
+            raise ValueError(f"[plot_results] {path}: no finished point yet")
+        pts = f["points"]
+        values = {a: [_text(v) for v in pts["axis"][a][()]] for a in axes}
+        trials = int(f.attrs["trials"])
+        res = dict(axes=axes, values=values, mean=pts["acc_mean"][()],
+                   low=pts["ci95_low"][()], high=pts["ci95_high"][()], fp32=fp32,
+                   trials=trials)
+        model = os.path.basename(_text(f.attrs.get("model", "")))
+        res["title"] = (f"{model}, {int(f.attrs['images'])} images, "
+                        f"{trials_text([trials])}")
+        return _finish(res)
+    if kind == "pcmsim-run":
+        t = f["t_inference_s"][()]
+        acc = np.atleast_2d(f["accuracy"][()])
+        n = acc.shape[1]
+        mean = acc.mean(axis=1)
+        std = acc.std(axis=1, ddof=1) if n > 1 else np.zeros_like(mean)
+        half = t975(n - 1) * std / math.sqrt(n) if n > 1 else np.zeros_like(mean)
+        return _finish(dict(
+            axes=[TIME_AXIS], values={TIME_AXIS: [repr(float(x)) for x in t]},
+            mean=mean, low=mean - half, high=mean + half, fp32=fp32, trials=n,
+            title=f"{int(f.attrs.get('images', 0))} images, {trials_text([n])}"))
+    raise ValueError(f"[plot_results] {path}: format '{kind}' is neither pcmsim-sweep nor "
+                     f"pcmsim-run; expected {ACCEPTED}")
+
+
+def _load_csv(path: str) -> Dict:
+    """The CSV view of a sweep (point, axes..., seed, trials, acc_mean, acc_std, ci95_low,
+    ci95_high) or of a run (model, p_in, p_out, t_inference_s, gdc, trials, acc_mean, acc_std,
+    fp32_acc; extra columns are ignored, settings that vary become axes)."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [row for row in csv.reader(f) if row]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"[plot_results] {path}: cannot read it as CSV ({e}); "
+                         f"expected {ACCEPTED}") from e
+    if not rows:
+        raise ValueError(f"[plot_results] {path}: empty file; expected {ACCEPTED}")
+    header, body = [h.strip() for h in rows[0]], rows[1:]
+    for line, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise ValueError(f"[plot_results] {path}: line {line} has {len(row)} fields, the "
+                             f"header {len(header)}")
+    col = {name: [row[i].strip() for row in body] for i, name in enumerate(header)}
+    try:
+        if header[:1] == ["point"] and header[-len(_SWEEP_CSV_TAIL):] == _SWEEP_CSV_TAIL:
+            return _sweep_csv(path, header[1:-len(_SWEEP_CSV_TAIL)], col)
+        missing = [c for c in _RUN_CSV_NEEDS if c not in col]
+        if not missing:
+            return _run_csv(path, header, col)
+    except ValueError as e:
+        if str(e).startswith("[plot_results]"):
+            raise
+        raise ValueError(f"[plot_results] {path}: a value is not a number ({e})") from e
+    raise ValueError(
+        f"[plot_results] {path}: CSV without the columns of a pcmsim results view (a sweep's: "
+        f"point, the axes, {', '.join(_SWEEP_CSV_TAIL)}; a run's: {', '.join(_RUN_CSV_NEEDS)}; "
+        f"missing {', '.join(missing)}); expected {ACCEPTED}")
+
+
+def _floats(values: List[str]) -> np.ndarray:
+    return np.array([float(v) for v in values], dtype=float)
+
+
+def _sweep_csv(path: str, axes: List[str], col: Dict[str, List[str]]) -> Dict:
+    if not col["point"]:
+        raise ValueError(f"[plot_results] {path}: no finished point yet")
+    trials = np.array([int(float(v)) for v in col["trials"]])
+    return _finish(dict(
+        axes=axes, values={a: col[a] for a in axes}, mean=_floats(col["acc_mean"]),
+        low=_floats(col["ci95_low"]), high=_floats(col["ci95_high"]), trials=trials,
+        fp32=None, title=f"{os.path.basename(path)}, {trials_text(trials)}"))
+
+
+def _run_csv(path: str, header: List[str], col: Dict[str, List[str]]) -> Dict:
+    if not col["acc_mean"]:
+        raise ValueError(f"[plot_results] {path}: no rows")
+    mean, std = _floats(col["acc_mean"]), _floats(col["acc_std"])
+    trials = np.array([int(float(v)) for v in col["trials"]])
+    half = np.nan_to_num(_plot.ci95_half_width(std, trials))
+    fp32 = None
+    if "fp32_acc" in col:
+        known = [v for v in _floats(col["fp32_acc"]) if v >= 0]  # -1: not evaluated
+        fp32 = known[0] if known else None
+    # Settings that vary (several runs in one table) are axes beside the time.
+    axes = [c for c in _RUN_CSV_SETTINGS if c in col and len(set(col[c])) > 1]
+    values = {a: col[a] for a in axes}
+    values[TIME_AXIS] = [repr(float(v)) for v in col["t_inference_s"]]
+    models = sorted(set(col.get("model", [])))
+    name = models[0] if len(models) == 1 else os.path.basename(path)
+    return _finish(dict(axes=axes + [TIME_AXIS], values=values, mean=mean, low=mean - half,
+                        high=mean + half, trials=trials, fp32=fp32,
+                        title=f"{name}, {trials_text(trials)}"))
 
 
 def _ordered(values: List[str]) -> List[str]:
@@ -402,7 +524,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         prog="python3 -m pcmsim.plot",
         description="Plot a pcmsim sweep (or run) results file: accuracy vs time with 95 % CI "
                     "bands when time is swept, else a heatmap of two axes or a curve of one.")
-    parser.add_argument("results", help="HDF5 results file of pcmsim sweep or pcmsim run")
+    parser.add_argument("results", help="results file of pcmsim sweep or pcmsim run: the "
+                        "HDF5 file (--out) or the CSV view beside it")
     parser.add_argument("-o", "--out", default=None, help="figure file (PNG, PDF, SVG); "
                         "default: RESULTS with the extension .png")
     parser.add_argument("--heatmap", default=None,
@@ -419,7 +542,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
-    fig.savefig(out, dpi=args.dpi)
+    try:
+        fig.savefig(out, dpi=args.dpi)
+    except (OSError, ValueError) as e:  # unwritable folder, unknown extension
+        print(f"plot_results: error: cannot write the figure '{out}': {e}", file=sys.stderr)
+        return 2
     print(out)
     return 0
 

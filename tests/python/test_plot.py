@@ -416,8 +416,25 @@ def test_python_m_pcmsim_plot_on_a_run_file(tmp_path):
     # A missing file is an error exit with a message, not a traceback.
     proc = subprocess.run([sys.executable, "-m", "pcmsim.plot", str(tmp_path / "none.h5")],
                           capture_output=True, text=True, env=dict(os.environ), timeout=120)
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "none.h5" in proc.stderr
+    # The CSV view beside the file (what `pcmsim run` writes) plots the same way ...
+    (tmp_path / "run.csv").write_text(
+        "model,p_in,p_out,t_inference_s,gdc,trials,acc_mean,acc_std,fp32_acc\n"
+        + "".join(f"mlp,8,8,{t},on,2,{m},0.01,0.9\n" for t, m in zip(TIMES, (0.9, 0.88, 0.87, 0.85))))
+    out = tmp_path / "fig_csv.png"
+    proc = subprocess.run([sys.executable, "-m", "pcmsim.plot", str(tmp_path / "run.csv"), "-o",
+                           str(out)], capture_output=True, text=True, env=dict(os.environ),
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # ... and another CSV is exit code 2 with a message naming it and the formats accepted.
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    proc = subprocess.run([sys.executable, "-m", "pcmsim.plot", str(tmp_path / "other.csv")],
+                          capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "other.csv" in proc.stderr
+    assert "pcmsim sweep" in proc.stderr and "CSV view" in proc.stderr
 
 
 # --------------------------------------------------------------------------------------------
@@ -584,3 +601,79 @@ def test_accuracy_vs_time_many_series_look_distinct():
     assert len(_legend_texts(fig)) == 25 + 1  # every series + the band note
     styles = plot.series_styles(400)
     assert len({tuple(s.values()) for s in styles}) == 400
+
+
+def _write_sweep_csv(path, axes, trials, accuracy):
+    """The CSV view beside a sweep file, as SweepStore::csv writes it."""
+    names, settings, acc = _sweep_points(axes, trials, accuracy)
+    mean, std, low, high = _ci(acc)
+    lines = [",".join(["point", *names, "seed", "trials", "acc_mean", "acc_std", "ci95_low",
+                       "ci95_high"])]
+    for i, p in enumerate(settings):
+        lines.append(",".join([str(i), *[p[a] for a in names], "7", str(trials),
+                               *(f"{v:.10g}" for v in (mean[i], std[i], low[i], high[i]))]))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _accuracy_model(p, k):
+    return min(1.0, 0.995 - 0.05 * (p["p-in"] == "4") - 0.001 * float(p["t-inference"]) ** 0.3
+               + 0.004 * k)
+
+
+def test_plot_results_reads_the_sweep_csv_view(tmp_path, capsys):
+    axes = {"p-in": ["4", "8"], "gdc": ["on", "off"], "t-inference": ["1", "3600", "86400"]}
+    _write_sweep_h5(tmp_path / "s.h5", axes, 3, _accuracy_model)
+    _write_sweep_csv(tmp_path / "s.csv", axes, 3, _accuracy_model)
+    a = plot_results.load_results(str(tmp_path / "s.h5"))
+    b = plot_results.load_results(str(tmp_path / "s.csv"))
+    assert b["axes"] == a["axes"] == ["p-in", "gdc", "t-inference"]
+    assert b["values"] == a["values"]
+    for key in ("mean", "low", "high", "half"):
+        np.testing.assert_allclose(b[key], a[key], rtol=0, atol=1e-9)  # 10 digits
+    assert b["high"].max() <= 1.0 and b["title"] == "s.csv, 3 trials"
+    fig = plot_results.figure_for(b)
+    assert len(_series_lines(fig)) == 4
+    out = tmp_path / "fig.png"
+    assert plot_results.main([str(tmp_path / "s.csv"), "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert capsys.readouterr().out.strip() == str(out)
+
+
+def test_plot_results_reads_the_run_csv_view(tmp_path):
+    # `pcmsim run --out r.h5` writes r.csv (cli/cmd_run.cpp); two runs pasted together.
+    lines = ["model,p_in,p_out,t_inference_s,gdc,trials,acc_mean,acc_std,fp32_acc"]
+    for gdc, drop in (("on", 0.0), ("off", 0.02)):
+        for t, m in ((1, 0.99), (3600, 0.98), (3.1536e+07, 0.95)):
+            lines.append(f"mlp,8,8,{t},{gdc},5,{m - drop},0.02,0.9923")
+    (tmp_path / "r.csv").write_text("\n".join(lines) + "\n")
+    res = plot_results.load_results(str(tmp_path / "r.csv"))
+    assert res["axes"] == ["gdc", "t-inference"]  # the setting that varies, then time
+    assert res["fp32"] == pytest.approx(0.9923)
+    assert res["title"] == "mlp, 5 trials"
+    half = plot.t975(4) * 0.02 / np.sqrt(5)
+    np.testing.assert_allclose(res["half"], half)
+    np.testing.assert_allclose(res["high"], np.minimum(res["mean"] + half, 1.0))
+    assert res["high"][0] == 1.0  # 0.99 + 0.025 clipped to 100 %
+    fig = plot_results.figure_for(res)
+    assert {line.get_label() for line in _series_lines(fig)} == {"gdc=on", "gdc=off"}
+    assert fig.axes[0].get_xscale() == "log"
+
+
+def test_plot_results_bad_input_exits_2_naming_the_file(tmp_path, capsys):
+    device_csv = tmp_path / "device.csv"  # a CSV of another command
+    device_csv.write_text("model,g_target_uS,t_inference_s,mean_uS\npcm,1,0,1.0\n")
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 4)
+    fake_h5 = tmp_path / "broken.h5"  # HDF5 signature, then garbage
+    fake_h5.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
+    missing = tmp_path / "missing.csv"
+    for path, why in ((device_csv, "missing trials, acc_mean"),
+                      (junk, "neither HDF5 nor CSV"), (fake_h5, "cannot read it as HDF5"),
+                      (missing, "cannot read it")):
+        assert plot_results.main([str(path), "-o", str(tmp_path / "x.png")]) == 2
+        err = capsys.readouterr().err
+        assert str(path) in err and why in err, err
+        assert "CSV view" in err and "Traceback" not in err
+        with pytest.raises(ValueError, match=str(path.name)):
+            plot_results.load_results(str(path))
+    assert not (tmp_path / "x.png").exists()
