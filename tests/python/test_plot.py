@@ -421,7 +421,8 @@ def test_python_m_pcmsim_plot_on_a_run_file(tmp_path):
     # The CSV view beside the file (what `pcmsim run` writes) plots the same way ...
     (tmp_path / "run.csv").write_text(
         "model,p_in,p_out,t_inference_s,gdc,trials,acc_mean,acc_std,fp32_acc\n"
-        + "".join(f"mlp,8,8,{t},on,2,{m},0.01,0.9\n" for t, m in zip(TIMES, (0.9, 0.88, 0.87, 0.85))))
+        + "".join(f"mlp,8,8,{t},on,2,{m},0.01,0.9\n"
+                  for t, m in zip(TIMES, (0.9, 0.88, 0.87, 0.85))))
     out = tmp_path / "fig_csv.png"
     proc = subprocess.run([sys.executable, "-m", "pcmsim.plot", str(tmp_path / "run.csv"), "-o",
                            str(out)], capture_output=True, text=True, env=dict(os.environ),
