@@ -253,12 +253,14 @@ def _ordered(values: List[str]) -> List[str]:
 
 
 def _time_axis(ax, times: np.ndarray, compact: bool = False) -> None:
-    """Log time axis with named ticks; ``compact`` (narrow panels): no '1 min', '1 month'."""
+    """Log time axis with named ticks; ``compact`` (narrow panels): without '1 min' and
+    '1 month' when more than three ticks would be shown."""
     ax.set_xscale("log")
     if times.size:
         lo, hi = times.min(), times.max()
-        ticks = [(s, n) for s, n in _TIME_TICKS if lo / 1.5 <= s <= hi * 1.5
-                 and not (compact and n in ("1 min", "1 month"))]
+        ticks = [(s, n) for s, n in _TIME_TICKS if lo / 1.5 <= s <= hi * 1.5]
+        if compact and len(ticks) > 3:
+            ticks = [(s, n) for s, n in ticks if n not in ("1 min", "1 month")]
         if ticks:
             ax.set_xticks([s for s, _ in ticks])
             ax.set_xticklabels([n for _, n in ticks])
@@ -321,7 +323,9 @@ def plot_time_curves(res: Dict, fig) -> None:
             return j
         return inner.index(tuple(v for k, v in enumerate(combo) if k != facet))
     places = [[place(j, c) for j, c in enumerate(cs)] for _, cs in panels]
-    if max(max(pl) for pl in places) < 40 and len(panels) <= len(_plot.MARKERS):
+    per_panel = (max((max(pl, default=-1) for pl in places), default=-1) < 40
+                 and len(panels) <= len(_plot.MARKERS))
+    if per_panel:
         styles = [[_plot.series_style(j, p) for j in pl] for p, pl in enumerate(places)]
     else:  # very many curves: enumerate the looks over the whole figure
         flat = iter(_plot.series_styles(len(combos)))
@@ -384,7 +388,7 @@ def plot_time_curves(res: Dict, fig) -> None:
         return
     # One legend for all panels, beside them, grouped: the curves' colour + line style (the
     # inner combination, when faceted by an axis), the panels' markers, FP32, the band.
-    if facet is not None:
+    if facet is not None and per_panel:
         curves = [Line2D([], [], color=st["color"], linestyle=st["linestyle"],
                          label=_label(inner_axes, combo))
                   for combo, st in zip(inner, (_plot.series_style(j) for j in range(len(inner))))]

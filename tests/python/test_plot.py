@@ -558,6 +558,9 @@ def test_plot_results_draws_all_25_series_distinctly(tmp_path):
     assert [ax.get_title() for ax in panels] == [f"p-in = {v}" for v in levels]
     assert all(len(_series_lines_of(ax)) == 5 for ax in panels)
     assert all(ax.get_xscale() == "log" for ax in panels)
+    # Narrow panels: fewer named ticks, so that they do not overlap.
+    assert [t.get_text() for t in panels[-1].get_xticklabels()] == ["1 s", "1 h", "1 day",
+                                                                     "1 year"]
     assert panels[0].get_ylabel() == "top-1 accuracy (%)"
     assert any(ax.get_xlabel() == "time after programming" for ax in panels)
     # One grouped legend: colour + line style per p-out, marker per p-in panel, FP32, band.
