@@ -59,7 +59,8 @@ _TIME_TICKS = [(1.0, "1 s"), (60.0, "1 min"), (3600.0, "1 h"), (86400.0, "1 day"
                (30 * 86400.0, "1 month"), (365 * 86400.0, "1 year"),
                (10 * 365 * 86400.0, "10 years")]
 
-TIME_AXIS = "t-inference"
+TIME_AXIS = "t-inference"  # the time axis of run files, and of sweep files up to now
+TIME_AXES = (TIME_AXIS, "t_inference")  # sweep files name it either way
 MAX_CURVES = 10  # curves in one panel; more are split into panels (small multiples)
 
 
@@ -267,6 +268,21 @@ def _time_axis(ax, times: np.ndarray, compact: bool = False) -> None:
     ax.set_xlabel("time after programming")
 
 
+def _time_axis_name(axes: Sequence[str]) -> Optional[str]:
+    """The inference-time axis among ``axes`` ('t-inference' or 't_inference'), or None."""
+    return next((a for a in axes if a in TIME_AXES), None)
+
+
+def _axis_label(name: str) -> str:
+    """Axis label with its unit: 'time after programming (s)', 'DAC precision p_in (bits)'."""
+    if name in TIME_AXES:
+        return "time after programming (s)"
+    canonical = name.replace("-", "_")
+    if canonical in ("p_in", "p_out", "acc_bits"):
+        return _plot._precision_label(canonical)
+    return name
+
+
 def _select(res: Dict, fixed: Dict[str, str]) -> np.ndarray:
     keep = np.ones(len(res["mean"]), dtype=bool)
     for name, value in fixed.items():
@@ -307,7 +323,8 @@ def plot_time_curves(res: Dict, fig) -> None:
     :func:`_facets` for how many curves are split into panels)."""
     from matplotlib.lines import Line2D
 
-    others = [a for a in res["axes"] if a != TIME_AXIS]
+    time_axis = _time_axis_name(res["axes"])
+    others = [a for a in res["axes"] if a != time_axis]
     levels = {a: _ordered(res["values"][a]) for a in others}
     combos = [c for c in itertools.product(*[levels[a] for a in others])
               if _select(res, dict(zip(others, c))).any()]
@@ -349,7 +366,7 @@ def plot_time_curves(res: Dict, fig) -> None:
         axes.append(ax)
         for combo, style in zip(cs, styles[p]):
             keep = _select(res, dict(zip(others, combo)))
-            t = np.array([float(v) for v in np.array(res["values"][TIME_AXIS])[keep]])
+            t = np.array([float(v) for v in np.array(res["values"][time_axis])[keep]])
             order = np.argsort(t)
             t = t[order]
             m, lo, hi = (res[k][keep][order] * 100 for k in ("mean", "low", "high"))
@@ -446,16 +463,20 @@ def plot_heatmaps(res: Dict, fig, x_axis: str, y_axis: str, panel_axes: List[str
         ax.set_xticklabels(xs)
         ax.set_yticks(range(len(ys)))
         ax.set_yticklabels(ys)
-        ax.set_xlabel(x_axis)
-        ax.set_ylabel(y_axis)
+        ax.set_xlabel(_axis_label(x_axis))
+        ax.set_ylabel(_axis_label(y_axis))
         title = ", ".join(f"{a}={v}" for a, v in fixed.items())
-        ax.set_title(title or res["title"], fontsize="small")
+        if title:
+            ax.set_title(title, fontsize="small")
     cbar = fig.colorbar(image, ax=fig.axes, shrink=0.9)
-    if several:
-        cbar.set_label("mean top-1 accuracy (%); cells: mean ± 95 % CI half-width\n"
-                       f"of the mean over {trials_text(res['trials'])} (Student t)")
+    cbar.set_label("mean top-1 accuracy (%)" if several else "top-1 accuracy (%)")
+    # What the cells' "±" is (or why there is none), under the figure's title.
+    note = (f"cells: mean ± 95 % CI half-width over {trials_text(res['trials'])} (Student t)"
+            if several else "one trial: no confidence interval")
+    if len(panels) == 1 and not panel_axes:
+        fig.axes[0].set_title(f"{res['title']}\n{note}", fontsize="small")
     else:
-        cbar.set_label(f"top-1 accuracy (%), {trials_text(res['trials']) or 'trials unknown'}")
+        fig.suptitle(f"{res['title']}\n{note}", fontsize="small")
 
 
 def plot_one_axis(res: Dict, fig, axis: str) -> None:
@@ -478,7 +499,7 @@ def plot_one_axis(res: Dict, fig, axis: str) -> None:
     if res["fp32"] is not None:
         ax.axhline(res["fp32"] * 100, color="k", ls="--", lw=1,
                    label=f"FP32 ({res['fp32'] * 100:.2f} %)")
-    ax.set_xlabel(axis)
+    ax.set_xlabel(_axis_label(axis))
     ax.set_ylabel("top-1 accuracy (%)")
     ax.grid(True, alpha=0.3)
     handles, _ = ax.get_legend_handles_labels()
@@ -498,7 +519,7 @@ def figure_for(res: Dict, heatmap: Optional[Sequence[str]] = None):
                              f"swept axes {axes}")
         plot_heatmaps(res, fig, heatmap[0], heatmap[1],
                       [a for a in axes if a not in heatmap])
-    elif TIME_AXIS in axes:
+    elif _time_axis_name(axes) is not None:
         plot_time_curves(res, fig)
     elif len(axes) >= 2:
         plot_heatmaps(res, fig, axes[-1], axes[-2], axes[:-2])

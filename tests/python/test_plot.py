@@ -519,7 +519,25 @@ def test_plot_results_one_trial_has_no_band_and_says_1_trial(tmp_path):
     fig = plot_results.figure_for(res, ["t-inference", "p-in"])  # heatmap
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert len(texts) == 4 and not any("±" in t for t in texts)
-    assert fig.axes[-1].get_ylabel() == "top-1 accuracy (%), 1 trial"
+    assert fig.axes[-1].get_ylabel() == "top-1 accuracy (%)"
+    assert fig.axes[0].get_title() == ("mlp.h5, 200 images, 1 trial\n"
+                                       "one trial: no confidence interval")
+    assert fig.axes[0].get_xlabel() == "time after programming (s)"
+    assert fig.axes[0].get_ylabel() == "DAC precision p_in (bits)"
+
+
+def test_plot_results_heatmap_names_the_ci_of_its_cells(tmp_path):
+    levels = ["4", "6", "8"]
+    _write_sweep_h5(tmp_path / "s.h5", {"p-in": levels, "p-out": levels}, 3,
+                    lambda p, k: 0.8 + 0.01 * int(p["p-in"]) + 0.002 * k)
+    fig = plot_results.figure_for(plot_results.load_results(str(tmp_path / "s.h5")))
+    ax = fig.axes[0]
+    half = plot.t975(2) * 0.2 / np.sqrt(3)  # std of (0, 0.2, 0.4) points is 0.2
+    assert ax.texts[0].get_text() == f"84.2\n±{half:.1f}"
+    assert ax.get_title().endswith(
+        "\ncells: mean ± 95 % CI half-width over 3 trials (Student t)")
+    assert fig.axes[-1].get_ylabel() == "mean top-1 accuracy (%)"
+    assert ax.get_xlabel() == "ADC precision p_out (bits)"
 
 
 def _series_lines(fig):
@@ -681,3 +699,14 @@ def test_plot_results_bad_input_exits_2_naming_the_file(tmp_path, capsys):
         with pytest.raises(ValueError, match=str(path.name)):
             plot_results.load_results(str(path))
     assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_results_time_axis_under_either_name(tmp_path):
+    # Sweep files name the time axis 't-inference' or (canonical setting names) 't_inference'.
+    for name in ("t-inference", "t_inference"):
+        _write_sweep_h5(tmp_path / f"{name}.h5", {"p_in": ["4", "8"], name: ["1", "3600"]}, 2,
+                        lambda p, k: 0.8 + 0.01 * k)
+        fig = plot_results.figure_for(plot_results.load_results(str(tmp_path / f"{name}.h5")))
+        ax = fig.axes[0]
+        assert ax.get_xscale() == "log" and ax.get_xlabel() == "time after programming"
+        assert {line.get_label() for line in _series_lines(fig)} == {"p_in=4", "p_in=8"}
