@@ -7,7 +7,7 @@ leak) and show once when returned as the last expression of a notebook cell. Sav
 ``fig.savefig("name.png", dpi=...)``.
 
 Tables: accuracy functions accept either a summary table (one row per point, columns
-``acc_mean`` and ``acc_std``) or a long table (one row per Monte Carlo trial, column
+``acc_mean``, ``acc_std`` and ``trials``) or a long table (one row per Monte Carlo trial, column
 ``accuracy``), which is summarised here (mean and sample standard deviation over trials).
 Recognised column names:
 
@@ -15,13 +15,22 @@ Recognised column names:
 time       ``t_inference_s``, ``t_inference``, ``time_s``, ``t``
 mean       ``acc_mean``, ``accuracy_mean``, ``mean``
 std        ``acc_std``, ``accuracy_std``, ``std``
+n trials   ``trials``, ``n_trials`` (summary tables)
+CI         ``ci95_low`` and ``ci95_high`` (optional, summary tables)
 trials     ``accuracy`` (1-D long form, or 2-D ``[point, trial]``)
 FP32       ``fp32_accuracy``, ``fp32_acc`` (scalar or constant column)
 =========  ==========================================================
 
 Accuracies are fractions in [0, 1] and are drawn in percent.
 
-``python3 -m pcmsim.plot RESULTS.h5 -o FIG.png`` plots a results file (see ``main``).
+Error bands and bars are always the 95 % confidence interval of the mean over the Monte Carlo
+trials (Student t with n - 1 degrees of freedom: mean ± t(0.975, n-1)·std/√n, as
+``pcmsim sweep`` writes it), clipped to the valid range [0, 100] %, and the figure's legend says
+so ("shaded: 95 % CI of the mean over N trials"). One trial has no interval: no band is drawn and
+the legend says "1 trial". A summary table without a trial count has no band either (warning).
+
+``python3 -m pcmsim.plot RESULTS.h5 -o FIG.png`` plots a results file of ``pcmsim sweep`` or
+``pcmsim run``, or the CSV view written beside it (see ``main``; exit code 2 on bad input).
 """
 
 from __future__ import annotations
@@ -43,6 +52,11 @@ __all__ = [
     "format_time",
     "table_columns",
     "summarise",
+    "t975",
+    "ci95_half_width",
+    "trials_text",
+    "error_note",
+    "series_styles",
     "main",
 ]
 
@@ -63,6 +77,19 @@ _MEAN_NAMES = ("acc_mean", "accuracy_mean", "mean")
 _STD_NAMES = ("acc_std", "accuracy_std", "std")
 _TRIAL_NAMES = ("accuracy",)
 _FP32_NAMES = ("fp32_accuracy", "fp32_acc", "fp32")
+_NTRIALS_NAMES = ("trials", "n_trials")
+_CI_LOW_NAMES = ("ci95_low",)
+_CI_HIGH_NAMES = ("ci95_high",)
+
+# Two-sided 95 % Student t quantiles for 1..30 degrees of freedom (as nets/sweep.cpp).
+_T975 = [12.7062047, 4.30265273, 3.18244631, 2.77644511, 2.57058184, 2.44691185, 2.36462425,
+         2.30600414, 2.26215716, 2.22813885, 2.20098516, 2.17881283, 2.16036866, 2.14478669,
+         2.13144955, 2.11990530, 2.10981558, 2.10092204, 2.09302405, 2.08596345, 2.07961384,
+         2.07387307, 2.06865761, 2.06389856, 2.05953855, 2.05552944, 2.05183052, 2.04840714,
+         2.04522964, 2.04227246]
+
+# Colour-bar label of precision_heatmap(relative=True): the cells show the same quantity.
+HEATMAP_GAP_LABEL = "top-1 accuracy − FP32 (percentage points)"
 
 
 def _show_figures_in_ipython() -> None:
@@ -97,6 +124,81 @@ def _show_figures_in_ipython() -> None:
 
 
 _show_figures_in_ipython()
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics and wording
+
+
+def t975(dof: int) -> float:
+    """Two-sided 95 % quantile of Student's t with ``dof`` >= 1 degrees of freedom (table up to
+    30, Cornish-Fisher expansion beyond; as nets/sweep.cpp)."""
+    if dof < 1:
+        raise ValueError(f"[plot] dof = {dof}: must be >= 1")
+    if dof <= 30:
+        return _T975[dof - 1]
+    z, v = 1.959963984540054, float(dof)
+    return (z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v * v)
+            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3))
+
+
+def ci95_half_width(std: Any, trials: Any) -> np.ndarray:
+    """Half-width of the 95 % CI of the mean, t(0.975, n-1)·std/√n, per point: 0 for one trial,
+    NaN where the number of trials is unknown (0)."""
+    std = np.asarray(std, dtype=float)
+    n = np.broadcast_to(np.asarray(trials, dtype=int), std.shape)
+    half = np.full(std.shape, np.nan)
+    half[n == 1] = 0.0
+    for k in np.unique(n[n > 1]):
+        sel = n == k
+        half[sel] = t975(int(k) - 1) * std[sel] / math.sqrt(k)
+    return half
+
+
+def trials_text(trials: Any) -> str:
+    """'1 trial', '5 trials', '3–5 trials' (several counts), '' when none is known."""
+    counts = sorted({int(n) for n in np.atleast_1d(np.asarray(trials)).ravel() if n > 0})
+    if not counts:
+        return ""
+    if len(counts) == 1:
+        return f"{counts[0]} trial" + ("" if counts[0] == 1 else "s")
+    return f"{counts[0]}–{counts[-1]} trials"
+
+
+def error_note(trials: Any, kind: str = "band") -> str:
+    """The legend text naming the error band or bars of a figure drawn from points with these
+    trial counts: "shaded: 95 % CI of the mean over 5 trials (Student t)", "1 trial: no error
+    band", ... ``kind``: ``"band"`` or ``"bar"``."""
+    n = np.atleast_1d(np.asarray(trials, dtype=int)).ravel()
+    what, noun = ("shaded", "error band") if kind == "band" else ("error bars", "error bars")
+    several = n[n > 1]
+    if several.size:
+        text = f"{what}: 95 % CI of the mean over {trials_text(several)} (Student t)"
+        if (n == 1).any():
+            text += "; 1 trial: none"
+        return text
+    if (n == 1).any():
+        return f"1 trial: no {noun}"
+    return f"no {noun}: number of trials unknown"
+
+
+# Distinct looks for many series: 10 colours x 4 line styles x 10 markers.
+LINESTYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+
+
+def series_style(index: int, group: int = 0) -> Dict[str, str]:
+    """Look of series ``index`` (colour, then line style after 10) in marker group ``group``
+    (e.g. a panel of small multiples): distinct for index < 40 and group < 10."""
+    return dict(color=f"C{index % 10}", linestyle=LINESTYLES[(index // 10) % len(LINESTYLES)],
+                marker=MARKERS[group % len(MARKERS)])
+
+
+def series_styles(n: int) -> List[Dict[str, str]]:
+    """``n`` looks (``color``, ``linestyle``, ``marker``), pairwise distinct up to 400 series:
+    the colour varies fastest, then the line style, then the marker. The first 10 are the
+    default colours, solid, with circles."""
+    return [series_style(i % 40, i // 40) for i in range(n)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,11 +249,14 @@ def summarise(table: Any, keys: Sequence[str]) -> Dict[str, np.ndarray]:
     """Mean and spread of the accuracy for each distinct combination of ``keys`` columns.
 
     Returns a dict with one array per key (the distinct values, sorted), ``acc_mean``,
-    ``acc_std`` and ``trials`` (number of trials behind each point; 0 when the table was
-    already a summary without that information).
+    ``acc_std``, ``trials`` (number of trials behind each point; 0 when the table was
+    already a summary without that information), and ``ci95_low`` / ``ci95_high``: the 95 %
+    confidence interval of the mean (Student t), clipped to [0, 1]; equal to the mean for one
+    trial, NaN when the number of trials is unknown.
 
-    A summary table (``acc_mean`` present) is passed through (sorted by the keys); a long
-    table is grouped; a 2-D ``accuracy`` ``[point, trial]`` is reduced along the trials.
+    A summary table (``acc_mean`` present) is passed through (sorted by the keys; its
+    ``ci95_low``/``ci95_high`` columns are used when present); a long table is grouped; a 2-D
+    ``accuracy`` ``[point, trial]`` is reduced along the trials.
     The standard deviation is the sample one (ddof = 1), 0 for a single trial.
     """
     cols = table_columns(table)
@@ -175,14 +280,24 @@ def summarise(table: Any, keys: Sequence[str]) -> Dict[str, np.ndarray]:
     key_arrays = [np.asarray(cols[k]).ravel() for k in key_names]
     n = len(key_arrays[0]) if key_arrays else None
 
+    given_ci = None
     if mean_name is not None:
         mean = np.asarray(cols[mean_name], dtype=float).ravel()
         std_name = _find(cols, _STD_NAMES, "std", required=False)
         std = (np.asarray(cols[std_name], dtype=float).ravel() if std_name
                else np.zeros_like(mean))
         trials = np.zeros(mean.shape, dtype=int)
+        ntrials_name = _find(cols, _NTRIALS_NAMES, "trial count", required=False)
         if trial_name is not None and np.ndim(cols[trial_name]) == 2:
             trials = np.full(mean.shape, np.shape(cols[trial_name])[1])
+        elif ntrials_name is not None:
+            trials = np.broadcast_to(np.asarray(cols[ntrials_name], dtype=int).ravel(),
+                                     mean.shape).copy()
+        low_name = _find(cols, _CI_LOW_NAMES, "CI", required=False)
+        high_name = _find(cols, _CI_HIGH_NAMES, "CI", required=False)
+        if low_name is not None and high_name is not None:
+            given_ci = (np.asarray(cols[low_name], dtype=float).ravel(),
+                        np.asarray(cols[high_name], dtype=float).ravel())
     else:
         acc = np.asarray(cols[trial_name], dtype=float)
         if acc.ndim == 2:
@@ -211,9 +326,16 @@ def summarise(table: Any, keys: Sequence[str]) -> Dict[str, np.ndarray]:
         if len(arr) != len(mean):
             raise ValueError(f"[plot] column '{name}' has {len(arr)} rows, "
                              f"accuracy has {len(mean)}")
+    if given_ci is not None:
+        low, high = given_ci
+    else:
+        half = ci95_half_width(std, trials)
+        low, high = mean - half, mean + half
+    low, high = np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)  # NaN stays NaN
     order = np.lexsort(tuple(reversed(key_arrays))) if key_arrays else np.arange(len(mean))
     out = {name: arr[order] for name, arr in zip(keys, key_arrays)}
-    out.update(acc_mean=mean[order], acc_std=std[order], trials=trials[order])
+    out.update(acc_mean=mean[order], acc_std=std[order], trials=trials[order],
+               ci95_low=low[order], ci95_high=high[order])
     return out
 
 
@@ -252,23 +374,61 @@ def _log_time_axis(ax, times: np.ndarray) -> None:
     ax.set_xlim(lo / 2, hi * 2)
 
 
-def _legend(ax) -> None:
-    """Legend in drawing order with the FP32 reference last (errorbar handles would go last)."""
+def _note_handle(errors: str, trials: Any):
+    """A legend entry naming the error band/bars (None for errors="none")."""
+    from matplotlib.lines import Line2D
+
+    if errors == "none":
+        return None
+    n = np.asarray(trials, dtype=int)
+    label = error_note(n, errors)
+    if not (n > 1).any():  # nothing drawn: text only
+        return Line2D([], [], ls="none", marker="none", label=label)
+    if errors == "band":
+        return Patch(facecolor="0.5", alpha=0.3, lw=0, label=label)
+    return Line2D([], [], color="0.3", ls="none", marker="|", markersize=10, label=label)
+
+
+def _legend(ax, note=None) -> None:
+    """Legend in drawing order with the FP32 reference after the curves (errorbar handles
+    would go last) and the note naming the error band/bars at the end."""
     handles, labels = ax.get_legend_handles_labels()
+    if note is not None:
+        handles, labels = handles + [note], labels + [note.get_label()]
     if not handles:
         return
-    order = sorted(range(len(labels)), key=lambda i: labels[i].startswith("FP32"))
-    ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize="small")
+    order = sorted(range(len(labels)),
+                   key=lambda i: (handles[i] is note, labels[i].startswith("FP32")))
+    kw = dict(fontsize="small")
+    series = sum(h is not note and not lab.startswith("FP32") for h, lab in zip(handles, labels))
+    if series > 10:  # many series: beside the axes, in columns of up to 20 entries
+        kw.update(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False,
+                  ncol=math.ceil(len(handles) / 20))
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], **kw)
 
 
-def _accuracy_curve(ax, x, m, sd, errors: str, color: str, label: str) -> None:
-    """One accuracy curve (%): markers, with +-sd as error bars, a band or nothing."""
+def _legend_width(series: int) -> float:
+    """Extra figure width (inches) for the legend beside the axes that _legend draws when
+    there are many series (+ FP32 + the band note)."""
+    return 0.0 if series <= 10 else 2.4 * math.ceil((series + 2) / 20)
+
+
+def _accuracy_curve(ax, x, m, lo, hi, errors: str, style: Mapping[str, str],
+                    label: str) -> None:
+    """One accuracy curve (%): markers, with the CI [lo, hi] as error bars, a band or nothing.
+    Points whose CI is NaN (trials unknown) or empty (one trial) get no bar/band."""
+    has_ci = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
     if errors == "bar":
-        ax.errorbar(x, m, yerr=sd, marker="o", capsize=3, color=color, label=label or None)
+        yerr = None
+        if has_ci.any():
+            yerr = np.where(has_ci, [m - lo, hi - m], 0.0)
+            yerr = np.maximum(yerr, 0.0)
+        ax.errorbar(x, m, yerr=yerr, capsize=3, label=label or None, **style)
     else:
-        ax.plot(x, m, marker="o", color=color, label=label or None)
-        if errors == "band":
-            ax.fill_between(x, m - sd, m + sd, color=color, alpha=0.2, lw=0)
+        ax.plot(x, m, label=label or None, **style)
+        if errors == "band" and has_ci.any():
+            ax.fill_between(x, np.where(has_ci, lo, m), np.where(has_ci, hi, m),
+                            color=style["color"], alpha=0.2, lw=0)
 
 
 def _fp32_line(ax, fp32: Optional[float]) -> None:
@@ -420,27 +580,32 @@ def accuracy_vs_time(results: Any, *, by: Optional[str] = None,
         or one table split into curves by column ``by`` (e.g. ``by="gdc"``).
     fp32: the FP32 digital accuracy, drawn as a dashed line (read from the tables'
         ``fp32_accuracy`` when not given).
-    errors: ``"band"`` (mean ± one standard deviation over trials, shaded), ``"bar"``
-        (error bars) or ``"none"``.
+    errors: ``"band"`` (the 95 % CI of the mean over trials, shaded), ``"bar"`` (the same as
+        error bars) or ``"none"``; the legend names it (see the module text).
     Times <= 0 cannot sit on a log axis and are left out with a warning.
     Returns the Figure (the one holding ``ax`` when given).
     """
     if errors not in ("band", "bar", "none"):
         raise ValueError(f"[plot.accuracy_vs_time] errors = {errors!r}: "
                          "must be 'band', 'bar' or 'none'")
-    fig, ax = _new_axes(ax, (6.4, 4.0))
-    all_t = []
-    for i, (label, table) in enumerate(_as_series(results, by)):
+    series = _as_series(results, by)
+    styles = series_styles(len(series))
+    fig, ax = _new_axes(ax, (6.4 + _legend_width(len(series)), 4.0))
+    all_t, all_trials = [], []
+    for i, (label, table) in enumerate(series):
         if fp32 is None:
             fp32 = _fp32_from(table_columns(table))
         s = summarise(table, ["time"])
-        t, m, sd = s["time"].astype(float), s["acc_mean"] * 100, s["acc_std"] * 100
+        t, m = s["time"].astype(float), s["acc_mean"] * 100
+        lo, hi, n = s["ci95_low"] * 100, s["ci95_high"] * 100, s["trials"]
         keep = t > 0
         if not keep.all():
             warnings.warn("[plot.accuracy_vs_time] times <= 0 are not shown on the log axis")
-        t, m, sd = t[keep], m[keep], sd[keep]
+        t, m, lo, hi, n = t[keep], m[keep], lo[keep], hi[keep], n[keep]
         all_t.append(t)
-        _accuracy_curve(ax, t, m, sd, errors, f"C{i % 10}", label)
+        all_trials.append(n)
+        _accuracy_curve(ax, t, m, lo, hi, errors, styles[i], label)
+    _warn_unknown_trials("accuracy_vs_time", errors, all_trials)
     _fp32_line(ax, fp32)
     _log_time_axis(ax, np.concatenate(all_t) if all_t else np.array([]))
     ax.set_xlabel("time after programming")
@@ -448,8 +613,14 @@ def accuracy_vs_time(results: Any, *, by: Optional[str] = None,
     ax.grid(True, which="major", alpha=0.3)
     if title:
         ax.set_title(title)
-    _legend(ax)
+    _legend(ax, _note_handle(errors, np.concatenate(all_trials) if all_trials else []))
     return fig
+
+
+def _warn_unknown_trials(where: str, errors: str, trials: List[np.ndarray]) -> None:
+    if errors != "none" and any((n <= 0).any() for n in trials):
+        warnings.warn(f"[plot.{where}] the table has acc_mean but no 'trials' column: the 95 % "
+                      "CI of the mean needs the number of trials; no error band drawn there")
 
 
 # --------------------------------------------------------------------------------------------
@@ -465,23 +636,29 @@ def accuracy_vs_precision(results: Any, *, x: str = "p_out", by: Optional[str] =
         column ``by`` (e.g. ``p_in``; ``by=None`` for a single curve or when absent), and
         accuracies (summary or per trial); or a mapping ``{label: table}`` of such tables.
     fp32: the FP32 accuracy, drawn dashed (read from ``fp32_accuracy`` when not given).
-    errors: ``"bar"``, ``"band"`` or ``"none"`` (one standard deviation over trials).
+    errors: ``"bar"``, ``"band"`` or ``"none"`` (the 95 % CI of the mean over trials; the
+        legend names it).
     """
     if errors not in ("band", "bar", "none"):
         raise ValueError(f"[plot.accuracy_vs_precision] errors = {errors!r}: "
                          "must be 'band', 'bar' or 'none'")
-    fig, ax = _new_axes(ax, (6.4, 4.0))
     if by is not None and len(_as_series(results, None)) == 1 and \
             by not in table_columns(results):
         by = None  # one table without that column: a single curve
-    xs = []
-    for i, (label, table) in enumerate(_as_series(results, by)):
+    series = _as_series(results, by)
+    styles = series_styles(len(series))
+    fig, ax = _new_axes(ax, (6.4 + _legend_width(len(series)), 4.0))
+    xs, all_trials = [], []
+    for i, (label, table) in enumerate(series):
         if fp32 is None:
             fp32 = _fp32_from(table_columns(table))
         s = summarise(table, [x])
-        px, m, sd = s[x].astype(float), s["acc_mean"] * 100, s["acc_std"] * 100
+        px, m = s[x].astype(float), s["acc_mean"] * 100
         xs.append(px)
-        _accuracy_curve(ax, px, m, sd, errors, f"C{i % 10}", label)
+        all_trials.append(s["trials"])
+        _accuracy_curve(ax, px, m, s["ci95_low"] * 100, s["ci95_high"] * 100, errors,
+                        styles[i], label)
+    _warn_unknown_trials("accuracy_vs_precision", errors, all_trials)
     _fp32_line(ax, fp32)
     if xs:
         ticks = np.unique(np.concatenate(xs))
@@ -492,7 +669,7 @@ def accuracy_vs_precision(results: Any, *, x: str = "p_out", by: Optional[str] =
     ax.grid(True, alpha=0.3)
     if title:
         ax.set_title(title)
-    _legend(ax)
+    _legend(ax, _note_handle(errors, np.concatenate(all_trials) if all_trials else []))
     return fig
 
 
@@ -511,9 +688,10 @@ def precision_heatmap(results: Any, p_in: Optional[Sequence[int]] = None,
     results: a table with columns ``p_in``, ``p_out`` and accuracies (summary or per trial),
         or a 2-D array ``[len(p_in), len(p_out)]`` of accuracies in [0, 1] with ``p_in`` and
         ``p_out`` given. Missing combinations are left blank.
-    relative: colour by accuracy minus FP32 (percentage points) instead of accuracy
-        (needs ``fp32``, given or in the table).
-    annotate: write each cell's accuracy (%) in it.
+    relative: colour and label each cell by its accuracy minus FP32, in percentage points
+        (negative: below FP32), instead of its accuracy in percent (needs ``fp32``, given or
+        in the table).
+    annotate: write each cell's value in it (the same quantity as the colour bar).
     """
     if isinstance(results, np.ndarray) and results.dtype.names is None or isinstance(
             results, (list, tuple)):
@@ -547,14 +725,16 @@ def precision_heatmap(results: Any, p_in: Optional[Sequence[int]] = None,
     ax.set_xlabel(_precision_label("p_out"))
     ax.set_ylabel(_precision_label("p_in"))
     cbar = fig.colorbar(im, ax=ax)
-    cbar.set_label("accuracy - FP32 (points)" if relative else "top-1 accuracy (%)")
+    cbar.set_label(HEATMAP_GAP_LABEL if relative else "top-1 accuracy (%)")
     if annotate:
         finite = values[np.isfinite(values)]
         mid = (finite.min() + finite.max()) / 2 if finite.size else 0
+        # The cell labels show what the colours show: the gap (signed) or the accuracy.
+        fmt = "{:+.1f}" if relative else "{:.1f}"
         for i in range(len(rows)):
             for j in range(len(cols)):
-                if np.isfinite(grid[i, j]):
-                    ax.text(j, i, f"{grid[i, j] * 100:.1f}", ha="center", va="center",
+                if np.isfinite(values[i, j]):
+                    ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center",
                             fontsize="small", color="k" if values[i, j] > mid else "w")
     if title is None and fp32 is not None:
         title = f"FP32: {fp32 * 100:.2f} %"
@@ -685,7 +865,9 @@ def tile_utilisation_map(plan: Any, *, columns: Optional[int] = None, annotate: 
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python3 -m pcmsim.plot RESULTS.h5 -o FIG.png``: delegates to ``pcmsim.plot_results``."""
+    """``python3 -m pcmsim.plot RESULTS.h5|RESULTS.csv -o FIG.png``: delegates to
+    ``pcmsim.plot_results`` (0 when the figure is written; 2, with a message naming the file,
+    when the input is not a results file or cannot be read)."""
     from pcmsim import plot_results  # noqa: WPS433 (imported on use: needs h5py)
     return int(plot_results.main(argv) or 0)
 

@@ -297,6 +297,39 @@ class _Converter:
             self.value[node] = len(self.layers) - 1
 
 
+def _first_layer_expects(gm, nn):
+    """What the first weighted layer of the traced module needs of ``input_shape`` (C, H, W),
+    as a phrase, or None when it has none of Linear, Conv2d or BatchNorm."""
+    flattened = False
+    for node in gm.graph.nodes:
+        if node.op in ("call_function", "call_method") and (
+                getattr(node.target, "__name__", node.target) in ("flatten", "view",
+                                                                   "reshape")):
+            flattened = True
+        if node.op != "call_module":
+            continue
+        m = gm.get_submodule(node.target)
+        kind = type(m).__name__
+        if isinstance(m, nn.Flatten):
+            flattened = True
+        elif isinstance(m, nn.Conv2d):
+            kh, kw = (d * (k - 1) + 1 for d, k in zip(_pair(m.dilation), _pair(m.kernel_size)))
+            ph, pw = _pair(m.padding) if not isinstance(m.padding, str) else (0, 0)
+            return (f"the first layer '{node.target}' ({kind}) expects {m.in_channels} input "
+                    f"channel{'s' if m.in_channels != 1 else ''}, i.e. input_shape = "
+                    f"({m.in_channels}, H, W) with H >= {max(1, kh - 2 * ph)} and "
+                    f"W >= {max(1, kw - 2 * pw)}")
+        elif isinstance(m, nn.Linear):
+            where = ("C*H*W of input_shape, flattened" if flattened else
+                     "the last dimension W of input_shape, or C*H*W if the module flattens")
+            return (f"the first layer '{node.target}' ({kind}) expects {m.in_features} input "
+                    f"features ({where})")
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            return (f"the first layer '{node.target}' ({kind}) expects {m.num_features} "
+                    f"channels (input_shape[0])")
+    return None
+
+
 def from_torch(module, input_shape, *, num_classes=None, input_mean=None, input_std=None,
                name=None, class_names=None):
     """Converts ``module`` (a torch.nn.Module taking (N, C, H, W) images) to a pcmsim Network.
@@ -309,7 +342,8 @@ def from_torch(module, input_shape, *, num_classes=None, input_mean=None, input_
 
     Returns a validated pcmsim.Network whose FP32 forward (pcmsim.fp32_logits) reproduces the
     module's logits up to float32 summation order. Raises ValueError naming the first
-    unsupported node, ImportError when PyTorch is not installed.
+    unsupported node or an ``input_shape`` the module cannot take (with what its first layer
+    expects), ImportError when PyTorch is not installed.
     """
     try:
         import torch
@@ -329,7 +363,12 @@ def from_torch(module, input_shape, *, num_classes=None, input_mean=None, input_
         def is_leaf_module(self, m, qualname):
             return isinstance(m, leaf_types) or super().is_leaf_module(m, qualname)
 
-    input_shape = tuple(int(v) for v in input_shape)
+    given = input_shape
+    try:
+        input_shape = tuple(int(v) for v in input_shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"[pcmsim.torch_convert] input_shape = {given!r}: expected (C, H, W), "
+                         "three positive integers") from None
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise ValueError(f"[pcmsim.torch_convert] input_shape = {input_shape}: expected (C, H, W)")
     module.eval()
@@ -338,6 +377,18 @@ def from_torch(module, input_shape, *, num_classes=None, input_mean=None, input_
     gm.graph.eliminate_dead_code()
     gm.recompile()
     example = torch.zeros((2,) + input_shape, dtype=torch.float32)
+    # Run the module once on its own first: an input_shape it cannot take fails here with
+    # torch's own message (ShapeProp would print a traceback and raise a bare RuntimeError).
+    try:
+        with torch.no_grad():
+            gm(example)
+    except Exception as e:  # noqa: BLE001 - any failure of the forward on this input
+        expects = _first_layer_expects(gm, nn)
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"[pcmsim.torch_convert] input_shape = {input_shape} does not fit the module: "
+            f"its forward on a batch of shape {tuple(example.shape)} failed ({reason})"
+            + (f"; {expects}" if expects else "")) from e
     with torch.no_grad():
         ShapeProp(gm).propagate(example)
 

@@ -30,6 +30,21 @@ def _load_plot():
 
 plot = _load_plot()
 
+
+def _load_plot_results():
+    try:
+        import pcmsim.plot_results as plot_results
+        return plot_results
+    except ImportError:
+        spec = importlib.util.spec_from_file_location(
+            "pcmsim_plot_results_standalone", REPO / "python" / "pcmsim" / "plot_results.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+plot_results = _load_plot_results()
+
 YEAR = 365 * 86400.0
 TIMES = np.array([1.0, 3600.0, 86400.0, YEAR])
 
@@ -124,27 +139,85 @@ def test_accuracy_vs_time_split_by_gdc(tmp_path):
     assert ax.get_xlabel() == "time after programming"
     assert ax.get_ylabel() == "top-1 accuracy (%)"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["GDC off", "GDC on", "FP32 (90.00 %)"]
+    assert labels == ["GDC off", "GDC on", "FP32 (90.00 %)",
+                      "shaded: 95 % CI of the mean over 3 trials (Student t)"]
     ticks = [t.get_text() for t in ax.get_xticklabels()]
     assert ticks[0] == "1 s" and ticks[-1] == "1 year"
     # The GDC-on curve (second series) ends higher than the GDC-off one; values in percent.
     off, on = ax.get_lines()[0], ax.get_lines()[1]
     assert on.get_ydata()[-1] > off.get_ydata()[-1]
     assert 50 < on.get_ydata()[0] <= 100
-    assert len(ax.collections) == 2  # one ±std band per curve
+    assert len(ax.collections) == 2  # one 95 % CI band per curve
     _save(fig, tmp_path, "t.png")
 
 
 def test_accuracy_vs_time_mapping_of_summaries(tmp_path):
     on = {"t_inference_s": TIMES, "acc_mean": [0.89, 0.885, 0.88, 0.87],
-          "acc_std": [0.002] * 4, "fp32_accuracy": 0.8923}
-    off = {"t_inference_s": TIMES, "acc_mean": [0.88, 0.7, 0.5, 0.2], "acc_std": [0.01] * 4}
+          "acc_std": [0.002] * 4, "trials": [5] * 4, "fp32_accuracy": 0.8923}
+    off = {"t_inference_s": TIMES, "acc_mean": [0.88, 0.7, 0.5, 0.2], "acc_std": [0.01] * 4,
+           "trials": [5] * 4}
     fig = plot.accuracy_vs_time({"GDC on": on, "GDC off": off}, errors="bar", title="mlp")
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["GDC on", "GDC off", "FP32 (89.23 %)"]
+    assert labels == ["GDC on", "GDC off", "FP32 (89.23 %)",
+                      "error bars: 95 % CI of the mean over 5 trials (Student t)"]
     assert ax.get_title() == "mlp"
+    # Error bars are the 95 % CI half-width t(0.975, 4)·std/√5, not the std.
+    segments = ax.containers[1].lines[2][0].get_segments()
+    half = 2.77644511 * 1.0 / np.sqrt(5)  # std 0.01 = 1 point
+    for seg in segments:
+        assert seg[1][1] - seg[0][1] == pytest.approx(2 * half)
     _save(fig, tmp_path, "t2.png")
+    # Without a trial count there is no interval: no bars, a warning, and the legend says so.
+    del off["trials"]
+    with pytest.warns(UserWarning, match="trials"):
+        fig = plot.accuracy_vs_time(off, errors="bar")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "no error bars: number of trials unknown"]
+    assert not ax.containers[0].has_yerr
+
+
+def _band_y(ax, k):
+    """(low, high) y of the k-th fill_between band, per x."""
+    v = ax.collections[k].get_paths()[0].vertices
+    return v[:, 1].min(), v[:, 1].max(), v
+
+
+def test_bands_are_95_ci_of_the_mean_clipped_to_100():
+    # Three trials per time; near 100 % the unclipped CI would exceed 100 %.
+    acc = np.array([[1.0, 1.0, 0.97], [0.90, 0.88, 0.86]])
+    table = {"t_inference_s": [1.0, 3600.0], "accuracy": acc}
+    fig = plot.accuracy_vs_time(table)
+    ax = fig.axes[0]
+    assert len(ax.collections) == 1
+    _, top, v = _band_y(ax, 0)
+    assert top <= 100.0
+    assert top == pytest.approx(100.0)  # clipped, not below
+    # The band at t = 3600 s is the Student t 95 % CI of the mean (not ±1 std).
+    m, sd = acc[1].mean() * 100, acc[1].std(ddof=1) * 100
+    half = plot.t975(2) * sd / np.sqrt(3)
+    ys = v[np.isclose(v[:, 0], 3600.0), 1]
+    assert ys.min() == pytest.approx(m - half) and ys.max() == pytest.approx(m + half)
+    s = plot.summarise(table, ["time"])
+    assert s["ci95_high"][0] == 1.0 and s["ci95_low"][1] == pytest.approx((m - half) / 100)
+    label = ax.get_legend().get_texts()[-1].get_text()
+    assert label == "shaded: 95 % CI of the mean over 3 trials (Student t)"
+    # Bars are clipped too.
+    fig = plot.accuracy_vs_time(table, errors="bar")
+    segments = fig.axes[0].containers[0].lines[2][0].get_segments()
+    assert max(seg[:, 1].max() for seg in segments) <= 100.0
+
+
+def test_one_trial_draws_no_band_and_says_1_trial():
+    table = {"t": [1.0, 60.0, 3600.0], "accuracy": [0.9, 0.89, 0.87], "trial": [0, 0, 0]}
+    fig = plot.accuracy_vs_time(table)
+    ax = fig.axes[0]
+    assert len(ax.collections) == 0
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["1 trial: no error band"]
+    assert plot.trials_text([1]) == "1 trial" and plot.trials_text([3, 5]) == "3–5 trials"
+    assert plot.error_note([1, 1], "bar") == "1 trial: no error bars"
 
 
 def test_accuracy_vs_time_drops_zero_time_with_warning():
@@ -183,9 +256,12 @@ def test_accuracy_vs_precision_curves(tmp_path):
     assert y[-1] > y[0]
     _save(fig, tmp_path, "p.png")
     # A table without the `by` column: one curve, no error.
-    single = {"p_out": [4, 6, 8], "acc_mean": [0.7, 0.85, 0.89], "acc_std": [0, 0, 0]}
+    single = {"p_out": [4, 6, 8], "acc_mean": [0.7, 0.85, 0.89], "acc_std": [0, 0, 0],
+              "trials": [1, 1, 1]}
     fig = plot.accuracy_vs_precision(single)
     assert len(fig.axes[0].containers) == 1
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [
+        "1 trial: no error bars"]
 
 
 def test_precision_heatmap_from_table(tmp_path):
@@ -212,13 +288,35 @@ def test_precision_heatmap_from_grid_relative(tmp_path):
     image = fig.axes[0].get_images()[0].get_array()
     assert image[0, 0] == pytest.approx(-40.0)
     assert image.mask[1, 1]  # missing cell left blank
-    assert fig.axes[1].get_ylabel() == "accuracy - FP32 (points)"
-    assert len(fig.axes[0].texts) == 3
+    assert fig.axes[1].get_ylabel() == "top-1 accuracy − FP32 (percentage points)"
+    # The cell labels show the gap the colours show (signed points), not the accuracy.
+    assert [t.get_text() for t in fig.axes[0].texts] == ["-40.0", "-30.0", "-20.0"]
     _save(fig, tmp_path, "h2.png")
     with pytest.raises(ValueError, match="shape"):
         plot.precision_heatmap(grid, p_in=[4], p_out=[4, 8])
     with pytest.raises(ValueError, match="FP32"):
         plot.precision_heatmap(grid, p_in=[4, 8], p_out=[4, 8], relative=True)
+
+
+def test_precision_heatmap_relative_labels_match_colours():
+    rng = np.random.default_rng(7)
+    table = _precision_table(rng)
+    table["fp32_accuracy"] = np.full(len(table["accuracy"]), 0.91)
+    fig = plot.precision_heatmap(table, relative=True)
+    ax = fig.axes[0]
+    image = ax.get_images()[0].get_array()
+    assert "percentage points" in fig.axes[1].get_ylabel()
+    assert len(ax.texts) == 49
+    for text in ax.texts:
+        x, y = text.get_position()
+        gap = image[int(round(y)), int(round(x))]
+        assert gap < 0  # every cell is below FP32 in this table
+        assert text.get_text() == f"{gap:+.1f}"
+    # Absolute maps keep absolute labels.
+    fig = plot.precision_heatmap(table)
+    image = fig.axes[0].get_images()[0].get_array()
+    assert fig.axes[0].texts[-1].get_text() == f"{image[6, 6]:.1f}"
+    assert 50 < float(fig.axes[0].texts[-1].get_text()) <= 100
 
 
 # An MLP 784-300-100-10 on 256 x 256 tiles, in render_json's layout.
@@ -318,5 +416,297 @@ def test_python_m_pcmsim_plot_on_a_run_file(tmp_path):
     # A missing file is an error exit with a message, not a traceback.
     proc = subprocess.run([sys.executable, "-m", "pcmsim.plot", str(tmp_path / "none.h5")],
                           capture_output=True, text=True, env=dict(os.environ), timeout=120)
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "none.h5" in proc.stderr
+    # The CSV view beside the file (what `pcmsim run` writes) plots the same way ...
+    (tmp_path / "run.csv").write_text(
+        "model,p_in,p_out,t_inference_s,gdc,trials,acc_mean,acc_std,fp32_acc\n"
+        + "".join(f"mlp,8,8,{t},on,2,{m},0.01,0.9\n"
+                  for t, m in zip(TIMES, (0.9, 0.88, 0.87, 0.85))))
+    out = tmp_path / "fig_csv.png"
+    proc = subprocess.run([sys.executable, "-m", "pcmsim.plot", str(tmp_path / "run.csv"), "-o",
+                           str(out)], capture_output=True, text=True, env=dict(os.environ),
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # ... and another CSV is exit code 2 with a message naming it and the formats accepted.
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    proc = subprocess.run([sys.executable, "-m", "pcmsim.plot", str(tmp_path / "other.csv")],
+                          capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "other.csv" in proc.stderr
+    assert "pcmsim sweep" in proc.stderr and "CSV view" in proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# pcmsim.plot_results (python3 -m pcmsim.plot) on synthetic results files
+
+
+def _sweep_points(axes, trials, accuracy):
+    """Points of a sweep over `axes` ({name: [values as text]}, last varying fastest) with
+    `trials` per point; accuracy(settings dict, trial) -> fraction. Returns (names, settings
+    per point, [points, trials] accuracies)."""
+    import itertools
+
+    names = list(axes)
+    settings = [dict(zip(names, combo)) for combo in itertools.product(*axes.values())]
+    acc = np.array([[accuracy(p, k) for k in range(trials)] for p in settings])
+    return names, settings, acc
+
+
+def _ci(acc):
+    n = acc.shape[1]
+    mean = acc.mean(axis=1)
+    std = acc.std(axis=1, ddof=1) if n > 1 else np.zeros_like(mean)
+    half = plot.t975(n - 1) * std / np.sqrt(n) if n > 1 else np.zeros_like(mean)
+    return mean, std, mean - half, mean + half  # unclipped, as nets/sweep.cpp writes them
+
+
+def _write_sweep_h5(path, axes, trials, accuracy, fp32=0.9):
+    """A results file in the layout SweepStore::write_file writes (the parts plots read)."""
+    h5py = pytest.importorskip("h5py")
+    names, settings, acc = _sweep_points(axes, trials, accuracy)
+    mean, std, low, high = _ci(acc)
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "pcmsim-sweep"
+        f.attrs["model"] = "nets/zoo/mlp.h5"
+        f.attrs["images"] = 200
+        f.attrs["trials"] = trials
+        f.attrs["fp32_accuracy"] = fp32
+        f.attrs["axes"] = names
+        pts = f.create_group("points")
+        for a in names:
+            pts.create_dataset(f"axis/{a}", data=[p[a].encode() for p in settings])
+        pts["accuracy"] = acc
+        pts["acc_mean"], pts["acc_std"] = mean, std
+        pts["ci95_low"], pts["ci95_high"] = low, high
+    return acc
+
+
+def _bands(ax):
+    return [c for c in ax.collections if c.get_paths()]
+
+
+def test_plot_results_bands_are_clipped_95_ci_and_named(tmp_path):
+    times = ["1", "3600", "86400"]
+    # Close to 100 %: the stored (unclipped) CI of p-in = 8 goes above 100 %.
+    acc = _write_sweep_h5(tmp_path / "s.h5", {"p-in": ["4", "8"], "t-inference": times}, 3,
+                          lambda p, k: min(1.0, (0.99 if p["p-in"] == "8" else 0.8)
+                                           + 0.01 * k))
+    res = plot_results.load_results(str(tmp_path / "s.h5"))
+    assert np.all(res["high"] <= 1.0) and np.all(res["low"] >= 0.0)
+    assert _ci(acc)[3].max() > 1.0  # the file's own CI exceeds 100 %
+    fig = plot_results.figure_for(res)
+    ax = fig.axes[0]
+    assert len(_bands(ax)) == 2
+    for band in _bands(ax):
+        assert band.get_paths()[0].vertices[:, 1].max() <= 100.0
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[-1] == "shaded: 95 % CI of the mean over 3 trials (Student t)"
+    assert ax.get_ylabel() == "top-1 accuracy (%)"
+    assert ax.get_title().endswith("200 images, 3 trials")
+
+
+def test_plot_results_one_trial_has_no_band_and_says_1_trial(tmp_path):
+    _write_sweep_h5(tmp_path / "s.h5", {"p-in": ["4", "8"], "t-inference": ["1", "3600"]}, 1,
+                    lambda p, k: 0.8 + 0.01 * int(p["p-in"]))
+    res = plot_results.load_results(str(tmp_path / "s.h5"))
+    fig = plot_results.figure_for(res)
+    ax = fig.axes[0]
+    assert _bands(ax) == []
+    assert ax.get_title().endswith(", 1 trial") and "1 trials" not in ax.get_title()
+    assert [t.get_text() for t in ax.get_legend().get_texts()][-1] == "1 trial: no error band"
+    fig = plot_results.figure_for(res, ["t-inference", "p-in"])  # heatmap
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert len(texts) == 4 and not any("±" in t for t in texts)
+    assert fig.axes[-1].get_ylabel() == "top-1 accuracy (%)"
+    assert fig.axes[0].get_title() == ("mlp.h5, 200 images, 1 trial\n"
+                                       "one trial: no confidence interval")
+    assert fig.axes[0].get_xlabel() == "time after programming (s)"
+    assert fig.axes[0].get_ylabel() == "DAC precision p_in (bits)"
+
+
+def test_plot_results_heatmap_names_the_ci_of_its_cells(tmp_path):
+    levels = ["4", "6", "8"]
+    _write_sweep_h5(tmp_path / "s.h5", {"p-in": levels, "p-out": levels}, 3,
+                    lambda p, k: 0.8 + 0.01 * int(p["p-in"]) + 0.002 * k)
+    fig = plot_results.figure_for(plot_results.load_results(str(tmp_path / "s.h5")))
+    ax = fig.axes[0]
+    half = plot.t975(2) * 0.2 / np.sqrt(3)  # std of (0, 0.2, 0.4) points is 0.2
+    assert ax.texts[0].get_text() == f"84.2\n±{half:.1f}"
+    assert ax.get_title().endswith(
+        "\ncells: mean ± 95 % CI half-width over 3 trials (Student t)")
+    assert fig.axes[-1].get_ylabel() == "mean top-1 accuracy (%)"
+    assert ax.get_xlabel() == "ADC precision p_out (bits)"
+
+
+def _series_lines(fig):
+    """The data curves of a figure (not the FP32 line, not legend proxies)."""
+    return [line for ax in fig.axes for line in ax.get_lines()
+            if not line.get_label().startswith(("FP32", "_"))]
+
+
+def _look(line):
+    from matplotlib.colors import to_hex
+    return to_hex(line.get_color()), line.get_linestyle(), line.get_marker()
+
+
+def _legend_texts(fig):
+    return [t.get_text() for ax in fig.axes if ax.get_legend()
+            for t in ax.get_legend().get_texts()]
+
+
+def test_plot_results_draws_all_25_series_distinctly(tmp_path):
+    levels = ["2", "3", "4", "6", "8"]
+    axes = {"p-in": levels, "p-out": levels, "t-inference": ["1", "3600", "86400", "31536000"]}
+    _write_sweep_h5(tmp_path / "s.h5", axes, 3,
+                    lambda p, k: 0.9 - 0.2 / int(p["p-in"]) - 0.1 / int(p["p-out"])
+                    - 0.002 * np.log10(float(p["t-inference"])) + 0.001 * k)
+    res = plot_results.load_results(str(tmp_path / "s.h5"))
+    fig = plot_results.figure_for(res)
+    lines = _series_lines(fig)
+    assert len(lines) == 25  # every (p-in, p-out) curve, none dropped
+    assert {line.get_label() for line in lines} == {
+        f"p-in={a}, p-out={b}" for a in levels for b in levels}
+    assert len({_look(line) for line in lines}) == 25  # no two curves look the same
+    for line in lines:
+        assert len(line.get_xdata()) == 4
+    # Small multiples: one panel per p-in value, five curves each, titled by the value.
+    panels = [ax for ax in fig.axes if ax.get_lines()]
+    assert [ax.get_title() for ax in panels] == [f"p-in = {v}" for v in levels]
+    assert all(len(_series_lines_of(ax)) == 5 for ax in panels)
+    assert all(ax.get_xscale() == "log" for ax in panels)
+    # Narrow panels: fewer named ticks, so that they do not overlap.
+    assert [t.get_text() for t in panels[-1].get_xticklabels()] == ["1 s", "1 h", "1 day",
+                                                                     "1 year"]
+    assert panels[0].get_ylabel() == "top-1 accuracy (%)"
+    assert any(ax.get_xlabel() == "time after programming" for ax in panels)
+    # One grouped legend: colour + line style per p-out, marker per p-in panel, FP32, band.
+    texts = _legend_texts(fig)
+    assert texts == ([f"p-out={v}" for v in levels] + [f"p-in = {v}" for v in levels]
+                     + ["FP32 (90.00 %)",
+                        "shaded: 95 % CI of the mean over 3 trials (Student t)"])
+    path = tmp_path / "facets.png"
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=60)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _series_lines_of(ax):
+    return [line for line in ax.get_lines() if not line.get_label().startswith(("FP32", "_"))]
+
+
+def test_plot_results_one_axis_with_many_values_is_split_into_panels(tmp_path):
+    noise = [f"{0.01 * k:.2f}" for k in range(26)]
+    _write_sweep_h5(tmp_path / "s.h5", {"out-noise": noise, "t-inference": ["1", "86400"]}, 2,
+                    lambda p, k: 0.9 - float(p["out-noise"]) + 0.001 * k)
+    fig = plot_results.figure_for(plot_results.load_results(str(tmp_path / "s.h5")))
+    lines = _series_lines(fig)
+    assert len(lines) == 26
+    assert len({_look(line) for line in lines}) == 26
+    panels = [ax for ax in fig.axes if ax.get_lines()]
+    assert 2 <= len(panels) and all(len(_series_lines_of(ax)) <= plot_results.MAX_CURVES
+                                    for ax in panels)
+    assert panels[0].get_title() == f"out-noise = {noise[0]} … {noise[8]}"
+    texts = _legend_texts(fig)
+    assert texts[:26] == [f"out-noise={v}" for v in noise]
+
+
+def test_accuracy_vs_time_many_series_look_distinct():
+    tables = {f"chip {k}": {"t": TIMES, "acc_mean": 0.9 - 0.001 * k * np.arange(4),
+                            "acc_std": [0.01] * 4, "trials": [3] * 4} for k in range(25)}
+    fig = plot.accuracy_vs_time(tables)
+    lines = _series_lines(fig)
+    assert len(lines) == 25
+    assert len({_look(line) for line in lines}) == 25
+    assert len(_legend_texts(fig)) == 25 + 1  # every series + the band note
+    styles = plot.series_styles(400)
+    assert len({tuple(s.values()) for s in styles}) == 400
+
+
+def _write_sweep_csv(path, axes, trials, accuracy):
+    """The CSV view beside a sweep file, as SweepStore::csv writes it."""
+    names, settings, acc = _sweep_points(axes, trials, accuracy)
+    mean, std, low, high = _ci(acc)
+    lines = [",".join(["point", *names, "seed", "trials", "acc_mean", "acc_std", "ci95_low",
+                       "ci95_high"])]
+    for i, p in enumerate(settings):
+        lines.append(",".join([str(i), *[p[a] for a in names], "7", str(trials),
+                               *(f"{v:.10g}" for v in (mean[i], std[i], low[i], high[i]))]))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _accuracy_model(p, k):
+    return min(1.0, 0.995 - 0.05 * (p["p-in"] == "4") - 0.001 * float(p["t-inference"]) ** 0.3
+               + 0.004 * k)
+
+
+def test_plot_results_reads_the_sweep_csv_view(tmp_path, capsys):
+    axes = {"p-in": ["4", "8"], "gdc": ["on", "off"], "t-inference": ["1", "3600", "86400"]}
+    _write_sweep_h5(tmp_path / "s.h5", axes, 3, _accuracy_model)
+    _write_sweep_csv(tmp_path / "s.csv", axes, 3, _accuracy_model)
+    a = plot_results.load_results(str(tmp_path / "s.h5"))
+    b = plot_results.load_results(str(tmp_path / "s.csv"))
+    assert b["axes"] == a["axes"] == ["p-in", "gdc", "t-inference"]
+    assert b["values"] == a["values"]
+    for key in ("mean", "low", "high", "half"):
+        np.testing.assert_allclose(b[key], a[key], rtol=0, atol=1e-9)  # 10 digits
+    assert b["high"].max() <= 1.0 and b["title"] == "s.csv, 3 trials"
+    fig = plot_results.figure_for(b)
+    assert len(_series_lines(fig)) == 4
+    out = tmp_path / "fig.png"
+    assert plot_results.main([str(tmp_path / "s.csv"), "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert capsys.readouterr().out.strip() == str(out)
+
+
+def test_plot_results_reads_the_run_csv_view(tmp_path):
+    # `pcmsim run --out r.h5` writes r.csv (cli/cmd_run.cpp); two runs pasted together.
+    lines = ["model,p_in,p_out,t_inference_s,gdc,trials,acc_mean,acc_std,fp32_acc"]
+    for gdc, drop in (("on", 0.0), ("off", 0.02)):
+        for t, m in ((1, 0.99), (3600, 0.98), (3.1536e+07, 0.95)):
+            lines.append(f"mlp,8,8,{t},{gdc},5,{m - drop},0.02,0.9923")
+    (tmp_path / "r.csv").write_text("\n".join(lines) + "\n")
+    res = plot_results.load_results(str(tmp_path / "r.csv"))
+    assert res["axes"] == ["gdc", "t-inference"]  # the setting that varies, then time
+    assert res["fp32"] == pytest.approx(0.9923)
+    assert res["title"] == "mlp, 5 trials"
+    half = plot.t975(4) * 0.02 / np.sqrt(5)
+    np.testing.assert_allclose(res["half"], half)
+    np.testing.assert_allclose(res["high"], np.minimum(res["mean"] + half, 1.0))
+    assert res["high"][0] == 1.0  # 0.99 + 0.025 clipped to 100 %
+    fig = plot_results.figure_for(res)
+    assert {line.get_label() for line in _series_lines(fig)} == {"gdc=on", "gdc=off"}
+    assert fig.axes[0].get_xscale() == "log"
+
+
+def test_plot_results_bad_input_exits_2_naming_the_file(tmp_path, capsys):
+    device_csv = tmp_path / "device.csv"  # a CSV of another command
+    device_csv.write_text("model,g_target_uS,t_inference_s,mean_uS\npcm,1,0,1.0\n")
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 4)
+    fake_h5 = tmp_path / "broken.h5"  # HDF5 signature, then garbage
+    fake_h5.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
+    missing = tmp_path / "missing.csv"
+    for path, why in ((device_csv, "missing trials, acc_mean"),
+                      (junk, "neither HDF5 nor CSV"), (fake_h5, "cannot read it as HDF5"),
+                      (missing, "cannot read it")):
+        assert plot_results.main([str(path), "-o", str(tmp_path / "x.png")]) == 2
+        err = capsys.readouterr().err
+        assert str(path) in err and why in err, err
+        assert "CSV view" in err and "Traceback" not in err
+        with pytest.raises(ValueError, match=str(path.name)):
+            plot_results.load_results(str(path))
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_results_time_axis_under_either_name(tmp_path):
+    # Sweep files name the time axis 't-inference' or (canonical setting names) 't_inference'.
+    for name in ("t-inference", "t_inference"):
+        _write_sweep_h5(tmp_path / f"{name}.h5", {"p_in": ["4", "8"], name: ["1", "3600"]}, 2,
+                        lambda p, k: 0.8 + 0.01 * k)
+        fig = plot_results.figure_for(plot_results.load_results(str(tmp_path / f"{name}.h5")))
+        ax = fig.axes[0]
+        assert ax.get_xscale() == "log" and ax.get_xlabel() == "time after programming"
+        assert {line.get_label() for line in _series_lines(fig)} == {"p_in=4", "p_in=8"}

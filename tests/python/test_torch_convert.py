@@ -115,3 +115,25 @@ def test_unsupported_layers_are_named():
         pcmsim.from_torch(model, (1, 8, 8))
     with pytest.raises(ValueError, match="input_shape"):
         pcmsim.from_torch(nn.Linear(3, 2), (3,))
+
+
+def test_wrong_input_shape_is_a_clear_value_error(capfd):
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 4))
+    with pytest.raises(ValueError) as info:
+        pcmsim.from_torch(model, (1, 8, 8))  # one channel for a three-channel first layer
+    text = str(info.value)
+    assert "input_shape = (1, 8, 8)" in text
+    assert "first layer '0' (Conv2d) expects 3 input channels" in text
+    assert "(3, H, W)" in text
+    assert isinstance(info.value.__cause__, RuntimeError)  # torch's error, kept as the cause
+    assert "Traceback" not in capfd.readouterr().err  # nothing printed on the way
+    # Spatial size: the flattened features do not match the Linear layer.
+    torch.manual_seed(0)
+    mlp = models.build("mlp")
+    with pytest.raises(ValueError, match=r"input_shape = \(1, 32, 32\).*"
+                                         r"'fc1' \(ALinear\) expects 784 input features"):
+        pcmsim.from_torch(mlp, (1, 32, 32))
+    with pytest.raises(ValueError, match="input_shape = 'abc'"):
+        pcmsim.from_torch(mlp, "abc")
+    # The right shape still converts.
+    assert pcmsim.from_torch(model, (3, 8, 8)).num_classes == 4
