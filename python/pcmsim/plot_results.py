@@ -514,6 +514,8 @@ def figure_for(res: Dict, heatmap: Optional[Sequence[str]] = None):
     fig = Figure(figsize=(7.0, 4.4), layout="constrained") if _has_layout() else Figure((7, 4.4))
     axes = res["axes"]
     if heatmap:
+        # Axes are recorded under the settings' names; the CLI's hyphenated spelling is accepted.
+        heatmap = [a.replace("-", "_") if a not in axes else a for a in heatmap]
         if len(heatmap) != 2 or any(a not in axes for a in heatmap):
             raise ValueError(f"[plot_results] --heatmap {','.join(heatmap)}: needs two of the "
                              f"swept axes {axes}")

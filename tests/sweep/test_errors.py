@@ -32,11 +32,11 @@ expect_error(["--bits-of-magic", "1,2"], ["bits-of-magic", "not an option or axi
 expect_error(["--p-in", ""], ["empty grid"])
 expect_error(["--p-in", "4,,6"], ["empty value"])
 expect_error(["--p-in", "4,4"], ["'4' twice"])
-expect_error(["--p-in", "4,1"], ["p-in=1", "p_in = 1"])
+expect_error(["--p-in", "4,1"], ["p_in=1", "p_in = 1"])
 expect_error(["--tile", "256x256,abc"], ["tile"])
 expect_error(["--layer-precision", "fc1:4:4,nolayer:4:4"], ["layer 'nolayer'"])
 expect_error(["--digital-layers", "none,nolayer"], ["digital layer 'nolayer'"])
-expect_error(["--tiles", "1,100"], ["tiles=1", "tiles short"])
+expect_error(["--tiles", "1,100"], ["num_tiles=1", "tiles short"])
 expect_error(["--p-in", "4,8"], ["does not exist"], out=os.path.join(d, "no", "such", "r.h5"))
 expect_error(["--p-in", "4,8"], ["not writable"], out="/proc/pcmsim_sweep_test.h5")
 # An existing file is never overwritten without --resume, and --resume checks it is this sweep.

@@ -24,7 +24,7 @@ r = run([exe, "sweep"] + model_args(trials=3, limit=50) +
 assert r.returncode == 0, r.stderr
 
 res = plot_results.load_results(out)
-assert res["axes"] == ["p-in", "p-out", "t-inference"], res["axes"]
+assert res["axes"] == ["p_in", "p_out", "t_inference"], res["axes"]
 assert len(res["mean"]) == 8
 assert np.all(res["low"] <= res["mean"]) and np.all(res["mean"] <= res["high"])
 assert abs(plot_results.t975(2) - 4.30265273) < 1e-8
@@ -37,7 +37,7 @@ for extra, name in (([], "time.png"), (["--heatmap", "p-in,p-out"], "heat.png"))
     with open(fig, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
-# The time-curve figure has one curve per (p-in, p-out) plus the FP32 line.
+# The time-curve figure has one curve per (p_in, p_out) plus the FP32 line.
 fig = plot_results.figure_for(res)
 assert len(fig.axes[0].get_lines()) == 5
 
