@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "git_revision.h"  // generated at build time: PCMSIM_GIT_REVISION
 
 namespace pcmsim::cli {
 
@@ -46,6 +47,10 @@ void print_usage(std::ostream& out) {
 int main(int argc, char** argv) {
   using namespace pcmsim::cli;
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "--version") {
+    std::cout << "pcmsim " << PCMSIM_VERSION << " (git " << PCMSIM_GIT_REVISION << ")\n";
+    return 0;
+  }
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     print_usage(std::cout);
     return args.empty() ? 2 : 0;

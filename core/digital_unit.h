@@ -1,4 +1,4 @@
-// The digital unit (PHYSICS.md §4 step 7 and §6): turns the raw readouts of the tiles that hold
+// The digital unit (docs/physics.md §4 step 7 and §6): turns the raw readouts of the tiles that hold
 // one layer into the layer's pre-bias output, at a configurable accumulator precision.
 //
 // Each read r of a tile readout placed at column offset col0 contributes, to output (b, j),

@@ -1,4 +1,4 @@
-// Global drift compensation (PHYSICS.md §5).
+// Global drift compensation (docs/physics.md §5).
 //
 // A known probe is applied through the FULL tile forward (noise management, DAC, analog product,
 // noise, ADC): the identity (each row one-hot) or the all-ones vector. r = mean |Y| over the

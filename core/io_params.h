@@ -1,4 +1,4 @@
-// Converter and per-MVM noise parameters of one crossbar tile (PHYSICS.md §4).
+// Converter and per-MVM noise parameters of one crossbar tile (docs/physics.md §4).
 //
 // Defaults are IBM's standard inference tile (Rasch et al. 2023): 8-bit DAC and ADC, input
 // range [-1, 1], output range [-10, 10], output noise 0.04, abs-max noise management and
@@ -13,7 +13,7 @@
 
 namespace pcmsim::core {
 
-// How the digital unit scales each input vector before the DAC (PHYSICS.md §4 step 1).
+// How the digital unit scales each input vector before the DAC (docs/physics.md §4 step 1).
 enum class NoiseManagement {
   abs_max,       // s = max_i |x_i| per input vector (default)
   static_range,  // s = a constant (calibrated) input range, Tile::set_input_range
@@ -27,7 +27,7 @@ enum class ReadNoise {
   additive,  // sigma_j = w_noise * ||x||_2
 };
 
-// Iterative bound management (PHYSICS.md §4 step 6): a sample whose output clipped at the ADC
+// Iterative bound management (docs/physics.md §4 step 6): a sample whose output clipped at the ADC
 // is redone with its input scale doubled, at most floor(log2(bm_max_factor)) times.
 enum class BoundManagement {
   automatic,  // iterative unless noise_management == static_range (default)

@@ -1,4 +1,4 @@
-// The signed p-bit converter of PHYSICS.md §4, vectorised over arrays.
+// The signed p-bit converter of docs/physics.md §4, vectorised over arrays.
 //
 // Levels k*step, k in [-(2^(p-1)-1), 2^(p-1)-1], step = 2*bound/(2^p - 2): the top level is
 // exactly +bound. Round to nearest (ties away from zero) or stochastically, then clip.

@@ -1,5 +1,5 @@
 // One crossbar tile: the analog matrix-vector product of a batch of inputs against a block of
-// programmed conductances, with its converters and per-MVM noise (PHYSICS.md §4 steps 1-6).
+// programmed conductances, with its converters and per-MVM noise (docs/physics.md §4 steps 1-6).
 // The digital de-scaling and accumulation (step 7) belong to the digital unit; the tile hands
 // it a TileReadout.
 //

@@ -1,4 +1,4 @@
-// The ideal device (PHYSICS.md §3): g = g_T at all times, no noise, no drift. The reference
+// The ideal device (docs/physics.md §3): g = g_T at all times, no noise, no drift. The reference
 // that isolates the tile and converter effects from the device physics.
 #pragma once
 

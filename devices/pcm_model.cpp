@@ -14,7 +14,7 @@ namespace {
 
 constexpr const char* kWhere = "devices::PcmParams";
 
-// Coefficients of PHYSICS.md §2.
+// Coefficients of docs/physics.md §2.
 constexpr double kProgC0 = 0.26348, kProgC1 = 1.9650, kProgC2 = -1.1731;  // uS at g_max=25uS
 constexpr double kNuMeanA = -0.0155, kNuMeanB = 0.0244, kNuMeanLo = 0.049, kNuMeanHi = 0.1;
 constexpr double kNuStdA = -0.0125, kNuStdB = -0.0059, kNuStdLo = 0.008, kNuStdHi = 0.045;

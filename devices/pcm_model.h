@@ -1,4 +1,4 @@
-// The statistical PCM device model of PHYSICS.md §2 (doped GST; Nandakumar et al. 2019,
+// The statistical PCM device model of docs/physics.md §2 (doped GST; Nandakumar et al. 2019,
 // Joshi et al. 2020), and the drift + accumulated 1/f read-noise law that the PCM-like models
 // (PCM, state_independent, tabulated) share.
 //
@@ -46,7 +46,7 @@ struct PcmParams {
   void validate() const;
 };
 
-// The formulas of PHYSICS.md §2 in double precision, unscaled (scale knobs = 1). For tests,
+// The formulas of docs/physics.md §2 in double precision, unscaled (scale knobs = 1). For tests,
 // reports and other models; the model's vectorised loops compute the same in float.
 // x = g / g_max.
 double pcm_prog_noise_std(double x, double g_max);  // sigma_prog, siemens

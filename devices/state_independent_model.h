@@ -1,4 +1,4 @@
-// The state_independent device (PHYSICS.md §3): the same programming / drift / read-noise laws
+// The state_independent device (docs/physics.md §3): the same programming / drift / read-noise laws
 // as PCM but with statistics that do not depend on the target conductance. Useful to tell
 // which effects come from the conductance dependence of the PCM statistics.
 //   g_prog = max(0, g_T + prog_noise_scale * prog_noise_std * xi_1)

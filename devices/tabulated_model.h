@@ -1,4 +1,4 @@
-// The tabulated (measured) device model of PHYSICS.md §3: a device researcher's own chip,
+// The tabulated (measured) device model of docs/physics.md §3: a device researcher's own chip,
 // described per target conductance by the programming mean/std and the drift-exponent
 // mean/std (optionally the read-noise amplitude Q_s), linearly interpolated in g_T.
 //
@@ -20,7 +20,7 @@
 //      give exactly the targets)
 //   nu     = drift_scale * |nu_mean(g_T) + nu_std(g_T) * xi_2|
 //   Q_s    = read_noise_scale * read_noise_q(g_T), or the PCM law Q_s(g_T / g_max) of
-//            PHYSICS.md §2 when the table has no read_noise_q column;
+//            docs/physics.md §2 when the table has no read_noise_q column;
 // then the PCM drift and read-noise snapshot (devices/pcm_model.h, drift_and_read_noise).
 #pragma once
 

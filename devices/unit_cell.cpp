@@ -16,7 +16,7 @@ constexpr const char* kTargetsTag = "devices::weights_to_targets";
 // `range` siemens per unit of |w| / max|w|. Zero blocks get the documented scale 1.
 double scale_for(double range, double max_abs) { return max_abs > 0 ? range / max_abs : 1.0; }
 
-// Round to nearest, ties away from zero (the converter convention of PHYSICS.md §4).
+// Round to nearest, ties away from zero (the converter convention of docs/physics.md §4).
 double round_half_away(double x) { return std::round(x); }
 
 }  // namespace

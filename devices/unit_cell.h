@@ -1,5 +1,5 @@
 // Unit cells: how a block of weights becomes target conductances, and the read-back of a
-// conductance block to the weights it represents (PHYSICS.md §1).
+// conductance block to the weights it represents (docs/physics.md §1).
 //
 // Every cell type is expressed in one form: a block has planes k = 0..P-1, each a differential
 // device pair per weight with significance F_k, and a per-column scale s_j (siemens per weight

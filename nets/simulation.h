@@ -37,7 +37,7 @@ struct LayerPrecision {
 struct SimulationConfig {
   mapping::ChipSpec chip;           // tile shape (default 256 x 256) and tile budget
   mapping::MapperOptions mapper;    // whole-kernel splits, digital layers, weight scaling
-  devices::DeviceSpec device;       // default: the PCM model of PHYSICS.md
+  devices::DeviceSpec device;       // default: the PCM model of docs/physics.md
   devices::UnitCellSpec cell;       // default: one differential pair; scaling follows mapper
   core::IoParams io;                // default: 8-bit DAC/ADC, out_bound 10, out_noise 0.04
   std::map<std::string, LayerPrecision> layer_precision;  // per-layer p_in/p_out by layer name

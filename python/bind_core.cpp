@@ -95,7 +95,7 @@ void bind_core(py::module_& m) {
   // ---- IoParams
   StructBinder<IoParams>(m, "IoParams",
                          "Converter and per-MVM noise parameters of one crossbar tile "
-                         "(PHYSICS.md §4). Normalised units: an input of 1 is the DAC full "
+                         "(docs/physics.md §4). Normalised units: an input of 1 is the DAC full "
                          "scale, an output of 1 the current of a full-scale weight driven by a "
                          "full-scale input on one row. Defaults: IBM's standard inference tile.")
       .settings()
@@ -108,7 +108,7 @@ void bind_core(py::module_& m) {
   // ---- DigitalParams
   StructBinder<DigitalParams>(m, "DigitalParams",
                               "Digital unit: accumulation of the tiles' partial sums "
-                              "(PHYSICS.md §6).")
+                              "(docs/physics.md §6).")
       .settings()
       .def("validate", &DigitalParams::validate, "Raises ValueError naming the bad field.")
       .def("acc_lsb", &DigitalParams::acc_lsb, "fixed_point LSB in output units")
@@ -117,7 +117,7 @@ void bind_core(py::module_& m) {
         "Largest acc_frac_bits such that an acc_bits accumulator holds +-max_abs.");
 
   // ---- GdcParams
-  StructBinder<GdcParams>(m, "GdcParams", "Global drift compensation (PHYSICS.md §5).")
+  StructBinder<GdcParams>(m, "GdcParams", "Global drift compensation (docs/physics.md §5).")
       .settings()
       .def("validate", &GdcParams::validate, "Raises ValueError naming the bad field.");
 
@@ -153,7 +153,7 @@ void bind_core(py::module_& m) {
         return result;
       },
       py::arg("x"), py::arg("bits"), py::arg("bound") = 1.0, py::arg("out") = py::none(),
-      "Signed `bits`-bit converter of PHYSICS.md §4 (round to nearest, ties away from zero, "
+      "Signed `bits`-bit converter of docs/physics.md §4 (round to nearest, ties away from zero, "
       "clip to [-bound, bound]; bits = 0: clip only). x: float32 C-contiguous array of any "
       "shape. out: None (a new array) or a float32 array of x's shape written in place "
       "(out=x quantises x without a copy). Returns the quantised array.");
@@ -255,7 +255,7 @@ void bind_core(py::module_& m) {
 
   py::class_<Tile>(m, "Tile",
                    "One crossbar tile: analog MVM of a batch against a conductance block with "
-                   "DAC, ADC and per-MVM noise (PHYSICS.md §4 steps 1-6).")
+                   "DAC, ADC and per-MVM noise (docs/physics.md §4 steps 1-6).")
       .def(py::init<ConductanceBlock, IoParams>(), py::arg("block"), py::arg("io") = IoParams(),
            "Validates block and io (ValueError naming the field).")
       .def_property_readonly("rows", &Tile::rows)

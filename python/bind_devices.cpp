@@ -48,7 +48,7 @@ ModelPtr model_from(const py::object& obj) {
 
 void bind_devices(py::module_& m) {
   StructBinder<PcmParams>(m, "PcmParams",
-                          "Statistical PCM model of PHYSICS.md §2 (Nandakumar 2019, Joshi "
+                          "Statistical PCM model of docs/physics.md §2 (Nandakumar 2019, Joshi "
                           "2020). SI units: siemens, seconds.")
       .field("g_max", &PcmParams::g_max, "largest target conductance, siemens (25e-6)")
       .field("t0", &PcmParams::t0, "drift reference time, s (20)")
@@ -66,7 +66,7 @@ void bind_devices(py::module_& m) {
       .def("validate", &IdealParams::validate);
   StructBinder<StateIndependentParams>(m, "StateIndependentParams",
                                        "Device with conductance-independent statistics "
-                                       "(PHYSICS.md §3).")
+                                       "(docs/physics.md §3).")
       .field("g_max", &StateIndependentParams::g_max, "siemens (25e-6)")
       .field("prog_noise_std", &StateIndependentParams::prog_noise_std, "siemens (0.2e-6)")
       .field("nu_mean", &StateIndependentParams::nu_mean, "(0.1)")
@@ -99,7 +99,7 @@ void bind_devices(py::module_& m) {
       .def("validate", &DeviceSpec::validate, "Raises ValueError naming the bad field.");
 
   StructBinder<UnitCellSpec>(m, "UnitCellSpec",
-                             "How a weight block becomes target conductances (PHYSICS.md §1).")
+                             "How a weight block becomes target conductances (docs/physics.md §1).")
       .settings()
       .def("validate", &UnitCellSpec::validate, "Raises ValueError naming the bad field.")
       .def("plane_significances", &UnitCellSpec::plane_significances);

@@ -1,4 +1,4 @@
-// Slow, obviously correct double-precision oracle of Tile::forward (PHYSICS.md §4 steps 1-6):
+// Slow, obviously correct double-precision oracle of Tile::forward (docs/physics.md §4 steps 1-6):
 // one sample at a time, one output at a time, the formulas written out. It draws the same random
 // numbers as the optimised tile (same key, draw numbers and element indices, see core/tile.h),
 // so noise-on results match too. Used only by tests.

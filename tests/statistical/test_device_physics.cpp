@@ -1,4 +1,4 @@
-// The sampled PCM statistics against PHYSICS.md §2: programming noise, drift exponent, drift
+// The sampled PCM statistics against docs/physics.md §2: programming noise, drift exponent, drift
 // factor and read-noise growth, at several targets and times.
 //
 // Tolerances: N devices per case, fixed seeds. A sample mean has standard error sd/sqrt(N);
@@ -6,7 +6,7 @@
 // quantity (the folded-normal nu) the standard error of the sample std is
 // sqrt((m4 - s^4) / (4 s^2 N)) with m4 the fourth central moment. Every check allows
 // k = 5 standard errors (a false alarm has probability ~6e-7 per check), plus the rounding of
-// the PHYSICS.md tables where a table value is compared (half a unit of its last digit).
+// the docs/physics.md tables where a table value is compared (half a unit of its last digit).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -88,7 +88,7 @@ void folded_normal(double mu, double sigma, double& mean, double& std) {
 
 }  // namespace
 
-// sigma_prog at x = 0.1 ... 1 against the PHYSICS.md table (µS, 4 decimals).
+// sigma_prog at x = 0.1 ... 1 against the docs/physics.md table (µS, 4 decimals).
 TEST(DevicePhysics, ProgrammingNoiseMatchesTable) {
   PcmModel m;
   const double xs[] = {0.1, 0.25, 0.5, 0.75, 1.0};
@@ -108,7 +108,7 @@ TEST(DevicePhysics, ProgrammingNoiseMatchesTable) {
 }
 
 // x = 0: g_prog = max(0, sigma xi), a half-normal plus an atom at 0. Mean sigma/sqrt(2 pi)
-// (PHYSICS.md: ~0.105 µS), std sigma sqrt(1/2 - 1/(2 pi)), half the devices exactly 0.
+// (docs/physics.md: ~0.105 µS), std sigma sqrt(1/2 - 1/(2 pi)), half the devices exactly 0.
 TEST(DevicePhysics, OffDeviceIsClippedAtZero) {
   PcmModel m;
   const double sigma_uS = 0.26348;
@@ -138,7 +138,7 @@ TEST(DevicePhysics, ProgrammingNoiseScales) {
   EXPECT_NEAR(s.std, 0.9527, kK * s.se_std_normal() + 5e-5);
 }
 
-// nu = |mu_nu + sigma_nu xi|: a folded normal; mu_nu, sigma_nu against the PHYSICS.md table.
+// nu = |mu_nu + sigma_nu xi|: a folded normal; mu_nu, sigma_nu against the docs/physics.md table.
 TEST(DevicePhysics, DriftExponentIsFoldedNormalOfTable) {
   PcmModel m;
   const double xs[] = {0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0};
@@ -221,7 +221,7 @@ TEST(DevicePhysics, ReadNoiseGrowsAsPublished) {
     for (int k = 0; k < 3; ++k) {
       SCOPED_TRACE(times[k]);
       const double factor = read_noise_time_factor(times[k], 20.0, 250e-9);
-      // PHYSICS.md rounds to 2 decimals; its 1 h entry, 4.77, is 4.7648 rounded up, hence
+      // docs/physics.md rounds to 2 decimals; its 1 h entry, 4.77, is 4.7648 rounded up, hence
       // 6e-3 rather than half a unit (5e-3).
       EXPECT_NEAR(factor, factor_table[k], 6e-3);
       const auto g = snapshot(m, p, times[k], 2 + k);

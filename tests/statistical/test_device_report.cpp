@@ -1,5 +1,5 @@
 // The device report: bit-identical for any thread count, and its statistics agree with
-// PHYSICS.md. Tolerances: k = 5 standard errors of the sample statistic (see
+// docs/physics.md. Tolerances: k = 5 standard errors of the sample statistic (see
 // test_device_physics.cpp for the formulas), N = samples.
 #include <gtest/gtest.h>
 #include <omp.h>
@@ -68,7 +68,7 @@ double mean_drift_factor(double mu, double s, double L) {
   return sum * h / std::sqrt(2 * M_PI);
 }
 
-// The default report's rows against PHYSICS.md: at t = 0 the spread is sigma_prog, the mean
+// The default report's rows against docs/physics.md: at t = 0 the spread is sigma_prog, the mean
 // the target (the clip is 2.9 sigma away at 1 µS: it shifts the mean by 2e-4 µS, far below 5
 // standard errors, and lowers the std by 0.16 %, hence a 1 % allowance below x = 0.1); later the mean is g_T E[(t/t0)^(-nu)] over the folded-normal nu
 // (programming and read noise are zero-mean and independent of nu; their clips at 0 shift

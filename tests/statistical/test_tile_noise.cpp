@@ -1,4 +1,4 @@
-// Statistics of the tile's per-MVM noise against their formulas (PHYSICS.md §4): output noise,
+// Statistics of the tile's per-MVM noise against their formulas (docs/physics.md §4): output noise,
 // PCM-like and additive read noise, input noise, and unbiased stochastic rounding.
 //
 // Tolerances: for N independent standard-normal residuals z, the sample mean has std 1/sqrt(N)

@@ -150,7 +150,7 @@ TEST(PcmModel, ZeroDriftExponentIsTimeInvariant) {
   }
 }
 
-// The model's float loops against PHYSICS.md §2 evaluated in double from the same variates.
+// The model's float loops against docs/physics.md §2 evaluated in double from the same variates.
 TEST(PcmModel, PerDeviceFormulasMatchDoublePrecision) {
   for (auto ref : {ReadNoiseReference::target, ReadNoiseReference::programmed}) {
     PcmParams p;
