@@ -21,21 +21,12 @@ struct DeprecatedAlias {
 const std::vector<DeprecatedAlias>& deprecated_aliases();
 
 // "help text [unit; range; default X]" of one setting.
+// The option's name carries the unit when the text form is scaled (--g-max-uS).
 template <class S>
 std::string setting_help(const core::Setting<S>& s, const S& defaults) {
-  std::string extra;
-  const std::string unit = s.info.text_name ? "" : s.info.unit;
-  if (!unit.empty()) extra += unit;
-  if (!s.choices.empty()) {
-    std::string list;
-    for (const auto& c : s.choices) list += (list.empty() ? "" : "|") + c;
-    extra += (extra.empty() ? "" : "; ") + list;
-  } else if (*s.info.range) {
-    extra += (extra.empty() ? "" : "; ") + std::string(s.info.range);
-  }
-  const std::string value = s.text(defaults);
-  extra += (extra.empty() ? "" : "; ") + std::string("default ") + (value.empty() ? "none" : value);
-  return std::string(s.info.help) + " [" + extra + "]";
+  return std::string(s.info.help) + " [" +
+         core::describe_setting(s.info, s.choices, s.text(defaults), s.info.text_scale == 1.0) +
+         "]";
 }
 
 // Adds an option for every setting of S (string-valued: parsed by the setting itself). `only`

@@ -7,9 +7,9 @@
 
 namespace pcmsim::cli {
 
-// "1,5,12.5" -> {1, 5, 12.5}. Throws std::invalid_argument naming the option and the bad item.
+// "1,5,12.5" -> {1, 5, 12.5} (core::parse_value: strict, no empty item). Throws
+// std::invalid_argument naming the option and the bad item; an empty list is an error.
 std::vector<double> parse_number_list(const std::string& text, const std::string& option);
-std::vector<int> parse_int_list(const std::string& text, const std::string& option);
 
 // Checks before any work that `path` can take a results file: it does not exist or is a regular
 // file (not a device, folder or link to one), its folder exists and is writable, and it is not

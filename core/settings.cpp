@@ -12,22 +12,16 @@ constexpr const char* kTag = "settings";
   throw_invalid(kTag, concat(name, " = '", text, "': ", why));
 }
 
-std::int64_t parse_int(const std::string& name, const std::string& text) {
-  std::int64_t v = 0;
+// The whole text as an integer of type T (the unsigned type refuses a sign).
+template <class T>
+T parse_integer(const std::string& name, const std::string& text, const char* range,
+                const char* expected) {
+  if (std::is_unsigned_v<T> && !text.empty() && text[0] == '-') bad(name, text, "must be >= 0");
+  T v = 0;
   const char* end = text.data() + text.size();
   const auto [ptr, ec] = std::from_chars(text.data(), end, v);
-  if (ec == std::errc::result_out_of_range) bad(name, text, "out of range of a 64-bit integer");
-  if (ec != std::errc() || ptr != end || text.empty()) bad(name, text, "expected an integer");
-  return v;
-}
-
-std::uint64_t parse_uint(const std::string& name, const std::string& text) {
-  if (!text.empty() && text[0] == '-') bad(name, text, "must be >= 0");
-  std::uint64_t v = 0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, v);
-  if (ec == std::errc::result_out_of_range) bad(name, text, "out of range of 0..2^64-1");
-  if (ec != std::errc() || ptr != end || text.empty()) bad(name, text, "expected an integer >= 0");
+  if (ec == std::errc::result_out_of_range) bad(name, text, concat("out of range of ", range));
+  if (ec != std::errc() || ptr != end || text.empty()) bad(name, text, expected);
   return v;
 }
 
@@ -90,8 +84,10 @@ Value parse_value(const std::string& name, ValueType type, const std::string& te
                   double text_scale) {
   switch (type) {
     case ValueType::boolean: return parse_bool(name, text);
-    case ValueType::integer: return parse_int(name, text);
-    case ValueType::unsigned_integer: return parse_uint(name, text);
+    case ValueType::integer:
+      return parse_integer<std::int64_t>(name, text, "a 64-bit integer", "expected an integer");
+    case ValueType::unsigned_integer:
+      return parse_integer<std::uint64_t>(name, text, "0..2^64-1", "expected an integer >= 0");
     case ValueType::real: return parse_real(name, text, text_scale);
     case ValueType::text: return text;
     case ValueType::real_list: {
@@ -125,6 +121,21 @@ std::string format_value(const Value& value, double text_scale) {
         }
       },
       value);
+}
+
+std::string describe_setting(const FieldInfo& info, const std::vector<std::string>& choices,
+                             const std::string& default_text, bool unit) {
+  std::string text = unit ? info.unit : "";
+  const auto append = [&](const std::string& part) { text += (text.empty() ? "" : "; ") + part; };
+  if (!choices.empty()) {
+    std::string list;
+    for (const auto& c : choices) list += (list.empty() ? "" : "|") + c;
+    append(list);
+  } else if (*info.range) {
+    append(info.range);
+  }
+  append("default " + (default_text.empty() ? std::string("none") : default_text));
+  return text;
 }
 
 void throw_value_type(const std::string& name, ValueType expected, const Value& got) {

@@ -75,6 +75,10 @@ Value parse_value(const std::string& name, ValueType type, const std::string& te
                   double text_scale = 1.0);
 std::string format_value(const Value& value, double text_scale = 1.0);
 [[noreturn]] void throw_value_type(const std::string& name, ValueType expected, const Value& got);
+// "unit; choices or range; default X" of a setting, for --help and Python docstrings. `unit`:
+// whether to name the unit (not when the external name carries it, as in g_max_uS).
+std::string describe_setting(const FieldInfo& info, const std::vector<std::string>& choices,
+                             const std::string& default_text, bool unit);
 
 namespace detail {
 
@@ -162,10 +166,8 @@ struct Codec {
 template <class S>
 struct Setting {
   FieldInfo info;
-  std::string group;  // the nested struct it lives in ("io"), "" at the top
   ValueType type = ValueType::text;
   std::vector<std::string> choices;  // names of an enumeration
-  bool computed = false;             // a view of other fields, not a member of its own
   bool shortcut = false;             // another spelling of settings listed too (not recorded)
   std::function<Value(const S&)> get;
   std::function<void(S&, const Value&)> set;
@@ -193,21 +195,13 @@ template <class R, class S, class Access>
 struct Flatten {
   std::vector<Setting<R>>* out;
   Access access;  // R& -> S&
-  std::string prefix;  // the group path of S
 
+  // One member: a getter and a setter of it.
   template <class Get>
   void field(const FieldInfo& info, Get get) {
     using T = std::remove_reference_t<decltype(get(std::declval<S&>()))>;
-    Setting<R> s;
-    s.info = info;
-    s.group = prefix;
-    s.type = Codec<T>::type();
-    s.choices = Codec<T>::choices();
-    auto acc = access;
-    s.get = [acc, get](const R& r) { return Codec<T>::get(get(acc(const_cast<R&>(r)))); };
-    const std::string name = info.name;
-    s.set = [acc, get, name](R& r, const Value& v) { get(acc(r)) = Codec<T>::set(name, v); };
-    out->push_back(std::move(s));
+    computed(info, [get](const S& s) -> const T& { return get(const_cast<S&>(s)); },
+             [get](S& s, T v) { get(s) = std::move(v); });
   }
   // A setting that is not one member: getter (const S&) -> T, setter (S&, T).
   template <class Getter, class Setter>
@@ -215,10 +209,8 @@ struct Flatten {
     using T = std::decay_t<decltype(getter(std::declval<const S&>()))>;
     Setting<R> s;
     s.info = info;
-    s.group = prefix;
     s.type = Codec<T>::type();
     s.choices = Codec<T>::choices();
-    s.computed = true;
     auto acc = access;
     s.get = [acc, getter](const R& r) { return Codec<T>::get(getter(acc(const_cast<R&>(r)))); };
     const std::string name = info.name;
@@ -233,12 +225,11 @@ struct Flatten {
     out->back().shortcut = true;
   }
   template <class Get>
-  void group(const char* name, Get get) {
+  void group(const char*, Get get) {
     using G = std::remove_reference_t<decltype(get(std::declval<S&>()))>;
     auto acc = access;
     auto composed = [acc, get](R& r) -> G& { return get(acc(r)); };
-    Flatten<R, G, decltype(composed)> inner{out, composed,
-                                            prefix.empty() ? name : prefix + "." + name};
+    Flatten<R, G, decltype(composed)> inner{out, composed};
     G::fields(inner);
   }
 };
@@ -251,7 +242,7 @@ const std::vector<Setting<S>>& settings() {
   static const std::vector<Setting<S>> list = [] {
     std::vector<Setting<S>> out;
     auto self = [](S& s) -> S& { return s; };
-    detail::Flatten<S, S, decltype(self)> visitor{&out, self, ""};
+    detail::Flatten<S, S, decltype(self)> visitor{&out, self};
     S::fields(visitor);
     return out;
   }();

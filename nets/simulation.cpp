@@ -23,7 +23,7 @@ std::uint32_t time_stream(double t_inference) {
   return static_cast<std::uint32_t>(bits);
 }
 
-void check_precision(const std::string& layer, const char* field, int bits) {
+void check_precision(const std::string& layer, const char* field, std::int64_t bits) {
   if (bits != -1 && bits != 0 && (bits < 2 || bits > 16))
     core::throw_invalid("nets::SimulationConfig",
                         concat("layer_precision['", layer, "'].", field, " = ", bits,
@@ -49,12 +49,10 @@ std::map<std::string, LayerPrecision> parse_layer_precision(const std::vector<st
                           concat("layer_precision = '", item, "': expected NAME:P_IN:P_OUT"));
     const std::string name = item.substr(0, colon1);
     const auto bits = [&](std::size_t begin, std::size_t end, const char* field) {
-      const std::string where = concat("layer_precision['", name, "'].", field);
       const auto v = std::get<std::int64_t>(
-          core::parse_value(where, core::ValueType::integer, item.substr(begin, end - begin)));
-      if (v != -1 && v != 0 && (v < 2 || v > 16))
-        core::throw_invalid("nets::SimulationConfig",
-                            concat(where, " = ", v, ": must be -1 (inherit), 0 (off) or 2..16"));
+          core::parse_value(concat("layer_precision['", name, "'].", field),
+                            core::ValueType::integer, item.substr(begin, end - begin)));
+      check_precision(name, field, v);
       return static_cast<int>(v);
     };
     if (m.count(name))

@@ -329,17 +329,13 @@ struct PythonFieldVisitor {
     using Codec = core::detail::Codec<M>;
     const std::string name = info.name;
     const T defaults{};
-    std::string doc = info.help;
-    if (*info.unit && !info.text_name) doc += core::concat(" [", info.unit, "]");
-    if (info.text_name && info.text_scale != 1.0) doc += core::concat(" [", info.unit, "]");
-    if (!Codec::choices().empty()) {
-      std::string list;
-      for (const auto& c : Codec::choices()) list += (list.empty() ? "" : ", ") + c;
-      doc += "; one of " + list;
-    } else if (*info.range) {
-      doc += core::concat("; ", info.range);
-    }
-    doc += "; default " + core::format_value(Codec::get(getter(defaults)));
+    // Python holds SI values: the unit is always named.
+    const std::string doc =
+        core::concat(info.help, " [",
+                     core::describe_setting(info, Codec::choices(),
+                                            core::format_value(Codec::get(getter(defaults))),
+                                            true),
+                     "]");
     binder->property(
         info.name, [getter](const T& s) { return value_to_python(Codec::get(getter(s))); },
         [getter, setter, name](T& s, py::object obj) {

@@ -35,12 +35,6 @@ Stage stage_from(const std::string& s) {
                                         "calibration, device_report or user"));
 }
 
-std::string readout_name(PlaneReadout r) { return r == PlaneReadout::analog ? "analog" : "digital"; }
-PlaneReadout readout_from(const std::string& s) {
-  if (s == "analog") return PlaneReadout::analog;
-  if (s == "digital") return PlaneReadout::digital;
-  throw_invalid("pcmsim", concat("readout = '", s, "': expected analog or digital"));
-}
 
 // Copies a NumPy array of any float dtype into a float32 matrix (for stored data such as
 // conductance planes, where a copy is made anyway).
@@ -198,7 +192,7 @@ void bind_core(py::module_& m) {
              b.planes = std::move(planes);
              b.g_max = g_max;
              b.weight_scale = vector_d(weight_scale, "pcmsim.ConductanceBlock", "weight_scale");
-             b.readout = readout_from(readout);
+             b.readout = core::plane_readout_from_string(readout);
              return b;
            }),
            py::arg("planes"), py::arg("g_max"), py::arg("weight_scale"),
@@ -216,14 +210,14 @@ void bind_core(py::module_& m) {
           },
           "per-column scale s_j, siemens per weight unit (float64, cols)")
       .def_property(
-          "readout", [](const ConductanceBlock& b) { return readout_name(b.readout); },
-          [](ConductanceBlock& b, const std::string& s) { b.readout = readout_from(s); },
+          "readout", [](const ConductanceBlock& b) { return std::string(core::to_string(b.readout)); },
+          [](ConductanceBlock& b, const std::string& s) { b.readout = core::plane_readout_from_string(s); },
           "analog or digital plane readout")
       .def_property_readonly("rows", &ConductanceBlock::rows)
       .def_property_readonly("cols", &ConductanceBlock::cols)
       .def("__repr__", [](const ConductanceBlock& b) {
         return concat("ConductanceBlock(", b.rows(), "x", b.cols(), ", planes=", b.planes.size(),
-                      ", g_max=", b.g_max, ", readout='", readout_name(b.readout), "')");
+                      ", g_max=", b.g_max, ", readout='", std::string(core::to_string(b.readout)), "')");
       });
 
   // ---- tile

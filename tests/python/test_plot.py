@@ -15,35 +15,21 @@ from matplotlib.figure import Figure  # noqa: E402
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-def _load_plot():
+def _load(name):
+    """pcmsim.<name>: the installed package when the extension is built, else the source file
+    alone (the plot modules need no C++)."""
     try:
-        import pcmsim.plot as plot  # the installed package, when the extension is built
-        return plot
+        return importlib.import_module(f"pcmsim.{name}")
     except ImportError:
-        # The plot module needs no C++: load it from the source tree alone.
         spec = importlib.util.spec_from_file_location(
-            "pcmsim_plot_standalone", REPO / "python" / "pcmsim" / "plot.py")
+            f"pcmsim_{name}_standalone", REPO / "python" / "pcmsim" / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module
 
 
-plot = _load_plot()
-
-
-def _load_plot_results():
-    try:
-        import pcmsim.plot_results as plot_results
-        return plot_results
-    except ImportError:
-        spec = importlib.util.spec_from_file_location(
-            "pcmsim_plot_results_standalone", REPO / "python" / "pcmsim" / "plot_results.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
-
-plot_results = _load_plot_results()
+plot = _load("plot")
+plot_results = _load("plot_results")
 
 YEAR = 365 * 86400.0
 TIMES = np.array([1.0, 3600.0, 86400.0, YEAR])
