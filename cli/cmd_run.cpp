@@ -110,8 +110,6 @@ int run_main(const std::vector<std::string>& args) {
   run.model_name = net.name.empty() ? run.model : net.name;
   run.git_revision = PCMSIM_GIT_REVISION;
   nets::write_run_results(out_path, run);
-  std::filesystem::path csv_path(out_path);
-  csv_path.replace_extension(".csv");
 
   if (format == "csv") {
     std::cout << nets::run_results_csv(run);
@@ -142,7 +140,7 @@ int run_main(const std::vector<std::string>& args) {
     std::cout << std::setw(14) << 100 * run.result.fp32_accuracy << "\n";
   }
   if (trials > 1) std::cout << "\n(± one standard deviation over " << trials << " trials)\n";
-  std::cout << "\nresults: " << out_path << ", " << csv_path.string() << "\n";
+  std::cout << "\nresults: " << out_path << ", " << nets::csv_view_path(out_path) << "\n";
   return 0;
 }
 

@@ -31,6 +31,7 @@
 #include "nets/dataset.h"
 #include "nets/evaluation.h"
 #include "nets/model_io.h"
+#include "nets/results.h"
 #include "nets/sweep.h"
 
 namespace pcmsim::cli {
@@ -443,9 +444,7 @@ int sweep_main(const std::vector<std::string>& args) {
   }
   std::cout << "\ncpu seconds per rank:";
   for (double c : cpu_by_rank) std::cout << " " << c;
-  std::filesystem::path csv_path(out_path);
-  csv_path.replace_extension(".csv");
-  std::cout << "\nresults: " << out_path << ", " << csv_path.string() << "\n";
+  std::cout << "\nresults: " << out_path << ", " << nets::csv_view_path(out_path) << "\n";
   return 0;
 }
 

@@ -15,10 +15,10 @@ namespace {
 constexpr const char* kTag = "nets::results";
 using core::concat;
 
-void move_into_place(const std::string& partial, const std::string& path) {
+void move_into_place(const std::string& partial, const std::string& path, const char* where) {
   if (std::rename(partial.c_str(), path.c_str()) != 0) {
     std::remove(partial.c_str());
-    core::throw_io(kTag, concat("cannot move the finished file to '", path, "'"));
+    core::throw_io(where, concat("cannot move the finished file to '", path, "'"));
   }
 }
 
@@ -30,6 +30,46 @@ std::string csv_field(std::string text) {
 }
 
 }  // namespace
+
+void check_results_path(const std::string& path, const char* where) {
+  namespace fs = std::filesystem;
+  const auto bad = [&](const std::string& why) {
+    core::throw_invalid(where, concat("results file '", path, "': ", why));
+  };
+  if (path.empty()) bad("empty path");
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (fs::exists(status) && !fs::is_regular_file(status)) bad("exists and is not a regular file");
+  const std::string dir = fs::absolute(path).parent_path().string();
+  if (!fs::is_directory(dir)) bad(concat("folder '", dir, "' does not exist"));
+  const std::string probe = path + ".probe";
+  {
+    std::ofstream out(probe, std::ios::binary | std::ios::trunc);
+    if (!out) bad(concat("folder '", dir, "' is not writable"));
+  }
+  std::remove(probe.c_str());
+}
+
+void write_text_file(const std::string& path, const std::string& content, const char* where) {
+  const std::string partial = path + ".partial";
+  {
+    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+    if (!out) core::throw_io(where, concat("cannot write '", path, "'"));
+    out << content;
+    out.flush();
+    if (!out) {
+      std::remove(partial.c_str());
+      core::throw_io(where, concat("writing '", path, "' failed"));
+    }
+  }
+  move_into_place(partial, path, where);
+}
+
+std::string csv_view_path(const std::string& path) {
+  std::filesystem::path csv_path(path);
+  csv_path.replace_extension(".csv");
+  return csv_path.string();
+}
 
 std::string run_results_csv(const RunRecord& run) {
   std::ostringstream out;
@@ -51,24 +91,12 @@ std::string run_results_csv(const RunRecord& run) {
 }
 
 void write_run_results(const std::string& path, const RunRecord& run) {
-  std::filesystem::path csv_path(path);
-  csv_path.replace_extension(".csv");
-  if (csv_path.string() == path)
+  const std::string csv_path = csv_view_path(path);
+  if (csv_path == path)
     core::throw_invalid(kTag, concat("results path '", path, "' ends in .csv: give the HDF5 "
                                      "file (.h5); the CSV view is written beside it"));
   // The CSV view first: the HDF5 file, written last, is the record of a finished run.
-  {
-    const std::string partial = csv_path.string() + ".partial";
-    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
-    out << run_results_csv(run);
-    out.flush();
-    if (!out) {
-      std::remove(partial.c_str());
-      core::throw_io(kTag, concat("writing '", csv_path.string(), "' failed"));
-    }
-    out.close();
-    move_into_place(partial, csv_path.string());
-  }
+  write_text_file(csv_path, run_results_csv(run), kTag);
   const std::string partial = path + ".partial";
   try {
     h5::File file = h5::File::create(partial);
@@ -80,7 +108,7 @@ void write_run_results(const std::string& path, const RunRecord& run) {
     file.write_attribute("data", run.data);
     file.write_attribute("calibration_data", run.calibration_data);
     file.write_attribute("limit", run.limit);
-    file.write_attribute("csv", csv_path.filename().string());
+    file.write_attribute("csv", std::filesystem::path(csv_path).filename().string());
     file.write_attribute("seed", static_cast<std::int64_t>(run.config.seed));
     file.write_attribute("fp32_accuracy", run.result.fp32_accuracy);
     file.write_attribute("images", static_cast<std::int64_t>(run.result.images));
@@ -107,7 +135,7 @@ void write_run_results(const std::string& path, const RunRecord& run) {
     std::remove(partial.c_str());
     throw;
   }
-  move_into_place(partial, path);
+  move_into_place(partial, path, kTag);
 }
 
 void read_run_config(const std::string& path, SimulationConfig& config,

@@ -25,6 +25,16 @@ struct RunRecord {
   EvaluationResult result;
 };
 
+// Checks before any work that `path` can take a results file: it does not exist or is a regular
+// file (not a device or folder), and its folder exists and is writable (a probe file is created
+// and removed). Throws std::invalid_argument "[where] results file 'path': ...".
+void check_results_path(const std::string& path, const char* where);
+// Writes a text file via FILE.partial, checked, and an atomic rename, so a reader never sees a
+// half-written file and a failing write leaves the old file. Throws std::runtime_error "[where]".
+void write_text_file(const std::string& path, const std::string& content, const char* where);
+// The CSV view's path beside a results file: the extension replaced by .csv.
+std::string csv_view_path(const std::string& path);
+
 // The CSV view: one row per inference time.
 std::string run_results_csv(const RunRecord& run);
 // Writes FILE (HDF5) and FILE's .csv view, each via FILE.partial and a rename, the CSV first, so

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "h5/hdf5_io.h"
 #include "nets/evaluation.h"
+#include "nets/results.h"
 
 namespace pcmsim::nets {
 namespace {
@@ -410,20 +411,7 @@ SweepStore::SweepStore(std::string path, SweepMeta meta, SweepGrid grid,
   if (meta_.trials < 1) core::throw_invalid(kTag, concat("trials = ", meta_.trials, ": must be >= 1"));
 }
 
-void SweepStore::check_writable() const {
-  const std::string dir = folder_of(path_);
-  if (!std::filesystem::is_directory(dir))
-    core::throw_invalid(kTag, concat("results file '", path_, "': folder '", dir,
-                                     "' does not exist"));
-  const std::string probe = path_ + ".probe";
-  {
-    std::ofstream out(probe, std::ios::binary | std::ios::trunc);
-    if (!out)
-      core::throw_invalid(kTag, concat("results file '", path_, "': folder '", dir,
-                                       "' is not writable"));
-  }
-  std::remove(probe.c_str());
-}
+void SweepStore::check_writable() const { check_results_path(path_, kTag); }
 
 void SweepStore::load_existing() {
   records_.clear();
@@ -661,16 +649,7 @@ void SweepStore::write_file() {
   std::remove((path_ + ".journal").c_str());
 
   // The CSV view beside it (atomic too; derived, so not synced).
-  std::filesystem::path csv_path(path_);
-  csv_path.replace_extension(".csv");
-  const std::string csv_partial = csv_path.string() + ".partial";
-  {
-    std::ofstream out(csv_partial, std::ios::binary | std::ios::trunc);
-    if (!out) core::throw_io(kTag, concat("cannot write '", csv_path.string(), "'"));
-    out << csv();
-  }
-  if (std::rename(csv_partial.c_str(), csv_path.c_str()) != 0)
-    core::throw_io(kTag, concat("cannot move the CSV view to '", csv_path.string(), "'"));
+  write_text_file(csv_view_path(path_), csv(), kTag);
   dirty_ = false;
   last_write_time_ = now_seconds();
   last_write_cost_ = last_write_time_ - start;
