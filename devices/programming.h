@@ -1,4 +1,4 @@
-// Programming and time snapshots of whole conductance blocks (DESIGN.md stages 3 and 4).
+// Programming and time snapshots of whole conductance blocks (docs/architecture.md, stages 3 and 4).
 //
 // program_block() programs every device of every plane of a target block once ("one programmed
 // chip") and keeps the frozen device state; at_time() derives the conductances at any inference

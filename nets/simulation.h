@@ -1,4 +1,4 @@
-// The simulation pipeline (DESIGN.md stages 2-5) for one network on one PCM chip.
+// The simulation pipeline (docs/architecture.md, stages 2-5) for one network on one PCM chip.
 //
 // AnalogChip is one Monte Carlo trial: the constructor plans the mapping and programs every
 // slice once (stage 3); set_time() derives the conductances at an inference time from that

@@ -1,7 +1,7 @@
 // Parameter sweeps over a simulated chip: the grid, the plan that orders points for reuse of
 // work, the execution of one work unit, per-point statistics and the results file.
 //
-// Work reuse follows the pipeline (DESIGN.md): points that differ only in converter-side
+// Work reuse follows the pipeline (docs/architecture.md): points that differ only in converter-side
 // settings (p_in, p_out, b_in, noise, GDC, accumulator, per-layer precision, calibration) and
 // inference time share one programmed chip per trial; each inference time is snapshotted once
 // and that snapshot serves every converter setting (AnalogChip::set_time_from). A work unit is
