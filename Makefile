@@ -5,7 +5,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-test build test test-unit run bench clean
+.PHONY: all deps deps-test build test test-unit test-sanitize run bench clean
 
 all: build
 
@@ -35,6 +35,17 @@ test-unit: build
 
 # The main job with its built-in defaults: the hardware-aware ResNet of the zoo on the 10,000
 # Fashion-MNIST test images, PCM on 256x256 tiles, 8-bit converters, 1 s .. 1 year, GDC, 5 trials.
+# The C++ tests under AddressSanitizer + UndefinedBehaviorSanitizer (any report fails the test).
+# No Python module: the interpreter is not instrumented.
+SANITIZE_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+test-sanitize: deps-test
+	cmake -S . -B $(BUILD_DIR)-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPCMSIM_BUILD_PYTHON=OFF \
+	  -DPCMSIM_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS="$(SANITIZE_FLAGS)" \
+	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined"
+	cmake --build $(BUILD_DIR)-sanitize -j $(JOBS)
+	cd $(BUILD_DIR)-sanitize && OMP_WAIT_POLICY=passive ASAN_OPTIONS=detect_leaks=0 \
+	  ctest --output-on-failure -j $(JOBS)
+
 run: build
 	@mkdir -p out
 	$(BUILD_DIR)/bin/pcmsim run --out out/run.h5

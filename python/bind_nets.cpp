@@ -6,7 +6,10 @@
 #include "nets/evaluation.h"
 #include "nets/forward.h"
 #include "nets/model_io.h"
+#include "git_revision.h"  // generated at build time: PCMSIM_GIT_REVISION
 #include "nets/network.h"
+#include "nets/results.h"
+#include "nets/sweep.h"
 #include "nets/simulation.h"
 #include "python/bind_common.h"
 
@@ -502,6 +505,83 @@ void bind_nets(py::module_& m) {
       "normalised float32 (N, C*H*W); labels (N,). progress(done, total, what) is called "
       "between forward passes. Returns an EvaluationResult; pcmsim.evaluate wraps it as a "
       "table.");
+
+  // ---- results files (nets/results.h): the same files as `pcmsim run`
+  m.def(
+      "setting_columns",
+      [](const SimulationConfig& config) {
+        py::list columns;
+        for (const auto& s : core::settings<SimulationConfig>()) {
+          if (s.shortcut) continue;
+          const core::Value v = s.get(config);
+          // Numbers in the CSV's units (g_max_uS), on/off and lists as the CSV writes them.
+          py::object value;
+          if (const auto* d = std::get_if<double>(&v)) value = py::float_(*d / s.info.text_scale);
+          else if (std::holds_alternative<std::int64_t>(v) || std::holds_alternative<std::uint64_t>(v) ||
+                   std::holds_alternative<std::string>(v))
+            value = value_to_python(v);
+          else value = py::str(s.text(config));
+          columns.append(py::make_tuple(s.info.external_name(), value));
+        }
+        return columns;
+      },
+      py::arg("config"),
+      "The settings of a config as the columns of the results CSV: [(name, value)] in the "
+      "CSV's order and units (g_max_uS in microsiemens; on/off and lists as text).");
+  m.def(
+      "summarize",
+      [](const std::vector<double>& accuracy) {
+        const PointSummary p = summarize(accuracy);
+        return py::make_tuple(p.mean, p.std, p.ci_low, p.ci_high);
+      },
+      py::arg("accuracy"),
+      "(mean, std, ci95_low, ci95_high) of per-trial accuracies: the 95 % confidence interval "
+      "of the mean (Student t), as the results files record it.");
+  m.def("check_results_path",
+        [](const std::string& path) { check_results_path(path, "pcmsim"); }, py::arg("path"),
+        "ValueError unless `path` can take a results file (checked before any work).");
+  m.def(
+      "write_run_results",
+      [](const std::string& path, const EvaluationResult& result, const SimulationConfig& config,
+         const EvaluationOptions& options, const std::string& model,
+         const std::string& model_name, const std::string& data,
+         const std::string& calibration_data, std::int64_t limit) {
+        RunRecord run;
+        run.model = model;
+        run.model_name = model_name;
+        run.data = data;
+        run.calibration_data = calibration_data;
+        run.limit = limit;
+        run.git_revision = PCMSIM_GIT_REVISION;
+        run.config = config;
+        run.evaluation = options;
+        run.result = result;
+        write_run_results(path, run);
+      },
+      py::arg("path"), py::arg("result"), py::arg("config"), py::arg("options"),
+      py::arg("model") = "", py::arg("model_name") = "", py::arg("data") = "",
+      py::arg("calibration_data") = "", py::arg("limit") = 0,
+      "Writes a pcmsim-run results file (HDF5, with the configuration structs) and its CSV "
+      "view, exactly as `pcmsim run --out PATH` does.");
+  m.def(
+      "read_run_config",
+      [](const std::string& path) {
+        SimulationConfig config;
+        EvaluationOptions options;
+        RunRecord run;
+        read_run_config(path, config, options, &run);
+        py::dict source;
+        source["model"] = run.model;
+        source["model_name"] = run.model_name;
+        source["data"] = run.data;
+        source["calibration_data"] = run.calibration_data;
+        source["limit"] = run.limit;
+        source["git_revision"] = run.git_revision;
+        return py::make_tuple(config, options, source);
+      },
+      py::arg("path"),
+      "(SimulationConfig, EvaluationOptions, {model, data, ...}) recorded in a pcmsim-run "
+      "file: re-running them gives the same numbers.");
 }
 
 }  // namespace

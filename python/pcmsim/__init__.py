@@ -182,23 +182,25 @@ def _data(network, data, labels, limit, where):
 
 
 def results_table(result, config, model, trials=None):
-    """The table of an EvaluationResult: the columns of ``pcmsim run --format csv``
-    (model, p_in, p_out, t_inference_s, gdc, trials, acc_mean, acc_std, fp32_acc), one row per
-    inference time, plus acc_trial_<k> per trial."""
+    """The table of an EvaluationResult: the columns of ``pcmsim run --format csv`` (model,
+    every setting by its name, t_inference, trials, acc_mean, acc_std, ci95_low, ci95_high,
+    fp32_acc), one row per inference time, plus acc_trial_<k> per trial."""
     times = result.times
     n = len(times)
     trials = trials if trials is not None else (len(times[0].accuracy) if times else 0)
-    cols = {
-        "model": [model] * n,
-        "p_in": [config.io.p_in] * n,
-        "p_out": [config.io.p_out] * n,
-        "t_inference_s": [t.t_inference for t in times],
-        "gdc": ["on" if config.gdc else "off"] * n,
+    cols = {"model": [model] * n}
+    for name, value in _pcmsim.setting_columns(config):
+        cols[name] = [value] * n
+    summaries = [_pcmsim.summarize(list(t.accuracy)) for t in times]
+    cols.update({
+        "t_inference": [t.t_inference for t in times],
         "trials": [trials] * n,
         "acc_mean": [t.mean for t in times],
         "acc_std": [t.std for t in times],
+        "ci95_low": [s[2] for s in summaries],
+        "ci95_high": [s[3] for s in summaries],
         "fp32_acc": [result.fp32_accuracy] * n,
-    }
+    })
     for k in range(trials):
         cols[f"acc_trial_{k}"] = [t.accuracy[k] for t in times]
     return make_table(cols)
@@ -206,7 +208,7 @@ def results_table(result, config, model, trials=None):
 
 def evaluate(network, data="fashion-mnist:t10k", labels=None, config=None, options=None, *,
              limit=0, calibration_data="fashion-mnist:train", progress=None, model_name=None,
-             **option_fields):
+             out=None, **option_fields):
     """Accuracy of a network on simulated PCM chips over inference times and Monte Carlo
     trials, beside its FP32 accuracy (what ``pcmsim run`` computes, same numbers for the same
     configuration and seed).
@@ -219,9 +221,12 @@ def evaluate(network, data="fashion-mnist:t10k", labels=None, config=None, optio
     calibration_data: used when config.calibrate (first options.calibration_images images).
     progress: None or a callable progress(done, total, what).
 
+    out: a results file path (.h5): written as ``pcmsim run --out`` writes it (the
+    configuration structs, the accuracies, and the CSV view beside it); checked before any work.
+
     Returns a table (pandas DataFrame if installed, else a dict of NumPy arrays), one row per
-    inference time: model, p_in, p_out, t_inference_s, gdc, trials, acc_mean, acc_std, fp32_acc,
-    acc_trial_0, acc_trial_1, ...
+    inference time, with the columns of the results CSV (model, every setting, t_inference,
+    trials, acc_mean, acc_std, ci95_low, ci95_high, fp32_acc) and acc_trial_0, acc_trial_1, ...
     """
     net = _network(network)
     config = config if config is not None else SimulationConfig()
@@ -230,6 +235,8 @@ def evaluate(network, data="fashion-mnist:t10k", labels=None, config=None, optio
         if not hasattr(options, key):
             raise TypeError(f"[pcmsim.evaluate] unknown keyword '{key}'")
         setattr(options, key, value)
+    if out is not None:
+        _pcmsim.check_results_path(str(out))
     images, y, _ = _data(net, data, labels, limit, "evaluate")
     calibration = None
     if config.calibrate:
@@ -240,6 +247,13 @@ def evaluate(network, data="fashion-mnist:t10k", labels=None, config=None, optio
             calibration = as_float32(calibration_data)
     result = evaluate_result(net, images, y, config, options, calibration, progress)
     name = model_name or net.name or (str(network) if not isinstance(network, Network) else "")
+    if out is not None:
+        # Data given as arrays or a Dataset have no spec to record.
+        write_run_results(str(out), result, config, options,
+                          model=str(network) if not isinstance(network, Network) else "",
+                          model_name=name, data=data if isinstance(data, str) else "",
+                          calibration_data=calibration_data
+                          if isinstance(calibration_data, str) else "", limit=limit)
     return results_table(result, config, name, options.trials)
 
 

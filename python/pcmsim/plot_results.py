@@ -91,10 +91,13 @@ ACCEPTED = ("the HDF5 results file of `pcmsim sweep` or `pcmsim run` (--out FILE
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # The CSV view of a sweep (nets/sweep.cpp, SweepStore::csv): point, the axes, then these.
 _SWEEP_CSV_TAIL = ["seed", "trials", "acc_mean", "acc_std", "ci95_low", "ci95_high"]
-# The CSV view of a run (cli/cmd_run.cpp, results_csv; pcmsim.results_table has the same
-# columns plus acc_trial_<k>).
-_RUN_CSV_NEEDS = ["t_inference_s", "trials", "acc_mean", "acc_std"]
-_RUN_CSV_SETTINGS = ["model", "p_in", "p_out", "gdc"]
+# The CSV view of a run (nets/results.cpp, run_results_csv; pcmsim.results_table has the same
+# columns plus acc_trial_<k>): model, every setting, then these results. Files written before
+# the settings' names were unified call the time t_inference_s.
+_RUN_TIME_COLUMNS = ("t_inference", "t_inference_s")
+_RUN_CSV_NEEDS = ["trials", "acc_mean", "acc_std"]
+_RUN_RESULT_COLUMNS = {"trials", "acc_mean", "acc_std", "ci95_low", "ci95_high", "fp32_acc",
+                       *_RUN_TIME_COLUMNS}
 
 
 def load_results(path: str) -> Dict:
@@ -160,7 +163,11 @@ def _read_hdf5(path: str, f) -> Dict:
                         f"{trials_text([trials])}")
         return _finish(res)
     if kind == "pcmsim-run":
-        t = f["t_inference_s"][()]
+        time = next((c for c in _RUN_TIME_COLUMNS if c in f), None)
+        if time is None:
+            raise ValueError(f"[plot_results] {path}: pcmsim-run file without a dataset "
+                             f"{' or '.join(_RUN_TIME_COLUMNS)}")
+        t = f[time][()]
         acc = np.atleast_2d(f["accuracy"][()])
         n = acc.shape[1]
         mean = acc.mean(axis=1)
@@ -176,8 +183,8 @@ def _read_hdf5(path: str, f) -> Dict:
 
 def _load_csv(path: str) -> Dict:
     """The CSV view of a sweep (point, axes..., seed, trials, acc_mean, acc_std, ci95_low,
-    ci95_high) or of a run (model, p_in, p_out, t_inference_s, gdc, trials, acc_mean, acc_std,
-    fp32_acc; extra columns are ignored, settings that vary become axes)."""
+    ci95_high) or of a run (model, the settings, t_inference, trials, acc_mean, acc_std, ...;
+    settings that vary become axes)."""
     import csv
 
     try:
@@ -198,6 +205,8 @@ def _load_csv(path: str) -> Dict:
         if header[:1] == ["point"] and header[-len(_SWEEP_CSV_TAIL):] == _SWEEP_CSV_TAIL:
             return _sweep_csv(path, header[1:-len(_SWEEP_CSV_TAIL)], col)
         missing = [c for c in _RUN_CSV_NEEDS if c not in col]
+        if not any(c in col for c in _RUN_TIME_COLUMNS):
+            missing.append(_RUN_TIME_COLUMNS[0])
         if not missing:
             return _run_csv(path, header, col)
     except ValueError as e:
@@ -235,9 +244,11 @@ def _run_csv(path: str, header: List[str], col: Dict[str, List[str]]) -> Dict:
         known = [v for v in _floats(col["fp32_acc"]) if v >= 0]  # -1: not evaluated
         fp32 = known[0] if known else None
     # Settings that vary (several runs in one table) are axes beside the time.
-    axes = [c for c in _RUN_CSV_SETTINGS if c in col and len(set(col[c])) > 1]
+    axes = [c for c in header if c not in _RUN_RESULT_COLUMNS and not c.startswith("acc_trial_")
+            and len(set(col[c])) > 1]
     values = {a: col[a] for a in axes}
-    values[TIME_AXIS] = [repr(float(v)) for v in col["t_inference_s"]]
+    time = next(c for c in _RUN_TIME_COLUMNS if c in col)
+    values[TIME_AXIS] = [repr(float(v)) for v in col[time]]
     models = sorted(set(col.get("model", [])))
     name = models[0] if len(models) == 1 else os.path.basename(path)
     return _finish(dict(axes=axes + [TIME_AXIS], values=values, mean=mean, low=mean - half,

@@ -4,7 +4,8 @@
 usage: python3 scripts/study/summarise.py RESULTS_DIR > tables.md
 
 Each <model>__<tag>.csv holds the columns of `pcmsim run --format csv`
-(model,p_in,p_out,t_inference_s,gdc,trials,acc_mean,acc_std,fp32_acc). Accuracies are printed in
+(model, the settings, t_inference, trials, acc_mean, acc_std, ...; files written before
+the settings were unified name the time t_inference_s). Accuracies are printed in
 percent as mean ± std over the Monte Carlo trials, and the drop from FP32 in points.
 """
 import csv
@@ -49,6 +50,11 @@ FOLLOWUP_TEXT = {
 }
 
 
+
+def time_of(row):
+    """The inference time of a CSV row, in either spelling of the column."""
+    return float(row["t_inference"] if "t_inference" in row else row["t_inference_s"])
+
 def load(results):
     runs = {}
     for path in sorted(glob.glob(os.path.join(results, "*__*.csv"))):
@@ -81,12 +87,12 @@ def main():
     tags += sorted({t for _, t in runs} - set(tags) - set(ABLATION_TEXT) - set(FOLLOWUP_TEXT))
     for tag in tags:
         rows_by_model = {m: runs[(m, tag)] for m in models if (m, tag) in runs}
-        times = sorted({float(r["t_inference_s"]) for rows in rows_by_model.values() for r in rows})
+        times = sorted({time_of(r) for rows in rows_by_model.values() for r in rows})
         print(f"### {TAG_TEXT.get(tag, tag)}  (`{tag}`)\n")
         print("| model | FP32 | " + " | ".join(TIME_NAMES.get(t, f"{t:g} s") for t in times) + " |")
         print("|---|---|" + "---|" * len(times))
         for m, rows in rows_by_model.items():
-            by_t = {float(r["t_inference_s"]): r for r in rows}
+            by_t = {time_of(r): r for r in rows}
             fp32 = 100 * float(rows[0]["fp32_acc"])
             cells = [cell(by_t[t]) if t in by_t else "" for t in times]
             print(f"| {m} | {fp32:.2f} | " + " | ".join(cells) + " |")
@@ -100,13 +106,13 @@ def main():
 
 
 def variant_table(title, m, variants, texts, runs):
-    times = sorted({float(r["t_inference_s"]) for t in variants for r in runs[(m, t)]})
+    times = sorted({time_of(r) for t in variants for r in runs[(m, t)]})
     fp32 = 100 * float(runs[(m, variants[0])][0]["fp32_acc"])
     print(f"### {title}: {m} (FP32 {fp32:.2f} % on these images)\n")
     print("| variant | " + " | ".join(TIME_NAMES.get(t, f"{t:g} s") for t in times) + " |")
     print("|---|" + "---|" * len(times))
     for t in variants:
-        by_t = {float(r["t_inference_s"]): r for r in runs[(m, t)]}
+        by_t = {time_of(r): r for r in runs[(m, t)]}
         print(f"| {texts[t]} | " + " | ".join(cell(by_t[x]) if x in by_t else "" for x in times) + " |")
     print()
 
