@@ -81,7 +81,7 @@ int run_device(const std::vector<std::string>& args) {
     core::throw_invalid("cli device", e.what());
   }
   if (vm.count("help")) {
-    std::cout << kUsage << "\n" << all;
+    std::cout << kUsage << "\nDevice models:" << model_list() << "\n\n" << all;
     return 0;
   }
 

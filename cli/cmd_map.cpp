@@ -28,23 +28,8 @@ constexpr const char* kUsage =
     "Places every linear and conv2d layer of a model (pcmsim HDF5 model, docs/formats.md) on\n"
     "crossbar tiles and prints, per layer, its weight matrix (rows = inputs, cols = outputs per\n"
     "group), the tiles it uses and their utilisation (weights / cells of the tiles used), and\n"
-    "the totals. A model that does not fit a bounded chip (--tiles N) is an error that says how\n"
+    "the totals. A model that does not fit a bounded chip (--num-tiles N) is an error that says how\n"
     "many tiles it needs. See docs/mapping.md.\n";
-
-// "a,b,c" -> {"a","b","c"}; empty items are an error.
-std::vector<std::string> split_names(const std::string& text, const std::string& option) {
-  std::vector<std::string> names;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (item.empty())
-      core::throw_invalid(kWhere, core::concat("--", option, " = '", text, "': empty name"));
-    names.push_back(item);
-  }
-  if (names.empty())
-    core::throw_invalid(kWhere, core::concat("--", option, ": empty list"));
-  return names;
-}
 
 int run_map(const std::vector<std::string>& args) {
   po::options_description opts("Options", 110, 60);

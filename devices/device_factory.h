@@ -37,8 +37,8 @@ template <class V>
 void DeviceSpec::fields(V& v) {
   using S = DeviceSpec;
   const core::Affects p = core::Affects::programming;
-  v.field({"model", "", "pcm, ideal, state_independent, tabulated", "device model", p,
-           "device_model"}, [](S& s) -> auto& { return s.model; });
+  v.field({"model", "", "a registered model: pcmsim device --help lists them", "device model",
+           p, "device_model"}, [](S& s) -> auto& { return s.model; });
   v.computed({"g_max", "S", "> 0 (tabulated: <= the table's largest g_target; 0 = that)",
               "largest device conductance", p, "g_max_uS", 1e-6},
              [](const S& s) {
