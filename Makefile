@@ -40,6 +40,7 @@ test-unit: build
 SANITIZE_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 test-sanitize: deps-test
 	cmake -S . -B $(BUILD_DIR)-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPCMSIM_BUILD_PYTHON=OFF \
+	  -DPython3_EXECUTABLE=$(PYTHON) \
 	  -DPCMSIM_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS="$(SANITIZE_FLAGS)" \
 	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined"
 	cmake --build $(BUILD_DIR)-sanitize -j $(JOBS)
