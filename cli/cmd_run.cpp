@@ -132,11 +132,16 @@ int run_main(const std::vector<std::string>& args) {
             << run.config.seed << "\n"
             << "settings " << (changed.empty() ? "all defaults" : changed) << "\n\n";
   std::cout << std::fixed << std::setprecision(2);
-  std::cout << "  t_inference      accuracy (%)" << (trials > 1 ? "      " : "") << "      FP32 (%)\n";
+  // Columns: time (12, left), accuracy (mean, or "mean ± std": 16), FP32 (14).
+  const int accuracy_width = trials > 1 ? 16 : 12;
+  std::cout << "  " << std::left << std::setw(12) << "t_inference" << std::right
+            << std::setw(accuracy_width) << "accuracy (%)" << std::setw(14) << "FP32 (%)" << "\n";
   for (const auto& t : run.result.times) {
-    std::cout << "  " << std::left << std::setw(12) << time_label(t.t_inference) << std::right
-              << std::setw(8) << 100 * t.mean;
-    if (trials > 1) std::cout << " ± " << std::setw(5) << 100 * t.std;
+    std::cout << "  " << std::left << std::setw(12) << time_label(t.t_inference) << std::right;
+    if (trials > 1)
+      std::cout << std::setw(8) << 100 * t.mean << " ± " << std::setw(5) << 100 * t.std;
+    else
+      std::cout << std::setw(accuracy_width) << 100 * t.mean;
     std::cout << std::setw(14) << 100 * run.result.fp32_accuracy << "\n";
   }
   if (trials > 1) std::cout << "\n(± one standard deviation over " << trials << " trials)\n";
