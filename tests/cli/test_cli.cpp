@@ -17,11 +17,13 @@
 #include <string>
 #include <vector>
 
+#include "core/settings.h"
 #include "h5/hdf5_io.h"
 #include "nets/dataset.h"
 #include "nets/evaluation.h"
 #include "nets/forward.h"
 #include "nets/model_io.h"
+#include "nets/simulation.h"
 
 namespace fs = std::filesystem;
 
@@ -287,6 +289,25 @@ TEST_F(Cli, LabelsOutOfRange) {
   data.labels = {0, -1, 2, 1};
   save_hdf5_dataset(data, path("negative_labels.h5"));
   expect_bad_input(pcmsim(run_args(model_, path("negative_labels.h5"))), {"-1"});
+}
+
+// The options are generated from the settings' field lists: every setting of the chip and the
+// evaluation is an option of run and sweep (a setting left out of the CLI fails here).
+TEST_F(Cli, EverySettingIsAnOption) {
+  for (const char* command : {"run", "sweep"}) {
+    const Result r = pcmsim({command, "--help"});
+    ASSERT_EQ(r.code, 0) << r.output;
+    for (const auto& s : core::settings<SimulationConfig>())
+      EXPECT_NE(r.output.find("--" + s.option_name() + " "), std::string::npos)
+          << command << " --help lacks --" << s.option_name();
+    for (const auto& s : core::settings<EvaluationOptions>())
+      EXPECT_NE(r.output.find("--" + s.option_name() + " "), std::string::npos)
+          << command << " --help lacks --" << s.option_name();
+  }
+  const Result device = pcmsim({"device", "--help"});
+  for (const auto& s : core::settings<devices::DeviceSpec>())
+    EXPECT_NE(device.output.find("--" + s.option_name() + " "), std::string::npos)
+        << "device --help lacks --" << s.option_name();
 }
 
 TEST_F(Cli, BadOptions) {
