@@ -44,18 +44,18 @@ struct CostParams {
   double t_integration = 1e-7;   // s of one read (amplitude coding)
   double dac_energy = 0.5e-12;   // J per DAC conversion (one row, one input cycle); assumed
   double v_read = 0.2;           // V across a device at full-scale input
-  double g_read_mean = 5e-6;     // S, mean device conductance during a read (2 devices/pair)
+  double g_read_mean = 5 * 1e-6;    // S, mean device conductance during a read (2 devices/pair)
   double input_activity = 0.25;  // mean |x| / full scale: PWM duty or amplitude fraction
   // ---- ADC
   double adc_fom = 30e-15;            // J per conversion step (Walden figure of merit)
   double adc_energy_floor = 0.27e-12; // J, least energy of one conversion at any resolution
   double adc_time = 5e-9;             // s per conversion (calibrated to HERMES' 133 ns)
-  double adc_area = 100e-12;          // m^2 per ADC (text: adc_area_um2); assumed
+  double adc_area = 100 * 1e-12;         // m^2 per ADC (text: adc_area_um2); assumed
   int columns_per_adc = 1;            // columns sharing (time-multiplexing) one ADC
   // ---- fixed per tile read: periphery, control, local communication
   double mvm_energy = 10.5e-9;  // J per tile read (calibrated to HERMES' 13.4 nJ per MVM)
   double mvm_time = 1e-9;       // s per tile read
-  double tile_area = 0.594e-6;  // m^2 per tile without its ADCs (text: tile_area_mm2)
+  double tile_area = 0.594 * 1e-6; // m^2 per tile without its ADCs (text: tile_area_mm2)
   // ---- digital unit and data movement
   double fp32_add_energy = 0.9e-12;  // J, 32-bit float add (Horowitz 2014, 45 nm)
   double fp32_mul_energy = 3.7e-12;  // J, 32-bit float multiply (Horowitz 2014, 45 nm)
