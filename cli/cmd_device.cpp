@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/cost_options.h"
 #include "cli/setting_options.h"
 #include "cli/util.h"
 #include "core/error.h"
@@ -58,6 +59,7 @@ int run_device(const std::vector<std::string>& args) {
        "output file, written atomically; '-' = standard output");
 
   po::options_description physics("Device model settings (as in pcmsim run)", 110, 60);
+  add_preset_option(physics);
   add_setting_options<devices::DeviceSpec>(physics);
   po::options_description hidden;
   add_deprecated_options(hidden);
@@ -87,6 +89,7 @@ int run_device(const std::vector<std::string>& args) {
 
   devices::DeviceSpec spec;
   spec.tabulated.g_max = 0;  // the table's largest g_target unless --g-max-uS is given
+  apply_preset_option(vm, spec);  // a preset's device values, under the explicit options
   apply_setting_options(vm, spec);
   if (core::canonical_setting_name(spec.model) == "tabulated") {
     if (!given(vm, "g-max-uS")) spec.tabulated.g_max = 0;

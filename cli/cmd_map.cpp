@@ -8,11 +8,14 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/cost_options.h"
 #include "cli/setting_options.h"
+#include "cli/sim_options.h"
 #include "cli/util.h"
 #include "core/error.h"
 #include "mapping/mapping_plan.h"
 #include "mapping/utilisation.h"
+#include "nets/cost_input.h"
 #include "nets/model_io.h"
 #include "nets/network.h"
 
@@ -29,7 +32,12 @@ constexpr const char* kUsage =
     "crossbar tiles and prints, per layer, its weight matrix (rows = inputs, cols = outputs per\n"
     "group), the tiles it uses and their utilisation (weights / cells of the tiles used), and\n"
     "the totals. A model that does not fit a bounded chip (--num-tiles N) is an error that says how\n"
-    "many tiles it needs. See docs/mapping.md.\n";
+    "many tiles it needs. See docs/mapping.md.\n\n"
+    "It also reports what the mapped network costs (docs/cost.md): energy, latency and area per\n"
+    "layer and per inference, and the chip's peak figures (TOPS, TOPS/W, energy and time of a\n"
+    "full-tile MVM), from the cost constants (--preset, --cost-file, the cost options). It takes\n"
+    "every chip setting of pcmsim run; the chip, mapper, cell, converter and digital-unit\n"
+    "settings change its report.\n";
 
 int run_map(const std::vector<std::string>& args) {
   po::options_description opts("Options", 110, 60);
@@ -42,8 +50,11 @@ int run_map(const std::vector<std::string>& args) {
        "partial sum (table), or add the whole plan under \"plan\" (json)")
       ("out", po::value<std::string>()->default_value("-"),
        "output file, written atomically; '-' = standard output");
-  add_setting_options<mapping::ChipSpec>(opts);
-  add_setting_options<mapping::MapperOptions>(opts);
+  po::options_description chip_opts("Chip settings (as in pcmsim run)", 110, 60);
+  add_simulation_options(chip_opts);
+  po::options_description cost_opts("Cost model", 110, 60);
+  add_cost_options(cost_opts);
+  opts.add(chip_opts).add(cost_opts);
   po::options_description hidden;
   add_deprecated_options(hidden);
   po::options_description parsed;
@@ -62,12 +73,8 @@ int run_map(const std::vector<std::string>& args) {
   }
   if (!vm.count("model")) core::throw_invalid(kWhere, "--model FILE is required");
 
-  mapping::ChipSpec chip;
-  apply_setting_options(vm, chip);
-  chip.validate();
-  mapping::MapperOptions options;
-  apply_setting_options(vm, options);
-  options.validate();
+  const nets::SimulationConfig config = simulation_config(vm);
+  const cost::CostParams cost_constants = cost_params(vm);
 
   const std::string format = vm["format"].as<std::string>();
   if (format != "table" && format != "json")
@@ -81,16 +88,22 @@ int run_map(const std::vector<std::string>& args) {
     throw std::invalid_argument(e.what());
   }
   const auto layers = nets::layer_matrices(net);
-  const auto plan = mapping::plan(layers, chip, options);
+  const auto plan = mapping::plan(layers, config.chip, config.mapper);
   mapping::check_plan(plan, layers);
   const auto report = mapping::utilisation_report(plan);
+  const cost::CostReport cost = nets::network_cost(net, config, cost_constants);
   const bool slices = vm.count("slices") > 0;
   std::string text;
   if (format == "json") {
+    // The cost members join the report's object: {"chip": .., ..., "tops": .., ...}.
     text = mapping::render_json(report, slices ? &plan : nullptr);
+    const auto close = text.find_last_of('}');
+    text = text.substr(0, close) + "," + cost::render_cost_json_members(cost) +
+           text.substr(close);
   } else {
     text = "model: " + net.name + "\n" + mapping::render_table(report);
     if (slices) text += "\n" + mapping::render_slices_table(plan);
+    text += "\ncost per inference (docs/cost.md)\n" + cost::render_cost_table(cost);
   }
   write_text_atomically(vm["out"].as<std::string>(), text);
   return 0;

@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "cli/cost_options.h"
 #include "git_revision.h"  // generated at build time: PCMSIM_GIT_REVISION
 #include "cli/mpi_driver.h"
 #include "cli/progress.h"
@@ -182,6 +183,7 @@ int sweep_main(const std::vector<std::string>& args) {
     // order of the options.
     std::map<int, std::vector<nets::SweepAxis>> by_kind;
     nets::SimulationConfig base;
+    apply_preset_option(vm, base);  // --preset NAME: a published chip's values under the axes
     for (const auto& setting : core::settings<nets::SimulationConfig>()) {
       const std::string option = setting.option_name();
       const std::string* text = given(vm, option);

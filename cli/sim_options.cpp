@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "cli/cost_options.h"
 #include "cli/setting_options.h"
 #include "core/error.h"
 
@@ -12,11 +13,13 @@ std::string default_model_path() {
 }
 
 void add_simulation_options(po::options_description& options) {
+  add_preset_option(options);
   add_setting_options<nets::SimulationConfig>(options);
 }
 
 nets::SimulationConfig simulation_config(const po::variables_map& vm,
                                          nets::SimulationConfig base) {
+  apply_preset_option(vm, base);
   apply_setting_options(vm, base);
   if (base.device.model.find('-') != std::string::npos)
     std::cerr << "pcmsim: warning: device model '" << base.device.model

@@ -14,9 +14,9 @@ namespace pcmsim::cli {
 
 namespace po = boost::program_options;
 
-// Adds the chip, device, converter, digital-unit, GDC and calibration options.
+// Adds --preset and the chip, device, converter, digital-unit, GDC and calibration options.
 void add_simulation_options(po::options_description& options);
-// `base` with the options given on the command line applied, validated. Throws
+// `base` with the --preset's values, then the options given on the command line applied, validated. Throws
 // std::invalid_argument naming the option.
 nets::SimulationConfig simulation_config(const po::variables_map& vm,
                                          nets::SimulationConfig base = {});
