@@ -9,11 +9,13 @@
 
 #include "cli/command.h"
 #include "git_revision.h"  // generated at build time: PCMSIM_GIT_REVISION
+#include "cli/cost_options.h"
 #include "cli/progress.h"
 #include "cli/sim_options.h"
 #include "cli/util.h"
 #include "core/error.h"
 #include "cli/setting_options.h"
+#include "nets/cost_input.h"
 #include "nets/results.h"
 #include "nets/dataset.h"
 #include "nets/evaluation.h"
@@ -54,6 +56,9 @@ int run_main(const std::vector<std::string>& args) {
   add_simulation_options(settings);
   add_evaluation_options(settings);
   options.add(settings);
+  po::options_description cost_settings("cost model (docs/cost.md)");
+  add_cost_options(cost_settings);
+  options.add(cost_settings);
   po::options_description hidden;
   add_deprecated_options(hidden);
   po::options_description all;
@@ -84,6 +89,7 @@ int run_main(const std::vector<std::string>& args) {
     core::throw_invalid("cli", core::concat("--limit = ", run.limit, ": must be >= 0"));
   run.config = simulation_config(vm, run.config);
   run.evaluation = evaluation_options(vm, run.evaluation);
+  run.cost_params = cost_params(vm, run.cost_params);
 
   // Check the output location before any work: a run must not end in an unwritable path.
   const std::string out_path = vm["out"].as<std::string>();
@@ -92,6 +98,15 @@ int run_main(const std::vector<std::string>& args) {
   const nets::Network net = nets::load_network(run.model);
   const nets::Dataset data = nets::load_dataset(run.data, run.limit);
   nets::check_compatible(data, net);
+  // What one inference costs on this chip (never changes a result; computed before the work so
+  // that a bad layer name or constant stops the run early).
+  const cost::CostInput cost_input = nets::cost_input(net, run.config);
+  const std::string uncostable = cost::uncostable_reason(cost_input);
+  if (uncostable.empty())
+    run.cost = cost::compute_cost(cost_input, run.cost_params, run.config.io.p_in,
+                                  run.config.io.p_out, run.config.io.b_in);
+  else
+    std::cerr << "pcmsim: note: no cost reported: " << uncostable << "\n";
   const core::MatrixF images = nets::normalized_images(data, net);
   core::MatrixF calibration;
   if (run.config.calibrate) {
@@ -145,6 +160,14 @@ int run_main(const std::vector<std::string>& args) {
     std::cout << std::setw(14) << 100 * run.result.fp32_accuracy << "\n";
   }
   if (trials > 1) std::cout << "\n(± one standard deviation over " << trials << " trials)\n";
+  if (run.cost) {
+    const cost::CostReport& c = *run.cost;
+    std::cout << std::setprecision(3) << "\ncost     " << c.energy_per_inference * 1e6
+              << " uJ and " << c.latency * 1e6 << " us per inference, " << std::setprecision(0)
+              << c.inferences_per_s << " inferences/s, " << std::setprecision(2) << c.area_mm2
+              << " mm2 of tiles; peak " << c.peak.tops << " TOPS, " << c.peak.tops_per_w
+              << " TOPS/W (per layer: " << nets::cost_view_path(out_path) << ")\n";
+  }
   std::cout << "\nresults: " << out_path << ", " << nets::csv_view_path(out_path) << "\n";
   return 0;
 }

@@ -84,6 +84,17 @@ void CostInput::validate() const {
   }
 }
 
+std::string uncostable_reason(const CostInput& input) {
+  for (std::size_t i = 0; i < input.layers.size() && i < input.plan.layers.size(); ++i) {
+    const LayerWork& w = input.layers[i];
+    if (input.plan.layers[i].digital) continue;
+    if (w.p_in == 0 || w.p_out == 0)
+      return concat("layer '", w.name, "' has an ideal converter (p_in = ", w.p_in,
+                    ", p_out = ", w.p_out, "), which has no defined cost");
+  }
+  return "";
+}
+
 ReadCost read_cost(const CostParams& p, Index rows, Index cols, Index tile_cols, int dac_bits,
                    int adc_bits, int devices) {
   if (rows < 1 || cols < 1 || tile_cols < cols || dac_bits < 2 || devices < 1)
@@ -229,6 +240,89 @@ CostReport compute_cost(const CostInput& input, const CostParams& params, int pe
   return report;
 }
 
+namespace {
+
+// One table of (name, member) for LayerCost and for the totals: the single list behind the
+// columns, their inverse and the JSON.
+using LayerField = double LayerCost::*;
+const std::vector<std::pair<const char*, LayerField>>& layer_fields() {
+  static const std::vector<std::pair<const char*, LayerField>> list = {
+      {"tile_reads", &LayerCost::tile_reads},
+      {"dac_conversions", &LayerCost::dac_conversions},
+      {"adc_conversions", &LayerCost::adc_conversions},
+      {"input_cycles", &LayerCost::input_cycles},
+      {"digital_ops", &LayerCost::digital_ops},
+      {"bytes_moved", &LayerCost::bytes_moved},
+      {"macs", &LayerCost::macs},
+      {"energy_dac_J", &LayerCost::energy_dac},
+      {"energy_array_J", &LayerCost::energy_array},
+      {"energy_adc_J", &LayerCost::energy_adc},
+      {"energy_periphery_J", &LayerCost::energy_periphery},
+      {"energy_digital_J", &LayerCost::energy_digital},
+      {"energy_movement_J", &LayerCost::energy_movement},
+      {"energy_J", &LayerCost::energy},
+      {"latency_analog_s", &LayerCost::latency_analog},
+      {"latency_digital_s", &LayerCost::latency_digital},
+      {"latency_s", &LayerCost::latency},
+      {"area_mm2", &LayerCost::area_mm2},
+  };
+  return list;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::vector<double>>> layer_columns(const CostReport& r) {
+  std::vector<std::pair<std::string, std::vector<double>>> out;
+  std::vector<double> digital, tiles;
+  for (const LayerCost& c : r.layers) {
+    digital.push_back(c.digital ? 1.0 : 0.0);
+    tiles.push_back(static_cast<double>(c.tiles));
+  }
+  out.emplace_back("digital", std::move(digital));
+  out.emplace_back("tiles", std::move(tiles));
+  for (const auto& [name, member] : layer_fields()) {
+    std::vector<double> v;
+    for (const LayerCost& c : r.layers) v.push_back(c.*member);
+    out.emplace_back(name, std::move(v));
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, double>> total_columns(const CostReport& r) {
+  return {{"energy_per_inference_J", r.energy_per_inference},
+          {"latency_s", r.latency},
+          {"inferences_per_s", r.inferences_per_s},
+          {"ops_per_inference", r.ops_per_inference},
+          {"area_mm2", r.area_mm2},
+          {"chip_area_mm2", r.chip_area_mm2},
+          {"tops", r.peak.tops},
+          {"tops_per_w", r.peak.tops_per_w},
+          {"cores", static_cast<double>(r.peak.cores)},
+          {"mvm_energy_J", r.peak.mvm_energy},
+          {"mvm_time_s", r.peak.mvm_time}};
+}
+
+void set_layer_column(LayerCost& c, const std::string& name, double value) {
+  if (name == "digital") c.digital = value != 0;
+  else if (name == "tiles") c.tiles = static_cast<Index>(value);
+  for (const auto& [field, member] : layer_fields())
+    if (name == field) c.*member = value;
+}
+
+void set_total_column(CostReport& r, const std::string& name, double value) {
+  if (name == "energy_per_inference_J") r.energy_per_inference = value;
+  else if (name == "latency_s") r.latency = value;
+  else if (name == "inferences_per_s") r.inferences_per_s = value;
+  else if (name == "ops_per_inference") r.ops_per_inference = value;
+  else if (name == "area_mm2") r.area_mm2 = value;
+  else if (name == "chip_area_mm2") r.chip_area_mm2 = value;
+  else if (name == "tops") r.peak.tops = value;
+  else if (name == "tops_per_w") r.peak.tops_per_w = value;
+  else if (name == "cores") r.peak.cores = static_cast<Index>(value);
+  else if (name == "mvm_energy_J") r.peak.mvm_energy = value;
+  else if (name == "mvm_time_s") r.peak.mvm_time = value;
+}
+
 std::string render_cost_table(const CostReport& r) {
   std::ostringstream out;
   out << std::left << std::setw(16) << "layer" << std::right << std::setw(7) << "tiles"
@@ -259,38 +353,23 @@ std::string render_cost_table(const CostReport& r) {
 
 std::string render_cost_json_members(const CostReport& r) {
   std::ostringstream out;
-  const auto num = json_number;
-  out << "\"tops\":" << num(r.peak.tops) << ",\"tops_per_w\":" << num(r.peak.tops_per_w)
-      << ",\"cores\":" << r.peak.cores << ",\"mvm_energy_J\":" << num(r.peak.mvm_energy)
-      << ",\"mvm_time_s\":" << num(r.peak.mvm_time)
-      << ",\"energy_per_inference_J\":" << num(r.energy_per_inference)
-      << ",\"latency_s\":" << num(r.latency) << ",\"inferences_per_s\":"
-      << num(r.inferences_per_s) << ",\"ops_per_inference\":" << num(r.ops_per_inference)
-      << ",\"area_mm2\":" << num(r.area_mm2) << ",\"chip_area_mm2\":" << num(r.chip_area_mm2)
-      << ",\"cost_layers\":[";
+  for (const auto& [name, value] : total_columns(r)) out << json_string(name) << ":"
+                                                         << json_number(value) << ",";
+  out << "\"cost_layers\":[";
   for (std::size_t i = 0; i < r.layers.size(); ++i) {
     const LayerCost& c = r.layers[i];
     out << (i ? "," : "") << "{\"name\":" << json_string(c.name)
-        << ",\"digital\":" << (c.digital ? "true" : "false") << ",\"tiles\":" << c.tiles
-        << ",\"tile_reads\":" << num(c.tile_reads) << ",\"dac_conversions\":"
-        << num(c.dac_conversions) << ",\"adc_conversions\":" << num(c.adc_conversions)
-        << ",\"input_cycles\":" << num(c.input_cycles) << ",\"digital_ops\":"
-        << num(c.digital_ops) << ",\"bytes_moved\":" << num(c.bytes_moved)
-        << ",\"macs\":" << num(c.macs) << ",\"energy_dac_J\":" << num(c.energy_dac)
-        << ",\"energy_array_J\":" << num(c.energy_array) << ",\"energy_adc_J\":"
-        << num(c.energy_adc) << ",\"energy_periphery_J\":" << num(c.energy_periphery)
-        << ",\"energy_digital_J\":" << num(c.energy_digital) << ",\"energy_movement_J\":"
-        << num(c.energy_movement) << ",\"energy_J\":" << num(c.energy)
-        << ",\"latency_analog_s\":" << num(c.latency_analog) << ",\"latency_digital_s\":"
-        << num(c.latency_digital) << ",\"latency_s\":" << num(c.latency)
-        << ",\"area_mm2\":" << num(c.area_mm2) << "}";
+        << ",\"digital\":" << (c.digital ? "true" : "false") << ",\"tiles\":" << c.tiles;
+    for (const auto& [name, member] : layer_fields())
+      out << "," << json_string(name) << ":" << json_number(c.*member);
+    out << "}";
   }
   out << "],\"cost_constants\":{";
   bool first = true;
   for (const auto& s : core::settings<CostParams>()) {
     out << (first ? "" : ",") << json_string(s.info.external_name()) << ":";
     const core::Value v = s.get(r.params);
-    if (const auto* d = std::get_if<double>(&v)) out << num(*d / s.info.text_scale);
+    if (const auto* d = std::get_if<double>(&v)) out << json_number(*d / s.info.text_scale);
     else if (const auto* i = std::get_if<std::int64_t>(&v)) out << *i;
     else out << json_string(s.text(r.params));
     first = false;

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/digital_unit.h"
@@ -70,6 +71,10 @@ struct LayerCost {
   double area_mm2 = 0;         // area of the tiles it uses (a shared tile counts for each layer)
 };
 
+// Why `input` cannot be costed ("" when it can): an analog layer with an ideal converter
+// (p_in or p_out 0 in the simulator) has no defined conversion cost.
+std::string uncostable_reason(const CostInput& input);
+
 // Full-tile MVM of the chip at the given converter settings: what one core does at its peak.
 struct PeakFigures {
   double mvm_energy = 0;  // J per full-tile MVM (all input cycles and planes)
@@ -110,6 +115,18 @@ PeakFigures peak_figures(const CostParams& params, const mapping::ChipSpec& chip
 // b_in) for the peak figures.
 CostReport compute_cost(const CostInput& input, const CostParams& params, int peak_p_in,
                         int peak_p_out, int peak_b_in);
+
+// The per-layer numbers as named columns, one value per layer, in a fixed order (names with
+// their unit: "energy_J", "latency_s", "area_mm2", "tile_reads", ...): what results files and
+// the Python table hold. layer_from_columns is the inverse for row i (names missing: 0).
+std::vector<std::pair<std::string, std::vector<double>>> layer_columns(const CostReport& report);
+// The totals and peak figures as (name, value): "energy_per_inference_J", "latency_s",
+// "inferences_per_s", "ops_per_inference", "area_mm2", "chip_area_mm2", "tops", "tops_per_w",
+// "cores", "mvm_energy_J", "mvm_time_s".
+std::vector<std::pair<std::string, double>> total_columns(const CostReport& report);
+// Sets the LayerCost fields / totals named in the columns (for reading results files back).
+void set_layer_column(LayerCost& layer, const std::string& name, double value);
+void set_total_column(CostReport& report, const std::string& name, double value);
 
 // Text table (one row per layer, totals, peak) and the JSON members of a report:
 // "tops", "tops_per_w", "mvm_energy_J", "mvm_time_s", "energy_per_inference_J", "latency_s",

@@ -71,17 +71,52 @@ std::string csv_view_path(const std::string& path) {
   return csv_path.string();
 }
 
+std::string cost_view_path(const std::string& path) {
+  std::filesystem::path p(path);
+  p.replace_extension(".cost.csv");
+  return p.string();
+}
+
+// The cost totals in the run CSV (empty cells without a cost).
+const char* const kCostTotals[] = {"energy_per_inference_J", "latency_s", "inferences_per_s",
+                                   "area_mm2"};
+
+std::string run_cost_csv(const RunRecord& run) {
+  std::ostringstream out;
+  out.precision(10);
+  const cost::CostReport empty;
+  const auto columns = cost::layer_columns(run.cost ? *run.cost : empty);
+  out << "layer";
+  for (const auto& column : columns) out << ',' << column.first;
+  out << '\n';
+  if (!run.cost) return out.str();
+  for (std::size_t i = 0; i < run.cost->layers.size(); ++i) {
+    out << csv_field(run.cost->layers[i].name);
+    for (const auto& column : columns) out << ',' << column.second[i];
+    out << '\n';
+  }
+  return out.str();
+}
+
 std::string run_results_csv(const RunRecord& run) {
   std::ostringstream out;
   out.precision(10);
   out << "model";
   for (const auto& s : core::settings<SimulationConfig>())
     if (!s.shortcut) out << ',' << s.info.external_name();
+  for (const char* name : kCostTotals) out << ',' << name;
   out << ",t_inference,trials,acc_mean,acc_std,ci95_low,ci95_high,fp32_acc\n";
   for (const auto& t : run.result.times) {
     out << csv_field(run.model_name);
     for (const auto& s : core::settings<SimulationConfig>())
       if (!s.shortcut) out << ',' << csv_field(s.text(run.config));
+    const auto totals = run.cost ? cost::total_columns(*run.cost)
+                                 : std::vector<std::pair<std::string, double>>{};
+    for (const char* name : kCostTotals) {
+      out << ',';
+      for (const auto& [total, value] : totals)
+        if (total == name) out << value;
+    }
     const PointSummary summary = summarize(t.accuracy);
     out << ',' << t.t_inference << ',' << t.accuracy.size() << ',' << t.mean << ',' << t.std
         << ',' << summary.ci_low << ',' << summary.ci_high << ',' << run.result.fp32_accuracy
@@ -95,8 +130,9 @@ void write_run_results(const std::string& path, const RunRecord& run) {
   if (csv_path == path)
     core::throw_invalid(kTag, concat("results path '", path, "' ends in .csv: give the HDF5 "
                                      "file (.h5); the CSV view is written beside it"));
-  // The CSV view first: the HDF5 file, written last, is the record of a finished run.
+  // The CSV views first: the HDF5 file, written last, is the record of a finished run.
   write_text_file(csv_path, run_results_csv(run), kTag);
+  write_text_file(cost_view_path(path), run_cost_csv(run), kTag);
   const std::string partial = path + ".partial";
   try {
     h5::File file = h5::File::create(partial);
@@ -117,6 +153,20 @@ void write_run_results(const std::string& path, const RunRecord& run) {
     h5::write_settings(simulation, run.config);
     h5::Group evaluation = config.create_group("evaluation");
     h5::write_settings(evaluation, run.evaluation);
+    h5::Group cost_config = config.create_group("cost");
+    h5::write_settings(cost_config, run.cost_params);
+    if (run.cost) {
+      h5::Group cost = file.create_group("cost");
+      for (const auto& [name, value] : cost::total_columns(*run.cost))
+        cost.write_attribute(name, value);
+      std::vector<std::string> names;
+      for (const auto& layer : run.cost->layers) names.push_back(layer.name);
+      if (!names.empty()) {  // (HDF5 has no empty string list)
+        cost.write_attribute("layers", names);
+        for (const auto& [name, values] : cost::layer_columns(*run.cost))
+          cost.write_dataset(name, values.data(), {values.size()});
+      }
+    }
     std::vector<double> times, mean, stdev, per_trial;
     for (const auto& t : run.result.times) {
       times.push_back(t.t_inference);
@@ -153,6 +203,7 @@ void read_run_config(const std::string& path, SimulationConfig& config,
   const h5::Group group = file.open_group("config");
   h5::read_settings(group.open_group("simulation"), config);
   h5::read_settings(group.open_group("evaluation"), evaluation);
+  if (record && group.has_group("cost")) h5::read_settings(group.open_group("cost"), record->cost_params);
   if (record) {
     record->model = file.read_string_attribute("model");
     record->model_name = file.read_string_attribute("model_name");
@@ -186,6 +237,28 @@ RunRecord read_run_results(const std::string& path) {
     t.std = stdev.data[i];
     t.accuracy.assign(accuracy.data.begin() + i * trials, accuracy.data.begin() + (i + 1) * trials);
     run.result.times.push_back(std::move(t));
+  }
+  if (file.has_group("cost")) {
+    const h5::Group group = file.open_group("cost");
+    cost::CostReport report;
+    report.params = run.cost_params;
+    for (const auto& [name, value] : cost::total_columns(report))
+      set_total_column(report, name, group.read_double_attribute(name));
+    if (group.has_attribute("layers"))
+      for (const auto& name : group.read_string_list_attribute("layers")) {
+        report.layers.emplace_back();
+        report.layers.back().name = name;
+      }
+    for (const auto& [name, unused] : cost::layer_columns(report)) {
+      if (report.layers.empty()) break;
+      const auto values = group.read_dataset<double>(name);
+      if (values.size() != report.layers.size())
+        core::throw_io(kTag, concat(path, ": /cost/", name, " has ", values.size(),
+                                    " values for ", report.layers.size(), " layers"));
+      for (std::size_t i = 0; i < values.size(); ++i)
+        set_layer_column(report.layers[i], name, values.data[i]);
+    }
+    run.cost = std::move(report);
   }
   return run;
 }

@@ -6,7 +6,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+
+#include "cost/cost_model.h"
 
 #include "nets/evaluation.h"
 #include "nets/simulation.h"
@@ -23,6 +26,12 @@ struct RunRecord {
   SimulationConfig config;
   EvaluationOptions evaluation;
   EvaluationResult result;
+  // The cost model's constants (recorded as /config/cost) and what one inference costs on the
+  // configured chip (/cost: per-layer datasets and total attributes; CSV: total columns and a
+  // per-layer view FILE.cost.csv). Empty when the converters are ideal (p_in or p_out 0), which
+  // have no defined cost.
+  cost::CostParams cost_params;
+  std::optional<cost::CostReport> cost;
 };
 
 // Checks before any work that `path` can take a results file: it does not exist or is a regular
@@ -37,7 +46,11 @@ std::string csv_view_path(const std::string& path);
 
 // The CSV view: one row per inference time.
 std::string run_results_csv(const RunRecord& run);
-// Writes FILE (HDF5) and FILE's .csv view, each via FILE.partial and a rename, the CSV first, so
+// The per-layer cost view beside a results file: FILE.cost.csv; its text (header only when
+// the run has no cost).
+std::string cost_view_path(const std::string& path);
+std::string run_cost_csv(const RunRecord& run);
+// Writes FILE (HDF5), FILE's .csv view and its .cost.csv view, each via FILE.partial and a rename, the CSV first, so
 // an interrupted write leaves the previous pair or a new CSV beside the old HDF5, never a torn
 // file. Throws std::runtime_error naming the path.
 void write_run_results(const std::string& path, const RunRecord& run);
