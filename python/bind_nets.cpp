@@ -545,8 +545,12 @@ void bind_nets(py::module_& m) {
       [](const std::string& path, const EvaluationResult& result, const SimulationConfig& config,
          const EvaluationOptions& options, const std::string& model,
          const std::string& model_name, const std::string& data,
-         const std::string& calibration_data, std::int64_t limit) {
+         const std::string& calibration_data, std::int64_t limit,
+         const std::optional<cost::CostParams>& cost_params,
+         const std::optional<cost::CostReport>& cost) {
         RunRecord run;
+        if (cost_params) run.cost_params = *cost_params;
+        run.cost = cost;
         run.model = model;
         run.model_name = model_name;
         run.data = data;
@@ -560,9 +564,11 @@ void bind_nets(py::module_& m) {
       },
       py::arg("path"), py::arg("result"), py::arg("config"), py::arg("options"),
       py::arg("model") = "", py::arg("model_name") = "", py::arg("data") = "",
-      py::arg("calibration_data") = "", py::arg("limit") = 0,
+      py::arg("calibration_data") = "", py::arg("limit") = 0, py::arg("cost_params") = py::none(),
+      py::arg("cost") = py::none(),
       "Writes a pcmsim-run results file (HDF5, with the configuration structs) and its CSV "
-      "view, exactly as `pcmsim run --out PATH` does.");
+      "views, exactly as `pcmsim run --out PATH` does; `cost` (a CostReport from network_cost "
+      "with `cost_params`) adds the cost per layer and in total.");
   m.def(
       "read_run_config",
       [](const std::string& path) {

@@ -49,12 +49,12 @@ except ImportError as _error:  # pragma: no cover - depends on the installation
 
 from ._pcmsim import *  # noqa: F401,F403
 from ._pcmsim import (  # noqa: F401  (explicit for linters and readers)
-    AnalogChip, CalibrationParams, ChipSpec, DeviceModel, DeviceReportConfig, DeviceSpec,
+    AnalogChip, CalibrationParams, ChipSpec, CostParams, CostReport, DeviceModel, DeviceReportConfig, DeviceSpec,
     DigitalParams, EvaluationOptions, GdcParams, IdealParams, IoParams, Layer, LayerMatrix,
     LayerPrecision, MapperOptions, Network, PcmParams, RngKey, SimulationConfig,
     StateIndependentParams, TabulatedParams, Tile, UnitCellSpec, device_report_csv,
     device_report_rows, evaluate_result, load_dataset, load_network, make_device_model,
-    normalized_images, plan, save_network, utilisation_report)
+    network_cost, normalized_images, plan, save_network, utilisation_report)
 
 import numpy as _np
 
@@ -181,16 +181,32 @@ def _data(network, data, labels, limit, where):
     return images, _np.asarray(labels, dtype=_np.int64), "array"
 
 
-def results_table(result, config, model, trials=None):
+# The cost totals of the results CSV (``pcmsim run``), in its order.
+_COST_TOTALS = ("energy_per_inference_J", "latency_s", "inferences_per_s", "area_mm2")
+
+
+def cost_table(report):
+    """The per-layer costs of a CostReport (``network_cost``) as a table: layer, digital, tiles,
+    tile_reads, DAC/ADC conversions, digital_ops, bytes_moved, macs, the energy parts and
+    energy_J (J), latencies (s) and area_mm2, one row per mappable layer (as FILE.cost.csv)."""
+    return make_table(report.layer_columns())
+
+
+def results_table(result, config, model, trials=None, cost=None):
     """The table of an EvaluationResult: the columns of ``pcmsim run --format csv`` (model,
-    every setting by its name, t_inference, trials, acc_mean, acc_std, ci95_low, ci95_high,
-    fp32_acc), one row per inference time, plus acc_trial_<k> per trial."""
+    every setting by its name, the cost totals energy_per_inference_J, latency_s,
+    inferences_per_s, area_mm2 (NaN without a CostReport ``cost``), t_inference, trials,
+    acc_mean, acc_std, ci95_low, ci95_high, fp32_acc), one row per inference time, plus
+    acc_trial_<k> per trial."""
     times = result.times
     n = len(times)
     trials = trials if trials is not None else (len(times[0].accuracy) if times else 0)
     cols = {"model": [model] * n}
     for name, value in _pcmsim.setting_columns(config):
         cols[name] = [value] * n
+    totals = cost.totals if cost is not None else {}
+    for name in _COST_TOTALS:
+        cols[name] = [totals.get(name, float("nan"))] * n
     summaries = [_pcmsim.summarize(list(t.accuracy)) for t in times]
     cols.update({
         "t_inference": [t.t_inference for t in times],
@@ -208,7 +224,7 @@ def results_table(result, config, model, trials=None):
 
 def evaluate(network, data="fashion-mnist:t10k", labels=None, config=None, options=None, *,
              limit=0, calibration_data="fashion-mnist:train", progress=None, model_name=None,
-             out=None, **option_fields):
+             out=None, cost_params=None, **option_fields):
     """Accuracy of a network on simulated PCM chips over inference times and Monte Carlo
     trials, beside its FP32 accuracy (what ``pcmsim run`` computes, same numbers for the same
     configuration and seed).
@@ -224,9 +240,14 @@ def evaluate(network, data="fashion-mnist:t10k", labels=None, config=None, optio
     out: a results file path (.h5): written as ``pcmsim run --out`` writes it (the
     configuration structs, the accuracies, and the CSV view beside it); checked before any work.
 
+    cost_params: the cost model's constants (CostParams, default: the HERMES calibration); the
+    cost of one inference (``network_cost``) is added to the table and the results file, except
+    for ideal converters (p_in or p_out 0), which have no defined cost.
+
     Returns a table (pandas DataFrame if installed, else a dict of NumPy arrays), one row per
-    inference time, with the columns of the results CSV (model, every setting, t_inference,
-    trials, acc_mean, acc_std, ci95_low, ci95_high, fp32_acc) and acc_trial_0, acc_trial_1, ...
+    inference time, with the columns of the results CSV (model, every setting, the cost totals,
+    t_inference, trials, acc_mean, acc_std, ci95_low, ci95_high, fp32_acc) and acc_trial_0,
+    acc_trial_1, ...
     """
     net = _network(network)
     config = config if config is not None else SimulationConfig()
@@ -245,6 +266,10 @@ def evaluate(network, data="fashion-mnist:t10k", labels=None, config=None, optio
                                       options.calibration_images, "evaluate")
         else:  # normalised images; nets::evaluate uses the first calibration_images of them
             calibration = as_float32(calibration_data)
+    cost_params = cost_params if cost_params is not None else CostParams()
+    cost_params.validate()
+    cost = None if _pcmsim.uncostable_reason(net, config) else network_cost(net, config,
+                                                                           cost_params)
     result = evaluate_result(net, images, y, config, options, calibration, progress)
     name = model_name or net.name or (str(network) if not isinstance(network, Network) else "")
     if out is not None:
@@ -253,8 +278,9 @@ def evaluate(network, data="fashion-mnist:t10k", labels=None, config=None, optio
                           model=str(network) if not isinstance(network, Network) else "",
                           model_name=name, data=data if isinstance(data, str) else "",
                           calibration_data=calibration_data
-                          if isinstance(calibration_data, str) else "", limit=limit)
-    return results_table(result, config, name, options.trials)
+                          if isinstance(calibration_data, str) else "", limit=limit,
+                          cost_params=cost_params, cost=cost)
+    return results_table(result, config, name, options.trials, cost)
 
 
 def accuracy(network, data="fashion-mnist:t10k", labels=None, *, limit=0, batch_size=128):
