@@ -47,6 +47,7 @@ __all__ = [
     "conductance_histograms",
     "accuracy_vs_time",
     "accuracy_vs_precision",
+    "accuracy_vs_energy",
     "precision_heatmap",
     "tile_utilisation_map",
     "format_time",
@@ -667,6 +668,77 @@ def accuracy_vs_precision(results: Any, *, x: str = "p_out", by: Optional[str] =
     ax.set_xlabel(_precision_label(x))
     ax.set_ylabel("top-1 accuracy (%)")
     ax.grid(True, alpha=0.3)
+    if title:
+        ax.set_title(title)
+    _legend(ax, _note_handle(errors, np.concatenate(all_trials) if all_trials else []))
+    return fig
+
+
+def accuracy_vs_energy(results: Any, *, energy: str = "energy_per_inference_J",
+                       by: Optional[str] = None, annotate: Optional[str] = None,
+                       t_inference: Optional[float] = None, fp32: Optional[float] = None,
+                       errors: str = "bar", ax=None, title: Optional[str] = None) -> Figure:
+    """Accuracy versus energy per inference (the cost model, docs/cost.md): one point per
+    configuration, in order of energy, one curve per value of ``by``.
+
+    results: a table with the energy column ``energy`` (J, e.g. from ``pcmsim.evaluate`` or the
+        CSV of ``pcmsim run``) and accuracies (summary or per trial), e.g. the concatenated
+        tables of several runs at different converter precisions; or ``{label: table}``.
+    annotate: a column whose value labels each point (e.g. ``"p_out"``).
+    t_inference: the inference time (s) to plot when the table holds several.
+    errors: ``"bar"``, ``"band"`` or ``"none"`` (the 95 % CI of the mean over trials; the
+        legend names it). Energy is drawn in µJ on a log axis.
+    """
+    if errors not in ("band", "bar", "none"):
+        raise ValueError(f"[plot.accuracy_vs_energy] errors = {errors!r}: "
+                         "must be 'band', 'bar' or 'none'")
+    series = _as_series(results, by)
+    styles = series_styles(len(series))
+    fig, ax = _new_axes(ax, (6.4 + _legend_width(len(series)), 4.0))
+    all_trials = []
+    for i, (label, table) in enumerate(series):
+        cols = table_columns(table)
+        if energy not in cols:
+            raise KeyError(f"[plot.accuracy_vs_energy] table has no '{energy}' column "
+                           f"(has {', '.join(sorted(cols))})")
+        time_name = _find(cols, _TIME_NAMES, "time", required=False)
+        if time_name is not None:
+            times = np.asarray(cols[time_name], dtype=float).ravel()
+            distinct = np.unique(times)
+            if t_inference is None and distinct.size > 1:
+                raise ValueError("[plot.accuracy_vs_energy] the table holds several inference "
+                                 f"times ({', '.join(format_time(t) for t in distinct)}): "
+                                 "choose one with t_inference=")
+            if t_inference is not None:
+                mask = times == float(t_inference)
+                if not mask.any():
+                    raise ValueError(f"[plot.accuracy_vs_energy] t_inference = {t_inference}: "
+                                     "not in the table")
+                cols = {k: (v[mask] if np.ndim(v) >= 1 and len(v) == len(times) else v)
+                        for k, v in cols.items()}
+        if fp32 is None:
+            fp32 = _fp32_from(cols)
+        keys = [energy] + ([annotate] if annotate and annotate != energy else [])
+        s = summarise(cols, keys)
+        e = np.asarray(s[energy], dtype=float)
+        if not np.all(np.isfinite(e) & (e > 0)):
+            raise ValueError("[plot.accuracy_vs_energy] energies must be finite and > 0 "
+                             "(a run with ideal converters has no cost)")
+        order = np.argsort(e, kind="stable")
+        x = e[order] * 1e6
+        _accuracy_curve(ax, x, s["acc_mean"][order] * 100, s["ci95_low"][order] * 100,
+                        s["ci95_high"][order] * 100, errors, styles[i], label)
+        all_trials.append(s["trials"])
+        if annotate:
+            for xv, yv, text in zip(x, s["acc_mean"][order] * 100, s[annotate][order]):
+                ax.annotate(f"{annotate} {text}", (xv, yv), textcoords="offset points",
+                            xytext=(4, 4), fontsize="x-small")
+    _warn_unknown_trials("accuracy_vs_energy", errors, all_trials)
+    _fp32_line(ax, fp32)
+    ax.set_xscale("log")
+    ax.set_xlabel("energy per inference (µJ)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.grid(True, alpha=0.3, which="both")
     if title:
         ax.set_title(title)
     _legend(ax, _note_handle(errors, np.concatenate(all_trials) if all_trials else []))

@@ -108,3 +108,22 @@ def test_bad_preset_and_cost_options_are_bad_input(tmp_path):
         assert proc.returncode == 2, proc.stderr
         for w in words:
             assert w in proc.stderr, proc.stderr
+
+
+def test_accuracy_vs_energy_plot():
+    from pcmsim import plot
+    # Two precisions x 3 trials, as concatenated evaluate() tables would give them.
+    table = {"energy_per_inference_J": [2e-6, 2e-6, 2e-6, 8e-6, 8e-6, 8e-6],
+             "p_out": [4, 4, 4, 8, 8, 8], "t_inference": [86400.0] * 6,
+             "accuracy": [0.80, 0.82, 0.81, 0.88, 0.89, 0.90], "fp32_acc": [0.91] * 6}
+    fig = plot.accuracy_vs_energy(table, annotate="p_out")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "energy per inference (µJ)" and ax.get_xscale() == "log"
+    line = ax.lines[0]
+    assert np.allclose(line.get_xdata(), [2.0, 8.0]) and np.allclose(line.get_ydata(), [81, 89])
+    assert "95 % CI" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
+    two_times = dict(table, t_inference=[1.0, 86400.0] * 3)
+    with pytest.raises(ValueError, match="several inference times"):
+        plot.accuracy_vs_energy(two_times)
+    with pytest.raises(KeyError, match="energy_per_inference_J"):
+        plot.accuracy_vs_energy({"accuracy": [0.5]})
