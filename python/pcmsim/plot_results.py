@@ -96,8 +96,10 @@ _SWEEP_CSV_TAIL = ["seed", "trials", "acc_mean", "acc_std", "ci95_low", "ci95_hi
 # the settings' names were unified call the time t_inference_s.
 _RUN_TIME_COLUMNS = ("t_inference", "t_inference_s")
 _RUN_CSV_NEEDS = ["trials", "acc_mean", "acc_std"]
+# The cost totals (docs/cost.md) follow from the settings: results, never axes of their own.
+_RUN_COST_COLUMNS = ("energy_per_inference_J", "latency_s", "inferences_per_s", "area_mm2")
 _RUN_RESULT_COLUMNS = {"trials", "acc_mean", "acc_std", "ci95_low", "ci95_high", "fp32_acc",
-                       *_RUN_TIME_COLUMNS}
+                       *_RUN_TIME_COLUMNS, *_RUN_COST_COLUMNS}
 
 
 def load_results(path: str) -> Dict:

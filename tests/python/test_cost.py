@@ -127,3 +127,15 @@ def test_accuracy_vs_energy_plot():
         plot.accuracy_vs_energy(two_times)
     with pytest.raises(KeyError, match="energy_per_inference_J"):
         plot.accuracy_vs_energy({"accuracy": [0.5]})
+
+
+def test_run_csv_cost_columns_are_not_plot_axes(tmp_path):
+    from pcmsim import plot_results
+    header = "model,p_out,energy_per_inference_J,latency_s,inferences_per_s,area_mm2," \
+             "t_inference,trials,acc_mean,acc_std,ci95_low,ci95_high,fp32_acc"
+    rows = ["m,4,2e-06,1e-4,1e4,3.7,86400,3,0.8,0.01,0.78,0.82,0.9",
+            "m,8,8e-06,1e-4,1e4,3.7,86400,3,0.88,0.01,0.86,0.9,0.9"]
+    f = tmp_path / "runs.csv"
+    f.write_text("\n".join([header, *rows]) + "\n")
+    res = plot_results.load_results(str(f))
+    assert "energy_per_inference_J" not in res["axes"] and "p_out" in res["axes"]
