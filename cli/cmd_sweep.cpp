@@ -29,6 +29,7 @@
 #include "cli/util.h"
 #include "core/error.h"
 #include "mapping/mapping_plan.h"
+#include "nets/cost_input.h"
 #include "nets/dataset.h"
 #include "nets/evaluation.h"
 #include "nets/model_io.h"
@@ -98,6 +99,8 @@ int sweep_main(const std::vector<std::string>& args) {
      "converter settings held in memory at once per programmed chip");
   // The evaluation settings (t_inference: a comma-separated list of times is an axis).
   add_evaluation_options(general);
+  // The cost model's constants (one value each, not axes): each point's cost in the results.
+  add_cost_options(general);
   po::options_description hidden;
   add_deprecated_options(hidden);
 
@@ -150,6 +153,8 @@ int sweep_main(const std::vector<std::string>& args) {
   std::vector<nets::SweepPoint> points;
   std::vector<std::string> point_configs;
   std::vector<std::uint64_t> point_seeds;
+  cost::CostParams cost_constants;
+  std::vector<std::vector<double>> point_costs;
   std::vector<std::pair<std::string, std::string>> constants;
   nets::Network net;
   nets::Dataset data;
@@ -177,6 +182,7 @@ int sweep_main(const std::vector<std::string>& args) {
     if (reuse_text != "on" && reuse_text != "off")
       core::throw_invalid(kTag, concat("--reuse = '", reuse_text, "': expected on or off"));
     reuse = reuse_text == "on";
+    cost_constants = cost_params(vm);
 
     // Axes (two or more values) and constants (one value), axes ordered programming, converter,
     // time, by name within a kind: the grid (and so every point index) does not depend on the
@@ -268,6 +274,16 @@ int sweep_main(const std::vector<std::string>& args) {
       }
     }
 
+    // What one inference costs at each point (docs/cost.md; none for ideal converters).
+    for (const nets::SweepPoint& p : points) {
+      const cost::CostInput input = nets::cost_input(net, p.config);
+      std::optional<cost::CostReport> report;
+      if (cost::uncostable_reason(input).empty())
+        report = cost::compute_cost(input, cost_constants, p.config.io.p_in, p.config.io.p_out,
+                                    p.config.io.b_in);
+      point_costs.push_back(nets::cost_totals(report));
+    }
+
     out_path = vm["out"].as<std::string>();
     const bool resume = vm["resume"].as<bool>();
     if (root) {
@@ -276,6 +292,7 @@ int sweep_main(const std::vector<std::string>& args) {
         meta.fp32_accuracy = nets::accuracy_of(net, images, data.labels, reference, batch);
       }
       store = std::make_unique<nets::SweepStore>(out_path, meta, grid, point_configs, point_seeds);
+      store->set_point_costs(cost_constants, point_costs);
       store->check_writable();
       const bool exists = std::filesystem::exists(out_path) ||
                           std::filesystem::exists(out_path + ".journal");

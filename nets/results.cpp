@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "core/error.h"
@@ -77,9 +78,20 @@ std::string cost_view_path(const std::string& path) {
   return p.string();
 }
 
-// The cost totals in the run CSV (empty cells without a cost).
-const char* const kCostTotals[] = {"energy_per_inference_J", "latency_s", "inferences_per_s",
-                                   "area_mm2"};
+const std::vector<std::string>& cost_total_names() {
+  static const std::vector<std::string> names = {"energy_per_inference_J", "latency_s",
+                                                 "inferences_per_s", "area_mm2"};
+  return names;
+}
+
+std::vector<double> cost_totals(const std::optional<cost::CostReport>& cost) {
+  std::vector<double> out(cost_total_names().size(), std::numeric_limits<double>::quiet_NaN());
+  if (!cost) return out;
+  for (const auto& [total, value] : cost::total_columns(*cost))
+    for (std::size_t i = 0; i < out.size(); ++i)
+      if (total == cost_total_names()[i]) out[i] = value;
+  return out;
+}
 
 std::string run_cost_csv(const RunRecord& run) {
   std::ostringstream out;
@@ -104,18 +116,15 @@ std::string run_results_csv(const RunRecord& run) {
   out << "model";
   for (const auto& s : core::settings<SimulationConfig>())
     if (!s.shortcut) out << ',' << s.info.external_name();
-  for (const char* name : kCostTotals) out << ',' << name;
+  for (const auto& name : cost_total_names()) out << ',' << name;
   out << ",t_inference,trials,acc_mean,acc_std,ci95_low,ci95_high,fp32_acc\n";
   for (const auto& t : run.result.times) {
     out << csv_field(run.model_name);
     for (const auto& s : core::settings<SimulationConfig>())
       if (!s.shortcut) out << ',' << csv_field(s.text(run.config));
-    const auto totals = run.cost ? cost::total_columns(*run.cost)
-                                 : std::vector<std::pair<std::string, double>>{};
-    for (const char* name : kCostTotals) {
+    for (double value : cost_totals(run.cost)) {  // empty cells without a cost
       out << ',';
-      for (const auto& [total, value] : totals)
-        if (total == name) out << value;
+      if (run.cost) out << value;
     }
     const PointSummary summary = summarize(t.accuracy);
     out << ',' << t.t_inference << ',' << t.accuracy.size() << ',' << t.mean << ',' << t.std

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "cost/cost_model.h"
 
@@ -46,6 +47,10 @@ std::string csv_view_path(const std::string& path);
 
 // The CSV view: one row per inference time.
 std::string run_results_csv(const RunRecord& run);
+// The cost totals of result tables (run and sweep CSV views, sweep points): names and values
+// (NaN without a cost).
+const std::vector<std::string>& cost_total_names();
+std::vector<double> cost_totals(const std::optional<cost::CostReport>& cost);
 // The per-layer cost view beside a results file: FILE.cost.csv; its text (header only when
 // the run has no cost).
 std::string cost_view_path(const std::string& path);

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "cost/cost_params.h"
 #include "nets/network.h"
 #include "nets/simulation.h"
 
@@ -191,6 +192,9 @@ class SweepStore {
   // least 2 s and 10x the last rewrite time, so rewriting stays a small part of a long sweep.
   void set_min_rewrite_interval(double seconds) { min_interval_ = seconds; }
   std::string csv() const;  // one row per finished point
+  // The cost model's constants and each point's cost totals (cost_total_names(), NaN without a
+  // cost; nets/results.h): CSV columns before `seed`, /points datasets, /config/cost.
+  void set_point_costs(const cost::CostParams& params, std::vector<std::vector<double>> costs);
 
  private:
   void append_journal(const std::vector<TrialRecord>& records);
@@ -200,6 +204,8 @@ class SweepStore {
   std::vector<std::string> point_configs_;
   std::vector<std::uint64_t> point_seeds_;
   std::map<std::pair<std::int64_t, int>, double> records_;
+  cost::CostParams cost_params_;
+  std::vector<std::vector<double>> point_costs_;  // empty: no cost columns
   double min_interval_ = -1;
   double last_write_cost_ = 0;
   double last_write_time_ = -1e300;

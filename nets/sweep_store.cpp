@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "h5/hdf5_io.h"
+#include "h5/settings_io.h"
 #include "nets/evaluation.h"
 #include "nets/results.h"
 
@@ -190,11 +191,25 @@ void SweepStore::add(const std::vector<TrialRecord>& records) {
   if (now_seconds() - last_write_time_ >= interval) write_file();
 }
 
+void SweepStore::set_point_costs(const cost::CostParams& params,
+                                 std::vector<std::vector<double>> costs) {
+  if (costs.size() != static_cast<std::size_t>(grid_.size()))
+    core::throw_invalid(kTag, concat("set_point_costs: ", costs.size(), " points of cost for a "
+                                     "sweep of ", grid_.size()));
+  for (const auto& c : costs)
+    if (c.size() != cost_total_names().size())
+      core::throw_invalid(kTag, "set_point_costs: a point without every cost total");
+  cost_params_ = params;
+  point_costs_ = std::move(costs);
+}
+
 std::string SweepStore::csv() const {
   std::ostringstream out;
   out.precision(10);
   out << "point";
   for (const SweepAxis& axis : grid_.axes) out << ',' << axis_name(axis.name);
+  if (!point_costs_.empty())
+    for (const auto& name : cost_total_names()) out << ',' << name;
   out << ",seed,trials,acc_mean,acc_std,ci95_low,ci95_high\n";
   std::map<std::int64_t, std::vector<double>> per_point;
   for (const auto& entry : records_) per_point[entry.first.first].push_back(entry.second);
@@ -207,6 +222,11 @@ std::string SweepStore::csv() const {
       std::replace(v.begin(), v.end(), ',', ';');
       out << ',' << v;
     }
+    if (!point_costs_.empty())
+      for (double value : point_costs_[point]) {  // empty cells without a cost
+        out << ',';
+        if (std::isfinite(value)) out << value;
+      }
     out << ',' << point_seeds_[point] << ',' << acc.size() << ',' << s.mean << ',' << s.std << ','
         << s.ci_low << ',' << s.ci_high << '\n';
   }
@@ -233,6 +253,10 @@ void SweepStore::write_file() {
     for (const SweepAxis& axis : grid_.axes) axis_names.push_back(axis.name);
     if (!axis_names.empty()) file.write_attribute("axes", axis_names);
     file.write_attribute("total_points", grid_.size());
+    if (!point_costs_.empty()) {
+      pcmsim::h5::Group cost_config = file.create_group("config/cost");
+      pcmsim::h5::write_settings(cost_config, cost_params_);
+    }
     pcmsim::h5::Group axes = file.create_group("axes");
     for (const SweepAxis& axis : grid_.axes) axes.write_string_dataset(axis.name, axis.values);
 
@@ -293,6 +317,12 @@ void SweepStore::write_file() {
       pts.write_dataset("ci95_low", lo, {n});
       pts.write_dataset("ci95_high", hi, {n});
       pts.write_string_dataset("config", configs);
+      if (!point_costs_.empty())
+        for (std::size_t c = 0; c < cost_total_names().size(); ++c) {
+          std::vector<double> column;
+          for (std::int64_t point : index) column.push_back(point_costs_[point][c]);
+          pts.write_dataset(cost_total_names()[c], column, {n});
+        }
     }
     file.flush();
     file.close();

@@ -205,7 +205,8 @@ def _load_csv(path: str) -> Dict:
     col = {name: [row[i].strip() for row in body] for i, name in enumerate(header)}
     try:
         if header[:1] == ["point"] and header[-len(_SWEEP_CSV_TAIL):] == _SWEEP_CSV_TAIL:
-            return _sweep_csv(path, header[1:-len(_SWEEP_CSV_TAIL)], col)
+            axes = [h for h in header[1:-len(_SWEEP_CSV_TAIL)] if h not in _RUN_COST_COLUMNS]
+            return _sweep_csv(path, axes, col)
         missing = [c for c in _RUN_CSV_NEEDS if c not in col]
         if not any(c in col for c in _RUN_TIME_COLUMNS):
             missing.append(_RUN_TIME_COLUMNS[0])
