@@ -687,7 +687,7 @@ def accuracy_vs_energy(results: Any, *, energy: str = "energy_per_inference_J",
     annotate: a column whose value labels each point (e.g. ``"p_out"``).
     t_inference: the inference time (s) to plot when the table holds several.
     errors: ``"bar"``, ``"band"`` or ``"none"`` (the 95 % CI of the mean over trials; the
-        legend names it). Energy is drawn in µJ on a log axis.
+        legend names it). Energy is drawn in µJ, on a log axis when it spans a decade.
     """
     if errors not in ("band", "bar", "none"):
         raise ValueError(f"[plot.accuracy_vs_energy] errors = {errors!r}: "
@@ -735,7 +735,10 @@ def accuracy_vs_energy(results: Any, *, energy: str = "energy_per_inference_J",
                             xytext=(4, 4), fontsize="x-small")
     _warn_unknown_trials("accuracy_vs_energy", errors, all_trials)
     _fp32_line(ax, fp32)
-    ax.set_xscale("log")
+    energies = np.concatenate([l.get_xdata() for l in ax.lines]) if ax.lines else np.array([])
+    if energies.size and energies.max() > 10 * energies.min():
+        ax.set_xscale("log")  # over a decade or more; a narrow range stays linear and readable
+    ax.margins(x=0.08)  # room for the annotations of the outermost points
     ax.set_xlabel("energy per inference (µJ)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.grid(True, alpha=0.3, which="both")

@@ -118,7 +118,9 @@ def test_accuracy_vs_energy_plot():
              "accuracy": [0.80, 0.82, 0.81, 0.88, 0.89, 0.90], "fp32_acc": [0.91] * 6}
     fig = plot.accuracy_vs_energy(table, annotate="p_out")
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "energy per inference (µJ)" and ax.get_xscale() == "log"
+    assert ax.get_xlabel() == "energy per inference (µJ)" and ax.get_xscale() == "linear"
+    wide = dict(table, energy_per_inference_J=[1e-7] * 3 + [8e-6] * 3)
+    assert plot.accuracy_vs_energy(wide).axes[0].get_xscale() == "log"  # spans > 1 decade
     line = ax.lines[0]
     assert np.allclose(line.get_xdata(), [2.0, 8.0]) and np.allclose(line.get_ydata(), [81, 89])
     assert "95 % CI" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
@@ -139,3 +141,12 @@ def test_run_csv_cost_columns_are_not_plot_axes(tmp_path):
     f.write_text("\n".join([header, *rows]) + "\n")
     res = plot_results.load_results(str(f))
     assert "energy_per_inference_J" not in res["axes"] and "p_out" in res["axes"]
+
+
+def test_every_subcommand_takes_the_preset_and_the_cost_options():
+    for command in ("run", "sweep", "map"):
+        text = run_cli(command, "--help")
+        for option in ("--preset", "--cost-file", "--adc-fom", "--columns-per-adc",
+                       "--tile-area-mm2", "--adc-area-um2", "--schedule"):
+            assert option + " " in text, f"{command} --help lacks {option}"
+    assert "--preset " in run_cli("device", "--help")
