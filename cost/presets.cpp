@@ -34,9 +34,11 @@ const std::vector<Preset>& presets() {
         {"mvm_time", "1e-09"},
         {"tile_area_mm2", "0.594"}}},
       {"ambrogio2023",
-       "IBM 14 nm analog-AI chip (Ambrogio et al., Nature 2023): 34 tiles of 512x512 weights, "
-       "4 PCM devices per weight (2 pairs, significance factor 2, combined in analog), 8-bit "
-       "pulse-duration inputs; cost constants are pcmsim's defaults, not calibrated to it",
+       "IBM 14 nm analog-AI chip (Ambrogio et al., Nature 2023): 34 tiles of 512x2048 PCM "
+       "devices = 512x512 weights of 4 devices (2 pairs summed in analog on the capacitor), "
+       "8-bit pulse-duration inputs; the paper's significance F = 1 needs increasing "
+       "significances in pcmsim, so F = 2 here; cost constants are pcmsim's defaults, not "
+       "calibrated to it",
        {{"tile_rows", "512"},
         {"tile_cols", "512"},
         {"num_tiles", "34"},
