@@ -695,7 +695,7 @@ def accuracy_vs_energy(results: Any, *, energy: str = "energy_per_inference_J",
     series = _as_series(results, by)
     styles = series_styles(len(series))
     fig, ax = _new_axes(ax, (6.4 + _legend_width(len(series)), 4.0))
-    all_trials = []
+    all_trials, all_x = [], []
     for i, (label, table) in enumerate(series):
         cols = table_columns(table)
         if energy not in cols:
@@ -726,6 +726,7 @@ def accuracy_vs_energy(results: Any, *, energy: str = "energy_per_inference_J",
                              "(a run with ideal converters has no cost)")
         order = np.argsort(e, kind="stable")
         x = e[order] * 1e6
+        all_x.append(x)
         _accuracy_curve(ax, x, s["acc_mean"][order] * 100, s["ci95_low"][order] * 100,
                         s["ci95_high"][order] * 100, errors, styles[i], label)
         all_trials.append(s["trials"])
@@ -735,7 +736,7 @@ def accuracy_vs_energy(results: Any, *, energy: str = "energy_per_inference_J",
                             xytext=(4, 4), fontsize="x-small")
     _warn_unknown_trials("accuracy_vs_energy", errors, all_trials)
     _fp32_line(ax, fp32)
-    energies = np.concatenate([l.get_xdata() for l in ax.lines]) if ax.lines else np.array([])
+    energies = np.concatenate(all_x) if all_x else np.array([])
     if energies.size and energies.max() > 10 * energies.min():
         ax.set_xscale("log")  # over a decade or more; a narrow range stays linear and readable
     ax.margins(x=0.08)  # room for the annotations of the outermost points
