@@ -3,8 +3,9 @@
 namespace pcmsim::cli {
 
 void add_preset_option(po::options_description& options) {
-  std::string help = "a published chip as a set of setting values, each overridable by its "
-                     "option:";
+  std::string help =
+      "a published chip as a set of setting values, each overridable by its "
+      "option:";
   for (const cost::Preset& p : cost::presets()) help += " " + p.name + " (" + p.description + ");";
   options.add_options()("preset", po::value<std::string>(), help.c_str());
 }

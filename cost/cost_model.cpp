@@ -59,8 +59,10 @@ int LayerWork::input_cycles() const { return b_in > 0 ? (p_in - 1 + b_in - 1) / 
 
 void CostInput::validate() const {
   if (layers.size() != plan.layers.size())
-    core::throw_invalid(kWhere, concat("CostInput: ", layers.size(), " layers of work for a plan "
-                                       "of ", plan.layers.size(), " layers"));
+    core::throw_invalid(kWhere, concat("CostInput: ", layers.size(),
+                                       " layers of work for a plan "
+                                       "of ",
+                                       plan.layers.size(), " layers"));
   if (planes < 1)
     core::throw_invalid(kWhere, concat("CostInput: planes = ", planes, ": must be >= 1"));
   digital.validate();
@@ -70,8 +72,8 @@ void CostInput::validate() const {
       core::throw_invalid(kWhere, concat("CostInput: layer ", i, " is '", w.name,
                                          "' but the plan's is '", plan.layers[i].layer.name, "'"));
     if (w.positions < 1)
-      core::throw_invalid(kWhere, concat("layer '", w.name, "': positions = ", w.positions,
-                                         ": must be >= 1"));
+      core::throw_invalid(
+          kWhere, concat("layer '", w.name, "': positions = ", w.positions, ": must be >= 1"));
     if (!(w.elementwise_ops >= 0) || !std::isfinite(w.elementwise_ops))
       core::throw_invalid(kWhere, concat("layer '", w.name, "': elementwise_ops = ",
                                          w.elementwise_ops, ": must be finite and >= 0"));
@@ -98,9 +100,9 @@ std::string uncostable_reason(const CostInput& input) {
 ReadCost read_cost(const CostParams& p, Index rows, Index cols, Index tile_cols, int dac_bits,
                    int adc_bits, int devices) {
   if (rows < 1 || cols < 1 || tile_cols < cols || dac_bits < 2 || devices < 1)
-    core::throw_invalid(kWhere, concat("read_cost: rows = ", rows, ", cols = ", cols,
-                                       ", tile_cols = ", tile_cols, ", dac_bits = ", dac_bits,
-                                       ", devices = ", devices, ": out of range"));
+    core::throw_invalid(
+        kWhere, concat("read_cost: rows = ", rows, ", cols = ", cols, ", tile_cols = ", tile_cols,
+                       ", dac_bits = ", dac_bits, ", devices = ", devices, ": out of range"));
   ReadCost c;
   // Signed DAC levels |k| <= 2^(bits-1) - 1 (core/quantiser.h): a PWM pulse is |k| steps long.
   const double levels = std::ldexp(1.0, dac_bits - 1) - 1.0;
@@ -109,8 +111,8 @@ ReadCost read_cost(const CostParams& p, Index rows, Index cols, Index tile_cols,
   // Sum over devices of V^2 G t: a PWM input of mean duty a drives the full V for a*t; an
   // amplitude-coded one drives a*V for t (power a^2).
   const double activity = pwm ? p.input_activity : p.input_activity * p.input_activity;
-  c.array = static_cast<double>(rows) * static_cast<double>(cols) * devices * p.v_read *
-            p.v_read * p.g_read_mean * t_int * activity;
+  c.array = static_cast<double>(rows) * static_cast<double>(cols) * devices * p.v_read * p.v_read *
+            p.g_read_mean * t_int * activity;
   c.dac = static_cast<double>(rows) * p.dac_energy;
   c.adc = static_cast<double>(cols) * p.adc_energy(adc_bits);
   c.periphery = p.mvm_energy;
@@ -173,8 +175,8 @@ CostReport compute_cost(const CostInput& input, const CostParams& params, int pe
     if (lp.digital) {
       // FP32 multiply-adds; weights, inputs and outputs moved once per inference as float32.
       c.digital_ops = 2.0 * c.macs + w.elementwise_ops;
-      c.energy_digital = c.macs * (p.fp32_mul_energy + p.fp32_add_energy) +
-                         w.elementwise_ops * p.fp32_add_energy;
+      c.energy_digital =
+          c.macs * (p.fp32_mul_energy + p.fp32_add_energy) + w.elementwise_ops * p.fp32_add_energy;
       c.bytes_moved = 4.0 * (static_cast<double>(lp.layer.weights()) +
                              positions * static_cast<double>(lp.layer.rows * lp.layer.groups) +
                              positions * static_cast<double>(lp.layer.cols * lp.layer.groups));
@@ -202,9 +204,8 @@ CostReport compute_cost(const CostInput& input, const CostParams& params, int pe
         adds += reads * static_cast<double>(s.cols);
         double& busy = layer_busy[s.tile];
         // Diagonal packing: slices on one tile use disjoint rows and columns and run at once.
-        busy = plan.options.packing == mapping::Packing::diagonal
-                   ? std::max(busy, reads * r.time)
-                   : busy + reads * r.time;
+        busy = plan.options.packing == mapping::Packing::diagonal ? std::max(busy, reads * r.time)
+                                                                  : busy + reads * r.time;
       }
       for (const auto& [tile, busy] : layer_busy) {
         c.latency_analog = std::max(c.latency_analog, busy);
@@ -213,8 +214,8 @@ CostReport compute_cost(const CostInput& input, const CostParams& params, int pe
       c.tiles = static_cast<Index>(layer_busy.size());
       // Every ADC output is de-scaled (one multiply) and accumulated (one add).
       c.digital_ops = 2.0 * adds + w.elementwise_ops;
-      c.energy_digital = adds * (p.fp32_mul_energy + accumulate) +
-                         w.elementwise_ops * p.fp32_add_energy;
+      c.energy_digital =
+          adds * (p.fp32_mul_energy + accumulate) + w.elementwise_ops * p.fp32_add_energy;
       c.area_mm2 = static_cast<double>(c.tiles) * tile_area_m2 * 1e6;
     }
     c.energy_movement = c.bytes_moved * p.byte_energy;
@@ -303,32 +304,46 @@ std::vector<std::pair<std::string, double>> total_columns(const CostReport& r) {
 }
 
 void set_layer_column(LayerCost& c, const std::string& name, double value) {
-  if (name == "digital") c.digital = value != 0;
-  else if (name == "tiles") c.tiles = static_cast<Index>(value);
+  if (name == "digital")
+    c.digital = value != 0;
+  else if (name == "tiles")
+    c.tiles = static_cast<Index>(value);
   for (const auto& [field, member] : layer_fields())
     if (name == field) c.*member = value;
 }
 
 void set_total_column(CostReport& r, const std::string& name, double value) {
-  if (name == "energy_per_inference_J") r.energy_per_inference = value;
-  else if (name == "latency_s") r.latency = value;
-  else if (name == "inferences_per_s") r.inferences_per_s = value;
-  else if (name == "ops_per_inference") r.ops_per_inference = value;
-  else if (name == "area_mm2") r.area_mm2 = value;
-  else if (name == "chip_area_mm2") r.chip_area_mm2 = value;
-  else if (name == "tops") r.peak.tops = value;
-  else if (name == "tops_per_w") r.peak.tops_per_w = value;
-  else if (name == "cores") r.peak.cores = static_cast<Index>(value);
-  else if (name == "mvm_energy_J") r.peak.mvm_energy = value;
-  else if (name == "mvm_time_s") r.peak.mvm_time = value;
+  if (name == "energy_per_inference_J")
+    r.energy_per_inference = value;
+  else if (name == "latency_s")
+    r.latency = value;
+  else if (name == "inferences_per_s")
+    r.inferences_per_s = value;
+  else if (name == "ops_per_inference")
+    r.ops_per_inference = value;
+  else if (name == "area_mm2")
+    r.area_mm2 = value;
+  else if (name == "chip_area_mm2")
+    r.chip_area_mm2 = value;
+  else if (name == "tops")
+    r.peak.tops = value;
+  else if (name == "tops_per_w")
+    r.peak.tops_per_w = value;
+  else if (name == "cores")
+    r.peak.cores = static_cast<Index>(value);
+  else if (name == "mvm_energy_J")
+    r.peak.mvm_energy = value;
+  else if (name == "mvm_time_s")
+    r.peak.mvm_time = value;
 }
 
 std::string render_cost_table(const CostReport& r) {
   std::ostringstream out;
   out << std::left << std::setw(16) << "layer" << std::right << std::setw(7) << "tiles"
       << std::setw(12) << "reads" << std::setw(12) << "ADC conv" << std::setw(13) << "energy (nJ)"
-      << std::setw(9) << "ADC %" << std::setw(10) << "digital %" << std::setw(14)
-      << "latency (us)" << std::setw(12) << "area (mm2)" << "\n";
+      << std::setw(9) << "ADC %" << std::setw(10) << "digital %" << std::setw(14) << "latency (us)"
+      << std::setw(12) << "area (mm2)"
+      << "\n";
   out << std::fixed;
   for (const LayerCost& c : r.layers) {
     const double e = c.energy > 0 ? c.energy : 1.0;
@@ -353,8 +368,8 @@ std::string render_cost_table(const CostReport& r) {
 
 std::string render_cost_json_members(const CostReport& r) {
   std::ostringstream out;
-  for (const auto& [name, value] : total_columns(r)) out << json_string(name) << ":"
-                                                         << json_number(value) << ",";
+  for (const auto& [name, value] : total_columns(r))
+    out << json_string(name) << ":" << json_number(value) << ",";
   out << "\"cost_layers\":[";
   for (std::size_t i = 0; i < r.layers.size(); ++i) {
     const LayerCost& c = r.layers[i];
@@ -369,9 +384,12 @@ std::string render_cost_json_members(const CostReport& r) {
   for (const auto& s : core::settings<CostParams>()) {
     out << (first ? "" : ",") << json_string(s.info.external_name()) << ":";
     const core::Value v = s.get(r.params);
-    if (const auto* d = std::get_if<double>(&v)) out << json_number(*d / s.info.text_scale);
-    else if (const auto* i = std::get_if<std::int64_t>(&v)) out << *i;
-    else out << json_string(s.text(r.params));
+    if (const auto* d = std::get_if<double>(&v))
+      out << json_number(*d / s.info.text_scale);
+    else if (const auto* i = std::get_if<std::int64_t>(&v))
+      out << *i;
+    else
+      out << json_string(s.text(r.params));
     first = false;
   }
   out << "}";

@@ -15,13 +15,13 @@ constexpr const char* kWhere = "cost::CostParams";
 // Errors name the setting as the user writes it (adc_area_um2 in square micrometres).
 void non_negative(const char* name, double value, double text_scale = 1.0) {
   if (!(value >= 0) || !std::isfinite(value))
-    core::throw_invalid(kWhere, core::concat(name, " = ", value / text_scale,
-                                             ": must be finite and >= 0"));
+    core::throw_invalid(kWhere,
+                        core::concat(name, " = ", value / text_scale, ": must be finite and >= 0"));
 }
 void positive(const char* name, double value, double text_scale = 1.0) {
   if (!(value > 0) || !std::isfinite(value))
-    core::throw_invalid(kWhere, core::concat(name, " = ", value / text_scale,
-                                             ": must be finite and > 0"));
+    core::throw_invalid(kWhere,
+                        core::concat(name, " = ", value / text_scale, ": must be finite and > 0"));
 }
 
 std::string trim(const std::string& s) {
@@ -34,41 +34,39 @@ std::string trim(const std::string& s) {
 }  // namespace
 
 std::string to_string(InputCoding v) { return v == InputCoding::pwm ? "pwm" : "amplitude"; }
-std::string to_string(Schedule v) {
-  return v == Schedule::pipelined ? "pipelined" : "sequential";
-}
+std::string to_string(Schedule v) { return v == Schedule::pipelined ? "pipelined" : "sequential"; }
 InputCoding input_coding_from_string(const std::string& text) {
   if (text == "pwm") return InputCoding::pwm;
   if (text == "amplitude") return InputCoding::amplitude;
-  core::throw_invalid(kWhere, core::concat("input_coding = '", text,
-                                           "': expected pwm or amplitude"));
+  core::throw_invalid(kWhere,
+                      core::concat("input_coding = '", text, "': expected pwm or amplitude"));
 }
 Schedule schedule_from_string(const std::string& text) {
   if (text == "pipelined") return Schedule::pipelined;
   if (text == "sequential") return Schedule::sequential;
-  core::throw_invalid(kWhere, core::concat("schedule = '", text,
-                                           "': expected pipelined or sequential"));
+  core::throw_invalid(kWhere,
+                      core::concat("schedule = '", text, "': expected pipelined or sequential"));
 }
 
 void CostParams::validate() const {
   if (input_coding != InputCoding::pwm && input_coding != InputCoding::amplitude)
-    core::throw_invalid(kWhere, core::concat("input_coding = ", static_cast<int>(input_coding),
-                                             ": unknown"));
+    core::throw_invalid(
+        kWhere, core::concat("input_coding = ", static_cast<int>(input_coding), ": unknown"));
   positive("pwm_step_time", pwm_step_time);
   positive("t_integration", t_integration);
   non_negative("dac_energy", dac_energy);
   non_negative("v_read", v_read);
   non_negative("g_read_mean_uS", g_read_mean, 1e-6);
   if (!(input_activity >= 0 && input_activity <= 1))
-    core::throw_invalid(kWhere, core::concat("input_activity = ", input_activity,
-                                             ": must be in [0, 1]"));
+    core::throw_invalid(kWhere,
+                        core::concat("input_activity = ", input_activity, ": must be in [0, 1]"));
   non_negative("adc_fom", adc_fom);
   non_negative("adc_energy_floor", adc_energy_floor);
   non_negative("adc_time", adc_time);
   non_negative("adc_area_um2", adc_area, 1e-12);
   if (columns_per_adc < 1 || columns_per_adc > 65536)
-    core::throw_invalid(kWhere, core::concat("columns_per_adc = ", columns_per_adc,
-                                             ": must be in [1, 65536]"));
+    core::throw_invalid(
+        kWhere, core::concat("columns_per_adc = ", columns_per_adc, ": must be in [1, 65536]"));
   non_negative("mvm_energy", mvm_energy);
   non_negative("mvm_time", mvm_time);
   positive("tile_area_mm2", tile_area, 1e-6);
@@ -79,8 +77,8 @@ void CostParams::validate() const {
   non_negative("byte_energy", byte_energy);
   non_negative("digital_area_mm2", digital_area, 1e-6);
   if (schedule != Schedule::pipelined && schedule != Schedule::sequential)
-    core::throw_invalid(kWhere, core::concat("schedule = ", static_cast<int>(schedule),
-                                             ": unknown"));
+    core::throw_invalid(kWhere,
+                        core::concat("schedule = ", static_cast<int>(schedule), ": unknown"));
 }
 
 double CostParams::adc_energy(int bits) const {

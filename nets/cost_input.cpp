@@ -74,8 +74,10 @@ cost::CostInput cost_input(const Network& net, const SimulationConfig& config) {
       current = static_cast<int>(input.layers.size()) - 1;
     }
     const double ops = elementwise_ops(L, shapes[i]);
-    if (current < 0) before_first += ops;
-    else input.layers[static_cast<std::size_t>(current)].elementwise_ops += ops;
+    if (current < 0)
+      before_first += ops;
+    else
+      input.layers[static_cast<std::size_t>(current)].elementwise_ops += ops;
   }
   if (!input.layers.empty()) input.layers.front().elementwise_ops += before_first;
   return input;

@@ -56,9 +56,10 @@ void bind_cost(py::module_& m) {
                              "dict: energy_per_inference_J, latency_s, inferences_per_s, "
                              "ops_per_inference, area_mm2, chip_area_mm2, tops, tops_per_w, "
                              "cores, mvm_energy_J, mvm_time_s")
-      .def_property_readonly("energy_per_inference",
-                             [](const CostReport& r) { return r.energy_per_inference; }, "J")
-      .def_property_readonly("latency", [](const CostReport& r) { return r.latency; }, "s")
+      .def_property_readonly(
+          "energy_per_inference", [](const CostReport& r) { return r.energy_per_inference; }, "J")
+      .def_property_readonly(
+          "latency", [](const CostReport& r) { return r.latency; }, "s")
       .def_property_readonly("area_mm2", [](const CostReport& r) { return r.area_mm2; })
       .def_property_readonly("tops", [](const CostReport& r) { return r.peak.tops; })
       .def_property_readonly("tops_per_w", [](const CostReport& r) { return r.peak.tops_per_w; })
@@ -66,19 +67,21 @@ void bind_cost(py::module_& m) {
            "Per-layer columns (layer, digital, tiles, tile_reads, ..., energy_J, latency_s, "
            "area_mm2) as a dict of lists/arrays; pcmsim.cost_table() makes it a table.")
       .def("table", &cost::render_cost_table, "The text table of `pcmsim map`.")
-      .def("json", [](const CostReport& r) { return "{" + cost::render_cost_json_members(r) + "}"; },
-           "The cost members of `pcmsim map --format json` as one JSON object.")
+      .def(
+          "json", [](const CostReport& r) { return "{" + cost::render_cost_json_members(r) + "}"; },
+          "The cost members of `pcmsim map --format json` as one JSON object.")
       .def("__repr__", [](const CostReport& r) {
-        return core::concat("CostReport(", r.layers.size(), " layers, energy_per_inference=",
-                            r.energy_per_inference, " J, latency=", r.latency, " s, area_mm2=",
-                            r.area_mm2, ", tops=", r.peak.tops, ", tops_per_w=",
-                            r.peak.tops_per_w, ")");
+        return core::concat("CostReport(", r.layers.size(),
+                            " layers, energy_per_inference=", r.energy_per_inference,
+                            " J, latency=", r.latency, " s, area_mm2=", r.area_mm2,
+                            ", tops=", r.peak.tops, ", tops_per_w=", r.peak.tops_per_w, ")");
       });
 
   m.def(
       "network_cost",
-      [](const nets::Network& net, const nets::SimulationConfig& config,
-         const CostParams& params) { return nets::network_cost(net, config, params); },
+      [](const nets::Network& net, const nets::SimulationConfig& config, const CostParams& params) {
+        return nets::network_cost(net, config, params);
+      },
       py::arg("network"), py::arg("config") = nets::SimulationConfig{},
       py::arg("params") = CostParams{},
       "What one inference of `network` costs on the chip of `config` (CostReport). ValueError "
@@ -107,8 +110,7 @@ void bind_cost(py::module_& m) {
         "Sets the preset's values that are settings of `config` (in place); returns their "
         "names. Also for a CostParams or a DeviceSpec.");
   m.def("apply_preset", &apply_named_preset<CostParams>, py::arg("name"), py::arg("params"));
-  m.def("apply_preset", &apply_named_preset<devices::DeviceSpec>, py::arg("name"),
-        py::arg("spec"));
+  m.def("apply_preset", &apply_named_preset<devices::DeviceSpec>, py::arg("name"), py::arg("spec"));
   m.def(
       "load_cost_params",
       [](const std::string& path, CostParams params) {
@@ -124,8 +126,7 @@ void bind_cost(py::module_& m) {
         return py::make_tuple(run.cost_params,
                               run.cost ? py::cast(*run.cost) : py::object(py::none()));
       },
-      py::arg("path"),
-      "(CostParams, CostReport or None) recorded in a pcmsim-run results file.");
+      py::arg("path"), "(CostParams, CostReport or None) recorded in a pcmsim-run results file.");
 }
 
 }  // namespace

@@ -2,11 +2,11 @@
 // energy law, ADC sharing, activity counts per layer, schedules, and bad input.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <unistd.h>
 
 #include "cost/cost_model.h"
 #include "cost/presets.h"
@@ -127,8 +127,10 @@ TEST(CostActivity, CountsFollowThePlanAndTheShapes) {
   const double array = (300.0 * 100) * 2 * p.v_read * p.v_read * p.g_read_mean *
                        (127 * p.pwm_step_time) * p.input_activity;
   EXPECT_NEAR(c.energy_array, array, 1e-12 * array);
-  EXPECT_NEAR(c.energy, c.energy_dac + c.energy_array + c.energy_adc + c.energy_periphery +
-                            c.energy_digital + c.energy_movement, 1e-12 * c.energy);
+  EXPECT_NEAR(c.energy,
+              c.energy_dac + c.energy_array + c.energy_adc + c.energy_periphery + c.energy_digital +
+                  c.energy_movement,
+              1e-12 * c.energy);
   EXPECT_DOUBLE_EQ(r.energy_per_inference, c.energy);
   // Two tiles read in parallel; the layer's time is one read plus its digital work.
   const ReadCost read = read_cost(p, 256, 100, 256, 8, 8, 2);
@@ -232,8 +234,7 @@ TEST(CostParamsTest, ValidateNamesTheField) {
     }
     return std::string("no error");
   };
-  EXPECT_NE(message([](CostParams& p) { p.adc_fom = -1; }).find("adc_fom = -1"),
-            std::string::npos);
+  EXPECT_NE(message([](CostParams& p) { p.adc_fom = -1; }).find("adc_fom = -1"), std::string::npos);
   EXPECT_NE(message([](CostParams& p) { p.adc_area = -2e-12; }).find("adc_area_um2 = -2"),
             std::string::npos);
   EXPECT_NE(message([](CostParams& p) { p.mvm_energy = NAN; }).find("mvm_energy"),
@@ -261,7 +262,8 @@ TEST(CostParamsTest, IdealConvertersHaveNoCost) {
 class CostFile : public ::testing::Test {
  protected:
   std::string path = (std::filesystem::temp_directory_path() /
-                      ("pcmsim_cost_" + std::to_string(::getpid()) + ".txt")).string();
+                      ("pcmsim_cost_" + std::to_string(::getpid()) + ".txt"))
+                         .string();
   void TearDown() override { std::filesystem::remove(path); }
   void write(const std::string& text) { std::ofstream(path) << text; }
 };
@@ -330,9 +332,9 @@ TEST(CostPresets, EveryValueIsASettingAndNamesAreDisjoint) {
 TEST(CostReportJson, CarriesThePeakAndTotals) {
   const CostReport r = nets::network_cost(linear_net(), nets::SimulationConfig{}, CostParams{});
   const std::string json = "{" + render_cost_json_members(r) + "}";
-  for (const char* key : {"\"tops\":", "\"tops_per_w\":", "\"energy_per_inference_J\":",
-                          "\"latency_s\":", "\"area_mm2\":", "\"cost_layers\":[{\"name\":\"fc\"",
-                          "\"adc_area_um2\":100"})
+  for (const char* key :
+       {"\"tops\":", "\"tops_per_w\":", "\"energy_per_inference_J\":", "\"latency_s\":",
+        "\"area_mm2\":", "\"cost_layers\":[{\"name\":\"fc\"", "\"adc_area_um2\":100"})
     EXPECT_NE(json.find(key), std::string::npos) << key;
   EXPECT_NE(render_cost_table(r).find("fc"), std::string::npos);
 }

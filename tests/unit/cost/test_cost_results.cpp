@@ -104,8 +104,9 @@ TEST_F(CostResults, SweepPointsCarryTheirCost) {
   std::getline(csv, header);
   std::getline(csv, p0);
   std::getline(csv, p1);
-  EXPECT_EQ(header, "point,p_out,energy_per_inference_J,latency_s,inferences_per_s,area_mm2,"
-                    "seed,trials,acc_mean,acc_std,ci95_low,ci95_high");
+  EXPECT_EQ(header,
+            "point,p_out,energy_per_inference_J,latency_s,inferences_per_s,area_mm2,"
+            "seed,trials,acc_mean,acc_std,ci95_low,ci95_high");
   EXPECT_EQ(p0.rfind("0,4,1e-06,2e-06,500000,1.5,1,", 0), 0u) << p0;
   EXPECT_EQ(p1.rfind("1,8,,,,,1,", 0), 0u) << p1;
   const auto f = h5::File::open_read(file("s.h5"));
