@@ -9,9 +9,11 @@ Where CMake builds:
   PCMSIM_BUILD_DIR unset  <source>/build-pip, configured for the interpreter running pip. At the
                           depth of build/, so that with ccache (CCACHE_BASEDIR = the source
                           folder, set here when unset) its objects are cache hits of a `make build`.
-  PCMSIM_BUILD_DIR=DIR    that folder; one already configured (e.g. build/ of `make build`) is
-                          reused as it is, which takes seconds when it is up to date. It must
-                          have been configured for a Python of the same ABI (checked).
+  PCMSIM_BUILD_DIR=DIR    that folder (a relative path is taken from the source folder, where
+                          pip runs this file); one already configured (e.g. build/ of
+                          `make build`) is reused as it is, which takes seconds when it is up to
+                          date. It must have been configured for a Python of the same ABI
+                          (checked).
 CMAKE_BUILD_PARALLEL_LEVEL sets the build jobs (default: all cores); PCMSIM_CMAKE_ARGS adds
 configure arguments (split at spaces), e.g. "-DPCMSIM_ARCH=none" for a portable module.
 """

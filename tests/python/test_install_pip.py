@@ -3,7 +3,11 @@ fresh virtual environment, which then imports it from its own site-packages, wit
 project version, and computes with it.
 
 The build reuses the build tree the other tests run against (PCMSIM_BUILD_DIR, up to date after
-`make test`'s build), so the test costs a venv, pip and a no-op CMake build: about 20 s.
+`make test`'s build), so the test costs a venv, pip and a no-op CMake build: 18 s on the shared
+2-core machine. One thing does rebuild: the module records the git revision (with "+dirty"), so
+a commit or a newly modified tracked file since the build recompiles bind_nets.cpp and relinks
+the module (minutes). The file is named to run before test_notebooks.py, which rewrites the
+committed figures.
 `--no-index` keeps pip off the network (the runtime dependency numpy comes from Debian's
 site-packages, which the venv sees); `--no-build-isolation` lets it use Debian's setuptools.
 """
