@@ -6,9 +6,10 @@ into the interpreter that runs pip. The version is the CMake project version, re
 `project(pcmsim VERSION ...)` line of CMakeLists.txt (the module compiles in the same value).
 
 Where CMake builds:
-  PCMSIM_BUILD_DIR unset  <source>/build-pip, configured for the interpreter running pip. At the
-                          depth of build/, so that with ccache (CCACHE_BASEDIR = the source
-                          folder, set here when unset) its objects are cache hits of a `make build`.
+  PCMSIM_BUILD_DIR unset  <source>/build-pip, (re)configured for the interpreter running pip.
+                          At the depth of build/, so that with ccache (CCACHE_BASEDIR = the
+                          source folder, set here when unset) its objects are cache hits of a
+                          `make build`.
   PCMSIM_BUILD_DIR=DIR    that folder (a relative path is taken from the source folder, where
                           pip runs this file); one already configured (e.g. build/ of
                           `make build`) is reused as it is, which takes seconds when it is up to
@@ -57,7 +58,10 @@ class CMakeBuild(build_ext):
         build_dir = cmake_build_dir()
         env = dict(os.environ)
         env.setdefault("CCACHE_BASEDIR", str(SOURCE_DIR))
-        if not (build_dir / "CMakeCache.txt").is_file():
+        # Our own folder is (re)configured every time, for the interpreter running pip (an
+        # earlier install may have come from another venv); a given, configured one is left as
+        # it is.
+        if "PCMSIM_BUILD_DIR" not in os.environ or not (build_dir / "CMakeCache.txt").is_file():
             configure = ["cmake", "-S", str(SOURCE_DIR), "-B", str(build_dir),
                          "-DCMAKE_BUILD_TYPE=Release", f"-DPython3_EXECUTABLE={sys.executable}",
                          "-DPCMSIM_BUILD_PYTHON=ON", "-DPCMSIM_BUILD_TESTS=OFF",
