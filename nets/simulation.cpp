@@ -4,6 +4,7 @@
 #include <cstring>
 #include <set>
 
+#include "circuit/ir_drop.h"
 #include "core/error.h"
 
 namespace pcmsim::nets {
@@ -69,6 +70,7 @@ void SimulationConfig::validate() const {
   mapper.validate();
   cell.validate();
   io.validate();
+  ir_drop.validate();
   digital.validate();
   gdc_params.validate();
   calibration.validate();
@@ -189,6 +191,7 @@ AnalogChip::AnalogChip(const Network& net, const SimulationConfig& config, int t
                              state.programmed);
       devices::at_time(state.programmed, 0.0, snapshot_key(config_.seed, int(m), int(s), trial, 0),
                        state.conductances);
+      circuit::apply_ir_drop(config_.ir_drop, state.conductances);
       state.tile = std::make_unique<core::Tile>(state.conductances, io);
       alpha_[m][s] = core::VectorD::Ones(slice.cols);
     }
@@ -227,6 +230,7 @@ AnalogChip::AnalogChip(const AnalogChip& programmed, const SimulationConfig& con
       // The programmed state as the constructor derives it (the source may be at a later time).
       devices::at_time(state.programmed, 0.0,
                        snapshot_key(config_.seed, int(m), int(s), trial_, 0), state.conductances);
+      circuit::apply_ir_drop(config_.ir_drop, state.conductances);
       state.tile = std::make_unique<core::Tile>(state.conductances, io);
       alpha_[m][s] = core::VectorD::Ones(plan_.layers[m].slices[s].cols);
     }
@@ -295,6 +299,7 @@ void AnalogChip::set_time(double t_inference) {
       devices::at_time(state.programmed, t_inference,
                        snapshot_key(config_.seed, int(m), int(s), trial_, t_inference),
                        state.conductances);
+      circuit::apply_ir_drop(config_.ir_drop, state.conductances);
       state.tile->set_conductances(state.conductances);
       update_gdc_alpha(m, s, t_inference);
     }
