@@ -96,6 +96,10 @@ core::RngKey snapshot_key(std::uint64_t seed, int matrix_layer, int slice, int t
       .with_sub(time_stream(t_inference));
 }
 
+core::RngKey adc_key(std::uint64_t seed, int matrix_layer, int slice, int trial) {
+  return programming_key(seed, matrix_layer, slice, trial).with_sub(1);
+}
+
 // Runs analog layers on their tiles and digital layers in float32.
 class AnalogChip::Provider : public MatmulProvider {
  public:
@@ -193,6 +197,7 @@ AnalogChip::AnalogChip(const Network& net, const SimulationConfig& config, int t
                        state.conductances);
       circuit::apply_ir_drop(config_.ir_drop, state.conductances);
       state.tile = std::make_unique<core::Tile>(state.conductances, io);
+      state.tile->draw_adc_errors(adc_key(config_.seed, int(m), int(s), trial));
       alpha_[m][s] = core::VectorD::Ones(slice.cols);
     }
   }
@@ -232,6 +237,7 @@ AnalogChip::AnalogChip(const AnalogChip& programmed, const SimulationConfig& con
                        snapshot_key(config_.seed, int(m), int(s), trial_, 0), state.conductances);
       circuit::apply_ir_drop(config_.ir_drop, state.conductances);
       state.tile = std::make_unique<core::Tile>(state.conductances, io);
+      state.tile->draw_adc_errors(adc_key(config_.seed, int(m), int(s), trial_));
       alpha_[m][s] = core::VectorD::Ones(plan_.layers[m].slices[s].cols);
     }
   }

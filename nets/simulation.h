@@ -93,6 +93,9 @@ void SimulationConfig::fields(V& v) {
 core::RngKey programming_key(std::uint64_t seed, int matrix_layer, int slice, int trial);
 core::RngKey snapshot_key(std::uint64_t seed, int matrix_layer, int slice, int trial,
                           double t_inference);
+// The ADC gains and offsets of a slice's tile: drawn once per programmed chip, like the devices
+// (programming stage, sub 1; the devices use sub 0).
+core::RngKey adc_key(std::uint64_t seed, int matrix_layer, int slice, int trial);
 
 class AnalogChip {
  public:
