@@ -1,7 +1,10 @@
 #include "circuit/crossbar.h"
 
+#include <cholmod.h>
+
 #include <Eigen/CholmodSupport>
 #include <Eigen/SparseCholesky>
+#include <memory>
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -132,6 +135,90 @@ void solve_blocks(const SpMat& K, const SpMat& R, SparseSolver solver, Use use) 
   }
 }
 
+// Nodes that touch a source or a ground (rows of B, columns of C): the boundary S.
+std::vector<int> boundary_nodes(const NodalSystem& sys) {
+  const Index N = sys.K.rows();
+  std::vector<char> in(static_cast<std::size_t>(N), 0);
+  for (Index c = 0; c < sys.B.outerSize(); ++c)
+    for (SpMat::InnerIterator it(sys.B, c); it; ++it) in[static_cast<std::size_t>(it.row())] = 1;
+  for (Index c = 0; c < sys.C.outerSize(); ++c)
+    for (SpMat::InnerIterator it(sys.C, c); it; ++it) in[static_cast<std::size_t>(it.col())] = 1;
+  std::vector<int> nodes;
+  for (Index k = 0; k < N; ++k)
+    if (in[static_cast<std::size_t>(k)]) nodes.push_back(static_cast<int>(k));
+  return nodes;
+}
+
+// W_eff = B^T K^-1 C^T through the boundary: with the s boundary nodes ordered last, P K P^T =
+// L L^T has L^-1 P B and L^-1 P C^T supported on the last s rows, so W_eff = (L_SS^-1 B_S)^T
+// (L_SS^-1 C_S) with L_SS the trailing s x s block of L. One factorisation (CHOLMOD, CAMD
+// ordering constrained to put S last) and two dense s x s triangular solves: no N-long
+// right-hand sides at all.
+MatrixD effective_weights_boundary(const NodalSystem& sys, const std::vector<int>& boundary) {
+  const Index N = sys.K.rows(), s = static_cast<Index>(boundary.size());
+  const Index m = sys.B.cols(), n = sys.C.rows();
+  struct Common {
+    cholmod_common c;
+    cholmod_factor* L = nullptr;
+    Common() { cholmod_start(&c); }
+    ~Common() {
+      if (L) cholmod_free_factor(&L, &c);
+      cholmod_finish(&c);
+    }
+  } cm;
+  cholmod_common& c = cm.c;
+  SpMat& K = const_cast<SpMat&>(sys.K);  // CHOLMOD reads it through a non-const struct only
+  cholmod_sparse A{};
+  A.nrow = A.ncol = static_cast<std::size_t>(N);
+  A.nzmax = static_cast<std::size_t>(K.nonZeros());
+  A.p = K.outerIndexPtr();
+  A.i = K.innerIndexPtr();
+  A.x = K.valuePtr();
+  A.stype = -1;  // lower triangle stored
+  A.itype = CHOLMOD_INT;
+  A.xtype = CHOLMOD_REAL;
+  A.dtype = CHOLMOD_DOUBLE;
+  A.sorted = 1;
+  A.packed = 1;
+  std::vector<int> cmember(static_cast<std::size_t>(N), 0), perm(static_cast<std::size_t>(N));
+  for (int k : boundary) cmember[static_cast<std::size_t>(k)] = 1;
+  if (!cholmod_camd(&A, nullptr, 0, cmember.data(), perm.data(), &c))
+    core::throw_invalid(kTag, concat("CHOLMOD ordering failed (status ", c.status, ")"));
+  c.nmethods = 1;
+  c.method[0].ordering = CHOLMOD_GIVEN;
+  c.postorder = 0;  // keep S last
+  c.supernodal = CHOLMOD_SUPERNODAL;
+  cm.L = cholmod_analyze_p(&A, perm.data(), nullptr, 0, &c);
+  if (!cm.L || !cholmod_factorize(&A, cm.L, &c) || c.status != CHOLMOD_OK)
+    core::throw_invalid(kTag, concat("CHOLMOD factorisation failed (status ", c.status,
+                                     "): the nodal matrix is not positive definite"));
+  // Simplicial, packed, LL^T: column k's rows and values are L->i, L->x over L->p[k]..p[k+1].
+  if (!cholmod_change_factor(CHOLMOD_REAL, 1, 0, 1, 1, cm.L, &c))
+    core::throw_invalid(kTag, concat("CHOLMOD factor conversion failed (status ", c.status, ")"));
+  const int* L_perm = static_cast<const int*>(cm.L->Perm);
+  std::vector<Index> pos(static_cast<std::size_t>(N), -1);  // node -> position in S, or -1
+  for (Index k = N - s; k < N; ++k) pos[static_cast<std::size_t>(L_perm[k])] = k - (N - s);
+  for (int k : boundary)
+    if (pos[static_cast<std::size_t>(k)] < 0)
+      core::throw_invalid(kTag, "internal: the constrained ordering did not put the boundary last");
+  const int* Lp = static_cast<const int*>(cm.L->p);
+  const int* Li = static_cast<const int*>(cm.L->i);
+  const double* Lx = static_cast<const double*>(cm.L->x);
+  DenseCol lss = DenseCol::Zero(s, s);
+  for (Index k = N - s; k < N; ++k)
+    for (int q = Lp[k]; q < Lp[k + 1]; ++q) lss(Li[q] - (N - s), k - (N - s)) = Lx[q];
+  DenseCol bs = DenseCol::Zero(s, m), cs = DenseCol::Zero(s, n);
+  for (Index col = 0; col < sys.B.outerSize(); ++col)
+    for (SpMat::InnerIterator it(sys.B, col); it; ++it)
+      bs(pos[static_cast<std::size_t>(it.row())], col) += it.value();
+  for (Index col = 0; col < sys.C.outerSize(); ++col)
+    for (SpMat::InnerIterator it(sys.C, col); it; ++it)
+      cs(pos[static_cast<std::size_t>(col)], it.row()) += it.value();
+  lss.triangularView<Eigen::Lower>().solveInPlace(bs);
+  lss.triangularView<Eigen::Lower>().solveInPlace(cs);
+  return bs.transpose() * cs;
+}
+
 }  // namespace
 
 void IrDropParams::validate() const {
@@ -149,6 +236,14 @@ MatrixD crossbar_effective_weights(const Eigen::Ref<const MatrixD>& G, const IrD
   if (r.ideal() || G.size() == 0) return G;
   const Index m = G.rows(), n = G.cols();
   const NodalSystem sys(G, r);
+  // The boundary is the first column of word-line nodes and the last row of bit-line nodes
+  // (m + n) unless a line is tied to its source or ground; then the circuit falls apart into
+  // independent lines, and plain right-hand sides are cheap.
+  if (solver == SparseSolver::cholmod) {
+    const std::vector<int> boundary = boundary_nodes(sys);
+    if (static_cast<Index>(boundary.size()) <= 2 * (m + n))
+      return effective_weights_boundary(sys, boundary);
+  }
   MatrixD w(m, n);
   // W_eff = B^T K^-1 C^T: solve for the side with fewer right-hand sides.
   if (n <= m) {
