@@ -55,9 +55,10 @@ SimulationConfig ideal_config() {
 }
 
 MatrixF chip_logits(const Fixture& f, const SimulationConfig& c, int trial = 0) {
-  AnalogChip chip(f.net, c, trial);
-  chip.set_time(60.0);
-  return logits(f.net, f.images, chip.provider(), 64);
+  const ProgrammedChip chip(f.net, c, trial);
+  const ConverterSetup converters(chip, c);
+  ChipForward forward(chip, converters, chip.at(60.0));
+  return logits(f.net, f.images, forward, 64);
 }
 
 double mean_abs_diff(const MatrixF& a, const MatrixF& b) {
@@ -89,28 +90,25 @@ TEST(CircuitEffects, WireResistanceIsPartOfTheChip) {
   const Fixture f;
   SimulationConfig c = ideal_config();
   c.ir_drop.r_row = 1.0;
-  AnalogChip programmed(f.net, c, 0);
+  const ProgrammedChip programmed(f.net, c, 0);
   SimulationConfig other = c;
   other.ir_drop.r_row = 2.0;
   try {
-    AnalogChip shared(programmed, other);
-    ADD_FAILURE() << "a chip with other wires shared the programming";
+    ConverterSetup shared(programmed, other);
+    ADD_FAILURE() << "a configuration with other wires used another chip's programming";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("r_row"), std::string::npos) << e.what();
   }
   // A converter-side change shares the programming, and the snapshot with its effective matrices
   // gives the same logits as a chip built from scratch.
   SimulationConfig conv = c;
-  conv.io.in_noise = 0.0;
   conv.io.p_out = 8;
   conv.io.out_bound = 20.0;
-  AnalogChip shared(programmed, conv);
-  programmed.set_time(60.0);
-  shared.set_time_from(programmed);
-  AnalogChip fresh(f.net, conv, 0);
-  fresh.set_time(60.0);
-  EXPECT_EQ(logits(f.net, f.images, shared.provider(), 64),
-            logits(f.net, f.images, fresh.provider(), 64));
+  const ChipSnapshot snapshot = programmed.at(60.0);
+  const ConverterSetup plain(programmed, c), converters(programmed, conv);
+  ChipForward first(programmed, plain, snapshot), second(programmed, converters, snapshot);
+  EXPECT_EQ(logits(f.net, f.images, first, 64), chip_logits(f, c));
+  EXPECT_EQ(logits(f.net, f.images, second, 64), chip_logits(f, conv));
 }
 
 TEST(CircuitEffects, AdcErrorsAreDrawnPerChipAndReproducible) {
