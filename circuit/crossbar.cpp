@@ -4,9 +4,9 @@
 
 #include <Eigen/CholmodSupport>
 #include <Eigen/SparseCholesky>
-#include <memory>
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <vector>
 
 #include "core/error.h"
@@ -21,7 +21,7 @@ using core::MatrixD;
 using SpMat = Eigen::SparseMatrix<double, Eigen::ColMajor, int>;
 using DenseCol = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
 
-// Right-hand sides solved at once: bounds the dense N x k solution (2 m n x 64 doubles = 256 MiB
+// Right-hand sides solved at once: bounds the dense N x k solution (2 m n x 64 doubles = 268 MB
 // at 512 x 512) while keeping the blocked triangular solves efficient.
 constexpr Index kRhsBlock = 64;
 
@@ -286,12 +286,25 @@ MatrixD crossbar_currents(const Eigen::Ref<const MatrixD>& G, const Eigen::Ref<c
 void apply_ir_drop(const IrDropParams& params, core::ConductanceBlock& block) {
   params.validate();
   if (params.ideal()) return;
+  std::vector<core::MatrixF*> arrays;
   for (core::ConductancePlane& plane : block.planes) {
-    for (core::MatrixF* g : {&plane.g_plus, &plane.g_minus}) {
-      const MatrixD w = crossbar_effective_weights(g->cast<double>(), params);
-      *g = w.cast<float>();
+    arrays.push_back(&plane.g_plus);
+    arrays.push_back(&plane.g_minus);
+  }
+  // Arrays are independent circuits, each computed whole by one thread (own CHOLMOD workspace),
+  // so the result does not depend on the thread count. Exceptions must not leave the region.
+  std::vector<std::exception_ptr> errors(arrays.size());
+  const int n = static_cast<int>(arrays.size());
+#pragma omp parallel for schedule(dynamic) if (n > 1)
+  for (int k = 0; k < n; ++k) {
+    try {
+      *arrays[k] = crossbar_effective_weights(arrays[k]->cast<double>(), params).cast<float>();
+    } catch (...) {
+      errors[static_cast<std::size_t>(k)] = std::current_exception();
     }
   }
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
 }
 
 }  // namespace pcmsim::circuit

@@ -48,7 +48,8 @@ void IrDropParams::fields(V& v) {
 
 // Replaces every plane's G+ and G- (siemens) by its effective matrix under `params`, each array
 // its own circuit (the pair shares only the ideal row sources, which decouple them). One sparse
-// factorisation per array. Nothing changes when params.ideal(). The block's g_max and weight
+// factorisation per array, arrays in parallel (OpenMP; each whole on one thread, so the bits do
+// not depend on the thread count). Nothing changes when params.ideal(). The block's g_max and weight
 // scales stay: effective conductances are normalised as the programmed ones.
 void apply_ir_drop(const IrDropParams& params, core::ConductanceBlock& block);
 

@@ -4,6 +4,7 @@
 
 #include <Eigen/LU>
 #include <functional>
+#include <omp.h>
 
 #include <cmath>
 #include <limits>
@@ -201,6 +202,30 @@ TEST(Crossbar, BadInputIsAClearError) {
   MatrixD v = random_v(2, 4, 1);
   v(1, 3) = inf;
   expect_error([&] { circuit::crossbar_currents(G, v, {1, 1, 0, 0}); }, "V[1, 3] = inf");
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Crossbar, ApplyIrDropIsTheSameForAnyThreadCountAndRethrowsErrors) {
+  core::ConductanceBlock block;
+  for (unsigned k = 0; k < 3; ++k)
+    block.planes.push_back(
+        {random_g(12, 10, 20 + 2 * k).cast<float>(), random_g(12, 10, 21 + 2 * k).cast<float>(),
+         double(1u << k)});
+  const IrDropParams r{1.0, 2.0, 10.0, 5.0};
+  core::ConductanceBlock one = block, two = block;
+  omp_set_num_threads(1);
+  circuit::apply_ir_drop(r, one);
+  omp_set_num_threads(2);
+  circuit::apply_ir_drop(r, two);
+  for (std::size_t k = 0; k < block.planes.size(); ++k) {
+    EXPECT_EQ(one.planes[k].g_plus, two.planes[k].g_plus);
+    EXPECT_EQ(one.planes[k].g_minus, two.planes[k].g_minus);
+  }
+  block.planes[1].g_minus(3, 4) = std::numeric_limits<float>::quiet_NaN();
+  expect_error([&] { circuit::apply_ir_drop(r, block); }, "G[3, 4] = nan");
 }
 
 }  // namespace
