@@ -67,6 +67,15 @@ void IoParams::validate() const {
   } else if (b_in < 0) {
     throw_invalid(kWhere, concat("b_in = ", b_in, ": must be >= 0"));
   }
+  require_non_negative(kWhere, "adc_offset_std", adc_offset_std);
+  require_non_negative(kWhere, "adc_gain_std", adc_gain_std);
+  require_finite(kWhere, "adc_inl", adc_inl);
+  if (adc_inl != 0 && !std::isfinite(out_bound))
+    throw_invalid(kWhere, concat("adc_inl = ", adc_inl, ": the bow is relative to the ADC full "
+                                 "scale, which needs a finite out_bound (out_bound = ",
+                                 out_bound, ")"));
+  if (adc_columns < 1)
+    throw_invalid(kWhere, concat("adc_columns = ", adc_columns, ": must be >= 1"));
 }
 
 bool IoParams::bound_management_active() const {

@@ -73,6 +73,16 @@ struct IoParams {
   // value of a (b_in+1)-bit signed DAC, and the digital unit shifts and adds (read_weight).
   // Requires p_in >= 2 and 1 <= b_in <= p_in - 1 (b_in = p_in - 1 is one cycle).
   int b_in = 0;
+  // Real ADCs (docs/ir-drop.md#adcs): each ADC converts a(v) = g * v + o + adc_inl * (1 -
+  // (v/B)^2) instead of v, B its full scale, with per-ADC gain g = exp(adc_gain_std * z1) and
+  // offset o = adc_offset_std * z2 drawn once per programmed chip (Tile::draw_adc_errors), and
+  // adc_inl the mid-scale deviation of a bow-shaped integral non-linearity.
+  double adc_offset_std = 0.0;  // normalised output units, >= 0
+  double adc_gain_std = 0.0;    // dimensionless, >= 0
+  double adc_inl = 0.0;         // normalised output units, finite; needs a finite out_bound
+  // Columns sharing one ADC (converted one after another): they share its gain, offset and INL.
+  // The cost model counts ceil(cols / adc_columns) ADCs per tile and adc_columns conversions.
+  int adc_columns = 1;
 
   // Throws std::invalid_argument "[core::IoParams] <field> = <value>: ..." for any field out of
   // range or inconsistent with another.
@@ -85,6 +95,7 @@ struct IoParams {
   bool bound_management_active() const;  // resolves `automatic`
   int bm_rounds() const;                 // 0 when bound management is off
   int input_cycles() const;              // 1 unless bit-serial
+  bool adc_errors() const { return adc_offset_std > 0 || adc_gain_std > 0 || adc_inl != 0; }
 };
 
 std::string to_string(NoiseManagement v);
@@ -136,6 +147,18 @@ void IoParams::fields(V& v) {
   v.field({"b_in", "bits", "0 or 1..p_in-1", "bit-serial input bits per DAC cycle (0 = "
                                              "parallel)", c},
           [](S& s) -> auto& { return s.b_in; });
+  v.field({"adc_offset_std", "", ">= 0", "std of each ADC's offset, drawn once per chip "
+                                         "(normalised output units)", c},
+          [](S& s) -> auto& { return s.adc_offset_std; });
+  v.field({"adc_gain_std", "", ">= 0", "std of the log of each ADC's gain, drawn once per "
+                                       "chip", c},
+          [](S& s) -> auto& { return s.adc_gain_std; });
+  v.field({"adc_inl", "", "finite", "ADC integral non-linearity: mid-scale deviation of a "
+                                    "bow, 0 at full scale (normalised output units)", c},
+          [](S& s) -> auto& { return s.adc_inl; });
+  v.field({"adc_columns", "", ">= 1", "columns sharing one ADC (sequential conversions; they "
+                                      "share its errors)", c},
+          [](S& s) -> auto& { return s.adc_columns; });
 }
 
 }  // namespace pcmsim::core

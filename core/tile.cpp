@@ -204,6 +204,23 @@ void Tile::set_output_bounds(const VectorF& per_column) {
   out_bounds_ = per_column;
 }
 
+void Tile::draw_adc_errors(const RngKey& key) {
+  adc_gain_.resize(0);
+  adc_offset_.resize(0);
+  if (!(io_.adc_offset_std > 0) && !(io_.adc_gain_std > 0)) return;
+  const Index n_adc = (cols_ + io_.adc_columns - 1) / io_.adc_columns;
+  std::vector<float> z_gain(static_cast<std::size_t>(n_adc)), z_offset(z_gain.size());
+  fill_normal(key, 0, 0, z_gain.size(), z_gain.data());
+  fill_normal(key, 1, 0, z_offset.size(), z_offset.data());
+  adc_gain_.resize(cols_);
+  adc_offset_.resize(cols_);
+  for (Index j = 0; j < cols_; ++j) {
+    const auto a = static_cast<std::size_t>(j / io_.adc_columns);
+    adc_gain_[j] = static_cast<float>(std::exp(io_.adc_gain_std * z_gain[a]));
+    adc_offset_[j] = static_cast<float>(io_.adc_offset_std * z_offset[a]);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Forward
 
@@ -213,7 +230,8 @@ namespace {
 // samples are consecutive.
 // One row of outputs through the output noise and the ADC: v = a + sigma*z (kNoise), clipped
 // at +-clip; kMode 0: no quantisation, 1: nearest level (ties away from zero), 2: stochastic
-// (u uniform). Returns whether any |v| exceeded its bound. One vectorised pass.
+// (u uniform). kErr: the ADC's transfer errors first (gain, offset, INL bow; IoParams).
+// Returns whether any |v| exceeded its bound. One vectorised pass.
 struct AdcRow {
   Index n;
   float sigma;
@@ -221,13 +239,20 @@ struct AdcRow {
   const float* inv_step;
   const float* step;
   float kmax;
+  const float* gain = nullptr;    // kErr: per column
+  const float* offset = nullptr;  // kErr: per column
+  float inl = 0;                  // kErr
 
-  template <bool kNoise, int kMode>
+  template <bool kNoise, int kMode, bool kErr = false>
   int run(const float* a, const float* z, const float* u, float* dst) const {
     int clipped = 0;
     for (Index j = 0; j < n; ++j) {
       float v = a[j];
       if constexpr (kNoise) v += sigma * z[j];
+      if constexpr (kErr) {
+        const float c = fmin_fast(fmax_fast(v, -clip[j]), clip[j]) / clip[j];
+        v = gain[j] * v + offset[j] + inl * (1.0f - c * c);
+      }
       clipped |= std::fabs(v) > clip[j];
       if constexpr (kMode == 0) {
         dst[j] = fmin_fast(fmax_fast(v, -clip[j]), clip[j]);
@@ -327,6 +352,15 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
   out.adc_steps = ws.adc_steps;
   out.adc_step = io_.p_out == 0 ? 0.0 : ws.max_step;
   const float out_kmax = static_cast<float>(QuantiserSpec{io_.p_out, 1.0}.max_level());
+  // The ADCs' transfer errors: the drawn gains and offsets, or 1 and 0 with only an INL.
+  const bool adc_err = io_.adc_errors();
+  VectorF unit_gain, zero_offset;
+  if (adc_err && adc_gain_.size() != cols_) {
+    unit_gain = VectorF::Ones(cols_);
+    zero_offset = VectorF::Zero(cols_);
+  }
+  const VectorF& adc_gain = adc_gain_.size() == cols_ ? adc_gain_ : unit_gain;
+  const VectorF& adc_offset = adc_offset_.size() == cols_ ? adc_offset_ : zero_offset;
 
   if (batch == 0) return;
 
@@ -470,15 +504,23 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
         if (mode == 2)
           fill_rows(fill_uniform, key, tile_draw(round, r, TileNoiseKind::adc_stochastic), ids,
                     m, cols_, s.rnd2.data());
-        const AdcRow adc{cols_, out_noise, out_clip.data(), out_inv_step.data(), out_step.data(),
-                         out_kmax};
+        const AdcRow adc{cols_,    out_noise,  out_clip.data(),   out_inv_step.data(),
+                         out_step.data(), out_kmax, adc_gain.data(), adc_offset.data(),
+                         static_cast<float>(io_.adc_inl)};
         for (Index i = 0; i < m; ++i) {
           const float* a = acc + i * cols_;
           const float* z = s.rnd.data() + i * cols_;
           const float* u = s.rnd2.data() + i * cols_;
           float* dst = out.reads[r].row(ids[i]).data();
           int clipped;
-          if (noisy)
+          if (adc_err)
+            clipped = noisy ? (mode == 0   ? adc.run<true, 0, true>(a, z, u, dst)
+                               : mode == 1 ? adc.run<true, 1, true>(a, z, u, dst)
+                                           : adc.run<true, 2, true>(a, z, u, dst))
+                            : (mode == 0   ? adc.run<false, 0, true>(a, z, u, dst)
+                               : mode == 1 ? adc.run<false, 1, true>(a, z, u, dst)
+                                           : adc.run<false, 2, true>(a, z, u, dst));
+          else if (noisy)
             clipped = mode == 0   ? adc.run<true, 0>(a, z, u, dst)
                       : mode == 1 ? adc.run<true, 1>(a, z, u, dst)
                                   : adc.run<true, 2>(a, z, u, dst);

@@ -117,6 +117,12 @@ class Tile {
   // to the uniform IoParams::out_bound.
   void set_output_bounds(const VectorF& per_column);
   const VectorF& output_bounds() const { return out_bounds_; }  // empty = uniform
+  // The ADC errors of this tile on its chip (IoParams::adc_offset_std, adc_gain_std): gain and
+  // offset per ADC drawn from `key` (element index = ADC number, column j / adc_columns; draw 0
+  // the gain, 1 the offset). No draw and no change when both spreads are 0.
+  void draw_adc_errors(const RngKey& key);
+  const VectorF& adc_gain() const { return adc_gain_; }      // per column; empty = 1
+  const VectorF& adc_offset() const { return adc_offset_; }  // per column; empty = 0
   // A new time snapshot: same shape, same planes (count and significances); buffers reused.
   void set_conductances(const ConductanceBlock& block);
 
@@ -145,6 +151,7 @@ class Tile {
   VectorD output_scale_;
   double input_range_ = 1.0;
   VectorF out_bounds_;  // empty = uniform io_.out_bound
+  VectorF adc_gain_, adc_offset_;  // per column; empty = ideal ADCs
 };
 
 }  // namespace pcmsim::core

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <set>
 
+#include "circuit/ir_drop.h"
 #include "core/error.h"
 
 namespace pcmsim::nets {
@@ -69,6 +70,7 @@ void SimulationConfig::validate() const {
   mapper.validate();
   cell.validate();
   io.validate();
+  ir_drop.validate();
   digital.validate();
   gdc_params.validate();
   calibration.validate();
@@ -92,6 +94,10 @@ core::RngKey snapshot_key(std::uint64_t seed, int matrix_layer, int slice, int t
   return programming_key(seed, matrix_layer, slice, trial)
       .with_stage(core::Stage::snapshot)
       .with_sub(time_stream(t_inference));
+}
+
+core::RngKey adc_key(std::uint64_t seed, int matrix_layer, int slice, int trial) {
+  return programming_key(seed, matrix_layer, slice, trial).with_sub(1);
 }
 
 namespace {
@@ -171,10 +177,12 @@ ChipSnapshot ProgrammedChip::at(double t_inference) const {
   snapshot.slices.resize(blocks_.size());
   for (std::size_t m = 0; m < blocks_.size(); ++m) {
     snapshot.slices[m].resize(blocks_[m].size());
-    for (std::size_t s = 0; s < blocks_[m].size(); ++s)
+    for (std::size_t s = 0; s < blocks_[m].size(); ++s) {
       devices::at_time(blocks_[m][s], t_inference,
                        snapshot_key(config_.seed, int(m), int(s), trial_, t_inference),
                        snapshot.slices[m][s]);
+      circuit::apply_ir_drop(config_.ir_drop, snapshot.slices[m][s]);  // no-op without wires
+    }
   }
   return snapshot;
 }
@@ -253,6 +261,7 @@ ChipForward::ChipForward(const ProgrammedChip& chip, const ConverterSetup& conve
                                        slices.size()));
     for (std::size_t s = 0; s < slices.size(); ++s) {
       tiles_[m].push_back(std::make_unique<core::Tile>(snapshot.slices[m][s], converters.io_[m]));
+      tiles_[m].back()->draw_adc_errors(adc_key(chip.config().seed, int(m), int(s), chip.trial()));
       alpha_[m].push_back(core::VectorD::Ones(slices[s].cols));
     }
   }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "circuit/ir_drop.h"
 #include "core/calibration.h"
 #include "core/digital_unit.h"
 #include "core/gdc.h"
@@ -40,6 +41,7 @@ struct SimulationConfig {
   devices::DeviceSpec device;       // default: the PCM model of docs/physics.md
   devices::UnitCellSpec cell;       // default: one differential pair; scaling follows mapper
   core::IoParams io;                // default: 8-bit DAC/ADC, out_bound 10, out_noise 0.04
+  circuit::IrDropParams ir_drop;    // default: ideal wires (docs/ir-drop.md)
   std::map<std::string, LayerPrecision> layer_precision;  // per-layer p_in/p_out by layer name
   core::DigitalParams digital;      // default: float64 accumulation
   bool gdc = true;                  // global drift compensation on
@@ -69,6 +71,7 @@ void SimulationConfig::fields(V& v) {
   v.group("device", [](S& s) -> auto& { return s.device; });
   v.group("cell", [](S& s) -> auto& { return s.cell; });
   v.group("io", [](S& s) -> auto& { return s.io; });
+  v.group("ir_drop", [](S& s) -> auto& { return s.ir_drop; });
   v.computed({"layer_precision", "bits", "NAME:P_IN:P_OUT, -1 inherits",
               "per-layer converter bits overriding p_in/p_out", c},
              [](const S& s) { return layer_precision_text(s.layer_precision); },
@@ -90,6 +93,9 @@ void SimulationConfig::fields(V& v) {
 core::RngKey programming_key(std::uint64_t seed, int matrix_layer, int slice, int trial);
 core::RngKey snapshot_key(std::uint64_t seed, int matrix_layer, int slice, int trial,
                           double t_inference);
+// The ADC gains and offsets of a slice's tile: drawn once per programmed chip, like the devices
+// (programming stage, sub 1; the devices use sub 0).
+core::RngKey adc_key(std::uint64_t seed, int matrix_layer, int slice, int trial);
 
 // The conductances of every slice of a programmed chip at one time: a plain value that any
 // number of forwards (one per converter setting) may read.

@@ -387,6 +387,7 @@ void bind_nets(py::module_& m) {
       .field("device", &SimulationConfig::device, "DeviceSpec (PCM)")
       .field("cell", &SimulationConfig::cell, "UnitCellSpec (one pair)")
       .field("io", &SimulationConfig::io, "IoParams (8-bit DAC/ADC)")
+      .field("ir_drop", &SimulationConfig::ir_drop, "IrDropParams (ideal wires)")
       .field("layer_precision", &SimulationConfig::layer_precision,
              "dict layer name -> LayerPrecision (a copy: assign a whole dict)")
       .field("digital", &SimulationConfig::digital, "DigitalParams (float64)")

@@ -323,6 +323,9 @@ TEST_F(Cli, BadOptions) {
   expect_bad_input(pcmsim(with({"--limit", "-1"})), {"limit"});
   expect_bad_input(pcmsim(with({"--digital-layers", "no_such_layer"})), {"no_such_layer"});
   expect_bad_input(pcmsim(with({"--out-noise", "nan"})), {"out-noise"});
+  expect_bad_input(pcmsim(with({"--r-row", "-1"})), {"r_row = -1"});
+  expect_bad_input(pcmsim(with({"--r-sense", "nan"})), {"r-sense"});
+  expect_bad_input(pcmsim(with({"--adc-columns", "0"})), {"adc_columns = 0"});
   expect_bad_input(pcmsim(with({"--frobnicate", "1"})), {"frobnicate"});
   expect_bad_input(pcmsim(with({"--trials", "three"})), {"trials"});
   // Nothing was written by any of them.
