@@ -97,8 +97,14 @@ std::string uncostable_reason(const CostInput& input) {
   return "";
 }
 
-ReadCost read_cost(const CostParams& p, Index rows, Index cols, Index tile_cols, int dac_bits,
-                   int adc_bits, int devices) {
+Index adcs_per_tile(Index tile_cols, int adc_columns) {
+  if (adc_columns < 1)
+    core::throw_invalid(kWhere, concat("adc_columns = ", adc_columns, ": must be >= 1"));
+  return (tile_cols + adc_columns - 1) / adc_columns;
+}
+
+ReadCost read_cost(const CostParams& p, Index rows, Index cols, Index tile_cols, int adc_columns,
+                   int dac_bits, int adc_bits, int devices) {
   if (rows < 1 || cols < 1 || tile_cols < cols || dac_bits < 2 || devices < 1)
     core::throw_invalid(
         kWhere, concat("read_cost: rows = ", rows, ", cols = ", cols, ", tile_cols = ", tile_cols,
@@ -117,14 +123,15 @@ ReadCost read_cost(const CostParams& p, Index rows, Index cols, Index tile_cols,
   c.adc = static_cast<double>(cols) * p.adc_energy(adc_bits);
   c.periphery = p.mvm_energy;
   // ADC a serves columns a, a + n, a + 2n, ... (n ADCs): ceil(cols / n) conversions in a row.
-  const Index adcs = p.adcs_per_tile(tile_cols);
+  const Index adcs = adcs_per_tile(tile_cols, adc_columns);
   const Index rounds = (cols + adcs - 1) / adcs;
   c.time = t_int + static_cast<double>(rounds) * p.adc_time + p.mvm_time;
   return c;
 }
 
 PeakFigures peak_figures(const CostParams& params, const mapping::ChipSpec& chip, int p_in,
-                         int p_out, int b_in, int planes, bool analog_readout, Index tiles_used) {
+                         int p_out, int b_in, int adc_columns, int planes, bool analog_readout,
+                         Index tiles_used) {
   params.validate();
   chip.validate();
   LayerWork w;
@@ -136,8 +143,8 @@ PeakFigures peak_figures(const CostParams& params, const mapping::ChipSpec& chip
   if (planes < 1) core::throw_invalid(kWhere, concat("planes = ", planes, ": must be >= 1"));
   const int dac_bits = b_in > 0 ? b_in + 1 : p_in;
   const int reads = w.input_cycles() * (analog_readout ? 1 : planes);
-  const ReadCost r = read_cost(params, chip.tile_rows, chip.tile_cols, chip.tile_cols, dac_bits,
-                               p_out, analog_readout ? 2 * planes : 2);
+  const ReadCost r = read_cost(params, chip.tile_rows, chip.tile_cols, chip.tile_cols, adc_columns,
+                               dac_bits, p_out, analog_readout ? 2 * planes : 2);
   PeakFigures f;
   f.mvm_energy = reads * r.energy();
   f.mvm_time = reads * r.time;
@@ -157,7 +164,8 @@ CostReport compute_cost(const CostInput& input, const CostParams& params, int pe
   CostReport report;
   report.params = params;
   const double tile_area_m2 =
-      p.tile_area + static_cast<double>(p.adcs_per_tile(plan.chip.tile_cols)) * p.adc_area;
+      p.tile_area +
+      static_cast<double>(adcs_per_tile(plan.chip.tile_cols, input.adc_columns)) * p.adc_area;
   const double accumulate = accumulate_energy(p, input.digital);
   const int planes_read = input.analog_readout ? 1 : input.planes;
   const int devices = input.analog_readout ? 2 * input.planes : 2;
@@ -189,7 +197,8 @@ CostReport compute_cost(const CostInput& input, const CostParams& params, int pe
       double adds = 0;
       for (const mapping::TileSlice& s : lp.slices) {
         const ReadCost r =
-            read_cost(p, s.rows, s.cols, plan.chip.tile_cols, dac_bits, w.p_out, devices);
+            read_cost(p, s.rows, s.cols, plan.chip.tile_cols, input.adc_columns, dac_bits, w.p_out,
+                      devices);
         const double reads = positions * reads_per_position;
         c.tile_reads += reads;
         c.dac_conversions += reads * static_cast<double>(s.rows);
@@ -236,8 +245,8 @@ CostReport compute_cost(const CostInput& input, const CostParams& params, int pe
   report.area_mm2 = (static_cast<double>(plan.tiles_used) * tile_area_m2 + p.digital_area) * 1e6;
   const Index chip_tiles = plan.chip.bounded() ? plan.chip.num_tiles : plan.tiles_used;
   report.chip_area_mm2 = (static_cast<double>(chip_tiles) * tile_area_m2 + p.digital_area) * 1e6;
-  report.peak = peak_figures(p, plan.chip, peak_p_in, peak_p_out, peak_b_in, input.planes,
-                             input.analog_readout, plan.tiles_used);
+  report.peak = peak_figures(p, plan.chip, peak_p_in, peak_p_out, peak_b_in, input.adc_columns,
+                             input.planes, input.analog_readout, plan.tiles_used);
   return report;
 }
 

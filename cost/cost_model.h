@@ -43,6 +43,7 @@ struct CostInput {
   mapping::MappingPlan plan;
   std::vector<LayerWork> layers;  // one per plan layer, same order and names
   int planes = 1;                 // conductance planes (device pairs) per weight
+  int adc_columns = 1;            // columns sharing one ADC (core::IoParams::adc_columns)
   bool analog_readout = false;    // planes summed in analog (one read) or read one by one
   core::DigitalParams digital;    // precision of the accumulation of partial sums
   // Throws std::invalid_argument naming the layer and field: names differing from the plan,
@@ -105,11 +106,16 @@ struct ReadCost {
 };
 // `devices`: devices driven per weight in this read (2 per plane read at once); `dac_bits`: the
 // signed DAC levels of one cycle. Throws on bad arguments.
-ReadCost read_cost(const CostParams& p, Index rows, Index cols, Index tile_cols, int dac_bits,
-                   int adc_bits, int devices);
+// `adc_columns`: columns sharing one ADC (core::IoParams::adc_columns).
+ReadCost read_cost(const CostParams& p, Index rows, Index cols, Index tile_cols, int adc_columns,
+                   int dac_bits, int adc_bits, int devices);
+
+// ADCs of a tile with `tile_cols` columns: ceil(tile_cols / adc_columns).
+Index adcs_per_tile(Index tile_cols, int adc_columns);
 
 PeakFigures peak_figures(const CostParams& params, const mapping::ChipSpec& chip, int p_in,
-                         int p_out, int b_in, int planes, bool analog_readout, Index tiles_used);
+                         int p_out, int b_in, int adc_columns, int planes, bool analog_readout,
+                         Index tiles_used);
 
 // Validates both, then costs every layer. `peak_io`: the chip-wide converter bits (p_in, p_out,
 // b_in) for the peak figures.

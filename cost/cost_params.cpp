@@ -64,9 +64,6 @@ void CostParams::validate() const {
   non_negative("adc_energy_floor", adc_energy_floor);
   non_negative("adc_time", adc_time);
   non_negative("adc_area_um2", adc_area, 1e-12);
-  if (columns_per_adc < 1 || columns_per_adc > 65536)
-    core::throw_invalid(
-        kWhere, core::concat("columns_per_adc = ", columns_per_adc, ": must be in [1, 65536]"));
   non_negative("mvm_energy", mvm_energy);
   non_negative("mvm_time", mvm_time);
   positive("tile_area_mm2", tile_area, 1e-6);
@@ -87,9 +84,6 @@ double CostParams::adc_energy(int bits) const {
   return std::max(adc_fom * std::ldexp(1.0, bits), adc_energy_floor);
 }
 
-long CostParams::adcs_per_tile(long tile_cols) const {
-  return (tile_cols + columns_per_adc - 1) / columns_per_adc;
-}
 
 void load_cost_params(const std::string& path, CostParams& params) {
   std::ifstream in(path);

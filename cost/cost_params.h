@@ -51,7 +51,6 @@ struct CostParams {
   double adc_energy_floor = 0.27e-12; // J, least energy of one conversion at any resolution
   double adc_time = 5e-9;             // s per conversion (calibrated to HERMES' 133 ns)
   double adc_area = 100 * 1e-12;         // m^2 per ADC (text: adc_area_um2); assumed
-  int columns_per_adc = 1;            // columns sharing (time-multiplexing) one ADC
   // ---- fixed per tile read: periphery, control, local communication
   double mvm_energy = 10.5e-9;  // J per tile read (calibrated to HERMES' 13.4 nJ per MVM)
   double mvm_time = 1e-9;       // s per tile read
@@ -73,8 +72,6 @@ struct CostParams {
 
   // Energy of one ADC conversion at `bits` (>= 1): max(adc_fom * 2^bits, adc_energy_floor).
   double adc_energy(int bits) const;
-  // ADCs of a tile with `tile_cols` columns: ceil(tile_cols / columns_per_adc).
-  long adcs_per_tile(long tile_cols) const;
 };
 
 template <class V>
@@ -106,8 +103,6 @@ void CostParams::fields(V& v) {
           [](S& s) -> auto& { return s.adc_time; });
   v.field({"adc_area", "um2", ">= 0", "area of one ADC", c, "adc_area_um2", 1e-12},
           [](S& s) -> auto& { return s.adc_area; });
-  v.field({"columns_per_adc", "", "1..65536", "columns sharing one ADC (time-multiplexed)", c},
-          [](S& s) -> auto& { return s.columns_per_adc; });
   v.field({"mvm_energy", "J", ">= 0", "fixed energy per tile read (periphery, control)", c},
           [](S& s) -> auto& { return s.mvm_energy; });
   v.field({"mvm_time", "s", ">= 0", "fixed time per tile read", c},

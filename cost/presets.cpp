@@ -29,7 +29,7 @@ const std::vector<Preset>& presets() {
         {"adc_energy_floor", "2.7e-13"},
         {"adc_time", "5e-09"},
         {"adc_area_um2", "100"},
-        {"columns_per_adc", "1"},
+        {"adc_columns", "1"},
         {"mvm_energy", "1.05e-08"},
         {"mvm_time", "1e-09"},
         {"tile_area_mm2", "0.594"}}},

@@ -50,6 +50,7 @@ cost::CostInput cost_input(const Network& net, const SimulationConfig& config) {
   cost::CostInput input;
   input.plan = mapping::plan(layer_matrices(net), config.chip, config.mapper);
   input.planes = config.cell.num_planes();
+  input.adc_columns = config.io.adc_columns;
   input.analog_readout = config.cell.readout == core::PlaneReadout::analog;
   input.digital = config.digital;
   // The element-wise work of the layers after a matrix layer (up to the next one) is charged to

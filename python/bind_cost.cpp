@@ -46,7 +46,9 @@ void bind_cost(py::module_& m) {
       .def("validate", &CostParams::validate, "ValueError naming the field.")
       .def("adc_energy", &CostParams::adc_energy, py::arg("bits"),
            "J per conversion: max(adc_fom * 2**bits, adc_energy_floor).")
-      .def("adcs_per_tile", &CostParams::adcs_per_tile, py::arg("tile_cols"));
+      ;
+  m.def("adcs_per_tile", &adcs_per_tile, py::arg("tile_cols"), py::arg("adc_columns"),
+        "ADCs of a tile: ceil(tile_cols / adc_columns).");
 
   py::class_<CostReport>(m, "CostReport",
                          "Energy, latency and area of one inference, per layer and in total, and "

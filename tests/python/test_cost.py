@@ -35,7 +35,7 @@ def test_explicit_options_override_the_preset():
     assert half["cores"] == 32 and base["cores"] == 64
     assert half["tops"] == pytest.approx(base["tops"] / 2)
     shared = json.loads(run_cli("map", "--model", ZOO_MLP, "--preset", "hermes",
-                                "--columns-per-adc", "2", "--mvm-time", "0", "--format", "json"))
+                                "--adc-columns", "2", "--mvm-time", "0", "--format", "json"))
     # Halving the ADCs doubles the conversion time (5 ns -> 10 ns) on top of the 127 ns pulse.
     assert shared["mvm_time_s"] == pytest.approx(127e-9 + 10e-9)
 
@@ -101,7 +101,7 @@ def test_bad_preset_and_cost_options_are_bad_input(tmp_path):
         pytest.skip("pcmsim not built")
     for args, words in [(["--preset", "nope"], ["preset 'nope'", "hermes, ambrogio2023"]),
                         (["--adc-fom", "-1"], ["adc_fom"]),
-                        (["--columns-per-adc", "0"], ["columns_per_adc = 0"]),
+                        (["--adc-columns", "0"], ["adc_columns = 0"]),
                         (["--cost-file", str(tmp_path / "missing")], ["cannot be read"])]:
         proc = subprocess.run([str(PCMSIM_BIN), "map", "--model", str(ZOO_MLP), *args],
                               capture_output=True, text=True)
@@ -146,7 +146,7 @@ def test_run_csv_cost_columns_are_not_plot_axes(tmp_path):
 def test_every_subcommand_takes_the_preset_and_the_cost_options():
     for command in ("run", "sweep", "map"):
         text = run_cli(command, "--help")
-        for option in ("--preset", "--cost-file", "--adc-fom", "--columns-per-adc",
+        for option in ("--preset", "--cost-file", "--adc-fom", "--adc-columns",
                        "--tile-area-mm2", "--adc-area-um2", "--schedule"):
             assert option + " " in text, f"{command} --help lacks {option}"
     assert "--preset " in run_cli("device", "--help")

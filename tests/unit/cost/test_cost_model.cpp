@@ -33,7 +33,8 @@ TEST(CostHermes, PeakFiguresWithinTenPercentOfThePublishedOnes) {
   const Hermes h;
   EXPECT_EQ(h.config.chip.num_tiles, 64);
   const PeakFigures f = peak_figures(h.params, h.config.chip, h.config.io.p_in, h.config.io.p_out,
-                                     h.config.io.b_in, h.config.cell.num_planes(), false, 0);
+                                     h.config.io.b_in, h.config.io.adc_columns,
+                                     h.config.cell.num_planes(), false, 0);
   EXPECT_EQ(f.cores, 64);
   EXPECT_NEAR(f.tops, 63.1, 0.1 * 63.1);
   EXPECT_NEAR(f.tops_per_w, 9.76, 0.1 * 9.76);
@@ -95,12 +96,11 @@ TEST(CostAdc, LayerAdcEnergyRatioEightToFourBitsIsSixteen) {
 TEST(CostAdc, HalvingTheAdcsDoublesTheConversionTime) {
   CostParams one, two;
   one.mvm_time = two.mvm_time = 0;
-  two.columns_per_adc = 2;  // 256 columns, 128 ADCs
-  EXPECT_EQ(one.adcs_per_tile(256), 256);
-  EXPECT_EQ(two.adcs_per_tile(256), 128);
+  EXPECT_EQ(adcs_per_tile(256, 1), 256);
+  EXPECT_EQ(adcs_per_tile(256, 2), 128);  // 256 columns, 128 ADCs
   const double t_int = 127 * one.pwm_step_time;  // 8-bit PWM: 127 levels
-  const ReadCost r1 = read_cost(one, 256, 256, 256, 8, 8, 2);
-  const ReadCost r2 = read_cost(two, 256, 256, 256, 8, 8, 2);
+  const ReadCost r1 = read_cost(one, 256, 256, 256, 1, 8, 8, 2);
+  const ReadCost r2 = read_cost(two, 256, 256, 256, 2, 8, 8, 2);
   EXPECT_NEAR(r1.time - t_int, one.adc_time, 1e-18);
   EXPECT_NEAR(r2.time - t_int, 2 * (r1.time - t_int), 1e-18);
   EXPECT_DOUBLE_EQ(r1.energy(), r2.energy());  // as many conversions, only later
@@ -133,7 +133,7 @@ TEST(CostActivity, CountsFollowThePlanAndTheShapes) {
               1e-12 * c.energy);
   EXPECT_DOUBLE_EQ(r.energy_per_inference, c.energy);
   // Two tiles read in parallel; the layer's time is one read plus its digital work.
-  const ReadCost read = read_cost(p, 256, 100, 256, 8, 8, 2);
+  const ReadCost read = read_cost(p, 256, 100, 256, 1, 8, 8, 2);
   EXPECT_DOUBLE_EQ(c.latency_analog, read.time);
   EXPECT_DOUBLE_EQ(c.latency_digital, c.digital_ops / p.digital_ops_per_s);
   EXPECT_NEAR(r.area_mm2, 2 * (0.594 + 256 * 100e-6), 1e-9);
@@ -239,7 +239,7 @@ TEST(CostParamsTest, ValidateNamesTheField) {
             std::string::npos);
   EXPECT_NE(message([](CostParams& p) { p.mvm_energy = NAN; }).find("mvm_energy"),
             std::string::npos);
-  EXPECT_NE(message([](CostParams& p) { p.columns_per_adc = 0; }).find("columns_per_adc = 0"),
+  EXPECT_NE(message([](CostParams& p) { p.adc_time = -1; }).find("adc_time"),
             std::string::npos);
   EXPECT_NE(message([](CostParams& p) { p.input_activity = 1.5; }).find("input_activity"),
             std::string::npos);
@@ -269,11 +269,11 @@ class CostFile : public ::testing::Test {
 };
 
 TEST_F(CostFile, OverridesOnlyTheNamedConstants) {
-  write("# my chip\nadc-fom = 1e-14\n\ncolumns_per_adc = 4   # shared\ntile_area_mm2 = 0.5\n");
+  write("# my chip\nadc-fom = 1e-14\n\nadc_time = 4e-9   # slower\ntile_area_mm2 = 0.5\n");
   CostParams p;
   load_cost_params(path, p);
   EXPECT_DOUBLE_EQ(p.adc_fom, 1e-14);
-  EXPECT_EQ(p.columns_per_adc, 4);
+  EXPECT_DOUBLE_EQ(p.adc_time, 4e-9);
   EXPECT_DOUBLE_EQ(p.tile_area, 0.5e-6);
   EXPECT_DOUBLE_EQ(p.mvm_energy, CostParams{}.mvm_energy);
 }

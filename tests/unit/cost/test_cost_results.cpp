@@ -94,7 +94,7 @@ TEST_F(CostResults, SweepPointsCarryTheirCost) {
   SweepStore store(file("s.h5"), meta, grid, {"a\n", "b\n"}, {1, 1});
   const double nan = std::nan("");
   cost::CostParams params;
-  params.columns_per_adc = 4;
+  params.adc_time = 4e-9;
   EXPECT_THROW(store.set_point_costs(params, {{1, 2, 3, 4}}), std::invalid_argument);
   store.set_point_costs(params, {{1e-6, 2e-6, 5e5, 1.5}, {nan, nan, nan, nan}});
   store.add({{0, 0, 0.5}, {1, 0, 0.75}});
@@ -114,7 +114,7 @@ TEST_F(CostResults, SweepPointsCarryTheirCost) {
   ASSERT_EQ(energy.size(), 2u);
   EXPECT_EQ(energy.data[0], 1e-6);
   EXPECT_TRUE(std::isnan(energy.data[1]));
-  EXPECT_EQ(f.open_group("config/cost").read_int_attribute("columns_per_adc"), 4);
+  EXPECT_EQ(f.open_group("config/cost").read_double_attribute("adc_time"), 4e-9);
 }
 
 }  // namespace
