@@ -308,11 +308,12 @@ Const Importer::tensor(const onnx::TensorProto& t, const std::string& what) cons
 const std::set<std::string>& known_operators() {
   static const std::set<std::string> ops = {
       "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant",
-      "ConstantOfShape", "Conv", "Div", "Dropout", "Elu", "Erf", "Expand", "Flatten", "Gather",
+      "ConstantOfShape", "Conv", "Div", "Dropout", "Elu", "Equal", "Erf", "Expand", "Flatten",
+      "Gather",
       "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "LayerNormalization",
       "LeakyRelu", "LogSoftmax", "MatMul", "MaxPool", "Mul", "Neg", "Pad", "Pow", "ReduceMean",
       "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Sqrt", "Squeeze", "Sub",
-      "Tanh", "Transpose", "Unsqueeze"};
+      "Tanh", "Transpose", "Unsqueeze", "Where"};
   return ops;
 }
 
@@ -482,6 +483,8 @@ void Importer::fold(const Node& n) {
     for (int i = 0; i < n.input_size(); ++i) {
       const Const& x = in(i);
       if (static_cast<Index>(x.dims.size()) != r) fail(n, "inputs of different ranks");
+      for (Index d = 0; d < r; ++d)
+        if (d != axis && x.dims[d] != first.dims[d]) fail(n, "inputs differ outside the axis");
       c.dims[axis] += x.dims[axis];
     }
     for (Index o = 0; o < outer; ++o)
@@ -581,8 +584,10 @@ void Importer::fold(const Node& n) {
     c.is_int = x.is_int;
     std::vector<Index> stride(static_cast<std::size_t>(r), 1), idx(static_cast<std::size_t>(r), 0);
     for (Index d = r - 2; d >= 0; --d) stride[d] = stride[d + 1] * x.dims[d + 1];
+    std::vector<bool> seen(static_cast<std::size_t>(r), false);
     for (Index d = 0; d < r; ++d) {
-      if (perm[d] < 0 || perm[d] >= r) fail(n, "perm out of range");
+      if (perm[d] < 0 || perm[d] >= r || seen[perm[d]]) fail(n, "perm is not a permutation");
+      seen[perm[d]] = true;
       c.dims.push_back(x.dims[perm[d]]);
     }
     const Index total = x.numel();
@@ -596,13 +601,22 @@ void Importer::fold(const Node& n) {
       }
     }
     set_const(n, std::move(c));
-  } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Pow") {
-    const Const &a = in(0), &b = in(1);
+  } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Pow" ||
+             op == "Equal" || op == "Where") {
+    // Where(cond, a, b): cond broadcast like a and b (exporters use it on shape values).
+    const bool where = op == "Where";
+    const Const &a = in(where ? 1 : 0), &b = in(where ? 2 : 1);
+    const Const* cond = where ? &in(0) : nullptr;
     auto bs = broadcast_shapes(Shape{a.dims}, Shape{b.dims});
     if (!a.dims.empty() && !b.dims.empty() && !bs) fail(n, "shapes do not broadcast");
     Const c;
-    c.is_int = a.is_int && b.is_int;
+    c.is_int = (a.is_int && b.is_int) || op == "Equal";
     c.dims = a.dims.empty() ? b.dims : b.dims.empty() ? a.dims : bs->dims;
+    if (cond) {
+      auto bc = broadcast_shapes(Shape{c.dims}, Shape{cond->dims});
+      if (!cond->dims.empty() && !c.dims.empty() && !bc) fail(n, "shapes do not broadcast");
+      if (!cond->dims.empty()) c.dims = c.dims.empty() ? cond->dims : bc->dims;
+    }
     const Index total = c.numel(), r = static_cast<Index>(c.dims.size());
     auto offset = [&](const Const& x, const std::vector<Index>& idx) {
       Index off = 0;
@@ -616,6 +630,14 @@ void Importer::fold(const Node& n) {
     std::vector<Index> idx(static_cast<std::size_t>(r), 0);
     for (Index o = 0; o < total; ++o) {
       const double u = a.v[offset(a, idx)], w = b.v[offset(b, idx)];
+      if (where || op == "Equal") {  // selecting and comparing may involve the batch marker
+        c.v.push_back(where ? (cond->v[offset(*cond, idx)] != 0 ? u : w) : double(u == w));
+        for (Index d = r - 1; d >= 0; --d) {
+          if (++idx[d] < c.dims[d]) break;
+          idx[d] = 0;
+        }
+        continue;
+      }
       if (u == kBatch || w == kBatch) fail(n, "computes with the batch size, which is not known");
       double y = op == "Add" ? u + w : op == "Sub" ? u - w : op == "Mul" ? u * w
                  : op == "Pow" ? std::pow(u, w) : (c.is_int ? std::trunc(u / w) : u / w);
@@ -1314,7 +1336,9 @@ Network Importer::run() {
   };
   net_.input_mean = channel_values(input_.input_mean, "input_mean", 0.0);
   net_.input_std = channel_values(input_.input_std, "input_std", 1.0);
-  if (meta.count("class_names")) net_.class_names = split_commas(meta["class_names"]);
+  // Class names are set once the output size is known (the shapes are checked on the way).
+  const std::vector<std::string> class_names =
+      meta.count("class_names") ? split_commas(meta["class_names"]) : std::vector<std::string>{};
 
   Value x;
   x.layer = kNetworkInput;
@@ -1352,7 +1376,8 @@ Network Importer::run() {
     bool all_const = true;
     for (int i = 0; i < n.input_size(); ++i)
       if (const Value* v = input(n, i)) all_const = all_const && v->is_const;
-    if (all_const && n.input_size() > 0)
+    // Expand of a constant over the batch is a constant layer (convert), not a folded value.
+    if (all_const && n.input_size() > 0 && n.op_type() != "Expand")
       fold(n);
     else
       convert(n);
@@ -1377,9 +1402,10 @@ Network Importer::run() {
     net_.layers.push_back(std::move(L));
   }
   net_.num_classes = os.size();
-  if (!net_.class_names.empty() && static_cast<Index>(net_.class_names.size()) != net_.num_classes)
-    fail(concat("metadata_props class_names has ", net_.class_names.size(), " names, the model outputs ",
+  if (!class_names.empty() && static_cast<Index>(class_names.size()) != net_.num_classes)
+    fail(concat("metadata_props class_names has ", class_names.size(), " names, the model outputs ",
                 net_.num_classes, " classes"));
+  net_.class_names = class_names;
   std::string producer = model_.producer_name();
   if (!model_.producer_version().empty()) producer += " " + model_.producer_version();
   net_.converted_from = concat("onnx: ", std::filesystem::path(path_).filename().string(), " (",
