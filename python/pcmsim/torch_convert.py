@@ -52,6 +52,7 @@ class _Converter:
         self.torch = torch
         self.gm = gm
         self.consts = {}  # fx node -> numpy value (parameters used directly, and expands of them)
+        self.per_sample = set()  # nodes of consts whose value has no batch axis (expands)
         self.nn = torch.nn
         self.F = torch.nn.functional
         self.P = pcmsim_module
@@ -92,7 +93,7 @@ class _Converter:
         """A parameter (or an expand of one) used as a tensor: a constant layer holding its
         per-sample value; a leading axis of 1 is the batch axis (broadcasting is unchanged)."""
         v = self.consts[arg]
-        if v.ndim >= 2 and v.shape[0] == 1:
+        if arg not in self.per_sample and v.ndim >= 2 and v.shape[0] == 1:
             v = v[0]
         if v.ndim == 0:
             v = v.reshape(1)
@@ -490,6 +491,7 @@ class _Converter:
             v = self.consts[x]
             v = v[0] if v.ndim == len(out) and v.shape[0] == 1 else v
             self.consts[node] = np.broadcast_to(v, tuple(out[1:])).copy()
+            self.per_sample.add(node)
             return None
         if tuple(self.shape(x)) == tuple(out):
             return self.alias(node, x)
@@ -661,12 +663,12 @@ def from_torch(module, input_shape, *, num_classes=None, input_mean=None, input_
     if num_classes is not None and int(num_classes) != classes:
         raise ValueError(f"[pcmsim.torch_convert] num_classes = {num_classes} but the module "
                          f"outputs {classes}")
-    channels = input_shape[0]
-    mean = [0.0] * channels if input_mean is None else [float(v) for v in np.atleast_1d(input_mean)]
-    std = [1.0] * channels if input_std is None else [float(v) for v in np.atleast_1d(input_std)]
     net_shape = (list(input_shape) if len(input_shape) == 3 else
                  [input_shape[0], 1, input_shape[1]] if len(input_shape) == 2 else
                  [1, 1, input_shape[0]])
+    channels = net_shape[0]
+    mean = [0.0] * channels if input_mean is None else [float(v) for v in np.atleast_1d(input_mean)]
+    std = [1.0] * channels if input_std is None else [float(v) for v in np.atleast_1d(input_std)]
     net = _pcmsim.Network(name=name or type(module).__name__, input_shape=net_shape,
                           num_classes=classes, input_mean=mean, input_std=std,
                           class_names=list(class_names or []), layers=conv.layers)

@@ -14,6 +14,7 @@ from conftest import FASHION_MNIST, PCMSIM_BIN, SOURCE_DIR
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
+import onnx.numpy_helper  # noqa: E402
 nn = torch.nn
 F = torch.nn.functional
 
