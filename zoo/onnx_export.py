@@ -19,7 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import models  # noqa: E402
 
 # Model file name (without _hwa) -> module class.
-ARCHITECTURES = {"mlp": models.MLP, "lenet5": models.LeNet5, "resnet": models.ResNet}
+ARCHITECTURES = {"mlp": models.MLP, "lenet5": models.LeNet5, "resnet": models.ResNet,
+                 "vit": models.ViT}
 
 
 def architecture(h5_path):
@@ -29,8 +30,6 @@ def architecture(h5_path):
     for key, cls in ARCHITECTURES.items():
         if base == key:
             return cls
-    if base == "vit":
-        return models.ViT
     raise ValueError(f"[zoo.onnx_export] {h5_path}: no PyTorch architecture for model '{name}'")
 
 
@@ -44,7 +43,9 @@ def torch_model(h5_path):
             layer = group.name.split("/")[-1].split("_", 1)[1]
             for key in ("weight", "bias", "running_mean", "running_var"):
                 if key in group:
-                    loaded[f"{layer}.{key}"] = torch.from_numpy(np.asarray(group[key][...]))
+                    # A constant layer holds a parameter of its own name (the ViT's `pos`).
+                    name = layer if group.attrs["kind"] == "constant" else f"{layer}.{key}"
+                    loaded[name] = torch.from_numpy(np.asarray(group[key][...]))
     missing = [k for k in state if k not in loaded and not k.endswith("num_batches_tracked")]
     if missing:
         raise ValueError(f"[zoo.onnx_export] {h5_path}: no weights for {missing}")

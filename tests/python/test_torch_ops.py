@@ -224,3 +224,52 @@ def test_new_kinds_survive_the_model_file(tmp_path):
     x = np.random.default_rng(1).standard_normal((8, 16)).astype(np.float32)
     np.testing.assert_array_equal(pcmsim.fp32_logits(back, x), pcmsim.fp32_logits(net, x))
     assert kinds(back) == kinds(net)
+
+
+def test_zoo_vit_converts_exports_and_runs_ideally_on_the_chip(tmp_path):
+    """The zoo's vision transformer (random weights; zoo/models.py): from_torch and the zoo's
+    own HDF5 export both reproduce PyTorch, its Linear layers (QKV, projections, MLP) and the
+    patch conv go onto tiles, attention stays digital, and an ideal analog chip (ideal devices,
+    no converters, no noise) equals the FP32 path."""
+    import sys
+    import h5py
+    from conftest import SOURCE_DIR
+    sys.path.insert(0, str(SOURCE_DIR / "zoo"))
+    import export
+    import models
+
+    torch.manual_seed(5)
+    model = models.build("vit").eval()
+    with torch.no_grad():
+        model.pos.normal_(0, 0.5)
+    net = compare(model, (1, 28, 28), n=32)
+    path = tmp_path / "vit.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs.update(format="pcmsim-model", format_version=1, name="vit",
+                       input_shape=[1, 28, 28], num_classes=10, input_mean=[0.0],
+                       input_std=[1.0])
+        export.write_layers(model, f.create_group("layers"))
+    exported = pcmsim.load_network(str(path))
+    x = np.random.default_rng(2).standard_normal((32, 784)).astype(np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x.reshape(32, 1, 28, 28))).numpy()
+    fp32 = pcmsim.fp32_logits(exported, x)
+    np.testing.assert_allclose(fp32, ref, rtol=0, atol=1e-4 * np.abs(ref).max())
+    matrices = [m.name for m in exported.layer_matrices()]
+    assert matrices[0] == "patch" and matrices[-1] == "head" and len(matrices) == 2 + 2 * 6
+    assert kinds(exported).count("matmul") == 4  # q·kᵀ and softmax·v per block: digital
+    assert len(net.layer_matrices()) == len(matrices)
+
+    ideal = pcmsim.SimulationConfig(seed=3, gdc=False)
+    ideal.device.model = "ideal"
+    ideal.io = pcmsim.IoParams(p_in=0, p_out=0, out_noise=0.0, in_noise=0.0,
+                               out_bound=float("inf"))
+    for rows, cols in [(256, 256), (49, 20)]:  # 49 x 20 tiles split every linear layer
+        cfg = ideal.copy()
+        cfg.chip.tile_rows, cfg.chip.tile_cols = rows, cols
+        chip = pcmsim.AnalogChip(exported, cfg)
+        chip.set_time(31536000.0)  # the ideal device does not drift
+        out = chip.logits(x)
+        # float32 GEMMs in another order and the exact-in-theory scaling: a few ulps per layer.
+        np.testing.assert_allclose(out, fp32, rtol=0, atol=1e-5 * np.abs(fp32).max())
+        assert np.array_equal(out.argmax(1), fp32.argmax(1))
