@@ -1307,7 +1307,10 @@ Network Importer::run() {
   if (dims.empty() || dims.size() > 3)
     fail(concat("input '", in->name(), "' has rank ", dims.size() + 1,
                 ": expected (batch, C, H, W), (batch, C, L) or (batch, F)"));
-  net_.name = g_.name().empty() ? std::filesystem::path(path_).stem().string() : g_.name();
+  // PyTorch names every graph "torch_jit" (older: "torch-jit-export"): the file name says more.
+  const bool generic = g_.name().empty() || g_.name().rfind("torch_jit", 0) == 0 ||
+                       g_.name().rfind("torch-jit", 0) == 0;
+  net_.name = generic ? std::filesystem::path(path_).stem().string() : g_.name();
   net_.input_shape = dims.size() == 3   ? std::array<Index, 3>{dims[0], dims[1], dims[2]}
                      : dims.size() == 2 ? std::array<Index, 3>{dims[0], 1, dims[1]}
                                         : std::array<Index, 3>{1, 1, dims[0]};

@@ -64,6 +64,7 @@ def export(h5_path, onnx_path, opset=13):
 
     model = torch_model(h5_path)
     with h5py.File(h5_path, "r") as f:
+        name = str(f.attrs["name"])
         shape = [int(v) for v in f.attrs["input_shape"]]
         meta = {"input_mean": ",".join(repr(float(v)) for v in f.attrs["input_mean"]),
                 "input_std": ",".join(repr(float(v)) for v in f.attrs["input_std"])}
@@ -74,6 +75,7 @@ def export(h5_path, onnx_path, opset=13):
                       output_names=["logits"],
                       dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
     m = onnx.load(onnx_path)
+    m.graph.name = name
     onnx.helper.set_model_props(m, meta)
     onnx.save(m, onnx_path)
     return model

@@ -62,6 +62,7 @@ def test_zoo_model_exported_by_pytorch_predicts_as_pytorch(name, tmp_path):
     assert net.input_std == pytest.approx(native.input_std)
     assert net.class_names == native.class_names
     assert "onnx" in net.converted_from and "opset 13" in net.converted_from
+    assert net.name == native.name
     # Same matrices on the tiles as the native model.
     assert [(m.rows, m.cols, m.groups) for m in net.layer_matrices()] == \
         [(m.rows, m.cols, m.groups) for m in native.layer_matrices()]
