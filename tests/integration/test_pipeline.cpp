@@ -38,7 +38,8 @@ namespace pcmsim::nets {
 namespace {
 
 constexpr double kSigmas = 3.0;
-const char* const kZoo[] = {"mlp", "mlp_hwa", "lenet5", "lenet5_hwa", "resnet", "resnet_hwa"};
+const char* const kZoo[] = {"mlp",    "mlp_hwa",    "lenet5", "lenet5_hwa",
+                            "resnet", "resnet_hwa", "vit",    "vit_hwa"};
 
 std::string zoo_path(const std::string& name) {
   const char* src = std::getenv("PCMSIM_SOURCE_DIR");
