@@ -17,6 +17,7 @@
 #include "mapping/utilisation.h"
 #include "nets/cost_input.h"
 #include "nets/model_io.h"
+#include "nets/onnx_import.h"
 #include "nets/network.h"
 
 namespace po = boost::program_options;
@@ -28,7 +29,7 @@ constexpr const char* kWhere = "cli map";
 
 constexpr const char* kUsage =
     "usage: pcmsim map --model FILE [options]\n\n"
-    "Places every linear and conv2d layer of a model (pcmsim HDF5 model, docs/formats.md) on\n"
+    "Places every linear and conv layer of a model (pcmsim HDF5 model, docs/formats.md, or ONNX) on\n"
     "crossbar tiles and prints, per layer, its weight matrix (rows = inputs, cols = outputs per\n"
     "group), the tiles it uses and their utilisation (weights / cells of the tiles used), and\n"
     "the totals. A model that does not fit a bounded chip (--num-tiles N) is an error that says how\n"
@@ -43,7 +44,8 @@ int run_map(const std::vector<std::string>& args) {
   po::options_description opts("Options", 110, 60);
   opts.add_options()
       ("help,h", "show this help and exit")
-      ("model", po::value<std::string>(), "model file (pcmsim HDF5 model format); required")
+      ("model", po::value<std::string>(),
+       "model file: pcmsim HDF5 model, or ONNX (.onnx, docs/onnx.md); required")
       ("format", po::value<std::string>()->default_value("table"),
        "output format: 'table' or 'json'")
       ("slices", "also list every slice: its weight rows/cols, tile, position on the tile and "
@@ -54,6 +56,7 @@ int run_map(const std::vector<std::string>& args) {
   add_simulation_options(chip_opts);
   po::options_description cost_opts("Cost model", 110, 60);
   add_cost_options(cost_opts);
+  add_setting_options<nets::ModelInputOptions>(opts);
   opts.add(chip_opts).add(cost_opts);
   po::options_description hidden;
   add_deprecated_options(hidden);
@@ -82,7 +85,9 @@ int run_map(const std::vector<std::string>& args) {
 
   nets::Network net;
   try {
-    net = nets::load_network(vm["model"].as<std::string>());
+    nets::ModelInputOptions input;
+    apply_setting_options(vm, input);
+    net = nets::load_model(vm["model"].as<std::string>(), input);
   } catch (const std::runtime_error& e) {
     // A missing or malformed model file is bad input (exit 2).
     throw std::invalid_argument(e.what());

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "cli/setting_options.h"
 #include "nets/cost_input.h"
+#include "nets/onnx_import.h"
 #include "nets/results.h"
 #include "nets/dataset.h"
 #include "nets/evaluation.h"
@@ -39,7 +40,8 @@ int run_main(const std::vector<std::string>& args) {
   options.add_options()
     ("help,h", "show this help")
     ("model", po::value<std::string>(),
-     "network file (HDF5 pcmsim-model) [default: the zoo's resnet_hwa.h5]")
+     "network file: HDF5 pcmsim-model, or ONNX (.onnx, docs/onnx.md) [default: the zoo's "
+     "resnet_hwa.h5]")
     ("data", po::value<std::string>(),
      "evaluation data: fashion-mnist:t10k|train[@DIR], an HDF5 data set, or an IDX images file "
      "[default fashion-mnist:t10k]")
@@ -55,6 +57,7 @@ int run_main(const std::vector<std::string>& args) {
   po::options_description settings("chip, converter, digital-unit and evaluation settings");
   add_simulation_options(settings);
   add_evaluation_options(settings);
+  add_setting_options<nets::ModelInputOptions>(settings);
   options.add(settings);
   po::options_description cost_settings("cost model (docs/cost.md)");
   add_cost_options(cost_settings);
@@ -95,7 +98,9 @@ int run_main(const std::vector<std::string>& args) {
   const std::string out_path = vm["out"].as<std::string>();
   check_output_path(out_path, "out");
 
-  const nets::Network net = nets::load_network(run.model);
+  nets::ModelInputOptions input;
+  apply_setting_options(vm, input);
+  const nets::Network net = nets::load_model(run.model, input);
   const nets::Dataset data = nets::load_dataset(run.data, run.limit);
   nets::check_compatible(data, net);
   // What one inference costs on this chip (never changes a result; computed before the work so

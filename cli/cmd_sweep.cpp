@@ -33,6 +33,7 @@
 #include "nets/dataset.h"
 #include "nets/evaluation.h"
 #include "nets/model_io.h"
+#include "nets/onnx_import.h"
 #include "nets/results.h"
 #include "nets/sweep.h"
 
@@ -83,7 +84,7 @@ int sweep_main(const std::vector<std::string>& args) {
      "INI file with any option below (name = value; an axis is a comma-separated list); "
      "the command line wins over the file")
     ("model", po::value<std::string>()->default_value(default_model_path()),
-     "network file (HDF5 pcmsim-model)")
+     "network file: HDF5 pcmsim-model, or ONNX (.onnx, docs/onnx.md)")
     ("data", po::value<std::string>()->default_value("fashion-mnist:t10k"),
      "evaluation data: fashion-mnist:t10k|train[@DIR], an HDF5 data set, or an IDX images file")
     ("limit", po::value<long>()->default_value(0), "evaluate the first N images (0 = all)")
@@ -101,6 +102,7 @@ int sweep_main(const std::vector<std::string>& args) {
   add_evaluation_options(general);
   // The cost model's constants (one value each, not axes): each point's cost in the results.
   add_cost_options(general);
+  add_setting_options<nets::ModelInputOptions>(general);
   po::options_description hidden;
   add_deprecated_options(hidden);
 
@@ -227,6 +229,10 @@ int sweep_main(const std::vector<std::string>& args) {
     fingerprint << "limit=" << limit << "\ntrials=" << trials << "\nbatch_size=" << batch
                 << "\ncalibration_images=" << calibration_images << "\nfp32=" << fp32 << "\n";
     for (const auto& [name, value] : constants) fingerprint << name << "=" << value << "\n";
+    nets::ModelInputOptions input;
+    for (const std::string& name : apply_setting_options(vm, input))
+      fingerprint << name << "=" << *given(vm, name == "input_mean" ? "input-mean" : "input-std")
+                  << "\n";
     for (const auto& axis : grid.axes) {
       fingerprint << "axis " << axis.name << "=";
       for (std::size_t k = 0; k < axis.values.size(); ++k)
@@ -242,7 +248,7 @@ int sweep_main(const std::vector<std::string>& args) {
     std::istringstream lines(meta.fingerprint);
     for (std::string line; std::getline(lines, line);) meta.options.push_back(line);
 
-    net = nets::load_network(meta.model);
+    net = nets::load_model(meta.model, input);
     data = nets::load_dataset(meta.data, limit);
     nets::check_compatible(data, net);
     images = nets::normalized_images(data, net);

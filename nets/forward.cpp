@@ -71,10 +71,15 @@ LayerKind kind_of(Activation a) {
   }
 }
 
-// Activations live in position-major (NHWC) matrices inside forward(): an image tensor of a
-// batch is (B*H*W) x C (row = sample, then pixel; column = channel), a feature vector B x F.
-// The conv GEMM produces exactly this layout (no transposes), and per-channel operations (bias,
-// BN) and pooling work on contiguous channel vectors, which the compiler vectorises.
+// Activations live in one of two layouts inside forward():
+// - image (channels-last): a per-sample tensor (C, positions...) of a batch is a
+//   (B*positions) x C matrix (row = sample, then position; column = channel). The conv GEMM
+//   produces exactly this layout (no transposes), and per-channel operations (bias, BN) and
+//   pooling work on contiguous channel vectors, which the compiler vectorises. H, W: the spatial
+//   size (conv1d: H = 1).
+// - plain: B x numel, each sample in PyTorch's C order. Feature vectors (F) are B x F either way;
+//   other ranks (sequences (T, D), attention maps) are reshaped views of the same memory.
+// Layers convert their input to the layout they need (as_image / as_plain).
 struct Act {
   MatrixF m;
   bool image = false;
@@ -209,19 +214,6 @@ Act run_conv(const Layer& L, const Shape& in_shape, const Shape& out_shape, cons
                        target.cols(), ", expected ", rows_total, "x", Og));
     if (G > 1) y.m.middleCols(g * Og, Og) = yg;
   }
-  if (!L.bias.empty()) channel_affine(y.m, {}, L.bias.data);
-  return y;
-}
-
-Act run_linear(const Layer& L, const Act& x, int matrix_index, MatmulProvider& provider) {
-  const Index B = x.m.rows();
-  Act y;
-  y.m.resize(B, L.out_features);
-  provider.matmul(matrix_index, 0, x.m, y.m);
-  if (y.m.rows() != B || y.m.cols() != L.out_features)
-    core::throw_invalid(
-        kTag, concat("layer '", L.name, "': the matmul provider returned ", y.m.rows(), "x",
-                     y.m.cols(), ", expected ", B, "x", L.out_features));
   if (!L.bias.empty()) channel_affine(y.m, {}, L.bias.data);
   return y;
 }
@@ -376,6 +368,322 @@ Act from_chw(const Eigen::Ref<const MatrixF>& images, Index C, Index H, Index W)
   return a;
 }
 
+
+// The input in the image layout for a (C, H, W) shape (conv1d: (C, L) as (C, 1, L)).
+const Act& as_image(const Act& x, Index B, Index C, Index H, Index W, Act& tmp) {
+  if (x.image) return x;
+  tmp = from_chw(Eigen::Map<const MatrixF>(x.m.data(), B, C * H * W), C, H, W);
+  return tmp;
+}
+
+// The input in the plain layout (B x numel, C order).
+const Act& as_plain(const Act& x, Index B, Act& tmp) {
+  if (!x.image && x.m.rows() == B) return x;
+  if (x.image) {
+    tmp = flatten(x, B);
+  } else {
+    tmp.m = Eigen::Map<const MatrixF>(x.m.data(), B, x.m.size() / B);
+  }
+  return tmp;
+}
+
+// Splits a per-sample shape around `axis` into outer x n x inner.
+void split_axis(const Shape& s, Index axis, Index& outer, Index& n, Index& inner) {
+  outer = inner = 1;
+  for (Index d = 0; d < axis; ++d) outer *= s.dims[d];
+  n = s.dims[axis];
+  for (Index d = axis + 1; d < s.rank(); ++d) inner *= s.dims[d];
+}
+
+Index normalise_axis(Index a, Index rank) { return a < 0 ? a + rank : a; }
+
+// Softmax / log-softmax along a strided axis: `count` vectors of n values, `stride` apart.
+void softmax_strided(float* base, Index vectors, Index inner, Index n, bool log) {
+  const Index per_outer = n * inner;
+  for_row_blocks(vectors, n, [&](Index v0, Index len) {
+    for (Index v = v0; v < v0 + len; ++v) {
+      float* p = base + (v / inner) * per_outer + (v % inner);
+      float mx = p[0];
+      for (Index c = 1; c < n; ++c) mx = std::max(mx, p[c * inner]);
+      float sum = 0.f;
+      for (Index c = 0; c < n; ++c) sum += std::exp(p[c * inner] - mx);
+      if (log) {
+        const float lse = std::log(sum);
+        for (Index c = 0; c < n; ++c) p[c * inner] = p[c * inner] - mx - lse;
+      } else {
+        for (Index c = 0; c < n; ++c) p[c * inner] = std::exp(p[c * inner] - mx) / sum;
+      }
+    }
+  });
+}
+
+// LayerNorm over the last N values of each row group; statistics in double (PyTorch
+// accumulates in higher precision too), biased variance as PyTorch.
+void run_layernorm(MatrixF& m, const Layer& L, Index N) {
+  const Index rows = m.size() / N;
+  float* base = m.data();
+  for_row_blocks(rows, N, [&](Index r0, Index len) {
+    for (Index r = r0; r < r0 + len; ++r) {
+      float* p = base + r * N;
+      double mean = 0;
+      for (Index i = 0; i < N; ++i) mean += p[i];
+      mean /= double(N);
+      double var = 0;
+      for (Index i = 0; i < N; ++i) var += (p[i] - mean) * (p[i] - mean);
+      var /= double(N);
+      const double inv = 1.0 / std::sqrt(var + L.eps);
+      for (Index i = 0; i < N; ++i) {
+        float v = static_cast<float>((p[i] - mean) * inv);
+        if (!L.weight.empty()) v *= L.weight.data[i];
+        if (!L.bias.empty()) v += L.bias.data[i];
+        p[i] = v;
+      }
+    }
+  });
+}
+
+// General per-sample transpose in the plain layout.
+MatrixF run_transpose(const MatrixF& x, Index B, const Shape& in, const std::vector<Index>& perm) {
+  const Index r = in.rank(), numel = in.size();
+  std::vector<Index> in_stride(static_cast<std::size_t>(r), 1), out_dims(r), src_stride(r);
+  for (Index d = r - 2; d >= 0; --d) in_stride[d] = in_stride[d + 1] * in.dims[d + 1];
+  for (Index d = 0; d < r; ++d) {
+    out_dims[d] = in.dims[perm[d]];
+    src_stride[d] = in_stride[perm[d]];
+  }
+  MatrixF y(B, numel);
+#pragma omp parallel for schedule(static) if (B * numel >= kParallelMin)
+  for (Index b = 0; b < B; ++b) {
+    const float* src = x.data() + b * numel;
+    float* dst = y.data() + b * numel;
+    std::vector<Index> idx(static_cast<std::size_t>(r), 0);
+    Index off = 0;  // source offset of the current output index
+    for (Index o = 0; o < numel; ++o) {
+      dst[o] = src[off];
+      for (Index d = r - 1; d >= 0; --d) {  // odometer increment
+        off += src_stride[d];
+        if (++idx[d] < out_dims[d]) break;
+        off -= src_stride[d] * out_dims[d];
+        idx[d] = 0;
+      }
+    }
+  }
+  return y;
+}
+
+// Padding of the trailing axes in the plain layout.
+MatrixF run_pad(const MatrixF& x, Index B, const Shape& in, const Shape& out, const Layer& L) {
+  const Index r = in.rank(), k = static_cast<Index>(L.pads.size()) / 2;
+  const Index numel_in = in.size(), numel_out = out.size();
+  // Per output axis: the source index of each output index, or -1 (constant fill).
+  std::vector<std::vector<Index>> src(static_cast<std::size_t>(r));
+  for (Index d = 0; d < r; ++d) {
+    const Index before = d >= r - k ? L.pads[2 * (d - (r - k))] : 0, n = in.dims[d];
+    auto& v = src[d];
+    v.resize(static_cast<std::size_t>(out.dims[d]));
+    for (Index o = 0; o < out.dims[d]; ++o) {
+      Index i = o - before;
+      if (i < 0 || i >= n) {
+        if (L.pad_mode == PadMode::constant)
+          i = -1;
+        else if (L.pad_mode == PadMode::replicate)
+          i = i < 0 ? 0 : n - 1;
+        else
+          i = i < 0 ? -i : 2 * (n - 1) - i;  // reflect (pads < n, checked)
+      }
+      v[o] = i;
+    }
+  }
+  std::vector<Index> in_stride(static_cast<std::size_t>(r), 1);
+  for (Index d = r - 2; d >= 0; --d) in_stride[d] = in_stride[d + 1] * in.dims[d + 1];
+  const float fill = static_cast<float>(L.pad_value);
+  MatrixF y(B, numel_out);
+#pragma omp parallel for schedule(static) if (B * numel_out >= kParallelMin)
+  for (Index b = 0; b < B; ++b) {
+    const float* s = x.data() + b * numel_in;
+    float* dst = y.data() + b * numel_out;
+    std::vector<Index> idx(static_cast<std::size_t>(r), 0);
+    for (Index o = 0; o < numel_out; ++o) {
+      Index off = 0;
+      bool inside = true;
+      for (Index d = 0; d < r && inside; ++d) {
+        const Index i = src[d][idx[d]];
+        inside = i >= 0;
+        off += i * in_stride[d];
+      }
+      dst[o] = inside ? s[off] : fill;
+      for (Index d = r - 1; d >= 0; --d) {
+        if (++idx[d] < out.dims[d]) break;
+        idx[d] = 0;
+      }
+    }
+  }
+  return y;
+}
+
+// PyTorch's adaptive_avg_pool2d: window [floor(i*H/o), ceil((i+1)*H/o)).
+Act run_adaptive_avgpool(const Act& x, Index B, Index C, Index H, Index W, Index OH, Index OW) {
+  Act y;
+  y.image = true;
+  y.H = OH;
+  y.W = OW;
+  y.m.resize(B * OH * OW, C);
+#pragma omp parallel for schedule(static) if (B * H * W * C >= kParallelMin)
+  for (Index blk = 0; blk < B * OH; ++blk) {
+    const Index n = blk / OH, oh = blk % OH;
+    const Index h0 = (oh * H) / OH, h1 = ((oh + 1) * H + OH - 1) / OH;
+    const float* img = x.m.data() + n * H * W * C;
+    for (Index ow = 0; ow < OW; ++ow) {
+      const Index w0 = (ow * W) / OW, w1 = ((ow + 1) * W + OW - 1) / OW;
+      float* dst = y.m.data() + ((n * OH + oh) * OW + ow) * C;
+      for (Index c = 0; c < C; ++c) dst[c] = 0.f;
+      for (Index ih = h0; ih < h1; ++ih)
+        for (Index iw = w0; iw < w1; ++iw) {
+          const float* s = img + (ih * W + iw) * C;
+          for (Index c = 0; c < C; ++c) dst[c] += s[c];
+        }
+      const float d = static_cast<float>((h1 - h0) * (w1 - w0));
+      for (Index c = 0; c < C; ++c) dst[c] /= d;
+    }
+  }
+  return y;
+}
+
+// Concatenation along a per-sample axis in the plain layout.
+MatrixF run_concat(const std::vector<const MatrixF*>& xs, const std::vector<Shape>& shapes, Index B,
+                   Index axis, const Shape& out) {
+  Index outer = 1, inner = 1;
+  for (Index d = 0; d < axis; ++d) outer *= out.dims[d];
+  for (Index d = axis + 1; d < out.rank(); ++d) inner *= out.dims[d];
+  const Index numel = out.size();
+  MatrixF y(B, numel);
+#pragma omp parallel for schedule(static) if (B * numel >= kParallelMin)
+  for (Index b = 0; b < B; ++b) {
+    float* dst = y.data() + b * numel;
+    for (Index o = 0; o < outer; ++o)
+      for (std::size_t k = 0; k < xs.size(); ++k) {
+        const Index chunk = shapes[k].dims[axis] * inner;
+        const float* s = xs[k]->data() + b * shapes[k].size() + o * chunk;
+        dst = std::copy(s, s + chunk, dst);
+      }
+  }
+  return y;
+}
+
+// Batched matrix product of two activations: per sample and leading index, (n x k) * (k x m).
+// Digital (no stored weights): float32 GEMM, each product independent of the batch split.
+MatrixF run_matmul(const MatrixF& a, const MatrixF& b, Index B, const Shape& sa, const Shape& sb) {
+  const Index n = sa.dims[sa.rank() - 2], k = sa.dims.back(), m = sb.dims.back();
+  const Index lead = sa.size() / (n * k), count = B * lead;
+  MatrixF y(B, lead * n * m);
+#pragma omp parallel for schedule(static) if (count * n * k * m >= kParallelMin)
+  for (Index i = 0; i < count; ++i) {
+    Eigen::Map<const MatrixF> A(a.data() + i * n * k, n, k), Bm(b.data() + i * k * m, k, m);
+    Eigen::Map<MatrixF> Y(y.data() + i * n * m, n, m);
+    Y.noalias() = A * Bm;
+  }
+  return y;
+}
+
+// Embedding lookup (digital): every input value must be an integer index in range.
+MatrixF run_embedding(const MatrixF& x, const Layer& L) {
+  const Index D = L.embedding_dim;
+  MatrixF y(x.rows(), x.cols() * D);
+  for (Index i = 0; i < x.size(); ++i) {
+    const float v = x.data()[i];
+    if (!(v >= 0.f) || v >= static_cast<float>(L.num_embeddings) || v != std::floor(v))
+      core::throw_invalid(kTag, concat("layer '", L.name, "' (embedding): input value ", v,
+                                       " is not an index in [0, ", L.num_embeddings, ")"));
+    const float* row = L.weight.data.data() + static_cast<Index>(v) * D;
+    std::copy(row, row + D, y.data() + i * D);
+  }
+  return y;
+}
+
+// Element-wise a (op) b with NumPy broadcasting of the per-sample shapes, plain layout.
+MatrixF run_binary(LayerKind kind, const MatrixF& a, const MatrixF& b, Index B, const Shape& sa,
+                   const Shape& sb, const Shape& out) {
+  const Index r = out.rank(), numel = out.size(), na = sa.size(), nb = sb.size();
+  // Strides of a and b over the output's axes (0 where an axis is broadcast).
+  std::vector<Index> stride_a(static_cast<std::size_t>(r), 0), stride_b(stride_a);
+  for (int which = 0; which < 2; ++which) {
+    const Shape& s = which ? sb : sa;
+    std::vector<Index>& st = which ? stride_b : stride_a;
+    Index acc = 1;
+    for (Index d = s.rank() - 1; d >= 0; --d) {
+      const Index od = d + (r - s.rank());
+      st[od] = s.dims[d] == 1 ? 0 : acc;
+      acc *= s.dims[d];
+    }
+  }
+  MatrixF y(B, numel);
+#pragma omp parallel for schedule(static) if (B * numel >= kParallelMin)
+  for (Index n = 0; n < B; ++n) {
+    const float* pa = a.data() + n * na;
+    const float* pb = b.data() + n * nb;
+    float* dst = y.data() + n * numel;
+    std::vector<Index> idx(static_cast<std::size_t>(r), 0);
+    Index oa = 0, ob = 0;
+    for (Index o = 0; o < numel; ++o) {
+      const float u = pa[oa], v = pb[ob];
+      switch (kind) {
+        case LayerKind::add: dst[o] = u + v; break;
+        case LayerKind::sub: dst[o] = u - v; break;
+        case LayerKind::mul: dst[o] = u * v; break;
+        default: dst[o] = u / v; break;
+      }
+      for (Index d = r - 1; d >= 0; --d) {  // odometer over the output
+        oa += stride_a[d];
+        ob += stride_b[d];
+        if (++idx[d] < out.dims[d]) break;
+        oa -= stride_a[d] * out.dims[d];
+        ob -= stride_b[d] * out.dims[d];
+        idx[d] = 0;
+      }
+    }
+  }
+  return y;
+}
+
+// Mean over a set of per-sample axes (plain layout); sums in double.
+MatrixF run_reduce_mean(const MatrixF& x, Index B, const Shape& in, const std::vector<Index>& axes,
+                        Index out_numel) {
+  const Index r = in.rank(), numel = in.size();
+  std::vector<bool> reduce(static_cast<std::size_t>(r), false);
+  for (Index a : axes) reduce[normalise_axis(a, r)] = true;
+  // Output offset stride of each input axis (0 for reduced axes).
+  std::vector<Index> ostride(static_cast<std::size_t>(r), 0);
+  Index acc = 1, count = 1;
+  for (Index d = r - 1; d >= 0; --d) {
+    if (reduce[d]) {
+      count *= in.dims[d];
+    } else {
+      ostride[d] = acc;
+      acc *= in.dims[d];
+    }
+  }
+  MatrixF y(B, out_numel);
+#pragma omp parallel for schedule(static) if (B * numel >= kParallelMin)
+  for (Index n = 0; n < B; ++n) {
+    std::vector<double> sum(static_cast<std::size_t>(out_numel), 0.0);
+    const float* src = x.data() + n * numel;
+    std::vector<Index> idx(static_cast<std::size_t>(r), 0);
+    Index off = 0;
+    for (Index i = 0; i < numel; ++i) {
+      sum[off] += src[i];
+      for (Index d = r - 1; d >= 0; --d) {
+        off += ostride[d];
+        if (++idx[d] < in.dims[d]) break;
+        off -= ostride[d] * in.dims[d];
+        idx[d] = 0;
+      }
+    }
+    for (Index o = 0; o < out_numel; ++o)
+      y(n, o) = static_cast<float>(sum[o] / static_cast<double>(count));
+  }
+  return y;
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------------ Fp32Matmul
@@ -435,40 +743,170 @@ MatrixF forward(const Network& net, const Eigen::Ref<const MatrixF>& images,
     const Layer& L = net.layers[static_cast<std::size_t>(i)];
     const LayerShapes& S = shapes[static_cast<std::size_t>(i)];
     const std::vector<int> ins = net.layer_inputs(i);
-    const Act& x = act_of(ins[0]);
-    Act y;
+    const Act& x = ins.empty() ? input : act_of(ins[0]);  // constant: no input
+    Act y, tmp;
+    const Shape& in = S.inputs.empty() ? S.output : S.inputs[0];
     switch (L.kind) {
-      case LayerKind::linear:
-        y = run_linear(L, x, matrix_index++, provider);
+      case LayerKind::linear: {
+        const Act& xp = as_plain(x, B, tmp);
+        const Index pos = in.size() / L.in_features;  // over the last axis
+        y.m.resize(B * pos, L.out_features);
+        provider.matmul(matrix_index++, 0,
+                        Eigen::Map<const MatrixF>(xp.m.data(), B * pos, L.in_features), y.m);
+        if (y.m.rows() != B * pos || y.m.cols() != L.out_features)
+          core::throw_invalid(
+              kTag, concat("layer '", L.name, "': the matmul provider returned ", y.m.rows(), "x",
+                           y.m.cols(), ", expected ", B * pos, "x", L.out_features));
+        if (!L.bias.empty()) channel_affine(y.m, {}, L.bias.data);
+        if (pos > 1) y.m.resize(B, pos * L.out_features);  // same memory, plain layout
         break;
+      }
       case LayerKind::conv2d:
-        y = run_conv(L, S.inputs[0], S.output, x, B, matrix_index++, provider);
+        y = run_conv(L, in, S.output, as_image(x, B, in.dims[0], in.dims[1], in.dims[2], tmp), B,
+                     matrix_index++, provider);
         break;
+      case LayerKind::conv1d: {
+        const Shape in2{{in.dims[0], 1, in.dims[1]}}, out2{{S.output.dims[0], 1, S.output.dims[1]}};
+        y = run_conv(L, in2, out2, as_image(x, B, in.dims[0], 1, in.dims[1], tmp), B,
+                     matrix_index++, provider);
+        break;
+      }
       case LayerKind::batchnorm1d:
+        y = run_batchnorm(L, as_plain(x, B, tmp));
+        break;
       case LayerKind::batchnorm2d:
-        y = run_batchnorm(L, x);
+        y = run_batchnorm(L, as_image(x, B, in.dims[0], in.dims[1], in.dims[2], tmp));
         break;
       case LayerKind::maxpool2d:
       case LayerKind::avgpool2d:
-        y = run_pool(L, S.inputs[0], S.output, x, B);
+        y = run_pool(L, in, S.output, as_image(x, B, in.dims[0], in.dims[1], in.dims[2], tmp), B);
         break;
       case LayerKind::global_avgpool:
-        y = run_global_avgpool(x, B);
+        y = run_global_avgpool(as_image(x, B, in.dims[0], in.dims[1], in.dims[2], tmp), B);
+        break;
+      case LayerKind::adaptive_avgpool2d:
+        y = run_adaptive_avgpool(as_image(x, B, in.dims[0], in.dims[1], in.dims[2], tmp), B,
+                                 in.dims[0], in.dims[1], in.dims[2], L.output_size[0],
+                                 L.output_size[1]);
         break;
       case LayerKind::flatten:
-        y = flatten(x, B);
+      case LayerKind::reshape:
+        y = as_plain(x, B, tmp);  // C order is unchanged
         break;
       case LayerKind::softmax:
-      case LayerKind::log_softmax:
-        y = x;
-        run_softmax(y.m, L.kind == LayerKind::log_softmax);
+      case LayerKind::log_softmax: {
+        const Index axis = normalise_axis(L.axis, in.rank());
+        const bool log = L.kind == LayerKind::log_softmax;
+        if (x.image && axis == 0) {  // over the channels: the rows of the image layout
+          y = x;
+          run_softmax(y.m, log);
+        } else {
+          y = as_plain(x, B, tmp);
+          Index outer, len, inner;
+          split_axis(in, axis, outer, len, inner);
+          softmax_strided(y.m.data(), B * outer * inner, inner, len, log);
+        }
         break;
+      }
+      case LayerKind::layernorm: {
+        y = as_plain(x, B, tmp);
+        run_layernorm(y.m, L, Shape{L.shape}.size());
+        break;
+      }
+      case LayerKind::transpose:
+        y.m = run_transpose(as_plain(x, B, tmp).m, B, in, L.perm);
+        break;
+      case LayerKind::pad:
+        y.m = run_pad(as_plain(x, B, tmp).m, B, in, S.output, L);
+        break;
+      case LayerKind::concat: {
+        const Index axis = normalise_axis(L.axis, in.rank());
+        bool all_image = axis == 0;
+        for (int j : ins) all_image = all_image && act_of(j).image;
+        if (all_image) {  // channels: side by side in the image layout
+          y.image = true;
+          y.H = x.H;
+          y.W = x.W;
+          y.m.resize(x.m.rows(), S.output.dims[0]);
+          Index c0 = 0;
+          for (int j : ins) {
+            y.m.middleCols(c0, act_of(j).m.cols()) = act_of(j).m;
+            c0 += act_of(j).m.cols();
+          }
+        } else {
+          std::vector<Act> tmps(ins.size());
+          std::vector<const MatrixF*> xs;
+          for (std::size_t k = 0; k < ins.size(); ++k)
+            xs.push_back(&as_plain(act_of(ins[k]), B, tmps[k]).m);
+          y.m = run_concat(xs, S.inputs, B, axis, S.output);
+        }
+        break;
+      }
+      case LayerKind::matmul: {
+        Act tmp2;
+        y.m = run_matmul(as_plain(x, B, tmp).m, as_plain(act_of(ins[1]), B, tmp2).m, B, in,
+                         S.inputs[1]);
+        break;
+      }
+      case LayerKind::scale: {
+        y = x;
+        const float a = static_cast<float>(L.scale), c = static_cast<float>(L.shift);
+        map_inplace(y.m, [a, c](float v) { return v * a + c; });
+        break;
+      }
+      case LayerKind::constant:
+        y.m = Eigen::Map<const Eigen::Matrix<float, 1, Eigen::Dynamic>>(L.weight.data.data(),
+                                                                        L.weight.numel())
+                  .replicate(B, 1);
+        break;
+      case LayerKind::embedding:
+        y.m = run_embedding(as_plain(x, B, tmp).m, L);
+        break;
+      case LayerKind::sqrt:
+        y = x;
+        map_inplace(y.m, [](float v) { return std::sqrt(v); });
+        break;
+      case LayerKind::erf:
+        y = x;
+        map_inplace(y.m, [](float v) { return std::erf(v); });
+        break;
+      case LayerKind::pow: {
+        y = x;
+        const float e = static_cast<float>(L.exponent);
+        if (e == 2.f)
+          map_inplace(y.m, [](float v) { return v * v; });
+        else
+          map_inplace(y.m, [e](float v) { return std::pow(v, e); });
+        break;
+      }
+      case LayerKind::reduce_mean:
+        y.m = run_reduce_mean(as_plain(x, B, tmp).m, B, in, L.axes, S.output.size());
+        break;
+      case LayerKind::sub:
+      case LayerKind::mul:
+      case LayerKind::div:
       case LayerKind::add: {
         const Act& x2 = act_of(ins[1]);
-        y.image = x.image;
-        y.H = x.H;
-        y.W = x.W;
-        y.m = x.m + x2.m;
+        if (S.inputs[0] != S.inputs[1]) {
+          Act tmp2;
+          y.m = run_binary(L.kind, as_plain(x, B, tmp).m, as_plain(x2, B, tmp2).m, B, S.inputs[0],
+                           S.inputs[1], S.output);
+        } else if (L.kind != LayerKind::add) {
+          Act tmp2;
+          const Act& a = as_plain(x, B, tmp);
+          const Act& b = as_plain(x2, B, tmp2);
+          y.m = L.kind == LayerKind::sub   ? MatrixF(a.m - b.m)
+                : L.kind == LayerKind::mul ? MatrixF(a.m.cwiseProduct(b.m))
+                                           : MatrixF(a.m.cwiseQuotient(b.m));
+        } else if (x.image == x2.image) {
+          y.image = x.image;
+          y.H = x.H;
+          y.W = x.W;
+          y.m = x.m + x2.m;
+        } else {
+          Act tmp2;
+          y.m = as_plain(x, B, tmp).m + as_plain(x2, B, tmp2).m;
+        }
         break;
       }
       default:  // element-wise activations, identity, dropout
@@ -484,7 +922,8 @@ MatrixF forward(const Network& net, const Eigen::Ref<const MatrixF>& images,
   }
   // The last layer outputs (num_classes) features (checked by infer_shapes).
   Act& last = outs.back();
-  return last.image ? flatten(last, B).m : std::move(last.m);
+  Act tmp;
+  return MatrixF(as_plain(last, B, tmp).m);
 }
 
 MatrixF logits(const Network& net, const MatrixF& images, MatmulProvider& provider,

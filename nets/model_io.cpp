@@ -239,6 +239,71 @@ Layer read_layer(const h5::Group& g, const std::string& name, int index,
         if (rk.has("divisor_override")) rk.fail("attribute 'divisor_override' is not supported");
       }
       break;
+    case LayerKind::conv1d: {
+      // One-row conv2d inside: the file holds plain ints and weight [out, in/groups, k].
+      L.in_channels = rk.integer("in_channels");
+      L.out_channels = rk.integer("out_channels");
+      L.groups = rk.integer_or("groups", 1);
+      L.kernel_size = {1, rk.integer("kernel_size")};
+      L.stride = {1, rk.integer_or("stride", 1)};
+      L.padding = {0, rk.integer_or("padding", 0)};
+      L.dilation = {1, rk.integer_or("dilation", 1)};
+      L.weight = rk.tensor("weight", false);
+      L.bias = rk.tensor("bias", true);
+      break;
+    }
+    case LayerKind::adaptive_avgpool2d:
+      L.output_size = rk.pair("output_size");
+      break;
+    case LayerKind::pad: {
+      L.pads = rk.integers("pads");
+      std::string m = rk.str_or("mode", "constant");
+      auto mode = parse_pad_mode(m);
+      if (!mode) rk.fail(concat("mode = \"", m, "\": one of constant, reflect, replicate"));
+      L.pad_mode = *mode;
+      L.pad_value = rk.number_or("value", 0.0);
+      break;
+    }
+    case LayerKind::concat:
+    case LayerKind::softmax:
+    case LayerKind::log_softmax:
+      L.axis = rk.integer_or("axis", -1);
+      break;
+    case LayerKind::flatten:
+      L.start_dim = rk.integer_or("start_dim", 0);
+      L.end_dim = rk.integer_or("end_dim", -1);
+      break;
+    case LayerKind::layernorm:
+      L.shape = rk.integers("normalized_shape");
+      L.eps = rk.number_or("eps", 1e-5);
+      L.weight = rk.tensor("weight", true);
+      L.bias = rk.tensor("bias", true);
+      break;
+    case LayerKind::reshape:
+      L.shape = rk.integers("shape");
+      break;
+    case LayerKind::transpose:
+      L.perm = rk.integers("perm");
+      break;
+    case LayerKind::scale:
+      L.scale = rk.number_or("scale", 1.0);
+      L.shift = rk.number_or("shift", 0.0);
+      break;
+    case LayerKind::constant:
+      L.weight = rk.tensor("weight", false);
+      break;
+    case LayerKind::pow:
+      L.exponent = rk.number("exponent");
+      break;
+    case LayerKind::reduce_mean:
+      L.axes = rk.integers("axes");
+      L.keepdims = rk.flag_or("keepdims", true);
+      break;
+    case LayerKind::embedding:
+      L.num_embeddings = rk.integer("num_embeddings");
+      L.embedding_dim = rk.integer("embedding_dim");
+      L.weight = rk.tensor("weight", false);
+      break;
     default:
       break;
   }
@@ -332,6 +397,7 @@ Network load_network(const std::string& path) {
     std::vector<float>& dst = std::string(key) == "input_mean" ? net.input_mean : net.input_std;
     dst.assign(v.begin(), v.end());
   }
+  net.converted_from = root.str_or("converted_from", "");
   if (root.has("class_names"))
     net.class_names =
         root.wrap("class_names", [&] { return f.read_string_list_attribute("class_names"); });
@@ -398,6 +464,7 @@ void write_tensor(h5::Group& g, const std::string& name, const Tensor& t) {
 }
 
 std::vector<std::int64_t> as_list(const std::array<Index, 2>& v) { return {v[0], v[1]}; }
+std::vector<std::int64_t> as_list(const std::vector<Index>& v) { return {v.begin(), v.end()}; }
 
 }  // namespace
 
@@ -418,6 +485,7 @@ void save_network(const Network& net, const std::string& path) {
       f.write_attribute("input_std",
                         std::vector<double>(net.input_std.begin(), net.input_std.end()));
       if (!net.class_names.empty()) f.write_attribute("class_names", net.class_names);
+      if (!net.converted_from.empty()) f.write_attribute("converted_from", net.converted_from);
 
       {  // groups closed before f.close(), so that its flush errors are reported
         h5::Group layers = f.create_group("layers");
@@ -480,6 +548,57 @@ void save_network(const Network& net, const std::string& path) {
               if (L.kind == LayerKind::avgpool2d)
                 g.write_attribute("count_include_pad",
                                   static_cast<std::int64_t>(L.count_include_pad));
+              break;
+            case LayerKind::conv1d:
+              g.write_attribute("in_channels", static_cast<std::int64_t>(L.in_channels));
+              g.write_attribute("out_channels", static_cast<std::int64_t>(L.out_channels));
+              g.write_attribute("groups", static_cast<std::int64_t>(L.groups));
+              g.write_attribute("kernel_size", static_cast<std::int64_t>(L.kernel_size[1]));
+              g.write_attribute("stride", static_cast<std::int64_t>(L.stride[1]));
+              g.write_attribute("padding", static_cast<std::int64_t>(L.padding[1]));
+              g.write_attribute("dilation", static_cast<std::int64_t>(L.dilation[1]));
+              break;
+            case LayerKind::adaptive_avgpool2d:
+              g.write_attribute("output_size", as_list(L.output_size));
+              break;
+            case LayerKind::pad:
+              g.write_attribute("pads", as_list(L.pads));
+              g.write_attribute("mode", std::string(pad_mode_name(L.pad_mode)));
+              g.write_attribute("value", L.pad_value);
+              break;
+            case LayerKind::concat:
+            case LayerKind::softmax:
+            case LayerKind::log_softmax:
+              g.write_attribute("axis", static_cast<std::int64_t>(L.axis));
+              break;
+            case LayerKind::flatten:
+              g.write_attribute("start_dim", static_cast<std::int64_t>(L.start_dim));
+              g.write_attribute("end_dim", static_cast<std::int64_t>(L.end_dim));
+              break;
+            case LayerKind::layernorm:
+              g.write_attribute("normalized_shape", as_list(L.shape));
+              g.write_attribute("eps", L.eps);
+              break;
+            case LayerKind::reshape:
+              g.write_attribute("shape", as_list(L.shape));
+              break;
+            case LayerKind::transpose:
+              g.write_attribute("perm", as_list(L.perm));
+              break;
+            case LayerKind::scale:
+              g.write_attribute("scale", L.scale);
+              g.write_attribute("shift", L.shift);
+              break;
+            case LayerKind::pow:
+              g.write_attribute("exponent", L.exponent);
+              break;
+            case LayerKind::reduce_mean:
+              g.write_attribute("axes", as_list(L.axes));
+              g.write_attribute("keepdims", static_cast<std::int64_t>(L.keepdims));
+              break;
+            case LayerKind::embedding:
+              g.write_attribute("num_embeddings", static_cast<std::int64_t>(L.num_embeddings));
+              g.write_attribute("embedding_dim", static_cast<std::int64_t>(L.embedding_dim));
               break;
             default:
               break;

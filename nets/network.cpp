@@ -47,7 +47,32 @@ constexpr KindEntry kKinds[] = {
     {LayerKind::add, "add"},
     {LayerKind::identity, "identity"},
     {LayerKind::dropout, "dropout"},
+    {LayerKind::conv1d, "conv1d"},
+    {LayerKind::adaptive_avgpool2d, "adaptive_avgpool2d"},
+    {LayerKind::pad, "pad"},
+    {LayerKind::concat, "concat"},
+    {LayerKind::layernorm, "layernorm"},
+    {LayerKind::reshape, "reshape"},
+    {LayerKind::transpose, "transpose"},
+    {LayerKind::matmul, "matmul"},
+    {LayerKind::scale, "scale"},
+    {LayerKind::constant, "constant"},
+    {LayerKind::embedding, "embedding"},
+    {LayerKind::sub, "sub"},
+    {LayerKind::mul, "mul"},
+    {LayerKind::div, "div"},
+    {LayerKind::sqrt, "sqrt"},
+    {LayerKind::erf, "erf"},
+    {LayerKind::pow, "pow"},
+    {LayerKind::reduce_mean, "reduce_mean"},
 };
+
+struct PadEntry {
+  PadMode mode;
+  const char* name;
+};
+constexpr PadEntry kPadModes[] = {
+    {PadMode::constant, "constant"}, {PadMode::reflect, "reflect"}, {PadMode::replicate, "replicate"}};
 
 struct ActEntry {
   Activation act;
@@ -121,7 +146,38 @@ bool is_activation(LayerKind k) {
   }
 }
 
-bool is_matrix(LayerKind k) { return k == LayerKind::linear || k == LayerKind::conv2d; }
+bool is_matrix(LayerKind k) {
+  return k == LayerKind::linear || k == LayerKind::conv2d || k == LayerKind::conv1d;
+}
+
+bool is_binary(LayerKind k) {
+  return k == LayerKind::add || k == LayerKind::sub || k == LayerKind::mul || k == LayerKind::div;
+}
+
+std::optional<Shape> broadcast_shapes(const Shape& a, const Shape& b) {
+  const Index r = std::max(a.rank(), b.rank());
+  Shape out;
+  out.dims.assign(static_cast<std::size_t>(r), 1);
+  for (Index d = 0; d < r; ++d) {
+    const Index da = d - (r - a.rank()) >= 0 ? a.dims[d - (r - a.rank())] : 1;
+    const Index db = d - (r - b.rank()) >= 0 ? b.dims[d - (r - b.rank())] : 1;
+    if (da != db && da != 1 && db != 1) return std::nullopt;
+    out.dims[d] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+std::string_view pad_mode_name(PadMode m) {
+  for (auto& e : kPadModes)
+    if (e.mode == m) return e.name;
+  return "?";
+}
+
+std::optional<PadMode> parse_pad_mode(std::string_view name) {
+  for (auto& e : kPadModes)
+    if (name == e.name) return e.mode;
+  return std::nullopt;
+}
 
 std::string_view activation_name(Activation a) {
   for (auto& e : kActs)
@@ -186,7 +242,7 @@ Layer Layer::make_conv2d(std::string name, Index in_channels, Index out_channels
 
 std::vector<int> Network::layer_inputs(int i) const {
   const Layer& l = layers.at(static_cast<std::size_t>(i));
-  if (!l.inputs.empty()) return l.inputs;
+  if (!l.inputs.empty() || l.kind == LayerKind::constant) return l.inputs;
   return {i == 0 ? kNetworkInput : i - 1};
 }
 
@@ -250,8 +306,14 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
 
     // Graph edges.
     std::vector<int> ins = net.layer_inputs(i);
-    const std::size_t arity = L.kind == LayerKind::add ? 2 : 1;
-    if (ins.size() != arity) fail(concat("has ", ins.size(), " inputs, expected ", arity));
+    if (L.kind == LayerKind::concat) {
+      if (ins.size() < 2) fail(concat("has ", ins.size(), " inputs, expected at least 2"));
+    } else {
+      const std::size_t arity = is_binary(L.kind) || L.kind == LayerKind::matmul ? 2
+                                : L.kind == LayerKind::constant                          ? 0
+                                                                                         : 1;
+      if (ins.size() != arity) fail(concat("has ", ins.size(), " inputs, expected ", arity));
+    }
     LayerShapes& S = shapes[static_cast<std::size_t>(i)];
     for (int j : ins) {
       if (j != kNetworkInput && (j < 0 || j >= i))
@@ -260,13 +322,22 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
       if (j != kNetworkInput) used[static_cast<std::size_t>(j)] = true;
       S.inputs.push_back(j == kNetworkInput ? input : shapes[static_cast<std::size_t>(j)].output);
     }
-    const Shape& in = S.inputs[0];
+    const Shape none_shape;
+    const Shape& in = S.inputs.empty() ? none_shape : S.inputs[0];
+    // A per-sample axis: negative counts from the end.
+    auto norm_axis = [&](Index a, Index rank, const char* what) {
+      const Index r = a < 0 ? a + rank : a;
+      if (r < 0 || r >= rank)
+        fail(concat(what, " = ", a, ": out of range for the per-sample input ", in.str(),
+                    " (axes 0..", rank - 1, " or -", rank, "..-1; the batch axis is not counted)"));
+      return r;
+    };
 
     if (L.activation != Activation::none &&
         !(is_matrix(L.kind) || L.kind == LayerKind::batchnorm1d ||
           L.kind == LayerKind::batchnorm2d || L.kind == LayerKind::add))
       fail(concat("a fused activation ('", activation_name(L.activation),
-                  "') is only allowed on linear, conv2d, batchnorm and add"));
+                  "') is only allowed on linear, conv1d, conv2d, batchnorm and add"));
     if (!parse_activation(activation_name(L.activation))) fail("unknown fused activation");
 
     auto check_tensor = [&](const Tensor& t, const char* what, std::vector<Index> expected,
@@ -300,16 +371,168 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
       case LayerKind::linear: {
         check_count(L.in_features, "in_features");
         check_count(L.out_features, "out_features");
-        if (in.dims.size() != 1)
-          fail(concat("needs a feature vector input, got ", in.str(), " (add a flatten layer)"));
-        if (in.dims[0] != L.in_features)
-          fail(concat("in_features = ", L.in_features, " but its input has ", in.dims[0],
-                      " features"));
+        // Over the last axis, as PyTorch's Linear: (F) -> (out), (T, F) -> (T, out).
+        if (in.dims.empty()) fail("has no input");
+        if (in.dims.back() != L.in_features)
+          fail(concat("in_features = ", L.in_features, " but its input ", in.str(), " has ",
+                      in.dims.back(), " features along its last axis",
+                      in.rank() > 1 ? " (add a flatten layer to use all of them)" : ""));
         check_tensor(L.weight, "weight", {L.out_features, L.in_features}, false);
         check_tensor(L.bias, "bias", {L.out_features}, true);
-        S.output = Shape{{L.out_features}};
+        S.output = in;
+        S.output.dims.back() = L.out_features;
         break;
       }
+      case LayerKind::conv1d: {
+        if (in.rank() != 2) fail(concat("needs a (C, L) input, got ", in.str()));
+        check_count(L.in_channels, "in_channels");
+        check_count(L.out_channels, "out_channels");
+        check_count(L.groups, "groups");
+        if (L.in_channels % L.groups || L.out_channels % L.groups)
+          fail(concat("in_channels = ", L.in_channels, " and out_channels = ", L.out_channels,
+                      " must both be divisible by groups = ", L.groups));
+        // Held as a conv2d of one row: the first entries of the pairs must be neutral.
+        if (L.kernel_size[0] != 1 || L.stride[0] != 1 || L.padding[0] != 0 || L.dilation[0] != 1)
+          fail("kernel_size/stride/padding/dilation must be [1, k]/[1, s]/[0, p]/[1, d]");
+        check_pair(L.kernel_size, "kernel_size", 1);
+        check_pair(L.stride, "stride", 1);
+        check_pair(L.padding, "padding", 0);
+        check_pair(L.dilation, "dilation", 1);
+        if (in.dims[0] != L.in_channels)
+          fail(concat("in_channels = ", L.in_channels, " but its input ", in.str(), " has ",
+                      in.dims[0], " channels"));
+        const Index ext = in.dims[1] + 2 * L.padding[1];
+        const Index span = L.dilation[1] * (L.kernel_size[1] - 1) + 1;
+        if (span > ext)
+          fail(concat("kernel (dilated extent ", span, ") is larger than the padded input (", ext,
+                      "); input ", in.str()));
+        check_tensor(L.weight, "weight",
+                     {L.out_channels, L.in_channels / L.groups, L.kernel_size[1]}, false);
+        check_tensor(L.bias, "bias", {L.out_channels}, true);
+        S.output = Shape{{L.out_channels, conv_out(in.dims[1], L.kernel_size[1], L.stride[1],
+                                                   L.padding[1], L.dilation[1])}};
+        break;
+      }
+      case LayerKind::adaptive_avgpool2d:
+        require_image();
+        check_pair(L.output_size, "output_size", 1);
+        S.output = Shape{{in.dims[0], L.output_size[0], L.output_size[1]}};
+        break;
+      case LayerKind::pad: {
+        const Index k = static_cast<Index>(L.pads.size()) / 2;
+        if (L.pads.empty() || L.pads.size() % 2 || k > in.rank())
+          fail(concat("pads has ", L.pads.size(), " values: expected 2 per padded trailing axis ",
+                      "(at most ", 2 * in.rank(), " for the input ", in.str(), ")"));
+        if (!std::isfinite(L.pad_value))
+          fail(concat("value = ", L.pad_value, ": must be finite"));
+        S.output = in;
+        for (Index a = 0; a < k; ++a) {
+          const Index axis = in.rank() - k + a, before = L.pads[2 * a], after = L.pads[2 * a + 1];
+          if (before < 0 || after < 0 || before > kMaxDim || after > kMaxDim)
+            fail(concat("pads [", before, ", ", after, "] of axis ", axis, ": must be in [0, ",
+                        kMaxDim, "]"));
+          if (L.pad_mode == PadMode::reflect && (before >= in.dims[axis] || after >= in.dims[axis]))
+            fail(concat("reflect padding [", before, ", ", after, "] of axis ", axis,
+                        " must be smaller than its size ", in.dims[axis]));
+          S.output.dims[axis] += before + after;
+        }
+        break;
+      }
+      case LayerKind::concat: {
+        const Index ax = norm_axis(L.axis, in.rank(), "axis");
+        S.output = in;
+        for (std::size_t k = 1; k < S.inputs.size(); ++k) {
+          const Shape& o = S.inputs[k];
+          bool ok = o.rank() == in.rank();
+          for (Index d = 0; ok && d < in.rank(); ++d) ok = d == ax || o.dims[d] == in.dims[d];
+          if (!ok)
+            fail(concat("input ", k, " has shape ", o.str(), ", which does not match ", in.str(),
+                        " outside axis ", ax));
+          S.output.dims[ax] += o.dims[ax];
+        }
+        break;
+      }
+      case LayerKind::layernorm: {
+        const Index k = static_cast<Index>(L.shape.size());
+        bool ok = k >= 1 && k <= in.rank();
+        for (Index d = 0; ok && d < k; ++d) ok = L.shape[d] == in.dims[in.rank() - k + d];
+        if (!ok)
+          fail(concat("normalized_shape ", Shape{L.shape}.str(),
+                      " must equal the trailing dimensions of its input ", in.str()));
+        if (!(L.eps > 0) || !std::isfinite(L.eps))
+          fail(concat("eps = ", L.eps, ": must be finite and > 0"));
+        check_tensor(L.weight, "weight", L.shape, true);
+        check_tensor(L.bias, "bias", L.shape, true);
+        S.output = in;
+        break;
+      }
+      case LayerKind::reshape: {
+        Index known = 1, infer = -1;
+        if (L.shape.empty()) fail("shape is empty");
+        for (std::size_t d = 0; d < L.shape.size(); ++d) {
+          if (L.shape[d] == -1 && infer < 0) {
+            infer = static_cast<Index>(d);
+          } else if (L.shape[d] < 1 || L.shape[d] > kMaxValuesPerSample) {
+            fail(concat("shape ", Shape{L.shape}.str(), ": entries must be >= 1, one may be -1"));
+          } else {
+            known *= L.shape[d];
+            if (known > kMaxValuesPerSample) fail(concat("shape ", Shape{L.shape}.str(), " too large"));
+          }
+        }
+        S.output = Shape{L.shape};
+        if (infer >= 0) {
+          if (in.size() % known)
+            fail(concat("shape ", Shape{L.shape}.str(), " does not fit the input ", in.str()));
+          S.output.dims[infer] = in.size() / known;
+        }
+        if (S.output.size() != in.size())
+          fail(concat("shape ", Shape{L.shape}.str(), " holds ", S.output.size(),
+                      " values, its input ", in.str(), " holds ", in.size()));
+        break;
+      }
+      case LayerKind::transpose: {
+        std::vector<bool> seen(static_cast<std::size_t>(in.rank()), false);
+        bool ok = static_cast<Index>(L.perm.size()) == in.rank();
+        for (std::size_t d = 0; ok && d < L.perm.size(); ++d) {
+          ok = L.perm[d] >= 0 && L.perm[d] < in.rank() && !seen[L.perm[d]];
+          if (ok) seen[L.perm[d]] = true;
+        }
+        if (!ok)
+          fail(concat("perm ", Shape{L.perm}.str(), " is not a permutation of the ", in.rank(),
+                      " per-sample axes of its input ", in.str()));
+        S.output = in;
+        for (std::size_t d = 0; d < L.perm.size(); ++d) S.output.dims[d] = in.dims[L.perm[d]];
+        break;
+      }
+      case LayerKind::matmul: {
+        const Shape& b = S.inputs[1];
+        bool ok = in.rank() >= 2 && b.rank() == in.rank() && in.dims.back() == b.dims[b.rank() - 2];
+        for (Index d = 0; ok && d + 2 < in.rank(); ++d) ok = in.dims[d] == b.dims[d];
+        if (!ok)
+          fail(concat("cannot multiply ", in.str(), " by ", b.str(),
+                      " (expected (..., n, k) x (..., k, m) with equal leading axes)"));
+        S.output = in;
+        S.output.dims.back() = b.dims.back();
+        break;
+      }
+      case LayerKind::scale:
+        if (!std::isfinite(L.scale) || !std::isfinite(L.shift))
+          fail(concat("scale = ", L.scale, ", shift = ", L.shift, ": must be finite"));
+        S.output = in;
+        break;
+      case LayerKind::constant:
+        if (L.weight.empty()) fail("weight (the constant's value) is missing");
+        for (Index d : L.weight.shape) check_count(d, "weight dimension");
+        check_tensor(L.weight, "weight", L.weight.shape, false);
+        S.output = Shape{L.weight.shape};
+        break;
+      case LayerKind::embedding:
+        check_count(L.num_embeddings, "num_embeddings");
+        check_count(L.embedding_dim, "embedding_dim");
+        check_tensor(L.weight, "weight", {L.num_embeddings, L.embedding_dim}, false);
+        S.output = in;
+        S.output.dims.push_back(L.embedding_dim);
+        break;
       case LayerKind::conv2d: {
         require_image();
         check_count(L.in_channels, "in_channels");
@@ -409,23 +632,55 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
       }
       case LayerKind::softmax:
       case LayerKind::log_softmax:
-        if (in.dims.size() != 1)
-          fail(concat("works over a feature vector, got ", in.str(), " (add a flatten layer)"));
+        (void)norm_axis(L.axis, in.rank(), "axis");
         S.output = in;
         break;
       case LayerKind::global_avgpool:
         require_image();
         S.output = Shape{{in.dims[0], 1, 1}};
         break;
-      case LayerKind::flatten:
-        S.output = Shape{{in.size()}};
+      case LayerKind::flatten: {
+        const Index a = norm_axis(L.start_dim, in.rank(), "start_dim");
+        const Index b = norm_axis(L.end_dim, in.rank(), "end_dim");
+        if (a > b) fail(concat("start_dim = ", L.start_dim, " comes after end_dim = ", L.end_dim));
+        S.output.dims.assign(in.dims.begin(), in.dims.begin() + a);
+        Index merged = 1;
+        for (Index d = a; d <= b; ++d) merged *= in.dims[d];
+        S.output.dims.push_back(merged);
+        S.output.dims.insert(S.output.dims.end(), in.dims.begin() + b + 1, in.dims.end());
         break;
+      }
       case LayerKind::add:
-        if (S.inputs[0] != S.inputs[1])
-          fail(concat("inputs have different shapes ", S.inputs[0].str(), " and ",
-                      S.inputs[1].str()));
+      case LayerKind::sub:
+      case LayerKind::mul:
+      case LayerKind::div: {
+        auto b = broadcast_shapes(S.inputs[0], S.inputs[1]);
+        if (!b)
+          fail(concat("inputs have shapes ", S.inputs[0].str(), " and ", S.inputs[1].str(),
+                      ", which do not broadcast (equal, or 1, per trailing axis)"));
+        S.output = *b;
+        break;
+      }
+      case LayerKind::pow:
+        if (!std::isfinite(L.exponent)) fail(concat("exponent = ", L.exponent, ": must be finite"));
         S.output = in;
         break;
+      case LayerKind::reduce_mean: {
+        if (L.axes.empty()) fail("axes is empty");
+        std::vector<bool> reduce(static_cast<std::size_t>(in.rank()), false);
+        for (Index a : L.axes) {
+          const Index r = norm_axis(a, in.rank(), "axes entry");
+          if (reduce[r]) fail(concat("axis ", a, " is listed twice"));
+          reduce[r] = true;
+        }
+        for (Index d = 0; d < in.rank(); ++d)
+          if (!reduce[d])
+            S.output.dims.push_back(in.dims[d]);
+          else if (L.keepdims)
+            S.output.dims.push_back(1);
+        if (S.output.dims.empty()) S.output.dims.push_back(1);  // a per-sample scalar: (1)
+        break;
+      }
       default:  // remaining element-wise activations, identity, dropout
         S.output = in;
         break;
@@ -436,11 +691,12 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
       fail(concat("output ", S.output.str(), " has more than ", kMaxValuesPerSample,
                   " values per sample (implausible; check padding and sizes)"));
     if (!L.weight.empty() && !(is_matrix(L.kind) || L.kind == LayerKind::batchnorm1d ||
-                               L.kind == LayerKind::batchnorm2d))
+                               L.kind == LayerKind::batchnorm2d || L.kind == LayerKind::layernorm ||
+                               L.kind == LayerKind::constant || L.kind == LayerKind::embedding))
       fail("has weights but its kind takes none");
   }
 
-  for (int i = 0; i + 1 < n; ++i)
+  for (int i = 0; check_output && i + 1 < n; ++i)
     if (!used[static_cast<std::size_t>(i)])
       core::throw_invalid(kTag, concat(src, "layer ", i, " '", net.layers[i].name,
                                        "': its output is never used (only the last layer's "
@@ -468,6 +724,7 @@ std::vector<MatrixLayer> matrix_layers(const Network& net) {
       m.rows = L.in_features;
       m.cols = L.out_features;
       m.groups = 1;
+      m.positions = shapes[static_cast<std::size_t>(i)].output.size() / L.out_features;
       // PyTorch stores [out, in]; the tile wants rows = inputs.
       MatrixF w(m.rows, m.cols);
       for (Index o = 0; o < m.cols; ++o)
@@ -481,8 +738,9 @@ std::vector<MatrixLayer> matrix_layers(const Network& net) {
       m.groups = L.groups;
       m.kernel_h = kh;
       m.kernel_w = kw;
+      // conv1d's weight [out, in/g, k] has the memory layout of [out, in/g, 1, k].
       const auto& od = shapes[static_cast<std::size_t>(i)].output.dims;
-      m.positions = od[1] * od[2];
+      m.positions = L.kind == LayerKind::conv1d ? od[1] : od[1] * od[2];
       for (Index g = 0; g < L.groups; ++g) {
         MatrixF w(m.rows, m.cols);
         // weight[g*og + o][c][ky][kx] -> row (c*kh + ky)*kw + kx: contiguous per output.
@@ -504,7 +762,7 @@ std::vector<mapping::LayerMatrix> layer_matrices(const Network& net) {
   for (const Layer& L : net.layers) {
     if (L.kind == LayerKind::linear)
       out.push_back(mapping::LayerMatrix::linear(L.name, L.in_features, L.out_features));
-    else if (L.kind == LayerKind::conv2d)
+    else if (L.kind == LayerKind::conv2d || L.kind == LayerKind::conv1d)
       out.push_back(mapping::LayerMatrix::conv2d(L.name, L.in_channels, L.out_channels,
                                                  L.kernel_size[0], L.kernel_size[1], L.groups));
   }

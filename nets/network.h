@@ -48,7 +48,32 @@ enum class LayerKind {
   add,
   identity,
   dropout,
+  // added for transformers and imported (ONNX) graphs; see docs/formats.md
+  conv1d,               // (C, L) -> (O, L'); on tiles like conv2d with a 1-row kernel
+  adaptive_avgpool2d,   // (C, H, W) -> (C, oh, ow), PyTorch's AdaptiveAvgPool2d
+  pad,                  // constant / reflect / replicate padding of the trailing axes
+  concat,               // two or more inputs joined along `axis`
+  layernorm,            // over the trailing axes `shape` (normalized_shape)
+  reshape,              // to `shape` (one -1 allowed), C order
+  transpose,            // permutes the per-sample axes by `perm`
+  matmul,               // two activations, batched over leading axes (digital: no weights)
+  scale,                // y = x * scale + shift, two scalars
+  constant,             // no input: outputs `weight` (a learned tensor, e.g. a position embedding)
+  embedding,            // integer-valued input -> rows of `weight` [num_embeddings, dim] (digital)
+  // element-wise arithmetic of imported graphs (add above broadcasts too)
+  sub,                  // a - b, NumPy broadcasting of the per-sample shapes
+  mul,                  // a * b, broadcasting
+  div,                  // a / b, broadcasting
+  sqrt,
+  erf,
+  pow,                  // x ^ exponent
+  reduce_mean,          // mean over `axes` (keepdims)
 };
+
+// Padding modes of LayerKind::pad (PyTorch's F.pad / ONNX Pad names).
+enum class PadMode { constant, reflect, replicate };
+std::string_view pad_mode_name(PadMode m);
+std::optional<PadMode> parse_pad_mode(std::string_view name);
 
 // The file-format name of a kind ("conv2d", "leaky_relu", ...) and back (nullopt if unknown).
 std::string_view kind_name(LayerKind kind);
@@ -56,7 +81,8 @@ std::optional<LayerKind> parse_kind(std::string_view name);
 // All kind names, for error messages ("one of linear, conv2d, ...").
 std::string all_kind_names();
 bool is_activation(LayerKind kind);  // element-wise, one input
-bool is_matrix(LayerKind kind);      // linear or conv2d (placed on tiles)
+bool is_matrix(LayerKind kind);      // linear, conv2d or conv1d (placed on tiles)
+bool is_binary(LayerKind kind);      // add, sub, mul, div (two inputs, broadcasting)
 
 // Activation fused after linear/conv2d/batchnorm/add: the parameter-free activations.
 enum class Activation { none, relu, relu6, sigmoid, tanh, gelu, silu, hardswish, hardsigmoid };
@@ -71,15 +97,21 @@ struct Tensor {
   Index numel() const;
 };
 
-// Per-sample shape of a layer's input or output: {C, H, W} (image) or {F} (features).
+// Per-sample shape of a layer's input or output: {C, H, W} (image), {F} (features), or any
+// other rank (e.g. {T, D}, a sequence of T tokens of D features).
 struct Shape {
   std::vector<Index> dims;
   bool is_image() const { return dims.size() == 3; }
+  Index rank() const { return static_cast<Index>(dims.size()); }
   Index size() const;
   std::string str() const;  // "(16, 14, 14)"
   bool operator==(const Shape& o) const { return dims == o.dims; }
   bool operator!=(const Shape& o) const { return dims != o.dims; }
 };
+
+// NumPy broadcasting of two per-sample shapes (right-aligned; equal or 1); nullopt if they do
+// not broadcast.
+std::optional<Shape> broadcast_shapes(const Shape& a, const Shape& b);
 
 // The network input, referred to in Layer::inputs.
 constexpr int kNetworkInput = -1;
@@ -88,7 +120,9 @@ struct Layer {
   std::string name;  // unique within the network, no '/'
   LayerKind kind = LayerKind::identity;
   // Indices of the layers feeding this one (kNetworkInput = the network input). Empty = the
-  // previous layer (or the network input for layer 0). add: exactly two; others: one.
+  // previous layer (or the network input for layer 0). add, sub, mul, div, matmul: exactly
+  // two; concat: two
+  // or more; constant: none; others: one.
   std::vector<int> inputs;
   Activation activation = Activation::none;  // fused; linear, conv2d, batchnorm*, add only
 
@@ -109,10 +143,27 @@ struct Layer {
   double alpha = 1.0;                    // elu
   double min_val = -1.0, max_val = 1.0;  // hardtanh
   bool gelu_tanh = false;                // gelu: approximate = "tanh"
+  // Per-sample axes (the batch axis is not counted; negative: from the end).
+  Index axis = -1;                        // concat, softmax, log_softmax
+  Index start_dim = 0, end_dim = -1;      // flatten
+  std::vector<Index> shape;               // reshape (one -1 allowed); layernorm: normalized_shape
+  std::vector<Index> perm;                // transpose
+  // pad: [begin, end] per trailing axis, e.g. [top, bottom, left, right] for (C, H, W)
+  std::vector<Index> pads;
+  PadMode pad_mode = PadMode::constant;
+  double pad_value = 0.0;                 // pad, constant mode
+  std::array<Index, 2> output_size{1, 1};  // adaptive_avgpool2d [oh, ow]
+  double scale = 1.0, shift = 0.0;        // scale
+  Index num_embeddings = 0, embedding_dim = 0;  // embedding
+  double exponent = 2.0;                  // pow
+  std::vector<Index> axes;                // reduce_mean
+  bool keepdims = true;                   // reduce_mean
 
   // Weights in PyTorch's layouts. linear: weight [out, in], bias [out]. conv2d: weight
-  // [out, in/groups, kh, kw], bias [out]. batchnorm: weight (gamma), bias (beta),
-  // running_mean, running_var [F]. Empty = absent (bias: zero; BN weight/bias: 1/0).
+  // [out, in/groups, kh, kw], bias [out]. conv1d: [out, in/groups, k] (kernel_size etc. hold
+  // [1, k]). batchnorm: weight (gamma), bias (beta), running_mean, running_var [F]. layernorm:
+  // weight, bias of normalized_shape. constant: weight = the output. embedding: weight
+  // [num_embeddings, embedding_dim]. Empty = absent (bias: zero; norm weight/bias: 1/0).
   Tensor weight, bias, running_mean, running_var;
 
   // Constructors for code-built networks (weights to be filled in).
@@ -145,6 +196,9 @@ struct Network {
   std::vector<Layer> layers;
   std::optional<Reference> reference;
   std::string source;  // file it was loaded from ("" if built in code); used in error messages
+  // Where a converted model came from, e.g. "onnx: net.onnx (pytorch 1.13.1, opset 13)";
+  // saved as the root attribute `converted_from`. Empty for native models.
+  std::string converted_from;
 
   Index input_size() const { return input_shape[0] * input_shape[1] * input_shape[2]; }
   // Resolved input indices of layer i (empty Layer::inputs -> {i-1}).
@@ -164,8 +218,8 @@ struct LayerShapes {
   Shape output;
 };
 // Per-layer input/output shapes, propagated from the input shape (validates the network).
-// `check_output` = false skips the final check that the last layer outputs (num_classes), so
-// the shapes of a partial network can be computed.
+// `check_output` = false skips the final checks (the last layer outputs (num_classes), every
+// other output is used), so the shapes of a partial network can be computed.
 std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output = true);
 
 // A linear or conv2d layer viewed as matrices (what the tiles hold): per group, rows = inputs
@@ -178,7 +232,8 @@ struct MatrixLayer {
   LayerKind kind = LayerKind::linear;
   Index rows = 0, cols = 0, groups = 1;
   Index kernel_h = 1, kernel_w = 1;
-  Index positions = 1;           // output positions per image (H'*W' for conv, 1 for linear)
+  Index positions = 1;  // output positions per sample (H'*W' for conv, the product of the
+                        // leading axes for linear: T for a (T, D) sequence, 1 for (F))
   std::vector<MatrixF> weights;  // per group, rows x cols
   Index kernel_size() const { return kernel_h * kernel_w; }
 };

@@ -6,6 +6,7 @@
 #include "nets/evaluation.h"
 #include "nets/forward.h"
 #include "nets/model_io.h"
+#include "nets/onnx_import.h"
 #include "git_revision.h"  // generated at build time: PCMSIM_GIT_REVISION
 #include "nets/network.h"
 #include "nets/results.h"
@@ -62,6 +63,15 @@ Activation act_from(const std::string& s) {
                                      "': expected none, relu, relu6, sigmoid, tanh, gelu, silu, "
                                      "hardswish or hardsigmoid"));
   return *a;
+}
+
+std::string pad_mode_str(PadMode m) { return std::string(pad_mode_name(m)); }
+PadMode pad_mode_from(const std::string& s) {
+  const auto m = parse_pad_mode(s);
+  if (!m)
+    core::throw_invalid("pcmsim.Layer", core::concat("pad_mode = '", s,
+                                                     "': expected constant, reflect or replicate"));
+  return *m;
 }
 
 // Images as a zero-copy view: N x input_size float32 (N x C x H x W accepted).
@@ -174,7 +184,24 @@ void bind_nets(py::module_& m) {
       .field("alpha", &Layer::alpha, "elu")
       .field("min_val", &Layer::min_val, "hardtanh")
       .field("max_val", &Layer::max_val, "hardtanh")
-      .field("gelu_tanh", &Layer::gelu_tanh, "gelu approximate='tanh'");
+      .field("gelu_tanh", &Layer::gelu_tanh, "gelu approximate='tanh'")
+      .field("axis", &Layer::axis, "concat/softmax/log_softmax: per-sample axis (-1 = last)")
+      .field("start_dim", &Layer::start_dim, "flatten: first per-sample axis merged")
+      .field("end_dim", &Layer::end_dim, "flatten: last per-sample axis merged")
+      .field("shape", &Layer::shape, "reshape: per-sample shape; layernorm: normalized_shape")
+      .field("perm", &Layer::perm, "transpose: permutation of the per-sample axes")
+      .field("pads", &Layer::pads, "pad: [begin, end] per trailing axis")
+      .enum_field("pad_mode", &Layer::pad_mode, pad_mode_str, pad_mode_from,
+                  "pad: constant, reflect or replicate")
+      .field("pad_value", &Layer::pad_value, "pad: fill value of constant mode")
+      .field("output_size", &Layer::output_size, "adaptive_avgpool2d [oh, ow]")
+      .field("scale", &Layer::scale, "scale: y = x * scale + shift")
+      .field("shift", &Layer::shift, "scale: y = x * scale + shift")
+      .field("num_embeddings", &Layer::num_embeddings, "embedding")
+      .field("embedding_dim", &Layer::embedding_dim, "embedding")
+      .field("exponent", &Layer::exponent, "pow: y = x ** exponent")
+      .field("axes", &Layer::axes, "reduce_mean: per-sample axes")
+      .field("keepdims", &Layer::keepdims, "reduce_mean: keep the reduced axes as 1");
   tensor_property<&Layer::weight>(layer, "weight", "weight (float32 array) or None");
   tensor_property<&Layer::bias>(layer, "bias", "bias [out] or None (zero)");
   tensor_property<&Layer::running_mean>(layer, "running_mean", "batchnorm running mean");
@@ -217,7 +244,9 @@ void bind_nets(py::module_& m) {
       .field("class_names", &Network::class_names, "[] or num_classes names")
       .field("layers", &Network::layers,
              "list of Layer (a copy: assign a whole list, or use append())")
-      .field("source", &Network::source, "file it was loaded from");
+      .field("source", &Network::source, "file it was loaded from")
+      .field("converted_from", &Network::converted_from,
+             "where a converted model came from (e.g. an ONNX file), or ''");
   network.def("validate", &Network::validate,
               "Checks everything (shapes, edges, weights); ValueError naming the layer.")
       .def("append", [](Network& n, const Layer& l) { n.layers.push_back(l); }, py::arg("layer"),
@@ -275,6 +304,29 @@ void bind_nets(py::module_& m) {
       py::arg("path"),
       "Loads and validates a pcmsim-model HDF5 file (RuntimeError naming the file, layer and "
       "value on malformed content).");
+  StructBinder<ModelInputOptions>(m, "ModelInputOptions",
+                                  "Input normalisation of an ONNX model (docs/onnx.md): "
+                                  "ModelInputOptions(input_mean=[0.286], input_std=[0.353]).")
+      .settings()
+      .def("validate", &ModelInputOptions::validate);
+  m.def(
+      "import_onnx",
+      [](const std::string& path, const ModelInputOptions& input) {
+        py::gil_scoped_release release;
+        return import_onnx(path, input);
+      },
+      py::arg("path"), py::arg("input") = ModelInputOptions(),
+      "Reads an ONNX model as a Network (docs/onnx.md): constant subgraphs folded, operators "
+      "mapped to layers; RuntimeError naming every unsupported operator and its node.");
+  m.def(
+      "load_model",
+      [](const std::string& path, const ModelInputOptions& input) {
+        py::gil_scoped_release release;
+        return load_model(path, input);
+      },
+      py::arg("path"), py::arg("input") = ModelInputOptions(),
+      "A model in either format: .onnx through import_onnx, else load_network.");
+  m.attr("onnx_available") = onnx_available();
   m.def(
       "save_network",
       [](const Network& net, const std::string& path) {

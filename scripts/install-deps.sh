@@ -8,11 +8,11 @@ level="${1:-build}"
 packages=(g++ make cmake pkg-config libeigen3-dev libhdf5-dev libboost-program-options-dev
           libgtest-dev libbenchmark-dev pybind11-dev python3-dev python3-numpy
           libopenmpi-dev openmpi-bin zlib1g-dev dataset-fashion-mnist ccache
-          libsuitesparse-dev)
+          libsuitesparse-dev libonnx-dev libprotobuf-dev)
 if [[ "$level" == test || "$level" == train ]]; then
   packages+=(python3-pytest python3-h5py python3-matplotlib jupyter-nbconvert python3-ipykernel
-             python3-nbformat python3-torch python3-pip python3-setuptools python3-wheel
-             python3-venv ngspice)
+             python3-nbformat python3-torch python3-onnx python3-pip python3-setuptools
+             python3-wheel python3-venv ngspice)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -101,6 +101,8 @@ def write_layers(model, L):
         w.linear("fc1", model.fc1, "relu")
         w.linear("fc2", model.fc2, "relu")
         w.linear("fc3", model.fc3)
+    elif isinstance(model, models.ViT):
+        write_vit(w, model)
     elif isinstance(model, models.ResNet):
         w.conv("stem", model.stem)
         w.bn2d("stem_bn", model.stem_bn, "relu")
@@ -124,6 +126,53 @@ def write_layers(model, L):
         w.linear("fc", model.fc)
     else:
         raise TypeError(f"[zoo.export] no exporter for {type(model).__name__}")
+
+
+def write_vit(w, model):
+    """The ViT with the layer kinds for transformers (docs/formats.md); per-sample shapes in
+    the comments (T tokens of D features, H heads of d)."""
+    D = model.pos.shape[-1]
+    T = model.pos.shape[1]
+    w.conv("patch", model.patch)                                   # (D, 4, 4)
+    w.layer("tokens", "flatten", start_dim=1, end_dim=-1)          # (D, T)
+    w.layer("tokens_t", "transpose", perm=[1, 0])                  # (T, D)
+    g = w.layer("pos", "constant")
+    g["weight"] = _f32(model.pos[0])                               # (T, D)
+    w.layer("embed", "add", inputs="tokens_t,pos")
+    x = "embed"
+    for i, blk in enumerate(model.blocks):
+        p = f"blocks.{i}"
+        H = blk.heads
+        d = D // H
+
+        def ln(name, m, inputs):
+            g = w.layer(name, "layernorm", inputs=inputs, normalized_shape=[D], eps=float(m.eps))
+            g["weight"] = _f32(m.weight)
+            g["bias"] = _f32(m.bias)
+        ln(f"{p}.ln1", blk.ln1, x)
+        for name in ("q", "k", "v"):
+            w.linear(f"{p}.{name}", getattr(blk, name), inputs=f"{p}.ln1")
+            w.layer(f"{p}.{name}_heads", "reshape", shape=[T, H, d])   # (T, H, d)
+            w.layer(f"{p}.{name}_t", "transpose",                      # (H, T, d) or k: (H, d, T)
+                    perm=[1, 2, 0] if name == "k" else [1, 0, 2])
+        w.layer(f"{p}.scores", "matmul", inputs=f"{p}.q_t,{p}.k_t")       # (H, T, T), digital
+        w.layer(f"{p}.scores_scaled", "scale", scale=float(d ** -0.5))
+        w.layer(f"{p}.attn", "softmax", axis=-1)
+        w.layer(f"{p}.mix", "matmul", inputs=f"{p}.attn,{p}.v_t")        # (H, T, d), digital
+        w.layer(f"{p}.mix_t", "transpose", perm=[1, 0, 2])                # (T, H, d)
+        w.layer(f"{p}.mix_tokens", "reshape", shape=[T, D])               # (T, D)
+        w.linear(f"{p}.proj", blk.proj)
+        w.layer(f"{p}.res1", "add", inputs=f"{x},{p}.proj")
+        ln(f"{p}.ln2", blk.ln2, f"{p}.res1")
+        w.linear(f"{p}.fc1", blk.fc1, activation="gelu")
+        w.linear(f"{p}.fc2", blk.fc2)
+        w.layer(f"{p}.res2", "add", inputs=f"{p}.res1,{p}.fc2")
+        x = f"{p}.res2"
+    g = w.layer("ln", "layernorm", normalized_shape=[D], eps=float(model.ln.eps))
+    g["weight"] = _f32(model.ln.weight)
+    g["bias"] = _f32(model.ln.bias)
+    w.layer("pool", "reduce_mean", axes=[0], keepdims=0)                  # (D)
+    w.linear("head", model.head)
 
 
 def git_revision():
@@ -192,7 +241,9 @@ def export_checkpoint(ckpt_path, out_path, data_dir=data.DEFAULT_DIR, verify=Tru
         r["logits"] = logits
     os.replace(tmp, out_path)
 
-    if verify:
+    # zoo/numpy_forward.py implements the CNN kinds only; the ViT file is checked against its
+    # reference by pcmsim itself (tests/integration/test_fp32_zoo.cpp, every zoo/*.h5).
+    if verify and meta["model"] != "vit":
         check = verify_file(out_path, x, test_lbl)
         print(f"{out_path}: torch acc {acc:.4f}; numpy forward from the file: acc {check['acc']:.4f}, "
               f"{check['mismatches']} prediction mismatches (all near-ties: {check['ties_only']}), "

@@ -142,11 +142,64 @@ class ResNet(nn.Module):
         return self.fc(x)
 
 
+class ViTBlock(nn.Module):
+    """Pre-norm transformer encoder block: x + proj(attention(ln1(x))), then
+    x + fc2(gelu(fc1(ln2(x)))). q, k, v, proj, fc1 and fc2 are analog (on tiles); the two
+    products of attention (q·kᵀ, softmax·v) multiply activations by activations and stay
+    digital, as do the layer norms and the softmax."""
+
+    def __init__(self, dim, heads, hidden):
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.ln1 = nn.LayerNorm(dim)
+        self.q = ALinear(dim, dim)
+        self.k = ALinear(dim, dim)
+        self.v = ALinear(dim, dim)
+        self.proj = ALinear(dim, dim)
+        self.ln2 = nn.LayerNorm(dim)
+        self.fc1 = ALinear(dim, hidden)
+        self.fc2 = ALinear(hidden, dim)
+
+    def forward(self, x):
+        B, T = x.shape[0], x.shape[1]  # (indexing, not unpacking: torch.fx can trace it)
+        H, d = self.heads, self.head_dim
+        h = self.ln1(x)
+        q = self.q(h).reshape(B, T, H, d).transpose(1, 2)     # (B, H, T, d)
+        k = self.k(h).reshape(B, T, H, d).permute(0, 2, 3, 1)  # (B, H, d, T)
+        v = self.v(h).reshape(B, T, H, d).transpose(1, 2)     # (B, H, T, d)
+        a = torch.softmax((q @ k) * d ** -0.5, dim=-1)        # (B, H, T, T)
+        o = (a @ v).transpose(1, 2).reshape(B, T, H * d)
+        x = x + self.proj(o)
+        return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+
+
+class ViT(nn.Module):
+    """A small vision transformer for 28x28: 7x7 patches (a conv with stride 7: 16 tokens of
+    dim 32), a learned position embedding, two pre-norm encoder blocks (2 heads, MLP 64, GELU),
+    a final layer norm, mean over the tokens, linear 32 -> 10."""
+
+    def __init__(self, dim=32, depth=2, heads=2, hidden=64, patch=7):
+        super().__init__()
+        self.patch = AConv2d(1, dim, patch, stride=patch)
+        tokens = (28 // patch) ** 2
+        self.pos = nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
+        self.blocks = nn.Sequential(*[ViTBlock(dim, heads, hidden) for _ in range(depth)])
+        self.ln = nn.LayerNorm(dim)
+        self.head = ALinear(dim, 10)
+
+    def forward(self, x):
+        t = self.patch(x).flatten(2).transpose(1, 2) + self.pos  # (B, 16, 32)
+        t = self.blocks(t)
+        return self.head(self.ln(t).mean(1))
+
+
 def build(name):
+    if name == "vit":
+        return ViT()
     if name == "mlp":
         return MLP()
     if name == "lenet5":
         return LeNet5()
     if name == "resnet":
         return ResNet()
-    raise ValueError(f"[zoo.models] unknown model '{name}' (mlp, lenet5, resnet)")
+    raise ValueError(f"[zoo.models] unknown model '{name}' (mlp, lenet5, resnet, vit)")

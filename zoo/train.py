@@ -24,12 +24,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
 import models  # noqa: E402
 
-DEFAULT_LR = {"mlp": 0.05, "lenet5": 0.05, "resnet": 0.1}
+DEFAULT_LR = {"mlp": 0.05, "lenet5": 0.05, "resnet": 0.1, "vit": 0.05}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, choices=["mlp", "lenet5", "resnet"])
+    p.add_argument("--model", required=True, choices=["mlp", "lenet5", "resnet", "vit"])
     p.add_argument("--hw-aware", action="store_true",
                    help="weight-noise injection (Joshi et al. 2020) + weight clipping")
     p.add_argument("--epochs", type=int, default=10)

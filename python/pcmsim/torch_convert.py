@@ -7,12 +7,17 @@ torch.nn.functional calls work, not only nn.Sequential); every Linear, Conv2d, B
 activation/pooling module (subclasses included, e.g. the zoo's AConv2d/ALinear) is kept as one
 node. Supported:
 
-- modules: Linear, Conv2d (zero padding), BatchNorm1d/2d (eval statistics), ReLU, ReLU6,
-  LeakyReLU, Sigmoid, Tanh, GELU, SiLU, ELU, Hardtanh, Hardswish, Hardsigmoid, MaxPool2d,
-  AvgPool2d, AdaptiveAvgPool2d(1), Flatten(1), Dropout, Identity;
-- functions/methods: the same activations and pooling from torch.nn.functional / torch /
-  Tensor methods, torch.flatten(x, 1), x.view(N, -1) / x.reshape(N, -1), x.mean((2, 3)),
-  ``a + b`` / torch.add (residual adds), dropout, contiguous.
+- modules: Linear (over the last axis, any rank), Conv1d, Conv2d (zero, reflect or replicate
+  padding, numeric or 'same'/'valid'), BatchNorm1d/2d (eval statistics), LayerNorm, Embedding,
+  ReLU, ReLU6, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, ELU, Hardtanh, Hardswish, Hardsigmoid,
+  Softmax, LogSoftmax, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d (any output size), Flatten,
+  Dropout/Dropout1d/2d/3d, Identity;
+- functions/methods: the same activations, pooling and normalisation from torch.nn.functional /
+  torch / Tensor methods; torch.cat; flatten, view/reshape (any per-sample shape), transpose,
+  permute; softmax/log_softmax over any axis; matmul / ``@`` / bmm of two activations (digital);
+  ``+ - * /`` of two activations (broadcasting) or with a number; x.mean(dims); sqrt, erf,
+  ``x ** p``; F.pad (constant, reflect, replicate); parameters used directly (a class token or
+  position embedding: constant layers), expand of them; dropout, contiguous.
 
 Anything else raises ``ValueError`` naming the node, so a model is never silently mis-converted.
 The weights are the module's current (eval-mode) parameters, copied to float32.
@@ -43,8 +48,11 @@ def _arg(node, index, name, default=None):
 
 
 class _Converter:
-    def __init__(self, torch, pcmsim_module):
+    def __init__(self, torch, pcmsim_module, gm=None):
         self.torch = torch
+        self.gm = gm
+        self.consts = {}  # fx node -> numpy value (parameters used directly, and expands of them)
+        self.per_sample = set()  # nodes of consts whose value has no batch axis (expands)
         self.nn = torch.nn
         self.F = torch.nn.functional
         self.P = pcmsim_module
@@ -62,7 +70,9 @@ class _Converter:
         self.names.add(name)
         return name
 
-    def source(self, node, arg):
+    def source(self, node, arg, like=None):
+        if hasattr(arg, "op") and arg in self.consts and arg not in self.value:
+            self.constant_layer(node, arg)
         if not hasattr(arg, "op") or arg not in self.value:
             raise ValueError(f"[pcmsim.torch_convert] node '{node.name}': input {arg!r} is not a "
                              "tensor computed by a supported layer")
@@ -78,6 +88,19 @@ class _Converter:
 
     def alias(self, node, arg):
         self.value[node] = self.source(node, arg)
+
+    def constant_layer(self, node, arg):
+        """A parameter (or an expand of one) used as a tensor: a constant layer holding its
+        per-sample value; a leading axis of 1 is the batch axis (broadcasting is unchanged)."""
+        v = self.consts[arg]
+        if arg not in self.per_sample and v.ndim >= 2 and v.shape[0] == 1:
+            v = v[0]
+        if v.ndim == 0:
+            v = v.reshape(1)
+        layer = self.P.Layer(name=self.unique(str(arg.name)), kind="constant", inputs=[],
+                             weight=np.ascontiguousarray(v, dtype=np.float32))
+        self.layers.append(layer)
+        self.value[arg] = len(self.layers) - 1
 
     @staticmethod
     def shape(node):
@@ -95,23 +118,23 @@ class _Converter:
             if m.bias is not None:
                 fields["bias"] = _f32(m.bias)
             return self.add(node, name, "linear", [x], **fields)
-        if isinstance(m, nn.Conv2d):
-            if m.padding_mode != "zeros":
-                raise ValueError(f"[pcmsim.torch_convert] {name}: padding_mode "
-                                 f"'{m.padding_mode}' (only zero padding)")
-            padding = m.padding
-            if isinstance(padding, str):
-                if padding != "valid":
-                    raise ValueError(f"[pcmsim.torch_convert] {name}: padding='{padding}' "
-                                     "(give numeric padding)")
-                padding = (0, 0)
-            fields = dict(in_channels=m.in_channels, out_channels=m.out_channels,
-                          groups=m.groups, kernel_size=_pair(m.kernel_size),
-                          stride=_pair(m.stride), padding=_pair(padding),
-                          dilation=_pair(m.dilation), weight=_f32(m.weight))
-            if m.bias is not None:
+        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+            return self.conv(node, name, x, m)
+        if isinstance(m, nn.LayerNorm):
+            fields = dict(shape=[int(v) for v in m.normalized_shape], eps=float(m.eps))
+            if m.elementwise_affine:
+                fields["weight"] = _f32(m.weight)
                 fields["bias"] = _f32(m.bias)
-            return self.add(node, name, "conv2d", [x], **fields)
+            return self.add(node, name, "layernorm", [x], **fields)
+        if isinstance(m, nn.Embedding):
+            if m.max_norm is not None:
+                raise ValueError(f"[pcmsim.torch_convert] {name}: Embedding max_norm is not "
+                                 "supported")
+            return self.add(node, name, "embedding", [x], num_embeddings=m.num_embeddings,
+                            embedding_dim=m.embedding_dim, weight=_f32(m.weight))
+        if isinstance(m, (nn.Softmax, nn.LogSoftmax)):
+            kind = "softmax" if isinstance(m, nn.Softmax) else "log_softmax"
+            return self.softmax(node, name, x, kind, m.dim)
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             if m.running_mean is None or m.running_var is None:
                 raise ValueError(f"[pcmsim.torch_convert] {name}: BatchNorm without running "
@@ -152,9 +175,112 @@ class _Converter:
             return self.adaptive_avg(node, name, x, m.output_size)
         if isinstance(m, nn.Flatten):
             return self.flatten(node, name, x, m.start_dim, m.end_dim)
-        if isinstance(m, (nn.Dropout, nn.Identity)):
+        if isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+                          nn.Identity)):
             return self.alias(node, x)
         raise ValueError(f"[pcmsim.torch_convert] module '{name}' of type {type(m).__name__} "
+                         "is not supported")
+
+    def axis(self, node, x, dim):
+        """A PyTorch dim of the batched tensor -> the per-sample axis (negative stays)."""
+        if dim is None:
+            raise ValueError(f"[pcmsim.torch_convert] node '{node.name}': dim=None (over the "
+                             "whole batch) is not supported")
+        dim = int(dim)
+        if dim < 0:
+            return dim
+        if dim == 0:
+            raise ValueError(f"[pcmsim.torch_convert] node '{node.name}': operates on the batch "
+                             "dimension 0 (samples must stay independent)")
+        return dim - 1
+
+    def conv(self, node, name, x, m):
+        one_d = isinstance(m, self.nn.Conv1d)
+        k = [int(m.kernel_size[0])] if one_d else _pair(m.kernel_size)
+        d = [int(m.dilation[0])] if one_d else _pair(m.dilation)
+        padding = m.padding
+        if isinstance(padding, str):
+            if padding == "valid":
+                before = after = [0] * len(k)
+            else:  # 'same': PyTorch puts the odd pixel after (stride 1)
+                total = [di * (ki - 1) for di, ki in zip(d, k)]
+                before = [t // 2 for t in total]
+                after = [t - b for t, b in zip(total, before)]
+        else:
+            before = after = [int(padding[0])] if one_d else _pair(padding)
+        src = x
+        mode = m.padding_mode
+        if mode not in ("zeros", "reflect", "replicate"):
+            raise ValueError(f"[pcmsim.torch_convert] {name}: padding_mode '{mode}' (zeros, "
+                             "reflect or replicate)")
+        conv_pad = before
+        if mode != "zeros" or before != after:
+            pads = []
+            for b, a in zip(before, after):
+                pads += [b, a]
+            if any(pads):
+                self.add(node, name + ".pad", "pad", [x], pads=pads,
+                         pad_mode="constant" if mode == "zeros" else mode)
+                src = None
+            conv_pad = [0] * len(k)
+        inputs = [x] if src is not None else []
+        fields = dict(in_channels=m.in_channels, out_channels=m.out_channels, groups=m.groups,
+                      weight=_f32(m.weight))
+        if one_d:
+            fields.update(kernel_size=[1, k[0]], stride=[1, int(m.stride[0])],
+                          padding=[0, conv_pad[0]], dilation=[1, d[0]])
+        else:
+            fields.update(kernel_size=k, stride=_pair(m.stride), padding=conv_pad, dilation=d)
+        if m.bias is not None:
+            fields["bias"] = _f32(m.bias)
+        kind = "conv1d" if one_d else "conv2d"
+        if src is None:  # fed by the pad layer just added
+            layer = self.P.Layer(name=self.unique(name), kind=kind,
+                                 inputs=[len(self.layers) - 1])
+            for key, v in fields.items():
+                setattr(layer, key, v)
+            self.layers.append(layer)
+            self.value[node] = len(self.layers) - 1
+            return None
+        return self.add(node, name, kind, inputs, **fields)
+
+    def softmax(self, node, name, x, kind, dim):
+        return self.add(node, name, kind, [x], axis=self.axis(node, x, dim))
+
+    def pad(self, node, name, x, pad, mode, value):
+        if mode not in ("constant", "reflect", "replicate"):
+            raise ValueError(f"[pcmsim.torch_convert] node '{name}': pad mode '{mode}' "
+                             "(constant, reflect or replicate)")
+        pad = [int(v) for v in pad]
+        pads = []
+        for i in range(len(pad) // 2 - 1, -1, -1):  # F.pad lists the last axis first
+            pads += [pad[2 * i], pad[2 * i + 1]]
+        return self.add(node, name, "pad", [x], pads=pads, pad_mode=mode,
+                        pad_value=float(value or 0.0))
+
+    def arithmetic(self, node, name, op, a, b):
+        """a (op) b: two tensors (broadcasting, digital) or a tensor and a number (a scale
+        layer)."""
+        ta, tb = hasattr(a, "op"), hasattr(b, "op")
+        if ta and tb:
+            return self.add(node, name, op, [a, b])
+        if not (ta or tb) or not all(isinstance(v, (int, float)) or hasattr(v, "op")
+                                     for v in (a, b)):
+            raise ValueError(f"[pcmsim.torch_convert] node '{name}': {op} of {a!r} and {b!r} "
+                             "(tensors or numbers only)")
+        x, c, swapped = (a, float(b), False) if ta else (b, float(a), True)
+        if op == "add":
+            return self.add(node, name, "scale", [x], shift=c)
+        if op == "sub":
+            return self.add(node, name, "scale", [x], scale=-1.0 if swapped else 1.0,
+                            shift=c if swapped else -c)
+        if op == "mul":
+            return self.add(node, name, "scale", [x], scale=c)
+        if op == "div" and not swapped:
+            if c == 0:
+                raise ValueError(f"[pcmsim.torch_convert] node '{name}': division by zero")
+            return self.add(node, name, "scale", [x], scale=1.0 / c)
+        raise ValueError(f"[pcmsim.torch_convert] node '{name}': a number divided by a tensor "
                          "is not supported")
 
     def maxpool(self, node, name, x, k, s, p, d, ceil_mode):
@@ -172,21 +298,25 @@ class _Converter:
                         ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad))
 
     def adaptive_avg(self, node, name, x, output_size):
-        out = _pair(output_size) if output_size is not None else None
+        out = (_pair(output_size) if output_size is not None and None not in
+               (output_size if isinstance(output_size, (tuple, list)) else [output_size])
+               else None)
         if out == [1, 1]:
             return self.add(node, name, "global_avgpool", [x])
         in_shape = self.shape(x)
         if in_shape is not None and out is not None and list(in_shape[-2:]) == out:
             return self.alias(node, x)
-        raise ValueError(f"[pcmsim.torch_convert] {name}: adaptive average pooling to "
-                         f"{output_size} (only 1 x 1, i.e. global average pooling)")
+        if in_shape is None or len(in_shape) != 4:
+            raise ValueError(f"[pcmsim.torch_convert] {name}: adaptive average pooling of a "
+                             f"{in_shape} tensor (only (N, C, H, W))")
+        out = [int(in_shape[2 + i]) if v is None else int(v)
+               for i, v in enumerate(output_size if isinstance(output_size, (tuple, list))
+                                     else (output_size, output_size))]
+        return self.add(node, name, "adaptive_avgpool2d", [x], output_size=out)
 
     def flatten(self, node, name, x, start_dim=1, end_dim=-1):
-        in_shape = self.shape(x)
-        if start_dim != 1 or end_dim not in (-1, (len(in_shape) - 1 if in_shape else -1)):
-            raise ValueError(f"[pcmsim.torch_convert] {name}: flatten(start_dim={start_dim}, "
-                             f"end_dim={end_dim}) (only flatten from dimension 1)")
-        return self.add(node, name, "flatten", [x])
+        return self.add(node, name, "flatten", [x], start_dim=self.axis(node, x, start_dim),
+                        end_dim=self.axis(node, x, end_dim))
 
     # ---- functions and methods
     def function(self, node):
@@ -207,8 +337,25 @@ class _Converter:
                 return None  # a shape used by view()/reshape(); not a tensor
             if t in ("contiguous", "clone", "detach"):
                 return self.alias(node, x)
-            if t in ("view", "reshape"):
+            if t in ("view", "reshape", "unsqueeze", "squeeze"):
                 return self.reshape(node, name, x)
+            if t in ("long", "int", "float", "to"):
+                return self.alias(node, x)  # pcmsim's values are float32; ids are integers
+            if t in ("transpose", "permute"):
+                return self.permute(node, name, x, t)
+            if t in ("softmax", "log_softmax"):
+                return self.softmax(node, name, x, t, _arg(node, 1, "dim"))
+            if t in ("mul", "mul_", "sub", "div", "truediv"):
+                op = {"mul_": "mul", "truediv": "div"}.get(t, t)
+                return self.arithmetic(node, name, op, x, _arg(node, 1, "other"))
+            if t in ("matmul", "bmm"):
+                return self.add(node, name, "matmul", [x, _arg(node, 1, "other")])
+            if t == "expand":
+                return self.expand(node, x)
+            if t in ("sqrt", "erf"):
+                return self.add(node, name, t, [x])
+            if t == "pow":
+                return self.power(node, name, x, _arg(node, 1, "exponent"))
             if t == "flatten":
                 return self.flatten(node, name, x, _arg(node, 1, "start_dim", 0),
                                     _arg(node, 2, "end_dim", -1))
@@ -218,6 +365,8 @@ class _Converter:
             if t in ("add", "add_"):
                 return self.residual_add(node, name, [x, _arg(node, 1, "other")],
                                          node.kwargs.get("alpha", 1))
+            if t in ("size", "dim"):
+                return None
             raise ValueError(f"[pcmsim.torch_convert] node '{name}': method .{t}() is not "
                              "supported")
         if t in simple:
@@ -256,7 +405,45 @@ class _Converter:
         if t in (operator.add, operator.iadd, torch.add):
             return self.residual_add(node, name, [x, _arg(node, 1, "other")],
                                      node.kwargs.get("alpha", 1))
-        if t in (F.dropout, F.dropout2d):
+        arith = {operator.sub: "sub", torch.sub: "sub", operator.mul: "mul", torch.mul: "mul",
+                 operator.imul: "mul", operator.truediv: "div", torch.div: "div"}
+        if t in arith:
+            return self.arithmetic(node, name, arith[t], x, _arg(node, 1, "other"))
+        if t in (operator.matmul, torch.matmul, torch.bmm):
+            for a in (x, node.args[1] if len(node.args) > 1 else None):
+                if not hasattr(a, "op"):
+                    raise ValueError(f"[pcmsim.torch_convert] node '{name}': matmul of {a!r}")
+            return self.add(node, name, "matmul", [x, node.args[1]])
+        if t in (torch.cat, torch.concat):
+            tensors = list(x)
+            return self.add(node, name, "concat", tensors,
+                            axis=self.axis(node, tensors[0], _arg(node, 1, "dim", 0)))
+        if t in (F.softmax, torch.softmax, F.log_softmax, torch.log_softmax):
+            kind = "softmax" if t in (F.softmax, torch.softmax) else "log_softmax"
+            return self.softmax(node, name, x, kind, _arg(node, 1, "dim"))
+        if t is F.layer_norm:
+            shape = _arg(node, 1, "normalized_shape")
+            w, b = _arg(node, 2, "weight"), _arg(node, 3, "bias")
+            fields = dict(shape=[int(v) for v in shape], eps=float(_arg(node, 4, "eps", 1e-5)))
+            for key, v in (("weight", w), ("bias", b)):
+                if v is not None:
+                    if v not in self.consts:
+                        raise ValueError(f"[pcmsim.torch_convert] node '{name}': layer_norm "
+                                         f"{key} must be a parameter")
+                    fields[key] = np.asarray(self.consts[v], dtype=np.float32)
+            return self.add(node, name, "layernorm", [x], **fields)
+        if t is F.pad:
+            return self.pad(node, name, x, _arg(node, 1, "pad"), _arg(node, 2, "mode", "constant"),
+                            _arg(node, 3, "value", 0.0))
+        if t in (torch.reshape, torch.unsqueeze, torch.squeeze):
+            return self.reshape(node, name, x)
+        if t in (torch.transpose, torch.permute):
+            return self.permute(node, name, x, "transpose" if t is torch.transpose else "permute")
+        if t in (torch.sqrt, torch.erf):
+            return self.add(node, name, "sqrt" if t is torch.sqrt else "erf", [x])
+        if t in (operator.pow, torch.pow):
+            return self.power(node, name, x, _arg(node, 1, "exponent"))
+        if t in (F.dropout, F.dropout1d, F.dropout2d, F.dropout3d):
             return self.alias(node, x)
         if t is getattr and len(node.args) == 2 and node.args[1] == "shape":
             return None  # a shape used by view(); not a tensor
@@ -266,35 +453,73 @@ class _Converter:
                          f"{getattr(t, '__name__', t)} is not supported")
 
     def residual_add(self, node, name, args, alpha):
-        if alpha != 1 or not all(hasattr(a, "op") for a in args):
-            raise ValueError(f"[pcmsim.torch_convert] node '{name}': only the sum of two "
-                             "tensors is supported")
+        if alpha != 1:
+            raise ValueError(f"[pcmsim.torch_convert] node '{name}': add with alpha={alpha}")
+        if not all(hasattr(a, "op") for a in args):
+            return self.arithmetic(node, name, "add", *args)
         return self.add(node, name, "add", args)
 
     def reshape(self, node, name, x):
         in_shape, out_shape = self.shape(x), self.shape(node)
-        if in_shape is None or out_shape is None or len(out_shape) != 2 \
+        if in_shape is None or out_shape is None or len(out_shape) < 2 \
                 or out_shape[0] != in_shape[0]:
-            raise ValueError(f"[pcmsim.torch_convert] node '{name}': only reshapes to "
-                             "(batch, features) are supported")
-        if len(in_shape) == 2:
+            raise ValueError(f"[pcmsim.torch_convert] node '{name}': only reshapes that keep the "
+                             "batch dimension first are supported")
+        if tuple(out_shape) == tuple(in_shape):
             return self.alias(node, x)
-        return self.add(node, name, "flatten", [x])
+        return self.add(node, name, "reshape", [x], shape=[int(v) for v in out_shape[1:]])
+
+    def permute(self, node, name, x, how):
+        in_shape = self.shape(x)
+        rank = len(in_shape)
+        if how == "transpose":
+            a, b = (int(v) % rank for v in (_arg(node, 1, "dim0"), _arg(node, 2, "dim1")))
+            perm = list(range(rank))
+            perm[a], perm[b] = perm[b], perm[a]
+        else:
+            dims = node.args[1:] if len(node.args) > 2 else _arg(node, 1, "dims")
+            perm = [int(v) % rank for v in dims]
+        if perm[0] != 0:
+            raise ValueError(f"[pcmsim.torch_convert] node '{name}': moves the batch dimension")
+        if perm == list(range(rank)):
+            return self.alias(node, x)
+        return self.add(node, name, "transpose", [x], perm=[p - 1 for p in perm[1:]])
+
+    def expand(self, node, x):
+        out = self.shape(node)
+        if x in self.consts:
+            v = self.consts[x]
+            v = v[0] if v.ndim == len(out) and v.shape[0] == 1 else v
+            self.consts[node] = np.broadcast_to(v, tuple(out[1:])).copy()
+            self.per_sample.add(node)
+            return None
+        if tuple(self.shape(x)) == tuple(out):
+            return self.alias(node, x)
+        raise ValueError(f"[pcmsim.torch_convert] node '{node.name}': expand of an activation")
+
+    def power(self, node, name, x, exponent):
+        if not hasattr(x, "op") or not isinstance(exponent, (int, float)):
+            raise ValueError(f"[pcmsim.torch_convert] node '{name}': only tensor ** number")
+        return self.add(node, name, "pow", [x], exponent=float(exponent))
 
     def mean(self, node, name, x, dim, keepdim):
         in_shape = self.shape(x)
-        dims = sorted(d % len(in_shape) for d in (dim if isinstance(dim, (list, tuple))
-                                                   else [dim])) if dim is not None else None
-        if in_shape is None or len(in_shape) != 4 or dims != [2, 3]:
-            raise ValueError(f"[pcmsim.torch_convert] node '{name}': only the mean over the "
-                             "spatial dimensions (2, 3) is supported")
-        self.add(node, name, "global_avgpool", [x])
-        if not keepdim:
-            self.names.add(name + ".flatten")
-            layer = self.P.Layer(name=name + ".flatten", kind="flatten",
-                                 inputs=[len(self.layers) - 1])
-            self.layers.append(layer)
-            self.value[node] = len(self.layers) - 1
+        if in_shape is None or dim is None:
+            raise ValueError(f"[pcmsim.torch_convert] node '{name}': mean over all dimensions "
+                             "(the batch included)")
+        rank = len(in_shape)
+        dims = sorted(d % rank for d in (dim if isinstance(dim, (list, tuple)) else [dim]))
+        if rank == 4 and dims == [2, 3]:  # global average pooling (the fast image path)
+            self.add(node, name, "global_avgpool", [x])
+            if not keepdim:
+                self.names.add(name + ".flatten")
+                layer = self.P.Layer(name=name + ".flatten", kind="flatten",
+                                     inputs=[len(self.layers) - 1])
+                self.layers.append(layer)
+                self.value[node] = len(self.layers) - 1
+            return None
+        return self.add(node, name, "reduce_mean", [x],
+                        axes=[self.axis(node, x, d) for d in dims], keepdims=bool(keepdim))
 
 
 def _first_layer_expects(gm, nn):
@@ -332,9 +557,11 @@ def _first_layer_expects(gm, nn):
 
 def from_torch(module, input_shape, *, num_classes=None, input_mean=None, input_std=None,
                name=None, class_names=None):
-    """Converts ``module`` (a torch.nn.Module taking (N, C, H, W) images) to a pcmsim Network.
+    """Converts ``module`` (a torch.nn.Module taking (N, C, H, W) images, (N, C, L) sequences or
+    (N, F) features) to a pcmsim Network.
 
-    input_shape: (C, H, W) of one input image. input_mean / input_std: the per-channel
+    input_shape: (C, H, W) of one input image, or (C, L), or (F) (stored as (C, 1, L) and
+    (1, 1, F), the network starting with a reshape). input_mean / input_std: the per-channel
     normalisation the data-set readers apply (default 0 / 1: the module receives the pixels in
     [0, 1] unchanged). name: the network's name (default: the module's class name).
     class_names: optional list. num_classes: checked against the module's output if given.
@@ -354,10 +581,12 @@ def from_torch(module, input_shape, *, num_classes=None, input_mean=None, input_
     from . import _pcmsim
 
     nn = torch.nn
-    leaf_types = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6,
-                  nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.SiLU, nn.ELU, nn.Hardtanh,
-                  nn.Hardswish, nn.Hardsigmoid, nn.MaxPool2d, nn.AvgPool2d,
-                  nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout, nn.Identity)
+    leaf_types = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm,
+                  nn.Embedding, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.GELU,
+                  nn.SiLU, nn.ELU, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softmax,
+                  nn.LogSoftmax, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten,
+                  nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+                  nn.Identity)
 
     class Tracer(fx.Tracer):
         def is_leaf_module(self, m, qualname):
@@ -368,9 +597,10 @@ def from_torch(module, input_shape, *, num_classes=None, input_mean=None, input_
         input_shape = tuple(int(v) for v in input_shape)
     except (TypeError, ValueError):
         raise ValueError(f"[pcmsim.torch_convert] input_shape = {given!r}: expected (C, H, W), "
-                         "three positive integers") from None
-    if len(input_shape) != 3 or min(input_shape) < 1:
-        raise ValueError(f"[pcmsim.torch_convert] input_shape = {input_shape}: expected (C, H, W)")
+                         "(C, L) or (F), positive integers") from None
+    if not 1 <= len(input_shape) <= 3 or min(input_shape) < 1:
+        raise ValueError(f"[pcmsim.torch_convert] input_shape = {input_shape}: expected (C, H, W),"
+                         " (C, L) or (F)")
     module.eval()
     graph = Tracer().trace(module)
     gm = fx.GraphModule(module, graph)
@@ -392,7 +622,7 @@ def from_torch(module, input_shape, *, num_classes=None, input_mean=None, input_
     with torch.no_grad():
         ShapeProp(gm).propagate(example)
 
-    conv = _Converter(torch, _pcmsim)
+    conv = _Converter(torch, _pcmsim, gm)
     out_node = None
     placeholders = 0
     for node in gm.graph.nodes:
@@ -401,13 +631,20 @@ def from_torch(module, input_shape, *, num_classes=None, input_mean=None, input_
             if placeholders > 1:
                 raise ValueError("[pcmsim.torch_convert] the module takes more than one input")
             conv.value[node] = -1
+            if len(input_shape) != 3:  # the network input is (C, H, W): (C, 1, L) or (1, 1, F)
+                conv.names.add("input_reshape")
+                conv.layers.append(_pcmsim.Layer(name="input_reshape", kind="reshape",
+                                                 inputs=[-1], shape=list(input_shape)))
+                conv.value[node] = 0
         elif node.op == "call_module":
             conv.module(node, gm.get_submodule(node.target))
         elif node.op in ("call_function", "call_method"):
             conv.function(node)
         elif node.op == "get_attr":
-            raise ValueError(f"[pcmsim.torch_convert] node '{node.name}': parameter "
-                             f"'{node.target}' used outside a supported module")
+            value = gm
+            for part in node.target.split("."):
+                value = getattr(value, part)
+            conv.consts[node] = value.detach().cpu().numpy().astype(np.float32)
         elif node.op == "output":
             out_node = node.args[0]
     if out_node is None or out_node not in conv.value:
@@ -426,10 +663,13 @@ def from_torch(module, input_shape, *, num_classes=None, input_mean=None, input_
     if num_classes is not None and int(num_classes) != classes:
         raise ValueError(f"[pcmsim.torch_convert] num_classes = {num_classes} but the module "
                          f"outputs {classes}")
-    channels = input_shape[0]
+    net_shape = (list(input_shape) if len(input_shape) == 3 else
+                 [input_shape[0], 1, input_shape[1]] if len(input_shape) == 2 else
+                 [1, 1, input_shape[0]])
+    channels = net_shape[0]
     mean = [0.0] * channels if input_mean is None else [float(v) for v in np.atleast_1d(input_mean)]
     std = [1.0] * channels if input_std is None else [float(v) for v in np.atleast_1d(input_std)]
-    net = _pcmsim.Network(name=name or type(module).__name__, input_shape=list(input_shape),
+    net = _pcmsim.Network(name=name or type(module).__name__, input_shape=net_shape,
                           num_classes=classes, input_mean=mean, input_std=std,
                           class_names=list(class_names or []), layers=conv.layers)
     net.validate()

@@ -114,7 +114,7 @@ def test_unsupported_layers_are_named():
     with pytest.raises(ValueError, match="Upsample"):
         pcmsim.from_torch(model, (1, 8, 8))
     with pytest.raises(ValueError, match="input_shape"):
-        pcmsim.from_torch(nn.Linear(3, 2), (3,))
+        pcmsim.from_torch(nn.Linear(3, 2), (1, 1, 1, 3))
 
 
 def test_wrong_input_shape_is_a_clear_value_error(capfd):

@@ -194,8 +194,11 @@ TEST(Forward, SoftmaxAndLogSoftmax) {
     }
   }
   Layer sm = Layer::make("sm", LayerKind::softmax);
+  sm.axis = 3;  // an image has per-sample axes 0..2 (-3..-1)
   Network bad = test::tiny_resnet(8);
   bad.layers.insert(bad.layers.begin() + 8, sm);  // before flatten: over an image
+  EXPECT_THROW(bad.validate(), std::invalid_argument);
+  bad.layers[8].axis = -4;
   EXPECT_THROW(bad.validate(), std::invalid_argument);
 }
 

@@ -108,7 +108,7 @@ TEST(Network, RejectsBadNetworks) {
   {
     Network n = test::tiny_resnet();
     n.layers.erase(n.layers.begin() + 8);  // no flatten before fc1
-    expect_invalid(n, {"'fc1'", "feature vector", "(6, 1, 1)", "flatten"});
+    expect_invalid(n, {"'fc1'", "last axis", "(6, 1, 1)", "flatten"});
   }
   {
     Network n = test::tiny_resnet();
