@@ -99,7 +99,10 @@ class AnalogChip::Provider : public MatmulProvider {
  public:
   Provider(AnalogChip& chip) : chip_(chip), fp32_(chip.net_), accumulator_(chip.config_.digital) {}
 
-  void begin_batch(Index first_sample, Index) override { first_sample_ = first_sample; }
+  void begin_batch(Index first_sample, Index batch_size) override {
+    first_sample_ = first_sample;
+    batch_size_ = batch_size;
+  }
 
   void matmul(int m, int group, const Eigen::Ref<const MatrixF>& x, MatrixF& y) override {
     const mapping::LayerPlan& layer_plan = chip_.plan_.layers.at(m);
@@ -110,18 +113,25 @@ class AnalogChip::Provider : public MatmulProvider {
     if (calibrating_ && !chip_.ranges_.count({m, group})) calibrate_group(m, group, x);
     const MatrixLayer& layer = chip_.layers_.at(m);
     y.resize(x.rows(), layer.cols);
+    // x holds positions_per_sample rows per sample, sample-major (nets/forward.h).
+    const Index positions_per_sample = batch_size_ > 0 ? x.rows() / batch_size_ : 1;
+    const auto first_row = static_cast<std::uint64_t>(first_sample_) *
+                           static_cast<std::uint64_t>(positions_per_sample);
     for (const mapping::PartialSum& sum : layer_plan.partial_sums) {
       if (sum.group != group) continue;
       accumulator_.begin(x.rows(), sum.cols);
       for (Index s : sum.slices) {
         const mapping::TileSlice& slice = layer_plan.slices[s];
+        // Draws keyed by the global position (sample first_sample_ + n, output position p of
+        // the positions_per_sample of a conv layer): the same bits for any batch size.
         const core::RngKey key{chip_.config_.seed,
                                core::Stage::tile_forward,
                                static_cast<std::uint32_t>(m),
                                static_cast<std::uint32_t>(s),
                                static_cast<std::uint32_t>(chip_.trial_),
-                               static_cast<std::uint32_t>(first_sample_)};
-        chip_.slices_[m][s].tile->forward(x.middleCols(slice.row0, slice.rows), key, readout_);
+                               0};
+        chip_.slices_[m][s].tile->forward(x.middleCols(slice.row0, slice.rows), key, readout_,
+                                          first_row);
         accumulator_.add(readout_, 0, chip_.config_.gdc ? &chip_.alpha_[m][s] : nullptr);
       }
       accumulator_.finish(partial_);
@@ -158,6 +168,7 @@ class AnalogChip::Provider : public MatmulProvider {
   core::TileReadout readout_;
   MatrixF partial_;
   Index first_sample_ = 0;
+  Index batch_size_ = 0;
 };
 
 AnalogChip::AnalogChip(const Network& net, const SimulationConfig& config, int trial)
