@@ -238,6 +238,7 @@ std::vector<std::string> read_strings(hid_t stored_type, hid_t space, std::size_
     Handle mem(H5Tcopy(H5T_C_S1));
     check(H5Tset_size(mem.get(), len), where, "cannot make a string type");
     check(H5Tset_strpad(mem.get(), H5T_STR_NULLPAD), where, "cannot make a string type");
+    check(H5Tset_cset(mem.get(), H5Tget_cset(stored_type)), where, "cannot make a string type");
     std::vector<char> buf(n * len + 1, '\0');
     if (n)
       check(read(mem.get(), static_cast<void*>(buf.data())), where,
@@ -256,18 +257,52 @@ std::vector<std::string> read_strings(hid_t stored_type, hid_t space, std::size_
   return out;
 }
 
-// Dataset creation properties shared by every writer: no modification times, so two runs that
-// write the same content write the same bytes.
+// Object creation properties of every object pcmsim writes: no modification times, so two runs
+// that write the same content write the same bytes; attributes kept in the (checksummed) object
+// header however many there are, not moved to the "dense" fractal heap, whose data blocks carry
+// no checksum.
+void set_object_properties(hid_t plist, const std::string& where) {
+  check(H5Pset_obj_track_times(plist, false), where, "cannot set up the object");
+  check(H5Pset_attr_phase_change(plist, 65535, 65535), where, "cannot set up the object");
+}
+
+// Groups (and the root) keep their links in the object header too: besides the checksum, the
+// "dense" link storage has an error path in libhdf5 1.10 that frees uninitialised memory when
+// a corrupted file fails to list its links (found by tests/fuzz).
+void set_group_properties(hid_t plist, const std::string& where) {
+  set_object_properties(plist, where);
+  check(H5Pset_link_phase_change(plist, 65535, 65535), where, "cannot set up the group");
+}
+
+// Dataset creation properties shared by every writer (above).
 Handle dataset_create_plist(const std::string& where) {
   Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
-  check(H5Pset_obj_track_times(dcpl.get(), false), where, "cannot set up the dataset");
+  set_object_properties(dcpl.get(), where);
   return dcpl;
 }
 
-Handle vlen_utf8_type() {
+// Strings are written fixed-length (NUL-padded UTF-8, at least 1 byte), not variable-length:
+// variable-length strings live in HDF5's global heap, the one structure without a checksum,
+// whose corruption libhdf5 1.10 does not survive (a heap overflow in H5HG_read). Fixed-length
+// attribute values sit in the checksummed object header, dataset values in checksummed chunks.
+// `n` strings of `size` bytes each in `buffer`; a NUL inside a string is refused (it would end
+// the string on reading).
+Handle fixed_utf8_type(const std::vector<std::string>& values, std::vector<char>& buffer,
+                       const std::string& where) {
+  std::size_t size = 1;
+  for (const auto& v : values) {
+    if (v.find('\0') != std::string::npos)
+      throw_invalid(kTag, concat(where, ": the string '", v.substr(0, v.find('\0')),
+                                 "\\0...' contains a NUL byte"));
+    size = std::max(size, v.size());
+  }
+  buffer.assign(std::max<std::size_t>(1, values.size()) * size, '\0');
+  for (std::size_t i = 0; i < values.size(); ++i)
+    std::copy(values[i].begin(), values[i].end(), buffer.begin() + i * size);
   Handle t(H5Tcopy(H5T_C_S1));
-  H5Tset_size(t.get(), H5T_VARIABLE);
-  H5Tset_cset(t.get(), H5T_CSET_UTF8);
+  check(H5Tset_size(t.get(), size), where, "cannot make a string type");
+  check(H5Tset_strpad(t.get(), H5T_STR_NULLPAD), where, "cannot make a string type");
+  check(H5Tset_cset(t.get(), H5T_CSET_UTF8), where, "cannot make a string type");
   return t;
 }
 
@@ -373,11 +408,12 @@ File File::create(const std::string& path) {
   // No modification times on the root group (nor, below, on any object): the same content
   // gives the same bytes.
   Handle fcpl(H5Pcreate(H5P_FILE_CREATE));
-  check(H5Pset_obj_track_times(fcpl.get(), false), path, "cannot set up the file");
-  // The HDF5 1.8 file format: its superblock, object headers and B-trees carry checksums, so a
-  // flipped bit in the metadata (a shape, an attribute) is detected as well as in the data.
+  set_group_properties(fcpl.get(), path);
+  // The HDF5 1.10 file format: its superblock, object headers and chunk indexes carry checksums
+  // (the 1.8 format's chunk B-trees do not), so a flipped bit in the metadata (a shape, an
+  // attribute) is detected as well as in the data. Readable by HDF5 >= 1.10 (h5py >= 2.7).
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
-  check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V18), path,
+  check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110), path,
         "cannot set up the file");
   // In memory (the core driver without a backing store); close() writes the image.
   check(H5Pset_fapl_core(fapl.get(), std::size_t{1} << 20, false), path, "cannot set up the file");
@@ -567,7 +603,7 @@ Group Group::create_group(const std::string& name) {
   Handle lcpl(H5Pcreate(H5P_LINK_CREATE));
   H5Pset_create_intermediate_group(lcpl.get(), 1);
   Handle gcpl(H5Pcreate(H5P_GROUP_CREATE));
-  check(H5Pset_obj_track_times(gcpl.get(), false), where(name), "cannot set up the group");
+  set_group_properties(gcpl.get(), where(name));
   Handle h(H5Gcreate2(id(), name.c_str(), lcpl.get(), gcpl.get(), H5P_DEFAULT));
   if (!h.valid()) fail(where(name), "cannot create the group");
   return Group(std::move(h), file_, child_path(name));
@@ -736,17 +772,22 @@ void Group::write_string_dataset(const std::string& name, const std::vector<std:
   if (kind_of(name) != Kind::missing) throw_io(kTag, concat(w, ": already exists"));
   hsize_t dim = values.size();
   Handle space(H5Screate_simple(1, &dim, nullptr));
-  Handle type = vlen_utf8_type();
+  std::vector<char> buffer;
+  Handle type = fixed_utf8_type(values, buffer, w);
   Handle lcpl(H5Pcreate(H5P_LINK_CREATE));
   H5Pset_create_intermediate_group(lcpl.get(), 1);
   Handle dcpl = dataset_create_plist(w);
+  if (dim > 0) {  // chunks of at most 1 MiB, each with a Fletcher-32 checksum
+    const hsize_t chunk =
+        std::min<hsize_t>(dim, std::max<hsize_t>(1, (hsize_t{1} << 20) / H5Tget_size(type.get())));
+    check(H5Pset_chunk(dcpl.get(), 1, &chunk), w, "cannot set chunking");
+    check(H5Pset_fletcher32(dcpl.get()), w, "cannot set the checksum filter");
+  }
   Handle d(
       H5Dcreate2(id(), name.c_str(), type.get(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT));
   if (!d.valid()) fail(w, "cannot create the dataset");
-  std::vector<const char*> ptrs;
-  for (auto& s : values) ptrs.push_back(s.c_str());
   if (!values.empty())
-    check(H5Dwrite(d.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), w,
+    check(H5Dwrite(d.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()), w,
           "cannot write the dataset");
 }
 
@@ -880,11 +921,11 @@ void write_attr(hid_t loc, const std::string& name, hid_t file_type, hid_t mem_t
 }  // namespace
 
 void Group::write_attribute(const std::string& name, const std::string& value) {
+  const std::string w = where() + " attribute '" + name + "'";
   Handle space(H5Screate(H5S_SCALAR));
-  Handle type = vlen_utf8_type();
-  const char* p = value.c_str();
-  write_attr(id(), name, type.get(), type.get(), space.get(), &p,
-             where() + " attribute '" + name + "'");
+  std::vector<char> buffer;
+  Handle type = fixed_utf8_type({value}, buffer, w);
+  write_attr(id(), name, type.get(), type.get(), space.get(), buffer.data(), w);
 }
 
 void Group::write_attribute(const std::string& name, double value) {
@@ -900,15 +941,12 @@ void Group::write_attribute(const std::string& name, std::int64_t value) {
 }
 
 void Group::write_attribute(const std::string& name, const std::vector<std::string>& values) {
+  const std::string w = where() + " attribute '" + name + "'";
   hsize_t dim = values.size();
   Handle space(H5Screate_simple(1, &dim, nullptr));
-  Handle type = vlen_utf8_type();
-  std::vector<const char*> ptrs;
-  for (auto& s : values) ptrs.push_back(s.c_str());
-  const char* dummy = "";
-  write_attr(id(), name, type.get(), type.get(), space.get(),
-             ptrs.empty() ? static_cast<const void*>(&dummy) : ptrs.data(),
-             where() + " attribute '" + name + "'");
+  std::vector<char> buffer;
+  Handle type = fixed_utf8_type(values, buffer, w);
+  write_attr(id(), name, type.get(), type.get(), space.get(), buffer.data(), w);
 }
 
 void Group::write_attribute(const std::string& name, const std::vector<double>& values) {

@@ -6,7 +6,8 @@
 // - HDF5's automatic error printing is switched off the first time any helper is used, so the
 //   library never prints.
 // - Files are reproducible and checked: no object carries a modification time (the same content
-//   gives the same bytes), every non-empty numeric dataset written is chunked with a Fletcher-32
+//   gives the same bytes), the HDF5 1.10 format (checksummed metadata), fixed-length strings (no
+//   unchecksummed global heap), every non-empty dataset written is chunked with a Fletcher-32
 //   checksum (a flipped bit is an error "checksum mismatch" naming the dataset on reading), and
 //   a declared shape is checked against what the file stores before anything is allocated.
 // - Handles close themselves (move-only). Objects keep their file open (HDF5's default "weak"

@@ -271,6 +271,7 @@ void save_hdf5_dataset(const Dataset& data, const std::string& path) {
 }
 
 Dataset load_dataset(const std::string& spec, Index limit) {
+  core::require_path("nets::load_dataset", "data set", spec);
   auto ends_with = [&](const std::string& s) {
     return spec.size() >= s.size() && spec.compare(spec.size() - s.size(), s.size(), s) == 0;
   };

@@ -127,7 +127,7 @@ class Reader {
     // finite: a NaN or Inf is a corrupted or broken export, caught here, naming it.
     for (std::size_t i = 0; i < t.data.size(); ++i)
       if (!std::isfinite(t.data[i]))
-        fail(concat("dataset '", name, "' element ", i, " = ", t.data[i], ": must be finite"));
+        fail(concat(name, "[", i, "] = ", t.data[i], ": must be finite"));
     return t;
   }
 

@@ -200,7 +200,7 @@ TEST_F(Cli, DataWhoseImageSizeDoesNotMatchTheModel) {
   data.images = MatrixF::Constant(8, 32 * 32, 0.5f);
   data.labels = {0, 1, 2, 3, 4, 5, 6, 7};
   save_hdf5_dataset(data, path("wrong_size.h5"));
-  expect_bad_input(pcmsim(run_args(model_, path("wrong_size.h5"))), {"32"});
+  expect_bad_input(pcmsim(run_args(model_, path("wrong_size.h5"), {"--limit", "0"})), {"32"});
 }
 
 TEST_F(Cli, LabelsOutOfRange) {
@@ -211,10 +211,10 @@ TEST_F(Cli, LabelsOutOfRange) {
   data.images = MatrixF::Constant(4, 28 * 28, 0.5f);
   data.labels = {0, 3, 10, 1};  // the model has 10 classes: 10 is out of range
   save_hdf5_dataset(data, path("bad_labels.h5"));
-  expect_bad_input(pcmsim(run_args(model_, path("bad_labels.h5"))), {"10"});
+  expect_bad_input(pcmsim(run_args(model_, path("bad_labels.h5"), {"--limit", "0"})), {"10"});
   data.labels = {0, -1, 2, 1};
   save_hdf5_dataset(data, path("negative_labels.h5"));
-  expect_bad_input(pcmsim(run_args(model_, path("negative_labels.h5"))), {"-1"});
+  expect_bad_input(pcmsim(run_args(model_, path("negative_labels.h5"), {"--limit", "0"})), {"-1"});
 }
 
 // The options are generated from the settings' field lists: every setting of the chip and the

@@ -228,7 +228,7 @@ TEST_F(HostileCli, BadInputTable) {
        {"model_v0.h5", "format_version = 0"}},
       {"NaN in reference logits",
        run_args({"--model", in("nan_logits.h5")}),
-       {"nan_logits.h5", "logits", "must be finite"}},
+       {"nan_logits.h5", "logits[13] = nan", "must be finite"}},
       {"IDX declaring 256 TB",
        run_args({"--data", in("huge-images-idx3-ubyte"), "--limit", "1"}),
        {"huge-images-idx3-ubyte", "truncated", "65536x65536"}},

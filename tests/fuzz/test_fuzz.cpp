@@ -206,7 +206,13 @@ Counts fuzz(const std::string& name, const std::string& seed_file, bool big_endi
     else
       ++c.unclean;
     if (r != kLoaded && r != kCleanError) {
-      const std::string kept = seed_file + ".failure" + std::to_string(c.tried);
+      // Kept outside the test's temporary folder, to replay.
+      const fs::path failures = fs::temp_directory_path() / "pcmsim_fuzz_failures";
+      fs::create_directories(failures);
+      const std::string kept =
+          (failures / (name + "_" + std::to_string(::getpid()) + "_" + std::to_string(c.tried) +
+                       fs::path(seed_file).extension().string()))
+              .string();
       fs::copy_file(mutant, kept, fs::copy_options::overwrite_existing);
       ADD_FAILURE() << name << ": mutation kind " << kind << " ended in "
                     << (r < 0 ? "signal " + std::to_string(-r) : "exit " + std::to_string(r))

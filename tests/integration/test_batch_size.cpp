@@ -53,7 +53,7 @@ std::vector<double> accuracies(const EvaluationResult& r) {
 
 void expect_same_for_any_batch(const Case& c) {
   const std::vector<double> whole = accuracies(run(c, c.images.rows(), 11));
-  for (Index batch : {Index{1}, Index{7}, Index{32}}) {
+  for (Index batch : {Index{1}, Index{7}}) {
     SCOPED_TRACE(::testing::Message() << c.net.name << " batch " << batch);
     EXPECT_EQ(accuracies(run(c, batch, 11)), whole);  // exact: the same bits
   }
@@ -63,7 +63,7 @@ void expect_same_for_any_batch(const Case& c) {
 }
 
 TEST(BatchSize, SameResultsForAnyBatchSizeConv) {
-  expect_same_for_any_batch(make_case(test::tiny_resnet(2), 96));
+  expect_same_for_any_batch(make_case(test::tiny_resnet(2), 64));
 }
 
 TEST(BatchSize, SameResultsForAnyBatchSizeLinear) {
@@ -81,7 +81,7 @@ TEST(BatchSize, SameResultsForAnyBatchSizeLinear) {
   test::fill_weights(fc2, rng);
   net.layers.push_back(fc1);
   net.layers.push_back(fc2);
-  expect_same_for_any_batch(make_case(net, 96));
+  expect_same_for_any_batch(make_case(net, 64));
 }
 
 }  // namespace
