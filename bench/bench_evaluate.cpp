@@ -72,12 +72,13 @@ void bm_evaluate(benchmark::State& state, const std::string& path) {
   const core::MatrixF x = images_for(net, bench_images());
   nets::SimulationConfig config;  // the defaults of `pcmsim run`
   config.seed = 1;
-  nets::AnalogChip chip(net, config, 0);
-  chip.set_time(86400.0);
+  const nets::ProgrammedChip chip(net, config, 0);
+  const nets::ConverterSetup converters(chip, config);
+  nets::ChipForward chip_forward(chip, converters, chip.at(86400.0));
   nets::Fp32Matmul fp32(net);
   const core::Index batch = 256;
   std::vector<int> p_analog, p_fp32;
-  auto analog = [&] { p_analog = nets::predict(net, x, chip.provider(), batch); };
+  auto analog = [&] { p_analog = nets::predict(net, x, chip_forward, batch); };
   auto digital = [&] { p_fp32 = nets::predict(net, x, fp32, batch); };
   analog();
   digital();  // warm-up (buffers sized)

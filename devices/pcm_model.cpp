@@ -151,12 +151,8 @@ void PcmModel::program(const float* g_target, std::size_t n, const core::RngKey&
   const bool q_from_prog = params_.read_noise_reference == ReadNoiseReference::programmed;
   const float x_floor = static_cast<float>(kXFloor);
 
-  alignas(64) float xi_prog[kDeviceChunk];
-  alignas(64) float xi_nu[kDeviceChunk];
-  for (std::size_t start = 0; start < n; start += kDeviceChunk) {
-    const std::size_t m = std::min(kDeviceChunk, n - start);
-    core::fill_normal(key, kDrawProgramming, first_index + start, m, xi_prog);
-    core::fill_normal(key, kDrawDriftExponent, first_index + start, m, xi_nu);
+  for_each_programming_chunk(key, first_index, n, [&](std::size_t start, std::size_t m,
+                                                      const float* xi_prog, const float* xi_nu) {
     const float* gt = g_target + start;
     float* gp = out.g_prog + start;
     float* nu = out.nu + start;
@@ -187,7 +183,7 @@ void PcmModel::program(const float* g_target, std::size_t n, const core::RngKey&
       const float qs = static_cast<float>(kQNum) / den;
       q[i] = q_scale * (qs < static_cast<float>(kQMax) ? qs : static_cast<float>(kQMax));
     }
-  }
+  });
 }
 
 void PcmModel::read(ConstDeviceStateView state, std::size_t n, double t_inference,

@@ -86,6 +86,22 @@ std::string format_uS(double g);
 // the random numbers of a chunk drawn into a stack buffer.
 constexpr std::size_t kDeviceChunk = 1024;
 
+// The programming draws of devices [first_index, first_index + n), chunk by chunk: calls
+// body(start, m, xi_prog, xi_nu) with the programming-noise and drift-exponent normals of devices
+// start .. start + m - 1 (every model draws the same two streams, so they stay comparable).
+template <class Body>
+void for_each_programming_chunk(const core::RngKey& key, std::uint64_t first_index, std::size_t n,
+                                Body&& body) {
+  alignas(64) float xi_prog[kDeviceChunk];
+  alignas(64) float xi_nu[kDeviceChunk];
+  for (std::size_t start = 0; start < n; start += kDeviceChunk) {
+    const std::size_t m = n - start < kDeviceChunk ? n - start : kDeviceChunk;
+    core::fill_normal(key, kDrawProgramming, first_index + start, m, xi_prog);
+    core::fill_normal(key, kDrawDriftExponent, first_index + start, m, xi_nu);
+    body(start, m, xi_prog, xi_nu);
+  }
+}
+
 class PcmModel final : public DeviceModel {
  public:
   explicit PcmModel(PcmParams params = {});  // validates

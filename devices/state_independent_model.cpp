@@ -37,12 +37,8 @@ void StateIndependentModel::program(const float* g_target, std::size_t n, const 
   const float sd = static_cast<float>(params_.nu_std);
   const float drift_scale = static_cast<float>(params_.drift_scale);
   const float q = static_cast<float>(params_.read_noise_scale * params_.read_noise_q);
-  alignas(64) float xi_prog[kDeviceChunk];
-  alignas(64) float xi_nu[kDeviceChunk];
-  for (std::size_t start = 0; start < n; start += kDeviceChunk) {
-    const std::size_t m = std::min(kDeviceChunk, n - start);
-    core::fill_normal(key, kDrawProgramming, first_index + start, m, xi_prog);
-    core::fill_normal(key, kDrawDriftExponent, first_index + start, m, xi_nu);
+  for_each_programming_chunk(key, first_index, n, [&](std::size_t start, std::size_t m,
+                                                      const float* xi_prog, const float* xi_nu) {
     const float* gt = g_target + start;
     float* gp = out.g_prog + start;
     float* nu = out.nu + start;
@@ -53,7 +49,7 @@ void StateIndependentModel::program(const float* g_target, std::size_t n, const 
       nu[i] = drift_scale * std::fabs(mu + sd * xi_nu[i]);
       qs[i] = q;
     }
-  }
+  });
 }
 
 void StateIndependentModel::read(ConstDeviceStateView state, std::size_t n, double t_inference,

@@ -285,12 +285,8 @@ void TabulatedModel::program(const float* g_target, std::size_t n, const core::R
   const double prog_scale = params_.prog_noise_scale;
   const double drift_scale = params_.drift_scale;
   const double q_scale = params_.read_noise_scale;
-  alignas(64) float xi_prog[kDeviceChunk];
-  alignas(64) float xi_nu[kDeviceChunk];
-  for (std::size_t start = 0; start < n; start += kDeviceChunk) {
-    const std::size_t m = std::min(kDeviceChunk, n - start);
-    core::fill_normal(key, kDrawProgramming, first_index + start, m, xi_prog);
-    core::fill_normal(key, kDrawDriftExponent, first_index + start, m, xi_nu);
+  for_each_programming_chunk(key, first_index, n, [&](std::size_t start, std::size_t m,
+                                                      const float* xi_prog, const float* xi_nu) {
     for (std::size_t i = 0; i < m; ++i) {
       const float gt = g_target[start + i];
       const Point p = interpolate(gt, first_index + start + i);
@@ -300,7 +296,7 @@ void TabulatedModel::program(const float* g_target, std::size_t n, const core::R
       out.nu[start + i] = static_cast<float>(drift_scale * std::fabs(p.nu_mean + p.nu_std * xi_nu[i]));
       out.read_noise_q[start + i] = static_cast<float>(q_scale * p.read_noise_q);
     }
-  }
+  });
 }
 
 void TabulatedModel::read(ConstDeviceStateView state, std::size_t n, double t_inference,

@@ -1,6 +1,8 @@
 #include "nets/evaluation.h"
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "core/error.h"
 
@@ -59,17 +61,21 @@ EvaluationResult evaluate(const Network& net, const MatrixF& images,
 
   for (int trial = 0; trial < options.trials; ++trial) {
     report(concat("trial ", trial + 1, "/", options.trials, ": programming"));
-    AnalogChip chip(net, config, trial);
-    if (config.calibrate) {
-      const Index n = std::min<Index>(options.calibration_images, calibration_images.rows());
-      chip.calibrate(calibration_images.topRows(n));
-    }
+    const ProgrammedChip chip(net, config, trial);
+    const Index n = std::min<Index>(options.calibration_images, calibration_images.rows());
+    const MatrixF calibration = config.calibrate ? MatrixF(calibration_images.topRows(n)) : MatrixF();
+    const ConverterSetup converters(chip, config, &calibration);
+    std::unique_ptr<ChipForward> chip_forward;
     for (std::size_t i = 0; i < options.t_inference.size(); ++i) {
       report(concat("trial ", trial + 1, "/", options.trials, ", t = ", options.t_inference[i],
                     " s"));
-      chip.set_time(options.t_inference[i]);
+      const ChipSnapshot snapshot = chip.at(options.t_inference[i]);
+      if (chip_forward)
+        chip_forward->set_snapshot(snapshot);
+      else
+        chip_forward = std::make_unique<ChipForward>(chip, converters, snapshot);
       result.times[i].accuracy.push_back(
-          accuracy_of(net, images, labels, chip.provider(), options.batch_size));
+          accuracy_of(net, images, labels, *chip_forward, options.batch_size));
       ++state.done;
     }
   }

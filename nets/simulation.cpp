@@ -9,7 +9,7 @@
 namespace pcmsim::nets {
 namespace {
 
-constexpr const char* kTag = "nets::AnalogChip";
+constexpr const char* kTag = "nets::ProgrammedChip";
 using core::concat;
 
 // The snapshot stream of a time: a hash of the time's bits, so a time gets the same read-noise
@@ -94,163 +94,12 @@ core::RngKey snapshot_key(std::uint64_t seed, int matrix_layer, int slice, int t
       .with_sub(time_stream(t_inference));
 }
 
-// Runs analog layers on their tiles and digital layers in float32.
-class AnalogChip::Provider : public MatmulProvider {
- public:
-  Provider(AnalogChip& chip) : chip_(chip), fp32_(chip.net_), accumulator_(chip.config_.digital) {}
+namespace {
 
-  void begin_batch(Index first_sample, Index batch_size) override {
-    first_sample_ = first_sample;
-    batch_size_ = batch_size;
-  }
-
-  void matmul(int m, int group, const Eigen::Ref<const MatrixF>& x, MatrixF& y) override {
-    const mapping::LayerPlan& layer_plan = chip_.plan_.layers.at(m);
-    if (layer_plan.digital) {
-      fp32_.matmul(m, group, x, y);
-      return;
-    }
-    if (calibrating_ && !chip_.ranges_.count({m, group})) calibrate_group(m, group, x);
-    const MatrixLayer& layer = chip_.layers_.at(m);
-    y.resize(x.rows(), layer.cols);
-    // x holds positions_per_sample rows per sample, sample-major (nets/forward.h).
-    const Index positions_per_sample = batch_size_ > 0 ? x.rows() / batch_size_ : 1;
-    const auto first_row = static_cast<std::uint64_t>(first_sample_) *
-                           static_cast<std::uint64_t>(positions_per_sample);
-    for (const mapping::PartialSum& sum : layer_plan.partial_sums) {
-      if (sum.group != group) continue;
-      accumulator_.begin(x.rows(), sum.cols);
-      for (Index s : sum.slices) {
-        const mapping::TileSlice& slice = layer_plan.slices[s];
-        // Draws keyed by the global position (sample first_sample_ + n, output position p of
-        // the positions_per_sample of a conv layer): the same bits for any batch size.
-        const core::RngKey key{chip_.config_.seed,
-                               core::Stage::tile_forward,
-                               static_cast<std::uint32_t>(m),
-                               static_cast<std::uint32_t>(s),
-                               static_cast<std::uint32_t>(chip_.trial_),
-                               0};
-        chip_.slices_[m][s].tile->forward(x.middleCols(slice.row0, slice.rows), key, readout_,
-                                          first_row);
-        accumulator_.add(readout_, 0, chip_.config_.gdc ? &chip_.alpha_[m][s] : nullptr);
-      }
-      accumulator_.finish(partial_);
-      y.middleCols(sum.col0, sum.cols) = partial_;
-    }
-  }
-
-  bool calibrating_ = false;
-
- private:
-  // Measures the converter ranges of the tiles of one (layer, group) on its actual inputs, which
-  // already went through the calibrated analog layers before it.
-  void calibrate_group(int m, int group, const Eigen::Ref<const MatrixF>& x) {
-    const mapping::LayerPlan& layer_plan = chip_.plan_.layers.at(m);
-    std::vector<core::TilePlacement> placements;
-    std::vector<core::Tile*> tiles;
-    for (std::size_t s = 0; s < layer_plan.slices.size(); ++s) {
-      const mapping::TileSlice& slice = layer_plan.slices[s];
-      if (slice.group != group) continue;
-      placements.push_back({chip_.slices_[m][s].tile.get(), slice.row0, slice.col0});
-      tiles.push_back(chip_.slices_[m][s].tile.get());
-    }
-    const core::RngKey key = programming_key(chip_.config_.seed, m, group, chip_.trial_)
-                                 .with_stage(core::Stage::calibration);
-    core::CalibratedRanges ranges =
-        core::calibrate_ranges(placements, {MatrixF(x)}, chip_.config_.calibration, key);
-    core::apply_ranges(ranges, tiles);
-    chip_.ranges_[{m, group}] = std::move(ranges);
-  }
-
-  AnalogChip& chip_;
-  Fp32Matmul fp32_;
-  core::LayerAccumulator accumulator_;
-  core::TileReadout readout_;
-  MatrixF partial_;
-  Index first_sample_ = 0;
-  Index batch_size_ = 0;
-};
-
-AnalogChip::AnalogChip(const Network& net, const SimulationConfig& config, int trial)
-    : net_(net), config_(config), trial_(trial) {
-  config_.validate();
-  if (trial < 0) core::throw_invalid(kTag, concat("trial = ", trial, ": must be >= 0"));
-  layers_ = matrix_layers(net);
-  for (const auto& entry : config_.layer_precision)
-    if (net.find_layer(entry.first) < 0)
-      core::throw_invalid(kTag, concat("layer_precision names layer '", entry.first,
-                                       "', which the network does not have"));
-  plan_ = mapping::plan(layer_matrices(net), config_.chip, config_.mapper);
-  const auto model = devices::make_device_model(config_.device);
-
-  slices_.resize(layers_.size());
-  alpha_.resize(layers_.size());
-  for (std::size_t m = 0; m < layers_.size(); ++m) {
-    const mapping::LayerPlan& layer_plan = plan_.layers[m];
-    const core::IoParams io = io_for_layer(layers_[m].name);
-    slices_[m].resize(layer_plan.slices.size());
-    alpha_[m].resize(layer_plan.slices.size());
-    for (std::size_t s = 0; s < layer_plan.slices.size(); ++s) {
-      const mapping::TileSlice& slice = layer_plan.slices[s];
-      const auto weights = layers_[m].weights.at(slice.group).block(slice.row0, slice.col0,
-                                                                    slice.rows, slice.cols);
-      SliceState& state = slices_[m][s];
-      devices::program_block(devices::weights_to_targets(weights, config_.cell, model->g_max()),
-                             model, programming_key(config_.seed, int(m), int(s), trial),
-                             state.programmed);
-      devices::at_time(state.programmed, 0.0, snapshot_key(config_.seed, int(m), int(s), trial, 0),
-                       state.conductances);
-      state.tile = std::make_unique<core::Tile>(state.conductances, io);
-      alpha_[m][s] = core::VectorD::Ones(slice.cols);
-    }
-  }
-  provider_ = std::make_unique<Provider>(*this);
-}
-
-AnalogChip::AnalogChip(const AnalogChip& programmed, const SimulationConfig& config)
-    : net_(programmed.net_), config_(config), trial_(programmed.trial_) {
-  config_.validate();
-  const SimulationConfig& p = programmed.config_;
-  // Which settings belong to the programming is said once, in the field lists.
-  const auto differ = core::differing_settings(config_, p, core::Affects::programming);
-  if (!differ.empty()) {
-    std::string names;
-    for (const auto& n : differ) names += (names.empty() ? "" : ", ") + n;
-    core::throw_invalid(kTag, concat("a chip sharing another's programming must have the same "
-                                     "programming settings; these differ: ", names));
-  }
-  for (const auto& entry : config_.layer_precision)
-    if (net_.find_layer(entry.first) < 0)
-      core::throw_invalid(kTag, concat("layer_precision names layer '", entry.first,
-                                       "', which the network does not have"));
-  config_.cell = p.cell;
-  layers_ = programmed.layers_;
-  plan_ = programmed.plan_;
-  slices_.resize(layers_.size());
-  alpha_.resize(layers_.size());
-  for (std::size_t m = 0; m < layers_.size(); ++m) {
-    const core::IoParams io = io_for_layer(layers_[m].name);
-    slices_[m].resize(programmed.slices_[m].size());
-    alpha_[m].resize(programmed.slices_[m].size());
-    for (std::size_t s = 0; s < slices_[m].size(); ++s) {
-      SliceState& state = slices_[m][s];
-      state.programmed = programmed.slices_[m][s].programmed;
-      // The programmed state as the constructor derives it (the source may be at a later time).
-      devices::at_time(state.programmed, 0.0,
-                       snapshot_key(config_.seed, int(m), int(s), trial_, 0), state.conductances);
-      state.tile = std::make_unique<core::Tile>(state.conductances, io);
-      alpha_[m][s] = core::VectorD::Ones(plan_.layers[m].slices[s].cols);
-    }
-  }
-  provider_ = std::make_unique<Provider>(*this);
-}
-
-AnalogChip::~AnalogChip() = default;
-
-core::IoParams AnalogChip::io_for_layer(const std::string& name) const {
-  core::IoParams io = config_.io;
-  const auto it = config_.layer_precision.find(name);
-  if (it != config_.layer_precision.end()) {
+core::IoParams io_for_layer(const SimulationConfig& config, const std::string& name) {
+  core::IoParams io = config.io;
+  const auto it = config.layer_precision.find(name);
+  if (it != config.layer_precision.end()) {
     if (it->second.p_in >= 0) io.p_in = it->second.p_in;
     if (it->second.p_out >= 0) io.p_out = it->second.p_out;
   }
@@ -258,86 +107,250 @@ core::IoParams AnalogChip::io_for_layer(const std::string& name) const {
   return io;
 }
 
-void AnalogChip::calibrate(const MatrixF& images) {
-  if (!config_.calibrate)
-    core::throw_invalid(kTag, "calibrate() called while config.calibrate is false");
-  if (t_inference_ != 0 || gdc_ready_)
-    core::throw_invalid(kTag, "calibrate() must come right after programming, before set_time()");
-  ranges_.clear();
-  provider_->calibrating_ = true;
-  try {
-    forward(net_, images, *provider_);
-  } catch (...) {
-    provider_->calibrating_ = false;
-    throw;
-  }
-  provider_->calibrating_ = false;
+void check_layer_names(const Network& net, const SimulationConfig& config) {
+  for (const auto& entry : config.layer_precision)
+    if (net.find_layer(entry.first) < 0)
+      core::throw_invalid(kTag, concat("layer_precision names layer '", entry.first,
+                                       "', which the network does not have"));
 }
 
-void AnalogChip::prepare_gdc() {
-  // The reference is read at the programmed state (t = 0), with the calibrated ranges in place.
-  for (std::size_t m = 0; m < slices_.size(); ++m) {
-    for (std::size_t s = 0; s < slices_[m].size(); ++s) {
-      SliceState& state = slices_[m][s];
-      // Calibration-stage streams: layer bit 30 marks the GDC reference, bit 31 the GDC reads.
-      const core::RngKey key = snapshot_key(config_.seed, int(m), int(s), trial_, 0)
-                                   .with_stage(core::Stage::calibration)
-                                   .with_layer(0x40000000u | static_cast<std::uint32_t>(m));
+// Calibration-stage streams of the GDC: layer bit 30 marks the reference reads (at t = 0),
+// bit 31 the reads at each time.
+core::RngKey gdc_key(const SimulationConfig& config, std::size_t m, std::size_t s, int trial,
+                     double t_inference, std::uint32_t marker) {
+  return snapshot_key(config.seed, int(m), int(s), trial, t_inference)
+      .with_stage(core::Stage::calibration)
+      .with_layer(marker | static_cast<std::uint32_t>(m));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// ProgrammedChip
+
+ProgrammedChip::ProgrammedChip(const Network& net, const SimulationConfig& config, int trial)
+    : net_(net), config_(config), trial_(trial) {
+  config_.validate();
+  if (trial < 0) core::throw_invalid(kTag, concat("trial = ", trial, ": must be >= 0"));
+  check_layer_names(net, config_);
+  layers_ = matrix_layers(net);
+  plan_ = mapping::plan(layer_matrices(net), config_.chip, config_.mapper);
+  const auto model = devices::make_device_model(config_.device);
+  blocks_.resize(layers_.size());
+  for (std::size_t m = 0; m < layers_.size(); ++m) {
+    const mapping::LayerPlan& layer_plan = plan_.layers[m];
+    blocks_[m].resize(layer_plan.slices.size());
+    for (std::size_t s = 0; s < layer_plan.slices.size(); ++s) {
+      const mapping::TileSlice& slice = layer_plan.slices[s];
+      const auto weights = layers_[m].weights.at(slice.group).block(slice.row0, slice.col0,
+                                                                    slice.rows, slice.cols);
+      devices::program_block(devices::weights_to_targets(weights, config_.cell, model->g_max()),
+                             model, programming_key(config_.seed, int(m), int(s), trial),
+                             blocks_[m][s]);
+    }
+  }
+}
+
+void ProgrammedChip::check_programming(const SimulationConfig& config) const {
+  config.validate();
+  // Which settings belong to the programming is said once, in the field lists.
+  const auto differ = core::differing_settings(config, config_, core::Affects::programming);
+  if (!differ.empty()) {
+    std::string names;
+    for (const auto& n : differ) names += (names.empty() ? "" : ", ") + n;
+    core::throw_invalid(kTag, concat("a configuration used with a programmed chip must have its "
+                                     "programming settings; these differ: ", names));
+  }
+  check_layer_names(net_, config);
+}
+
+ChipSnapshot ProgrammedChip::at(double t_inference) const {
+  core::require_non_negative(kTag, "t_inference", t_inference);
+  ChipSnapshot snapshot;
+  snapshot.t_inference = t_inference;
+  snapshot.slices.resize(blocks_.size());
+  for (std::size_t m = 0; m < blocks_.size(); ++m) {
+    snapshot.slices[m].resize(blocks_[m].size());
+    for (std::size_t s = 0; s < blocks_[m].size(); ++s)
+      devices::at_time(blocks_[m][s], t_inference,
+                       snapshot_key(config_.seed, int(m), int(s), trial_, t_inference),
+                       snapshot.slices[m][s]);
+  }
+  return snapshot;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ConverterSetup
+
+// The ranges a calibrating forward measures, (layer, group) by (layer, group) as the data reach
+// them.
+struct ChipForward::Calibration {
+  std::map<std::pair<int, int>, core::CalibratedRanges> ranges;
+};
+
+ConverterSetup::ConverterSetup(const ProgrammedChip& chip, const SimulationConfig& config,
+                               const MatrixF* calibration_images)
+    : config_(config) {
+  chip.check_programming(config_);
+  for (const MatrixLayer& layer : chip.layers()) io_.push_back(io_for_layer(config_, layer.name));
+  if (!config_.calibrate && !config_.gdc) return;
+  // Ranges and GDC references are measured at the programmed state.
+  const ChipSnapshot programmed = chip.at(0.0);
+  ChipForward::Calibration calibration;
+  ChipForward forward_at_0(chip, *this, programmed, &calibration);
+  if (config_.calibrate) {
+    if (!calibration_images || calibration_images->rows() == 0)
+      core::throw_invalid(kTag, "calibrate is on but no calibration images were given");
+    forward(chip.network(), *calibration_images, forward_at_0);
+    ranges_ = std::move(calibration.ranges);
+  }
+  if (!config_.gdc) return;
+  // The reference is read with the calibrated ranges in place (forward_at_0 applied them).
+  gdc_references_.resize(forward_at_0.tiles_.size());
+  for (std::size_t m = 0; m < forward_at_0.tiles_.size(); ++m) {
+    for (std::size_t s = 0; s < forward_at_0.tiles_[m].size(); ++s) {
+      core::Tile& tile = *forward_at_0.tiles_[m][s];
+      const core::RngKey key = gdc_key(config_, m, s, chip.trial(), 0.0, 0x40000000u);
       if (config_.gdc_params.reference == core::GdcReferenceKind::exact) {
-        const mapping::TileSlice& slice = plan_.layers[m].slices[s];
-        const MatrixF weights = layers_[m].weights.at(slice.group).block(
+        const mapping::TileSlice& slice = chip.plan().layers[m].slices[s];
+        const MatrixF weights = chip.layers()[m].weights.at(slice.group).block(
             slice.row0, slice.col0, slice.rows, slice.cols);
-        state.gdc_reference =
-            core::gdc_reference_exact(*state.tile, weights, config_.gdc_params, key);
+        gdc_references_[m].push_back(
+            core::gdc_reference_exact(tile, weights, config_.gdc_params, key));
       } else {
-        state.gdc_reference = core::gdc_reference(*state.tile, config_.gdc_params, key);
+        gdc_references_[m].push_back(core::gdc_reference(tile, config_.gdc_params, key));
       }
     }
   }
-  gdc_ready_ = true;
 }
 
-void AnalogChip::set_time(double t_inference) {
-  core::require_non_negative(kTag, "t_inference", t_inference);
-  if (config_.gdc && !gdc_ready_) prepare_gdc();
-  for (std::size_t m = 0; m < slices_.size(); ++m) {
-    for (std::size_t s = 0; s < slices_[m].size(); ++s) {
-      SliceState& state = slices_[m][s];
-      devices::at_time(state.programmed, t_inference,
-                       snapshot_key(config_.seed, int(m), int(s), trial_, t_inference),
-                       state.conductances);
-      state.tile->set_conductances(state.conductances);
-      update_gdc_alpha(m, s, t_inference);
+// ---------------------------------------------------------------------------------------------
+// ChipForward
+
+ChipForward::ChipForward(const ProgrammedChip& chip, const ConverterSetup& converters,
+                         const ChipSnapshot& snapshot)
+    : ChipForward(chip, converters, snapshot, nullptr) {}
+
+ChipForward::ChipForward(const ProgrammedChip& chip, const ConverterSetup& converters,
+                         const ChipSnapshot& snapshot, Calibration* calibration)
+    : chip_(chip),
+      converters_(converters),
+      calibration_(calibration),
+      fp32_(chip.network()),
+      accumulator_(converters.config().digital) {
+  const mapping::MappingPlan& plan = chip.plan();
+  if (snapshot.slices.size() != plan.layers.size() ||
+      converters.io_.size() != plan.layers.size())
+    core::throw_invalid(kTag, "ChipForward: the snapshot or converter set-up belongs to another "
+                              "chip (matrix layer counts differ)");
+  tiles_.resize(plan.layers.size());
+  alpha_.resize(plan.layers.size());
+  for (std::size_t m = 0; m < plan.layers.size(); ++m) {
+    const auto& slices = plan.layers[m].slices;
+    if (snapshot.slices[m].size() != slices.size())
+      core::throw_invalid(kTag, concat("ChipForward: the snapshot has ", snapshot.slices[m].size(),
+                                       " slices for matrix layer ", m, ", the chip ",
+                                       slices.size()));
+    for (std::size_t s = 0; s < slices.size(); ++s) {
+      tiles_[m].push_back(std::make_unique<core::Tile>(snapshot.slices[m][s], converters.io_[m]));
+      alpha_[m].push_back(core::VectorD::Ones(slices[s].cols));
     }
   }
-  t_inference_ = t_inference;
-}
-
-void AnalogChip::update_gdc_alpha(std::size_t m, std::size_t s, double t_inference) {
-  if (!config_.gdc) return;
-  const core::RngKey key = snapshot_key(config_.seed, int(m), int(s), trial_, t_inference)
-                               .with_stage(core::Stage::calibration)
-                               .with_layer(0x80000000u | static_cast<std::uint32_t>(m));
-  alpha_[m][s] = core::gdc_alpha(*slices_[m][s].tile, slices_[m][s].gdc_reference, key).alpha;
-}
-
-void AnalogChip::set_time_from(const AnalogChip& source) {
-  if (&source.net_ != &net_ || source.trial_ != trial_ || source.slices_.size() != slices_.size())
-    core::throw_invalid(kTag, "set_time_from: the source chip has another network or trial");
-  if (config_.gdc && !gdc_ready_) prepare_gdc();
-  for (std::size_t m = 0; m < slices_.size(); ++m) {
-    if (source.slices_[m].size() != slices_[m].size())
-      core::throw_invalid(kTag, "set_time_from: the source chip has another mapping");
-    for (std::size_t s = 0; s < slices_[m].size(); ++s) {
-      SliceState& state = slices_[m][s];
-      state.conductances = source.slices_[m][s].conductances;
-      state.tile->set_conductances(state.conductances);
-      update_gdc_alpha(m, s, source.t_inference_);
-    }
+  for (const auto& [where, ranges] : converters.ranges_) {
+    std::vector<core::Tile*> tiles;
+    for (std::size_t s = 0; s < plan.layers.at(where.first).slices.size(); ++s)
+      if (plan.layers[where.first].slices[s].group == where.second)
+        tiles.push_back(tiles_[where.first][s].get());
+    core::apply_ranges(ranges, tiles);
   }
-  t_inference_ = source.t_inference_;
+  t_inference_ = snapshot.t_inference;
+  if (!calibration_)
+    for (std::size_t m = 0; m < tiles_.size(); ++m)
+      for (std::size_t s = 0; s < tiles_[m].size(); ++s) update_gdc_alpha(m, s);
 }
 
-MatmulProvider& AnalogChip::provider() { return *provider_; }
+ChipForward::~ChipForward() = default;
+
+void ChipForward::set_snapshot(const ChipSnapshot& snapshot) {
+  if (snapshot.slices.size() != tiles_.size())
+    core::throw_invalid(kTag, "set_snapshot: the snapshot belongs to another chip");
+  for (std::size_t m = 0; m < tiles_.size(); ++m) {
+    if (snapshot.slices[m].size() != tiles_[m].size())
+      core::throw_invalid(kTag, "set_snapshot: the snapshot belongs to another chip");
+    for (std::size_t s = 0; s < tiles_[m].size(); ++s)
+      tiles_[m][s]->set_conductances(snapshot.slices[m][s]);
+  }
+  t_inference_ = snapshot.t_inference;
+  for (std::size_t m = 0; m < tiles_.size(); ++m)
+    for (std::size_t s = 0; s < tiles_[m].size(); ++s) update_gdc_alpha(m, s);
+}
+
+void ChipForward::update_gdc_alpha(std::size_t m, std::size_t s) {
+  const SimulationConfig& config = converters_.config();
+  if (!config.gdc) return;
+  const core::RngKey key = gdc_key(config, m, s, chip_.trial(), t_inference_, 0x80000000u);
+  alpha_[m][s] =
+      core::gdc_alpha(*tiles_[m][s], converters_.gdc_references_.at(m).at(s), key).alpha;
+}
+
+void ChipForward::begin_batch(Index first_sample, Index batch_size) {
+  first_sample_ = first_sample;
+  batch_size_ = batch_size;
+}
+
+void ChipForward::matmul(int m, int group, const Eigen::Ref<const MatrixF>& x, MatrixF& y) {
+  const mapping::LayerPlan& layer_plan = chip_.plan().layers.at(m);
+  if (layer_plan.digital) {
+    fp32_.matmul(m, group, x, y);
+    return;
+  }
+  if (calibration_ && !calibration_->ranges.count({m, group})) calibrate_group(m, group, x);
+  const SimulationConfig& config = converters_.config();
+  y.resize(x.rows(), chip_.layers().at(m).cols);
+  // The draws are keyed by the global position: x holds positions_per_sample rows per sample,
+  // sample-major (nets/forward.h), so its first row is position first_sample_ * that of the
+  // data set. The same bits for any batch size.
+  const Index positions_per_sample = batch_size_ > 0 ? x.rows() / batch_size_ : 1;
+  const auto first_row = static_cast<std::uint64_t>(first_sample_) *
+                         static_cast<std::uint64_t>(positions_per_sample);
+  for (const mapping::PartialSum& sum : layer_plan.partial_sums) {
+    if (sum.group != group) continue;
+    accumulator_.begin(x.rows(), sum.cols);
+    for (Index s : sum.slices) {
+      const mapping::TileSlice& slice = layer_plan.slices[s];
+      const core::RngKey key{config.seed,
+                             core::Stage::tile_forward,
+                             static_cast<std::uint32_t>(m),
+                             static_cast<std::uint32_t>(s),
+                             static_cast<std::uint32_t>(chip_.trial()),
+                             0};
+      tiles_[m][s]->forward(x.middleCols(slice.row0, slice.rows), key, readout_, first_row);
+      accumulator_.add(readout_, 0, config.gdc ? &alpha_[m][s] : nullptr);  // ones until set
+    }
+    accumulator_.finish(partial_);
+    y.middleCols(sum.col0, sum.cols) = partial_;
+  }
+}
+
+// Measures the converter ranges of the tiles of one (layer, group) on its actual inputs, which
+// already went through the calibrated analog layers before it.
+void ChipForward::calibrate_group(int m, int group, const Eigen::Ref<const MatrixF>& x) {
+  const mapping::LayerPlan& layer_plan = chip_.plan().layers.at(m);
+  std::vector<core::TilePlacement> placements;
+  std::vector<core::Tile*> tiles;
+  for (std::size_t s = 0; s < layer_plan.slices.size(); ++s) {
+    const mapping::TileSlice& slice = layer_plan.slices[s];
+    if (slice.group != group) continue;
+    placements.push_back({tiles_[m][s].get(), slice.row0, slice.col0});
+    tiles.push_back(tiles_[m][s].get());
+  }
+  const SimulationConfig& config = converters_.config();
+  const core::RngKey key =
+      programming_key(config.seed, m, group, chip_.trial()).with_stage(core::Stage::calibration);
+  core::CalibratedRanges ranges =
+      core::calibrate_ranges(placements, {MatrixF(x)}, config.calibration, key);
+  core::apply_ranges(ranges, tiles);
+  calibration_->ranges[{m, group}] = std::move(ranges);
+}
 
 }  // namespace pcmsim::nets

@@ -1,10 +1,10 @@
 // The simulation pipeline (docs/architecture.md, stages 2-5) for one network on one PCM chip.
 //
-// AnalogChip is one Monte Carlo trial: the constructor plans the mapping and programs every
-// slice once (stage 3); set_time() derives the conductances at an inference time from that
-// frozen state (stage 4) and re-estimates the drift compensation; provider() runs batches
-// through the tiles and the digital unit (stage 5) as the matmul seam of nets::forward.
-// A sweep over times reuses the programming; a sweep over trials re-programs with a new key.
+// The pipeline as values: ProgrammedChip (one trial: plan + programmed devices, stage 3) gives a
+// ChipSnapshot at any time (stage 4); a ConverterSetup holds what the converters need (I/O
+// settings, calibrated ranges, GDC references); ChipForward runs batches through the tiles and
+// the digital unit (stage 5) for one (programming, converters, snapshot). Which of them two
+// configurations may share follows from the field lists' Affects: programming, converter, time.
 #pragma once
 
 #include <cstdint>
@@ -91,71 +91,121 @@ core::RngKey programming_key(std::uint64_t seed, int matrix_layer, int slice, in
 core::RngKey snapshot_key(std::uint64_t seed, int matrix_layer, int slice, int trial,
                           double t_inference);
 
-class AnalogChip {
+// The conductances of every slice of a programmed chip at one time: a plain value that any
+// number of forwards (one per converter setting) may read.
+struct ChipSnapshot {
+  double t_inference = 0;
+  std::vector<std::vector<core::ConductanceBlock>> slices;  // [matrix layer][slice]
+};
+
+// Stage 3: one Monte Carlo trial's programmed chip (the mapping plan and the frozen device state
+// of every slice). Immutable once built: snapshots, converter set-ups and forwards only read it,
+// so one programming serves every time and every converter setting of a sweep. `net` must
+// outlive the chip.
+class ProgrammedChip {
  public:
-  // Plans and programs (stage 3). `net` must outlive the chip.
-  AnalogChip(const Network& net, const SimulationConfig& config, int trial);
-  ~AnalogChip();
-  // Sweeps (nets/sweep.h): a chip with the programmed state of `programmed` (same network, trial
-  // and programming-side settings: chip, mapper, device, cell, seed) but the converter-side
-  // settings of `config` (io, layer_precision, digital, gdc, gdc_params, calibrate, calibration).
-  // Copies the frozen device state instead of programming again; the result is bit-identical to
-  // AnalogChip(net, config, trial). Throws if the programming-side settings visibly differ
-  // (seed, tile shape, digital layers, weight scaling, device model, cell kind).
-  AnalogChip(const AnalogChip& programmed, const SimulationConfig& config);
-  AnalogChip(const AnalogChip&) = delete;
-  AnalogChip& operator=(const AnalogChip&) = delete;
+  ProgrammedChip(const Network& net, const SimulationConfig& config, int trial);
 
-  // Calibrates the converter ranges on `images` (normalised, N x C*H*W) at the programmed state
-  // (t = 0), layer by layer through the analog network itself, and keeps them for every later
-  // time. Needs config.calibrate; called by the constructor's user before set_time().
-  void calibrate(const MatrixF& images);
+  // Stage 4: the conductances of every slice at t_inference seconds after programming (drift and
+  // accumulated read noise; the random stream is keyed by the time, not by the call order).
+  ChipSnapshot at(double t_inference) const;
 
-  // Stage 4: conductances of every slice at t_inference seconds after programming, and the
-  // GDC factors (when enabled) estimated through the tiles at that time.
-  void set_time(double t_inference);
-  double time() const { return t_inference_; }
-  // Same as set_time(source.time()) for a chip with the same programming (the constructor
-  // above), but copies source's snapshot conductances instead of drawing them again: one
-  // snapshot per time serves every converter setting of a sweep. Bit-identical to set_time().
-  void set_time_from(const AnalogChip& source);
+  // Throws naming the settings when `config` differs from this chip's in any setting that
+  // needs a newly programmed chip (Affects::programming in the field lists), or names a layer
+  // the network does not have.
+  void check_programming(const SimulationConfig& config) const;
 
-  // The matmul seam for nets::forward (analog layers on tiles, digital layers in float32).
-  MatmulProvider& provider();
-
-  const mapping::MappingPlan& plan() const { return plan_; }
+  const Network& network() const { return net_; }
   const SimulationConfig& config() const { return config_; }
   int trial() const { return trial_; }
-  // GDC factor per column of each slice of each matrix layer at the current time (1 if off).
-  const std::vector<std::vector<core::VectorD>>& gdc_alpha() const { return alpha_; }
+  const mapping::MappingPlan& plan() const { return plan_; }
+  const std::vector<MatrixLayer>& layers() const { return layers_; }
+  const devices::ProgrammedBlock& block(std::size_t m, std::size_t s) const {
+    return blocks_.at(m).at(s);
+  }
+
+ private:
+  const Network& net_;
+  SimulationConfig config_;
+  int trial_ = 0;
+  std::vector<MatrixLayer> layers_;
+  mapping::MappingPlan plan_;
+  std::vector<std::vector<devices::ProgrammedBlock>> blocks_;  // [matrix layer][slice]
+};
+
+// The converter set-up of a programmed chip: the I/O settings of every layer, the converter
+// ranges calibrated on data (when config.calibrate) and the GDC references read at the programmed
+// state (when config.gdc). Depends on the programming and the converter half of the config,
+// never on the time; immutable once built.
+class ConverterSetup {
+ public:
+  // `config` must share `chip`'s programming settings (ProgrammedChip::check_programming);
+  // `calibration_images` (normalised, N x C*H*W) are needed when config.calibrate and ignored
+  // otherwise. Calibration runs layer by layer through the analog network itself at t = 0.
+  ConverterSetup(const ProgrammedChip& chip, const SimulationConfig& config,
+                 const MatrixF* calibration_images = nullptr);
+
+  const SimulationConfig& config() const { return config_; }
+  const core::IoParams& io(std::size_t matrix_layer) const { return io_.at(matrix_layer); }
   // Calibrated ranges per (matrix layer, group); empty when not calibrated.
   const std::map<std::pair<int, int>, core::CalibratedRanges>& calibrated_ranges() const {
     return ranges_;
   }
+  // GDC reference per [matrix layer][slice]; empty when GDC is off.
+  const std::vector<std::vector<core::GdcReference>>& gdc_references() const {
+    return gdc_references_;
+  }
 
  private:
-  class Provider;
-  struct SliceState {
-    devices::ProgrammedBlock programmed;
-    core::ConductanceBlock conductances;  // current snapshot, reused across times
-    std::unique_ptr<core::Tile> tile;
-    core::GdcReference gdc_reference;
-  };
-  core::IoParams io_for_layer(const std::string& name) const;
-  void prepare_gdc();
-  void update_gdc_alpha(std::size_t m, std::size_t s, double t_inference);
-
-  const Network& net_;
+  friend class ChipForward;
   SimulationConfig config_;
-  int trial_ = 0;
-  double t_inference_ = 0;
-  bool gdc_ready_ = false;
-  std::vector<MatrixLayer> layers_;
-  mapping::MappingPlan plan_;
-  std::vector<std::vector<SliceState>> slices_;  // [matrix layer][slice]
-  std::vector<std::vector<core::VectorD>> alpha_;
+  std::vector<core::IoParams> io_;  // per matrix layer (layer_precision applied)
   std::map<std::pair<int, int>, core::CalibratedRanges> ranges_;
-  std::unique_ptr<Provider> provider_;
+  std::vector<std::vector<core::GdcReference>> gdc_references_;
+};
+
+// Stage 5: the forward of a programmed chip at a snapshot with a converter set-up, as the matmul
+// seam of nets::forward (analog layers on tiles + digital unit, digital layers in float32). It
+// keeps references to `chip` and `converters` (which must outlive it) and builds its tiles from
+// the snapshot; set_snapshot() moves it to another time of the same chip, reusing the tiles.
+class ChipForward : public MatmulProvider {
+ public:
+  ChipForward(const ProgrammedChip& chip, const ConverterSetup& converters,
+              const ChipSnapshot& snapshot);
+  ~ChipForward() override;
+  ChipForward(const ChipForward&) = delete;
+  ChipForward& operator=(const ChipForward&) = delete;
+
+  // Loads another snapshot of the same chip (its conductances and GDC factors).
+  void set_snapshot(const ChipSnapshot& snapshot);
+  double time() const { return t_inference_; }
+  // GDC factor per column of each slice of each matrix layer at the current time (1 if off).
+  const std::vector<std::vector<core::VectorD>>& gdc_alpha() const { return alpha_; }
+
+  void begin_batch(Index first_sample, Index batch_size) override;
+  void matmul(int matrix_layer, int group, const Eigen::Ref<const MatrixF>& x,
+              MatrixF& y) override;
+
+ private:
+  friend class ConverterSetup;
+  struct Calibration;  // the state of a calibrating forward (ConverterSetup only)
+  ChipForward(const ProgrammedChip& chip, const ConverterSetup& converters,
+              const ChipSnapshot& snapshot, Calibration* calibration);
+  void calibrate_group(int m, int group, const Eigen::Ref<const MatrixF>& x);
+  void update_gdc_alpha(std::size_t m, std::size_t s);
+
+  const ProgrammedChip& chip_;
+  const ConverterSetup& converters_;
+  Calibration* calibration_ = nullptr;
+  double t_inference_ = 0;
+  std::vector<std::vector<std::unique_ptr<core::Tile>>> tiles_;  // [matrix layer][slice]
+  std::vector<std::vector<core::VectorD>> alpha_;
+  Fp32Matmul fp32_;
+  core::LayerAccumulator accumulator_;
+  core::TileReadout readout_;
+  MatrixF partial_;
+  Index first_sample_ = 0;  // of the current batch (begin_batch), for the noise keys
+  Index batch_size_ = 0;
 };
 
 }  // namespace pcmsim::nets

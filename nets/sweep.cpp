@@ -249,28 +249,27 @@ std::vector<TrialRecord> run_unit(const WorkUnit& unit, const std::vector<SweepP
     if (i < 0 || i >= static_cast<std::int64_t>(points.size()))
       core::throw_invalid(kTag, concat("run_unit: point ", i, " is not in the sweep"));
 
-  auto calibrate = [&](AnalogChip& chip) {
-    if (!chip.config().calibrate) return;
-    if (!data.calibration || data.calibration->rows() == 0)
+  auto converters_for = [&](const ProgrammedChip& chip, const SimulationConfig& config) {
+    if (config.calibrate && (!data.calibration || data.calibration->rows() == 0))
       core::throw_invalid(kTag, "calibration is on but no calibration images were given");
-    chip.calibrate(*data.calibration);
+    return std::make_unique<ConverterSetup>(chip, config, data.calibration);
   };
-  auto evaluate_point = [&](AnalogChip& chip, std::int64_t i) {
+  auto evaluate_point = [&](ChipForward& chip_forward, std::int64_t i) {
     if (on_point) on_point(i);
     const double acc =
-        accuracy_of(*data.net, *data.images, *data.labels, chip.provider(), data.batch_size);
+        accuracy_of(*data.net, *data.images, *data.labels, chip_forward, data.batch_size);
     ++st.evaluations;
     records.push_back({i, unit.trial, acc});
   };
 
   if (!options.reuse) {
     for (std::int64_t i : unit.points) {
-      AnalogChip chip(*data.net, points[i].config, unit.trial);
+      const ProgrammedChip chip(*data.net, points[i].config, unit.trial);
       ++st.programmings;
-      calibrate(chip);
-      chip.set_time(points[i].t_inference);
+      const auto converters = converters_for(chip, points[i].config);
+      ChipForward chip_forward(chip, *converters, chip.at(points[i].t_inference));
       ++st.snapshots;
-      evaluate_point(chip, i);
+      evaluate_point(chip_forward, i);
     }
     return records;
   }
@@ -287,45 +286,36 @@ std::vector<TrialRecord> run_unit(const WorkUnit& unit, const std::vector<SweepP
     if (points[i].programming_group != first.programming_group)
       core::throw_invalid(kTag, "run_unit: a unit's points must share their programming");
 
-  auto programmed = std::make_unique<AnalogChip>(*data.net, first.config, unit.trial);
+  // One programming per unit; at most max_chips converter set-ups (and their tiles) at once;
+  // one snapshot per time, read by every converter set-up of the chunk.
+  const ProgrammedChip chip(*data.net, first.config, unit.trial);
   ++st.programmings;
-  bool programmed_used = false;
   for (std::size_t g0 = 0; g0 < groups.size(); g0 += options.max_chips) {
     const std::size_t g1 = std::min(groups.size(), g0 + options.max_chips);
-    std::vector<std::unique_ptr<AnalogChip>> owned;
-    std::vector<AnalogChip*> chips;
-    for (std::size_t g = g0; g < g1; ++g) {
-      const SimulationConfig& config = points[groups[g].front()].config;
-      if (!programmed_used && g == 0) {
-        programmed_used = true;  // the programmed chip itself serves the first group
-        chips.push_back(programmed.get());
-      } else {
-        owned.push_back(std::make_unique<AnalogChip>(*programmed, config));
-        chips.push_back(owned.back().get());
-      }
-      calibrate(*chips.back());
-    }
-    // Times of this chunk in increasing order; one snapshot each, shared by every chip.
+    std::vector<std::unique_ptr<ConverterSetup>> converters;
+    for (std::size_t g = g0; g < g1; ++g)
+      converters.push_back(converters_for(chip, points[groups[g].front()].config));
+    std::vector<std::unique_ptr<ChipForward>> forwards(g1 - g0);
+    // Times of this chunk in increasing order.
     std::vector<double> times;
     for (std::size_t g = g0; g < g1; ++g)
       for (std::int64_t i : groups[g]) times.push_back(points[i].t_inference);
     std::sort(times.begin(), times.end());
     times.erase(std::unique(times.begin(), times.end()), times.end());
     for (double t : times) {
-      AnalogChip* lead = nullptr;
+      const ChipSnapshot snapshot = chip.at(t);
+      bool drawn = false;
       for (std::size_t g = g0; g < g1; ++g) {
         for (std::int64_t i : groups[g]) {
           if (points[i].t_inference != t) continue;
-          AnalogChip& chip = *chips[g - g0];
-          if (!lead) {
-            chip.set_time(t);
-            ++st.snapshots;
-            lead = &chip;
-          } else {
-            chip.set_time_from(*lead);
-            ++st.shared_snapshots;
-          }
-          evaluate_point(chip, i);
+          auto& chip_forward = forwards[g - g0];
+          if (chip_forward)
+            chip_forward->set_snapshot(snapshot);
+          else
+            chip_forward = std::make_unique<ChipForward>(chip, *converters[g - g0], snapshot);
+          ++(drawn ? st.shared_snapshots : st.snapshots);
+          drawn = true;
+          evaluate_point(*chip_forward, i);
         }
       }
     }

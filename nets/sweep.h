@@ -4,10 +4,11 @@
 // Work reuse follows the pipeline (docs/architecture.md): points that differ only in converter-side
 // settings (p_in, p_out, b_in, noise, GDC, accumulator, per-layer precision, calibration) and
 // inference time share one programmed chip per trial; each inference time is snapshotted once
-// and that snapshot serves every converter setting (AnalogChip::set_time_from). A work unit is
+// and that snapshot serves every converter setting (one ProgrammedChip, one ChipSnapshot per time,
+// one ConverterSetup + ChipForward per converter setting). A work unit is
 // (trial, programming setting, a set of converter settings); its result does not depend on which
 // process computes it or in which order: every random stream derives from (seed, layer, slice,
-// trial, time) and the tile-forward key from the first sample index of each batch.
+// trial, time) and the tile-forward draws from the global sample index and position.
 #pragma once
 
 #include <cstdint>
@@ -135,8 +136,8 @@ struct UnitOptions {
 // Counters of the expensive stages, to show (and test) the reuse.
 struct UnitStats {
   int programmings = 0;   // chips programmed
-  int snapshots = 0;      // set_time() calls (drawing a snapshot)
-  int shared_snapshots = 0;  // set_time_from() calls (copying one)
+  int snapshots = 0;      // snapshots drawn (ProgrammedChip::at)
+  int shared_snapshots = 0;  // further converter settings evaluated on a drawn snapshot
   int evaluations = 0;
 };
 

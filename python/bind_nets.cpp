@@ -126,11 +126,47 @@ py::array_t<long long> int_array(const std::vector<int>& v) {
   return out;
 }
 
-// A simulated chip owning its copy of the network (AnalogChip only borrows one).
-struct PyChip {
+// The pipeline's values keep what they borrow alive on the Python side: a programmed chip owns
+// its copy of the network; a converter set-up and a snapshot hold their programmed chip.
+struct PyProgrammed {
   std::shared_ptr<const Network> net;
-  std::unique_ptr<AnalogChip> chip;
+  std::shared_ptr<const ProgrammedChip> chip;
 };
+struct PySnapshot {
+  std::shared_ptr<const ProgrammedChip> chip;
+  std::shared_ptr<const ChipSnapshot> snapshot;
+};
+struct PyConverters {
+  std::shared_ptr<const ProgrammedChip> chip;
+  std::shared_ptr<const ConverterSetup> setup;
+};
+
+// The convenience chip of notebooks: one programmed chip, its converter set-up and the forward
+// at the current snapshot. calibrate() and set_time() may come in any order: each rebuilds the
+// value it changes.
+struct PyChip {
+  PyProgrammed programmed;
+  std::shared_ptr<const ConverterSetup> converters;  // null until calibrated, when calibrating
+  std::shared_ptr<const ChipSnapshot> snapshot;
+  std::unique_ptr<ChipForward> forward;
+
+  ChipForward& current(const char* where) {
+    if (!converters)
+      throw std::invalid_argument(std::string(where) +
+                                  ": config.calibrate is set: call calibrate(images) first");
+    if (!forward) forward = std::make_unique<ChipForward>(*programmed.chip, *converters, *snapshot);
+    return *forward;
+  }
+};
+
+PyProgrammed make_programmed(const Network& net, const SimulationConfig& config, int trial) {
+  PyProgrammed p;
+  auto owned = std::make_shared<const Network>(net);
+  py::gil_scoped_release release;
+  p.chip = std::make_shared<const ProgrammedChip>(*owned, config, trial);
+  p.net = std::move(owned);
+  return p;
+}
 
 void bind_nets(py::module_& m) {
   // ---- Layer
@@ -400,49 +436,139 @@ void bind_nets(py::module_& m) {
   m.def("snapshot_key", &snapshot_key, py::arg("seed"), py::arg("matrix_layer"),
         py::arg("slice"), py::arg("trial"), py::arg("t_inference"));
 
+  // ---- the pipeline as values
+  py::class_<PySnapshot>(m, "ChipSnapshot",
+                         "The conductances of every slice of a ProgrammedChip at one time "
+                         "(ProgrammedChip.at(t)).")
+      .def_property_readonly("t_inference",
+                             [](const PySnapshot& s) { return s.snapshot->t_inference; },
+                             "seconds after programming");
+  py::class_<PyConverters>(m, "ConverterSetup",
+                           "The converter set-up of a ProgrammedChip: per-layer I/O settings, "
+                           "ranges calibrated on data (config.calibrate) and GDC references "
+                           "(config.gdc). Independent of the time.")
+      .def(py::init([](const PyProgrammed& chip, py::object config, py::object images) {
+             const SimulationConfig c =
+                 config.is_none() ? chip.chip->config() : config.cast<SimulationConfig>();
+             MatrixF cal;
+             if (!images.is_none())
+               cal = images_view(*chip.net, images, "pcmsim.ConverterSetup");
+             PyConverters out{chip.chip, nullptr};
+             py::gil_scoped_release release;
+             out.setup = std::make_shared<const ConverterSetup>(*chip.chip, c,
+                                                                images.is_none() ? nullptr : &cal);
+             return out;
+           }),
+           py::arg("chip"), py::arg("config") = py::none(),
+           py::arg("calibration_images") = py::none(),
+           "config (default: the chip's) must share the chip's programming settings; "
+           "calibration_images (normalised) are needed when config.calibrate.")
+      .def_property_readonly("config", [](const PyConverters& c) { return c.setup->config(); })
+      .def_property_readonly(
+          "calibrated", [](const PyConverters& c) { return !c.setup->calibrated_ranges().empty(); });
+  py::class_<PyProgrammed>(m, "ProgrammedChip",
+                           "One Monte Carlo trial of a network programmed on a PCM chip "
+                           "(the mapping plan and the frozen device state). Immutable: at(t) "
+                           "gives a ChipSnapshot, ConverterSetup(chip, config) a converter "
+                           "set-up; AnalogChip.from_values runs them.")
+      .def(py::init(&make_programmed), py::arg("network"),
+           py::arg("config") = SimulationConfig(), py::arg("trial") = 0,
+           "Copies the network, plans and programs every slice (trial selects the programming "
+           "keys).")
+      .def(
+          "at",
+          [](const PyProgrammed& c, double t) {
+            PySnapshot out{c.chip, nullptr};
+            py::gil_scoped_release release;
+            out.snapshot = std::make_shared<const ChipSnapshot>(c.chip->at(t));
+            return out;
+          },
+          py::arg("t_inference"), "The snapshot at t_inference seconds after programming.")
+      .def_property_readonly("trial", [](const PyProgrammed& c) { return c.chip->trial(); })
+      .def_property_readonly("config", [](const PyProgrammed& c) { return c.chip->config(); })
+      .def_property_readonly("plan", [](const PyProgrammed& c) { return c.chip->plan(); },
+                             "the MappingPlan (a copy)")
+      .def_property_readonly("network", [](const PyProgrammed& c) { return *c.net; });
+
   // ---- AnalogChip
+  auto run = [](PyChip& c, py::object images, Index batch_size, const char* where) {
+    const auto x = images_view(*c.programmed.net, images, where);
+    ChipForward& forward = c.current(where);
+    py::gil_scoped_release release;
+    return run_logits(*c.programmed.net, x, forward, batch_size);
+  };
   py::class_<PyChip>(m, "AnalogChip",
-                     "One Monte Carlo trial of a network on a PCM chip: plans and programs on "
-                     "construction; set_time(t) takes the snapshot at t seconds and re-estimates "
-                     "GDC; logits/predict/accuracy run batches through tiles and digital unit.")
+                     "One Monte Carlo trial of a network on a PCM chip at one time: a "
+                     "ProgrammedChip, its ConverterSetup and the ChipSnapshot at time(). "
+                     "set_time(t) and calibrate(images) may be called in any order; "
+                     "logits/predict/accuracy run batches through tiles and digital unit.")
       .def(py::init([](const Network& net, const SimulationConfig& config, int trial) {
              auto c = std::make_unique<PyChip>();
-             c->net = std::make_shared<const Network>(net);
+             c->programmed = make_programmed(net, config, trial);
              py::gil_scoped_release release;
-             c->chip = std::make_unique<AnalogChip>(*c->net, config, trial);
+             if (!config.calibrate)
+               c->converters = std::make_shared<const ConverterSetup>(*c->programmed.chip, config);
+             c->snapshot = std::make_shared<const ChipSnapshot>(c->programmed.chip->at(0.0));
              return c;
            }),
            py::arg("network"), py::arg("config") = SimulationConfig(), py::arg("trial") = 0,
            "Copies the network, plans and programs every slice (trial selects the programming "
-           "keys).")
+           "keys); the chip starts at t = 0.")
+      .def_static(
+          "from_values",
+          [](const PyProgrammed& chip, const PyConverters& converters,
+             const PySnapshot& snapshot) {
+            if (converters.chip != chip.chip || snapshot.chip != chip.chip)
+              throw std::invalid_argument(
+                  "pcmsim.AnalogChip.from_values: converters and snapshot must come from this "
+                  "ProgrammedChip");
+            auto c = std::make_unique<PyChip>();
+            c->programmed = chip;
+            c->converters = converters.setup;
+            c->snapshot = snapshot.snapshot;
+            return c;
+          },
+          py::arg("chip"), py::arg("converters"), py::arg("snapshot"),
+          "The forward of a programmed chip with a converter set-up at a snapshot.")
       .def(
           "calibrate",
           [](PyChip& c, py::object images) {
-            const auto x = images_view(*c.net, images, "pcmsim.AnalogChip.calibrate");
-            const MatrixF copy = x;  // AnalogChip::calibrate takes a MatrixF
+            if (!c.programmed.chip->config().calibrate)
+              throw std::invalid_argument(
+                  "pcmsim.AnalogChip.calibrate: config.calibrate is false");
+            const MatrixF x = images_view(*c.programmed.net, images, "pcmsim.AnalogChip.calibrate");
             py::gil_scoped_release release;
-            c.chip->calibrate(copy);
+            c.converters = std::make_shared<const ConverterSetup>(
+                *c.programmed.chip, c.programmed.chip->config(), &x);
+            c.forward.reset();
           },
-          py::arg("images"), "Calibrates converter ranges on normalised images (needs "
-                             "config.calibrate); call before set_time.")
+          py::arg("images"), "Calibrates converter ranges on normalised images at the programmed "
+                             "state (needs config.calibrate); any time before or after set_time.")
       .def(
           "set_time",
           [](PyChip& c, double t) {
             py::gil_scoped_release release;
-            c.chip->set_time(t);
+            c.snapshot = std::make_shared<const ChipSnapshot>(c.programmed.chip->at(t));
+            if (c.forward) c.forward->set_snapshot(*c.snapshot);
           },
           py::arg("t_inference"), "Snapshot at t_inference seconds after programming.")
-      .def_property_readonly("time", [](const PyChip& c) { return c.chip->time(); })
-      .def_property_readonly("trial", [](const PyChip& c) { return c.chip->trial(); })
-      .def_property_readonly("config", [](const PyChip& c) { return c.chip->config(); })
-      .def_property_readonly("plan", [](const PyChip& c) { return c.chip->plan(); },
+      .def_property_readonly("time", [](const PyChip& c) { return c.snapshot->t_inference; })
+      .def_property_readonly("trial", [](const PyChip& c) { return c.programmed.chip->trial(); })
+      .def_property_readonly("config", [](const PyChip& c) {
+        return c.converters ? c.converters->config() : c.programmed.chip->config();
+      })
+      .def_property_readonly("plan", [](const PyChip& c) { return c.programmed.chip->plan(); },
                              "the MappingPlan (a copy)")
-      .def_property_readonly("network", [](const PyChip& c) { return *c.net; })
+      .def_property_readonly("network", [](const PyChip& c) { return *c.programmed.net; })
+      .def_property_readonly("programmed", [](const PyChip& c) { return c.programmed; })
+      .def_property_readonly("snapshot", [](const PyChip& c) {
+        return PySnapshot{c.programmed.chip, c.snapshot};
+      })
       .def_property_readonly(
           "gdc_alpha",
-          [](const PyChip& c) {
+          [](PyChip& c) {
             py::list layers;
-            for (const auto& layer : c.chip->gdc_alpha()) {
+            for (const auto& layer : c.current("pcmsim.AnalogChip.gdc_alpha").gdc_alpha()) {
               py::list slices;
               for (const auto& a : layer) slices.append(vector_to_numpy(a.data(), a.size()));
               layers.append(slices);
@@ -452,39 +578,26 @@ void bind_nets(py::module_& m) {
           "[matrix layer][slice] -> GDC factor per column at the current time")
       .def(
           "logits",
-          [](PyChip& c, py::object images, Index batch_size) {
-            const auto x = images_view(*c.net, images, "pcmsim.AnalogChip.logits");
-            MatrixF out;
-            {
-              py::gil_scoped_release release;
-              out = run_logits(*c.net, x, c.chip->provider(), batch_size);
-            }
-            return to_numpy(out);
+          [run](PyChip& c, py::object images, Index batch_size) {
+            return to_numpy(run(c, images, batch_size, "pcmsim.AnalogChip.logits"));
           },
           py::arg("images"), py::arg("batch_size") = 256,
           "Logits (N, num_classes) of normalised images (float32 C-contiguous, no copy) at the "
-          "current time. The tile noise is keyed by (seed, layer, slice, trial, batch start) and the "
-          "row in the batch: the same batch_size gives the same bits for any thread count.")
+          "current time. The tile noise is keyed by (seed, layer, slice, trial) and the global "
+          "sample index and position: the same bits for any batch_size and thread count.")
       .def(
           "predict",
-          [](PyChip& c, py::object images, Index batch_size) {
-            const auto x = images_view(*c.net, images, "pcmsim.AnalogChip.predict");
-            std::vector<int> pred;
-            {
-              py::gil_scoped_release release;
-              pred = argmax_rows(run_logits(*c.net, x, c.chip->provider(), batch_size));
-            }
-            return int_array(pred);
+          [run](PyChip& c, py::object images, Index batch_size) {
+            return int_array(argmax_rows(run(c, images, batch_size, "pcmsim.AnalogChip.predict")));
           },
           py::arg("images"), py::arg("batch_size") = 256, "Predicted classes (N,) int64.")
       .def(
           "accuracy",
-          [](PyChip& c, py::object images, py::object labels, Index batch_size) {
-            const auto x = images_view(*c.net, images, "pcmsim.AnalogChip.accuracy");
-            const auto y = labels_from(labels, x.rows(), c.net->num_classes,
+          [run](PyChip& c, py::object images, py::object labels, Index batch_size) {
+            const auto x = images_view(*c.programmed.net, images, "pcmsim.AnalogChip.accuracy");
+            const auto y = labels_from(labels, x.rows(), c.programmed.net->num_classes,
                                        "pcmsim.AnalogChip.accuracy");
-            py::gil_scoped_release release;
-            return accuracy(argmax_rows(run_logits(*c.net, x, c.chip->provider(), batch_size)),
+            return accuracy(argmax_rows(run(c, images, batch_size, "pcmsim.AnalogChip.accuracy")),
                             y);
           },
           py::arg("images"), py::arg("labels"), py::arg("batch_size") = 256,

@@ -49,12 +49,12 @@ except ImportError as _error:  # pragma: no cover - depends on the installation
 
 from ._pcmsim import *  # noqa: F401,F403
 from ._pcmsim import (  # noqa: F401  (explicit for linters and readers)
-    AnalogChip, CalibrationParams, ChipSpec, DeviceModel, DeviceReportConfig, DeviceSpec,
-    DigitalParams, EvaluationOptions, GdcParams, IdealParams, IoParams, Layer, LayerMatrix,
-    LayerPrecision, MapperOptions, Network, PcmParams, RngKey, SimulationConfig,
-    StateIndependentParams, TabulatedParams, Tile, UnitCellSpec, device_report_csv,
-    device_report_rows, evaluate_result, load_dataset, load_network, make_device_model,
-    normalized_images, plan, save_network, utilisation_report)
+    AnalogChip, CalibrationParams, ChipSnapshot, ChipSpec, ConverterSetup, DeviceModel,
+    DeviceReportConfig, DeviceSpec, DigitalParams, EvaluationOptions, GdcParams, IdealParams,
+    IoParams, Layer, LayerMatrix, LayerPrecision, MapperOptions, Network, PcmParams,
+    ProgrammedChip, RngKey, SimulationConfig, StateIndependentParams, TabulatedParams, Tile,
+    UnitCellSpec, device_report_csv, device_report_rows, evaluate_result, load_dataset,
+    load_network, make_device_model, normalized_images, plan, save_network, utilisation_report)
 
 import numpy as _np
 

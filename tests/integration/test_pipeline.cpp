@@ -99,9 +99,10 @@ MeanSe mean_se(const std::vector<double>& d) {
 
 std::vector<int> predict_on_chip(const Network& net, const TestData& data,
                                  const SimulationConfig& config, double t_inference) {
-  AnalogChip chip(net, config, 0);
-  chip.set_time(t_inference);
-  return predict(net, data.images, chip.provider(), 128);
+  const ProgrammedChip chip(net, config, 0);
+  const ConverterSetup converters(chip, config);
+  ChipForward chip_forward(chip, converters, chip.at(t_inference));
+  return predict(net, data.images, chip_forward, 128);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -123,15 +124,18 @@ TEST_P(IdealEqualsFp32, LogitsAndPredictionsForSeveralTileSizes) {
   const std::pair<Index, Index> tiles[] = {{256, 256}, {64, 32}, {100, 70}};
   for (const auto& [rows, cols] : tiles) {
     SCOPED_TRACE(testing::Message() << GetParam() << " on " << rows << "x" << cols << " tiles");
-    AnalogChip chip(net, ideal_config(rows, cols), 0);
+    const SimulationConfig config = ideal_config(rows, cols);
+    const ProgrammedChip chip(net, config, 0);
     // The tile size must actually change how layers are cut, or the test proves little.
     if (rows < 256) {
       Index split_layers = 0;
       for (const auto& layer : chip.plan().layers) split_layers += layer.slices.size() > 1;
       EXPECT_GT(split_layers, 0);
     }
-    chip.set_time(3600.0);  // the ideal device does not drift; time must not matter
-    const MatrixF out = logits(net, data.images, chip.provider(), 128);
+    const ConverterSetup converters(chip, config);
+    // The ideal device does not drift; time must not matter.
+    ChipForward chip_forward(chip, converters, chip.at(3600.0));
+    const MatrixF out = logits(net, data.images, chip_forward, 128);
     ASSERT_EQ(out.rows(), ref.rows());
     ASSERT_EQ(out.cols(), ref.cols());
     // Relative to each image's largest logit: float32 GEMMs in a different summation order and
@@ -231,9 +235,10 @@ TEST(Pipeline, SameSeedSameResultsForOneAndTwoThreads) {
   for (int threads : {1, 2}) {
     omp_set_num_threads(threads);
     results.push_back(evaluate(net, data.images, data.labels, config, options, MatrixF()));
-    AnalogChip chip(net, config, 1);
-    chip.set_time(31536000.0);
-    out.push_back(logits(net, data.images, chip.provider(), 64));
+    const ProgrammedChip chip(net, config, 1);
+    const ConverterSetup converters(chip, config);
+    ChipForward chip_forward(chip, converters, chip.at(31536000.0));
+    out.push_back(logits(net, data.images, chip_forward, 64));
   }
   omp_set_num_threads(before);
   ASSERT_EQ(results[0].times.size(), 2u);
@@ -248,9 +253,10 @@ TEST(Pipeline, SameSeedSameResultsForOneAndTwoThreads) {
   // Different trials are different chips: the results must not all coincide.
   MatrixF other;
   {
-    AnalogChip chip(net, config, 0);
-    chip.set_time(31536000.0);
-    other = logits(net, data.images, chip.provider(), 64);
+    const ProgrammedChip chip(net, config, 0);
+    const ConverterSetup converters(chip, config);
+    ChipForward chip_forward(chip, converters, chip.at(31536000.0));
+    other = logits(net, data.images, chip_forward, 64);
   }
   EXPECT_NE(0, std::memcmp(out[0].data(), other.data(), sizeof(float) * other.size()));
 }

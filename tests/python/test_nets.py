@@ -140,6 +140,48 @@ def test_analog_chip_is_deterministic(rng):
     assert len(alpha) == 3 and all(np.all(np.isfinite(s)) for layer in alpha for s in layer)
 
 
+def test_pipeline_values_share_programming_and_snapshots(rng):
+    net = pcmsim.load_network(str(ZOO_MLP))
+    x = rng.standard_normal((48, 784)).astype(np.float32)
+    cfg = pcmsim.SimulationConfig(seed=4)
+    programmed = pcmsim.ProgrammedChip(net, cfg, trial=0)
+    snapshot = programmed.at(86400.0)
+    assert snapshot.t_inference == 86400.0
+    converters = pcmsim.ConverterSetup(programmed)
+    chip = pcmsim.AnalogChip.from_values(programmed, converters, snapshot)
+    # The values give the bits of the convenience chip built from the same config.
+    reference = pcmsim.AnalogChip(net, cfg, trial=0)
+    reference.set_time(86400.0)
+    np.testing.assert_array_equal(chip.logits(x), reference.logits(x))
+    # Other converters on the same programming and snapshot: a different result, same chip.
+    coarse = pcmsim.SimulationConfig(seed=4, io=pcmsim.IoParams(p_out=4))
+    other = pcmsim.AnalogChip.from_values(programmed, pcmsim.ConverterSetup(programmed, coarse),
+                                          snapshot)
+    assert not np.array_equal(other.logits(x), chip.logits(x))
+    # A programming setting cannot change without programming again; the error names it.
+    reprogrammed = pcmsim.SimulationConfig(seed=5)
+    with pytest.raises(ValueError, match="seed"):
+        pcmsim.ConverterSetup(programmed, reprogrammed)
+    with pytest.raises(ValueError, match="this ProgrammedChip"):
+        pcmsim.AnalogChip.from_values(pcmsim.ProgrammedChip(net, cfg), converters, snapshot)
+
+
+def test_calibrate_and_set_time_in_any_order(rng):
+    net = pcmsim.load_network(str(ZOO_MLP))
+    x = rng.standard_normal((32, 784)).astype(np.float32)
+    cal = rng.standard_normal((64, 784)).astype(np.float32)
+    cfg = pcmsim.SimulationConfig(seed=2, calibrate=True)
+    first = pcmsim.AnalogChip(net, cfg)
+    with pytest.raises(ValueError, match="calibrate"):
+        first.logits(x)  # not calibrated yet: a clear error, not uncalibrated converters
+    first.calibrate(cal)
+    first.set_time(3600.0)
+    second = pcmsim.AnalogChip(net, cfg)
+    second.set_time(3600.0)
+    second.calibrate(cal)
+    np.testing.assert_array_equal(first.logits(x), second.logits(x))
+
+
 def test_evaluate_with_arrays_and_progress(rng):
     net, _ = numpy_mlp(rng)
     x = rng.standard_normal((40, 12)).astype(np.float32)
