@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages pcmsim needs, or, when not root, prints the exact apt-get line.
 # Usage: scripts/install-deps.sh [build|test|train]
-#   build: compile and run (the default); test (and train): + Python, notebook and PyTorch tools.
+#   build: compile and run (the default); test (and train): + Python, notebook and PyTorch tools
+#   and the Debian build backend of `pip install .` (docs/python-package.md).
 set -euo pipefail
 level="${1:-build}"
 packages=(g++ make cmake pkg-config libeigen3-dev libhdf5-dev libboost-program-options-dev
@@ -9,7 +10,8 @@ packages=(g++ make cmake pkg-config libeigen3-dev libhdf5-dev libboost-program-o
           libopenmpi-dev openmpi-bin zlib1g-dev dataset-fashion-mnist ccache)
 if [[ "$level" == test || "$level" == train ]]; then
   packages+=(python3-pytest python3-h5py python3-matplotlib jupyter-nbconvert python3-ipykernel
-             python3-nbformat python3-torch)
+             python3-nbformat python3-torch python3-pip python3-setuptools python3-wheel
+             python3-venv)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -33,11 +33,17 @@ Arrays: inputs of hot paths must be C-contiguous float32 (used in place, never c
 anything else raises TypeError/ValueError saying how to convert (``pcmsim.as_float32``).
 Long calls release the GIL.
 """
+import os as _os
 import pkgutil as _pkgutil
 
-# The compiled module lives in the build tree (<build>/python/pcmsim/_pcmsim*.so), the .py files
-# in the source tree (python/pcmsim/): both `pcmsim` folders on sys.path form one package.
-__path__ = _pkgutil.extend_path(__path__, __name__)
+# Installed with pip (`pip install .`, docs/python-package.md), the compiled module sits beside
+# this file and the package is complete. From the source tree (`make build`, the .pth file of
+# scripts/install-python.sh) the compiled module lives in the build tree
+# (<build>/python/pcmsim/_pcmsim*.so) and the .py files here: both `pcmsim` folders on sys.path
+# form one package. An installed package never extends itself, so it cannot pick up a build
+# tree's module of another version.
+if not any(_name.startswith("_pcmsim.") for _name in _os.listdir(_os.path.dirname(__file__))):
+    __path__ = _pkgutil.extend_path(__path__, __name__)
 
 try:
     from . import _pcmsim
@@ -45,7 +51,8 @@ except ImportError as _error:  # pragma: no cover - depends on the installation
     raise ImportError(
         "pcmsim: the compiled module _pcmsim was not found next to the pcmsim package. Build it "
         "(`make build`, which also runs scripts/install-python.sh) or put <build>/python on "
-        "PYTHONPATH beside <source>/python.") from _error
+        "PYTHONPATH beside <source>/python, or install the package with "
+        "`python3 -m pip install --no-build-isolation .` (docs/python-package.md).") from _error
 
 from ._pcmsim import *  # noqa: F401,F403
 from ._pcmsim import (  # noqa: F401  (explicit for linters and readers)
@@ -58,7 +65,8 @@ from ._pcmsim import (  # noqa: F401  (explicit for linters and readers)
 
 import numpy as _np
 
-__version__ = "0.1.0"
+# The CMake project version, compiled into the module (one place: CMakeLists.txt).
+__version__ = _pcmsim.__version__
 
 
 def as_float32(x):

@@ -46,7 +46,9 @@ def _code(nb):
 def test_there_are_notebooks():
     names = {p.name for p in NOTEBOOKS}
     for expected in ("01_pcm_device_physics.ipynb", "02_zoo_network_over_a_year.ipynb",
-                     "03_how_many_bits.ipynb", "04_bring_your_own_pytorch_model.ipynb"):
+                     "03_how_many_bits.ipynb", "04_bring_your_own_pytorch_model.ipynb",
+                     "05_bring_your_own_device_table.ipynb",
+                     "06_cells_at_equal_converter_bits.ipynb"):
         assert expected in names
 
 
