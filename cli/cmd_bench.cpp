@@ -21,6 +21,7 @@
 
 #include "cli/command.h"
 #include "cli/util.h"
+#include "core/settings.h"
 #include "mapping/chip_spec.h"
 #include "core/digital_unit.h"
 #include "core/error.h"
@@ -77,10 +78,10 @@ int run_bench_mvm(const std::vector<std::string>& args) {
        "inference time of the conductance snapshot, seconds after programming")
       ("threads", po::value<int>(), "OpenMP threads (default: OMP_NUM_THREADS / all cores)")
       ("repeats", po::value<int>()->default_value(11), "timed repetitions, >= 1")
-      ("seed", po::value<unsigned long long>()->default_value(1), "random seed");
+      ("seed", po::value<std::string>()->default_value("1"), "random seed (0..2^64-1)");
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    po::store(parse_arguments(args, opts), vm);
     po::notify(vm);
   } catch (const po::error& e) {
     core::throw_invalid(kWhere, e.what());
@@ -91,9 +92,15 @@ int run_bench_mvm(const std::vector<std::string>& args) {
   }
   const int rows = vm["rows"].as<int>(), cols = vm["cols"].as<int>();
   const int batch = vm["batch"].as<int>(), repeats = vm["repeats"].as<int>();
-  if (rows < 1) core::throw_invalid(kWhere, core::concat("--rows = ", rows, ": must be >= 1"));
-  if (cols < 1) core::throw_invalid(kWhere, core::concat("--cols = ", cols, ": must be >= 1"));
-  if (batch < 1) core::throw_invalid(kWhere, core::concat("--batch = ", batch, ": must be >= 1"));
+  // Upper bounds: a layer of a real network (and what fits in memory), not a typo's size.
+  const auto check_range = [](const char* name, long value, long low, long high) {
+    if (value < low || value > high)
+      core::throw_invalid(
+          kWhere, core::concat("--", name, " = ", value, ": must be in [", low, ", ", high, "]"));
+  };
+  check_range("rows", rows, 1, 65536);
+  check_range("cols", cols, 1, 65536);
+  check_range("batch", batch, 1, 1 << 20);
   if (repeats < 1)
     core::throw_invalid(kWhere, core::concat("--repeats = ", repeats, ": must be >= 1"));
   const auto tile_shape = mapping::parse_tile_shape(vm["tile"].as<std::string>(), "--tile");
@@ -101,7 +108,8 @@ int run_bench_mvm(const std::vector<std::string>& args) {
   const int tile_cols = static_cast<int>(tile_shape.second);
   if (vm.count("threads")) {
     const int t = vm["threads"].as<int>();
-    if (t < 1) core::throw_invalid(kWhere, core::concat("--threads = ", t, ": must be >= 1"));
+    // libgomp crashes creating a million threads; more than kMaxThreads is never useful.
+    check_range("threads", t, 1, kMaxThreads);
     omp_set_num_threads(t);
   }
   const int threads = omp_get_max_threads();
@@ -123,7 +131,8 @@ int run_bench_mvm(const std::vector<std::string>& args) {
   const auto model = devices::make_device_model(spec);
 
   // The layer: Gaussian weights and inputs (fixed seed).
-  const auto seed = vm["seed"].as<unsigned long long>();
+  const auto seed = std::get<std::uint64_t>(core::parse_value(
+      "--seed", core::ValueType::unsigned_integer, vm["seed"].as<std::string>()));
   std::mt19937_64 gen(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   core::MatrixF w(rows, cols), x(batch, rows);

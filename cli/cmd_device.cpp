@@ -52,7 +52,7 @@ int run_device(const std::vector<std::string>& args) {
        "(0: the programmed state; 3600 = 1 h, 86400 = 1 day, 31536000 = 1 year)")
       ("samples", po::value<double>()->default_value(100000),
        "devices programmed per target conductance, an integer >= 1 (1e6 accepted)")
-      ("seed", po::value<unsigned long long>()->default_value(7), "random seed")
+      ("seed", po::value<std::string>()->default_value("7"), "random seed (0..2^64-1)")
       ("format", po::value<std::string>()->default_value("table"),
        "output format: 'table' (aligned, for reading) or 'csv'")
       ("out", po::value<std::string>()->default_value("-"),
@@ -70,7 +70,7 @@ int run_device(const std::vector<std::string>& args) {
   parsed.add(all).add(hidden);
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(parsed).run(), vm);
+    po::store(parse_arguments(args, parsed), vm);
     po::notify(vm);
     if (vm.count("model")) {
       if (vm.count("device-model"))
@@ -108,11 +108,14 @@ int run_device(const std::vector<std::string>& args) {
     core::throw_invalid("cli device",
                         core::concat("--samples = ", samples, ": must be an integer in [1, 1e12]"));
   config.samples = static_cast<std::size_t>(samples);
-  config.seed = vm["seed"].as<unsigned long long>();
+  config.seed = std::get<std::uint64_t>(core::parse_value(
+      "--seed", core::ValueType::unsigned_integer, vm["seed"].as<std::string>()));
   const std::string format = vm["format"].as<std::string>();
   if (format != "table" && format != "csv")
     core::throw_invalid("cli device",
                         core::concat("--format = '", format, "': must be 'table' or 'csv'"));
+
+  check_text_output_path(vm["out"].as<std::string>(), "out");  // before any work
 
   std::shared_ptr<const devices::DeviceModel> model;
   try {

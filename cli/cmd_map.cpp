@@ -64,7 +64,7 @@ int run_map(const std::vector<std::string>& args) {
   parsed.add(opts).add(hidden);
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(parsed).run(), vm);
+    po::store(parse_arguments(args, parsed), vm);
     po::notify(vm);
     resolve_deprecated(vm);
   } catch (const po::error& e) {
@@ -82,6 +82,8 @@ int run_map(const std::vector<std::string>& args) {
   const std::string format = vm["format"].as<std::string>();
   if (format != "table" && format != "json")
     core::throw_invalid(kWhere, core::concat("--format = '", format, "': must be 'table' or 'json'"));
+
+  check_text_output_path(vm["out"].as<std::string>(), "out");  // before any work
 
   nets::Network net;
   try {

@@ -67,7 +67,7 @@ int run_main(const std::vector<std::string>& args) {
   po::options_description all;
   all.add(options).add(hidden);
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(all).run(), vm);
+  po::store(parse_arguments(args, all), vm);
   if (vm.count("help")) {
     std::cout << options << "\n";
     return 0;
@@ -116,7 +116,7 @@ int run_main(const std::vector<std::string>& args) {
   core::MatrixF calibration;
   if (run.config.calibrate) {
     const nets::Dataset cal =
-        nets::load_dataset(run.calibration_data, run.evaluation.calibration_images);
+        load_calibration_data(run.calibration_data, run.evaluation.calibration_images);
     nets::check_compatible(cal, net);
     calibration = nets::normalized_images(cal, net);
   }

@@ -73,6 +73,9 @@ std::string settings_text(const std::vector<std::pair<std::string, std::string>>
   return text;
 }
 
+// Sweeps above this many evaluations (points x trials) start only with --yes.
+constexpr std::int64_t kConfirmEvaluations = 10000;
+
 int sweep_main(const std::vector<std::string>& args) {
   mpi::Session session;
   const bool root = session.rank() == 0;
@@ -97,7 +100,9 @@ int sweep_main(const std::vector<std::string>& args) {
      "reuse programmed chips and snapshots across points: on/off (off: a fresh chip per point "
      "and trial; same results, for benchmarks)")
     ("max-chips", po::value<int>()->default_value(8),
-     "converter settings held in memory at once per programmed chip");
+     "converter settings held in memory at once per programmed chip")
+    ("yes", po::bool_switch(),
+     "start a sweep of more than 10000 evaluations (points x trials) without refusing");
   // The evaluation settings (t_inference: a comma-separated list of times is an axis).
   add_evaluation_options(general);
   // The cost model's constants (one value each, not axes): each point's cost in the results.
@@ -118,7 +123,7 @@ int sweep_main(const std::vector<std::string>& args) {
 
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(all).run(), vm);
+    po::store(parse_arguments(args, all), vm);
   } catch (const po::error& e) {
     // An option pcmsim run does not have is not an axis either.
     core::throw_invalid(kTag, concat(e.what(), " (not an option or axis of pcmsim sweep; see "
@@ -211,8 +216,20 @@ int sweep_main(const std::vector<std::string>& args) {
     else constants.emplace_back("t_inference", times.at(0));
     for (auto& [kind, axes] : by_kind)
       for (auto& axis : axes) grid.axes.push_back(std::move(axis));
-    grid.validate();
+    grid.validate();  // at most nets::kMaxSweepPoints points
     const double default_time = evaluation_settings.t_inference.at(0);
+    // Say how big the sweep is before any set-up (a large grid takes minutes to set up), and
+    // refuse a large one unless asked for: a stray extra value multiplies the work.
+    const std::int64_t evaluations = grid.size() * trials;
+    if (root)
+      std::cerr << "sweep: " << grid.size() << " points x " << trials << " trials = "
+                << evaluations << " evaluations, each over "
+                << (limit > 0 ? concat(limit, " images") : std::string("the whole data set"))
+                << "\n";
+    if (evaluations > kConfirmEvaluations && !vm["yes"].as<bool>())
+      core::throw_invalid(kTag, concat("the sweep has ", evaluations, " evaluations (",
+                                       grid.size(), " points x ", trials, " trials), more than ",
+                                       kConfirmEvaluations, ": pass --yes to start it"));
 
     // Each point's configuration: the constants, then the point's settings, as values.
     points = nets::make_points(grid, base, default_time);
@@ -256,7 +273,7 @@ int sweep_main(const std::vector<std::string>& args) {
     for (const auto& p : points) any_calibration |= p.config.calibrate;
     if (any_calibration) {
       const nets::Dataset cal =
-          nets::load_dataset(vm["calibration-data"].as<std::string>(), calibration_images);
+          load_calibration_data(vm["calibration-data"].as<std::string>(), calibration_images);
       nets::check_compatible(cal, net);
       calibration = nets::normalized_images(cal, net);
     }
@@ -300,6 +317,7 @@ int sweep_main(const std::vector<std::string>& args) {
       store = std::make_unique<nets::SweepStore>(out_path, meta, grid, point_configs, point_seeds);
       store->set_point_costs(cost_constants, point_costs);
       store->check_writable();
+      store->lock();  // before looking at the existing files: another sweep may be writing them
       const bool exists = std::filesystem::exists(out_path) ||
                           std::filesystem::exists(out_path + ".journal");
       if (exists && !resume)

@@ -51,9 +51,14 @@ int main(int argc, char** argv) {
     std::cout << "pcmsim " << PCMSIM_VERSION << " (git " << PCMSIM_GIT_REVISION << ")\n";
     return 0;
   }
-  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+  if (args.empty()) {  // a usage error: the usage goes to stderr, as for an unknown command
+    std::cerr << "pcmsim: error: no command given\n\n";
+    print_usage(std::cerr);
+    return 2;
+  }
+  if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     print_usage(std::cout);
-    return args.empty() ? 2 : 0;
+    return 0;
   }
   // The longest registered name that prefixes the arguments wins ("bench mvm" over "bench").
   const Command* chosen = nullptr;
@@ -76,7 +81,7 @@ int main(int argc, char** argv) {
     }
   }
   if (!chosen) {
-    std::cerr << "pcmsim: unknown command '" << args[0] << "'\n\n";
+    std::cerr << "pcmsim: error: unknown command '" << args[0] << "'\n\n";
     print_usage(std::cerr);
     return 2;
   }

@@ -1,4 +1,5 @@
 #include "cli/mpi_driver.h"
+#include "cli/util.h"
 
 #include <omp.h>
 
@@ -254,7 +255,12 @@ void run_units(const Session& session, const std::vector<nets::WorkUnit>& units,
 
 int set_threads_per_rank(const Session& session) {
   int threads = 0;
-  if (const char* env = std::getenv("OMP_NUM_THREADS")) threads = std::atoi(env);
+  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
+    threads = std::atoi(env);
+    if (threads > kMaxThreads)
+      core::throw_invalid("cli", core::concat("OMP_NUM_THREADS = ", env, ": more than ",
+                                              kMaxThreads, " threads"));
+  }
   if (threads < 1) {
     const int cores = omp_get_num_procs();
     threads = std::max(1, cores / std::max(1, session.local_size()));

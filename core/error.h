@@ -56,4 +56,13 @@ inline void require_non_negative(std::string_view where, std::string_view name, 
     throw_invalid(where, concat(name, " = ", value, ": must be finite and >= 0"));
 }
 
+// A file path as given: not empty and without a NUL byte (which C file functions would take as
+// the end of a shorter path, silently opening or writing another file).
+inline void require_path(std::string_view where, std::string_view what, const std::string& path) {
+  if (path.empty()) throw_invalid(where, concat(what, ": empty path"));
+  if (path.find('\0') != std::string::npos)
+    throw_invalid(where, concat(what, " '", path.substr(0, path.find('\0')),
+                                "\\0...': the path contains a NUL byte"));
+}
+
 }  // namespace pcmsim::core

@@ -272,23 +272,25 @@ struct AdcRow {
 };
 
 template <class Fill>
-void fill_rows(Fill fill, const RngKey& key, std::uint32_t draw, const Index* ids, Index m,
-               Index width, float* out) {
+void fill_rows(Fill fill, const RngKey& key, std::uint32_t draw, std::uint64_t first_row,
+               const Index* ids, Index m, Index width, float* out) {
   bool contiguous = true;
   for (Index i = 1; i < m; ++i) contiguous = contiguous && ids[i] == ids[0] + i;
+  const auto w = static_cast<std::uint64_t>(width);
   if (contiguous) {
-    fill(key, draw, static_cast<std::uint64_t>(ids[0]) * width, static_cast<std::size_t>(m * width),
-         out);
+    fill(key, draw, (first_row + static_cast<std::uint64_t>(ids[0])) * w,
+         static_cast<std::size_t>(m * width), out);
   } else {
     for (Index i = 0; i < m; ++i)
-      fill(key, draw, static_cast<std::uint64_t>(ids[i]) * width, static_cast<std::size_t>(width),
-           out + i * width);
+      fill(key, draw, (first_row + static_cast<std::uint64_t>(ids[i])) * w,
+           static_cast<std::size_t>(width), out + i * width);
   }
 }
 
 }  // namespace
 
-void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileReadout& out) const {
+void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileReadout& out,
+                   std::uint64_t first_row) const {
   if (x.cols() != rows_)
     throw_invalid(kWhere, concat("input is ", x.rows(), "x", x.cols(), ": expected batch x ", rows_,
                                  " (one column per tile row)"));
@@ -439,8 +441,8 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
     const std::size_t n_in = static_cast<std::size_t>(m * rows_);
     // 2. DAC (levels shared by all cycles).
     if (stochastic && io_.p_in != 0)
-      fill_rows(fill_uniform, key, tile_draw(round, 0, TileNoiseKind::dac_stochastic), ids, m,
-                rows_, s.rnd.data());
+      fill_rows(fill_uniform, key, tile_draw(round, 0, TileNoiseKind::dac_stochastic), first_row,
+                ids, m, rows_, s.rnd.data());
     if (bit_serial) {
       if (stochastic)
         quantise_levels_stochastic(dac, s.xin.data(), s.rnd.data(), s.levels.data(), n_in);
@@ -461,8 +463,8 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
         quantise_stochastic(dac, s.xin.data(), s.rnd.data(), xq, n_in);
       }  // else: quantised in step 1
       if (in_noise > 0) {
-        fill_rows(fill_normal, key, tile_draw(round, c, TileNoiseKind::input_noise), ids, m,
-                  rows_, s.rnd2.data());
+        fill_rows(fill_normal, key, tile_draw(round, c, TileNoiseKind::input_noise), first_row, ids,
+                  m, rows_, s.rnd2.data());
         const float* z = s.rnd2.data();
         for (std::size_t k = 0; k < n_in; ++k) xq[k] += in_noise * z[k];
       }
@@ -477,8 +479,8 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
         const std::size_t n_out = static_cast<std::size_t>(m * cols_);
         // Read noise (output-referred).
         if (io_.read_noise != ReadNoise::none && w_noise > 0) {
-          fill_rows(fill_normal, key, tile_draw(round, r, TileNoiseKind::read_noise), ids, m,
-                    cols_, s.rnd.data());
+          fill_rows(fill_normal, key, tile_draw(round, r, TileNoiseKind::read_noise), first_row,
+                    ids, m, cols_, s.rnd.data());
           const float* z = s.rnd.data();
           if (io_.read_noise == ReadNoise::pcm_like) {
             s.var.topRows(m).noalias() = s.xsq.topRows(m) * groups_[g].w_abs;
@@ -498,12 +500,12 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
         // samples that clipped.
         const bool noisy = out_noise > 0;
         if (noisy)
-          fill_rows(fill_normal, key, tile_draw(round, r, TileNoiseKind::output_noise), ids, m,
-                    cols_, s.rnd.data());
+          fill_rows(fill_normal, key, tile_draw(round, r, TileNoiseKind::output_noise), first_row,
+                    ids, m, cols_, s.rnd.data());
         const int mode = io_.p_out == 0 ? 0 : (stochastic ? 2 : 1);
         if (mode == 2)
-          fill_rows(fill_uniform, key, tile_draw(round, r, TileNoiseKind::adc_stochastic), ids,
-                    m, cols_, s.rnd2.data());
+          fill_rows(fill_uniform, key, tile_draw(round, r, TileNoiseKind::adc_stochastic),
+                    first_row, ids, m, cols_, s.rnd2.data());
         const AdcRow adc{cols_,    out_noise,  out_clip.data(),   out_inv_step.data(),
                          out_step.data(), out_kmax, adc_gain.data(), adc_offset.data(),
                          static_cast<float>(io_.adc_inl)};

@@ -6,7 +6,8 @@
 // Random numbers: every draw is a pure function of (key, draw number, element index), where
 // the draw number encodes (bound-management round, read, kind of noise) and the element index is
 // (batch row * rows + row) for input-side draws and (batch row * cols + column) for output-side
-// draws. See tile_draw() below; core/reference/tile_reference.h draws exactly the same numbers.
+// draws, the batch row counted from forward()'s first_row. See tile_draw() below;
+// core/reference/tile_reference.h draws exactly the same numbers.
 //
 // Performance and determinism: the batch is cut into fixed blocks of 128 rows (independent of
 // the thread count), processed in one OpenMP parallel region; per block, noise management and
@@ -105,9 +106,12 @@ class Tile {
   int groups() const { return static_cast<int>(groups_.size()); }
   int cycles() const { return io_.input_cycles(); }
 
-  // x: batch x rows (finite). Reuses `out`'s buffers. Random draws from `key` by element index.
-  // Throws std::invalid_argument on a wrong shape or a non-finite input.
-  void forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileReadout& out) const;
+  // x: batch x rows (finite). Reuses `out`'s buffers. Random draws from `key` by element index,
+  // where row b of x counts as row first_row + b: a caller that cuts a long run of inputs into
+  // batches passes each batch's global first row, so the draws of an input do not depend on
+  // the batch it came in. Throws std::invalid_argument on a wrong shape or a non-finite input.
+  void forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileReadout& out,
+               std::uint64_t first_row = 0) const;
 
   // Calibrated converter ranges (stored with the programmed chip, used at every later time):
   // static input range for NoiseManagement::static_range (> 0, finite; default 1).

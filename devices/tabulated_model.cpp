@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -84,14 +85,20 @@ void DeviceTable::validate() const {
       core::throw_invalid(kTableWhere, core::concat(src, ": column '", names[c], "' has ",
                                                     col.size(), " values, '", names[kGTarget],
                                                     "' has ", n));
+    // Upper bounds: conductances up to 1 S (= g_max_uS's bound, and representable as the
+    // floats targets arrive in), drift exponents and relative read noise up to 10 (measured
+    // values are below 1; larger ones are unit mistakes and overflow the statistics).
+    const double limit = kInMicro[c] ? 1.0 : 10.0;
     for (std::size_t i = 0; i < n; ++i) {
       const double v = col[i];
       const bool may_be_negative = c == kNuMean;
-      if (!std::isfinite(v) || (!may_be_negative && v < 0))
+      if (!std::isfinite(v) || (!may_be_negative && v < 0) || std::fabs(v) > limit)
         core::throw_invalid(kTableWhere,
                             core::concat(row_name(*this, i), ": ", names[c], " = ",
-                                         file_value(c, v), ": must be finite",
-                                         may_be_negative ? "" : " and >= 0"));
+                                         file_value(c, v), ": must be finite, ",
+                                         may_be_negative ? ">= -" : ">= 0 and <= ",
+                                         may_be_negative ? core::concat(limit, " and <= ") : "",
+                                         file_value(c, limit)));
     }
   }
   for (std::size_t i = 1; i < n; ++i) {
@@ -108,6 +115,9 @@ void DeviceTable::validate() const {
 }
 
 DeviceTable read_device_table_csv(const std::string& path) {
+  core::require_path(kCsvWhere, "device table", path);
+  if (std::filesystem::is_directory(path))
+    core::throw_io(kCsvWhere, core::concat(path, ": is a folder, not a device table"));
   std::ifstream in(path, std::ios::binary);
   if (!in) core::throw_io(kCsvWhere, core::concat(path, ": cannot open (", std::strerror(errno), ")"));
   DeviceTable table;
@@ -203,6 +213,7 @@ DeviceTable read_device_table_hdf5(const std::string& path) {
 DeviceTable read_device_table(const std::string& path) {
   static const char kSignature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
   char head[8] = {};
+  core::require_path("devices::read_device_table", "device table", path);
   std::ifstream in(path, std::ios::binary);
   if (!in)
     core::throw_io("devices::read_device_table",

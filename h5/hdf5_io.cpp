@@ -1,6 +1,9 @@
 #include "h5/hdf5_io.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -21,6 +24,11 @@ constexpr const char* kTag = "core::hdf5";
 [[noreturn]] void fail(const std::string& where, const std::string& what) {
   std::string reason = hdf5_error_stack();
   if (reason.empty()) throw_io(kTag, concat(where, ": ", what));
+  // A flipped bit in checksummed data or metadata: say so plainly, not as "cannot read".
+  if (reason.find("Fletcher32") != std::string::npos ||
+      reason.find("checksum") != std::string::npos)
+    throw_io(kTag,
+             concat(where, ": checksum mismatch: the file is corrupted (HDF5: ", reason, ")"));
   throw_io(kTag, concat(where, ": ", what, " (HDF5: ", reason, ")"));
 }
 
@@ -117,10 +125,37 @@ std::vector<std::string> names_by_index(hid_t loc, hsize_t count, NameByIdxFn ge
   return names;
 }
 
-std::size_t product(const std::vector<std::size_t>& shape) {
+std::string shape_text(const std::vector<std::size_t>& shape) {
+  std::string text = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) text += concat(i ? ", " : "", shape[i]);
+  return text + "]";
+}
+
+// The element count of a shape; a count whose bytes (of `element_size` each) overflow 64 bits
+// is an error naming the object (a corrupted or hostile header, never a real array).
+std::size_t product(const std::vector<std::size_t>& shape, const std::string& where = "",
+                    std::size_t element_size = 1) {
   std::size_t n = 1;
-  for (auto d : shape) n *= d;
+  const std::size_t limit =
+      std::numeric_limits<std::size_t>::max() / std::max<std::size_t>(1, element_size);
+  for (auto d : shape) {
+    if (d != 0 && n > limit / d)
+      throw_io(kTag, concat(where, ": declared shape ", shape_text(shape),
+                            " overflows 64-bit sizes (corrupted header?)"));
+    n *= d;
+  }
   return n;
+}
+
+// The size of the file holding `object` in bytes (0 when HDF5 cannot tell).
+hsize_t file_size_of(hid_t object) {
+  Handle file(H5Iget_file_id(object));
+  hsize_t size = 0;
+  if (!file.valid() || H5Fget_filesize(file.get(), &size) < 0) {
+    hdf5_error_stack();
+    return 0;
+  }
+  return size;
 }
 
 // Reads numeric data from a dataset or attribute into T, validating the stored class and,
@@ -203,6 +238,7 @@ std::vector<std::string> read_strings(hid_t stored_type, hid_t space, std::size_
     Handle mem(H5Tcopy(H5T_C_S1));
     check(H5Tset_size(mem.get(), len), where, "cannot make a string type");
     check(H5Tset_strpad(mem.get(), H5T_STR_NULLPAD), where, "cannot make a string type");
+    check(H5Tset_cset(mem.get(), H5Tget_cset(stored_type)), where, "cannot make a string type");
     std::vector<char> buf(n * len + 1, '\0');
     if (n)
       check(read(mem.get(), static_cast<void*>(buf.data())), where,
@@ -221,10 +257,52 @@ std::vector<std::string> read_strings(hid_t stored_type, hid_t space, std::size_
   return out;
 }
 
-Handle vlen_utf8_type() {
+// Object creation properties of every object pcmsim writes: no modification times, so two runs
+// that write the same content write the same bytes; attributes kept in the (checksummed) object
+// header however many there are, not moved to the "dense" fractal heap, whose data blocks carry
+// no checksum.
+void set_object_properties(hid_t plist, const std::string& where) {
+  check(H5Pset_obj_track_times(plist, false), where, "cannot set up the object");
+  check(H5Pset_attr_phase_change(plist, 65535, 65535), where, "cannot set up the object");
+}
+
+// Groups (and the root) keep their links in the object header too: besides the checksum, the
+// "dense" link storage has an error path in libhdf5 1.10 that frees uninitialised memory when
+// a corrupted file fails to list its links (found by tests/fuzz).
+void set_group_properties(hid_t plist, const std::string& where) {
+  set_object_properties(plist, where);
+  check(H5Pset_link_phase_change(plist, 65535, 65535), where, "cannot set up the group");
+}
+
+// Dataset creation properties shared by every writer (above).
+Handle dataset_create_plist(const std::string& where) {
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
+  set_object_properties(dcpl.get(), where);
+  return dcpl;
+}
+
+// Strings are written fixed-length (NUL-padded UTF-8, at least 1 byte), not variable-length:
+// variable-length strings live in HDF5's global heap, the one structure without a checksum,
+// whose corruption libhdf5 1.10 does not survive (a heap overflow in H5HG_read). Fixed-length
+// attribute values sit in the checksummed object header, dataset values in checksummed chunks.
+// `n` strings of `size` bytes each in `buffer`; a NUL inside a string is refused (it would end
+// the string on reading).
+Handle fixed_utf8_type(const std::vector<std::string>& values, std::vector<char>& buffer,
+                       const std::string& where) {
+  std::size_t size = 1;
+  for (const auto& v : values) {
+    if (v.find('\0') != std::string::npos)
+      throw_invalid(kTag, concat(where, ": the string '", v.substr(0, v.find('\0')),
+                                 "\\0...' contains a NUL byte"));
+    size = std::max(size, v.size());
+  }
+  buffer.assign(std::max<std::size_t>(1, values.size()) * size, '\0');
+  for (std::size_t i = 0; i < values.size(); ++i)
+    std::copy(values[i].begin(), values[i].end(), buffer.begin() + i * size);
   Handle t(H5Tcopy(H5T_C_S1));
-  H5Tset_size(t.get(), H5T_VARIABLE);
-  H5Tset_cset(t.get(), H5T_CSET_UTF8);
+  check(H5Tset_size(t.get(), size), where, "cannot make a string type");
+  check(H5Tset_strpad(t.get(), H5T_STR_NULLPAD), where, "cannot make a string type");
+  check(H5Tset_cset(t.get(), H5T_CSET_UTF8), where, "cannot make a string type");
   return t;
 }
 
@@ -284,6 +362,7 @@ void Handle::reset() {
 
 File File::open_read(const std::string& path) {
   silence_hdf5_errors();
+  core::require_path(kTag, "HDF5 file", path);
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw_io(kTag, concat(path, ": file not found"));
   if (std::filesystem::is_directory(path, ec))
@@ -308,6 +387,7 @@ File File::open_read(const std::string& path) {
 
 File File::open_read_write(const std::string& path) {
   silence_hdf5_errors();
+  core::require_path(kTag, "HDF5 file", path);
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw_io(kTag, concat(path, ": file not found"));
   Handle fh(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
@@ -319,12 +399,113 @@ File File::open_read_write(const std::string& path) {
 
 File File::create(const std::string& path) {
   silence_hdf5_errors();
-  Handle fh(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
-  if (!fh.valid()) fail(path, "cannot create the HDF5 file (folder missing or not writable?)");
+  core::require_path(kTag, "HDF5 file", path);
+  // Created (empty) now, as HDF5 would: an unwritable path fails here, before any work.
+  if (std::FILE* probe = std::fopen(path.c_str(), "wb"))
+    std::fclose(probe);
+  else
+    throw_io(kTag, concat(path, ": cannot create the file (folder missing or not writable?)"));
+  // No modification times on the root group (nor, below, on any object): the same content
+  // gives the same bytes.
+  Handle fcpl(H5Pcreate(H5P_FILE_CREATE));
+  set_group_properties(fcpl.get(), path);
+  // The HDF5 1.10 file format: its superblock, object headers and chunk indexes carry checksums
+  // (the 1.8 format's chunk B-trees do not), so a flipped bit in the metadata (a shape, an
+  // attribute) is detected as well as in the data. Readable by HDF5 >= 1.10 (h5py >= 2.7).
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
+  check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110), path,
+        "cannot set up the file");
+  // In memory (the core driver without a backing store); close() writes the image.
+  check(H5Pset_fapl_core(fapl.get(), std::size_t{1} << 20, false), path, "cannot set up the file");
+  Handle fh(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()));
+  if (!fh.valid()) fail(path, "cannot create the HDF5 file");
   Handle root(H5Gopen2(fh.get(), "/", H5P_DEFAULT));
   if (!root.valid()) fail(path, "cannot open the root group");
-  return File(std::move(fh), Group(std::move(root), path, "/"), path);
+  File file(std::move(fh), Group(std::move(root), path, "/"), path);
+  file.in_memory_ = true;
+  file.uncaught_at_create_ = std::uncaught_exceptions();
+  return file;
 }
+
+File::~File() {
+  if (!fh_.valid()) return;
+  if (in_memory_ && std::uncaught_exceptions() > uncaught_at_create_) {
+    // Unwinding: discard, write nothing (and remove the empty file create() made).
+    in_memory_ = false;
+    std::remove(file_path_.c_str());
+  }
+  try {
+    close();
+  } catch (...) {  // a destructor cannot report; call close() to see errors
+  }
+}
+
+namespace {
+// Bob Jenkins' lookup3 hash (hashlittle), the checksum HDF5 puts on its metadata.
+std::uint32_t lookup3(const unsigned char* k, std::size_t length) {
+  const auto rot = [](std::uint32_t x, int r) { return (x << r) | (x >> (32 - r)); };
+  const auto word = [&](std::size_t i) {
+    return std::uint32_t(k[i]) | std::uint32_t(k[i + 1]) << 8 | std::uint32_t(k[i + 2]) << 16 |
+           std::uint32_t(k[i + 3]) << 24;
+  };
+  std::uint32_t a, b, c;
+  a = b = c = 0xdeadbeefu + static_cast<std::uint32_t>(length);
+  while (length > 12) {
+    a += word(0), b += word(4), c += word(8);
+    a -= c, a ^= rot(c, 4), c += b;
+    b -= a, b ^= rot(a, 6), a += c;
+    c -= b, c ^= rot(b, 8), b += a;
+    a -= c, a ^= rot(c, 16), c += b;
+    b -= a, b ^= rot(a, 19), a += c;
+    c -= b, c ^= rot(b, 4), b += a;
+    length -= 12;
+    k += 12;
+  }
+  if (length == 0) return c;
+  unsigned char tail[12] = {};
+  std::copy(k, k + length, tail);
+  k = tail;
+  a += word(0), b += word(4), c += word(8);
+  c ^= b, c -= rot(b, 14);
+  a ^= c, a -= rot(c, 11);
+  b ^= a, b -= rot(a, 25);
+  c ^= b, c -= rot(b, 16);
+  a ^= c, a -= rot(c, 4);
+  b ^= a, b -= rot(a, 14);
+  c ^= b, c -= rot(b, 24);
+  return c;
+}
+
+// HDF5 1.10's file image of a file open for writing carries a version-2 superblock whose
+// checksum was computed with the "open for writing" flag set, while the image clears the flag:
+// no reader could open it. The checksum is recomputed over the superblock as the image has it
+// (signature, version, sizes, flags, four addresses).
+void fix_superblock_checksum(std::vector<char>& image) {
+  static const char kSignature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
+  if (image.size() < 12 || !std::equal(kSignature, kSignature + 8, image.begin())) return;
+  const int version = static_cast<unsigned char>(image[8]);
+  if (version != 2 && version != 3) return;
+  const std::size_t at = 12 + 4 * static_cast<std::size_t>(static_cast<unsigned char>(image[9]));
+  if (image.size() < at + 4) return;
+  const std::uint32_t sum = lookup3(reinterpret_cast<const unsigned char*>(image.data()), at);
+  for (int i = 0; i < 4; ++i) image[at + i] = static_cast<char>(sum >> (8 * i));
+}
+
+// Writes `bytes` to `path` (created or truncated), every step checked; on failure the file is
+// removed and the error names it.
+void write_image(const std::string& path, const std::vector<char>& bytes) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f)
+    throw_io(kTag, concat(path, ": cannot create the file (folder missing or not writable?)"));
+  const bool written = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  const bool flushed = std::fflush(f) == 0;
+  const bool closed = std::fclose(f) == 0;
+  if (!written || !flushed || !closed) {
+    std::remove(path.c_str());
+    throw_io(kTag, concat(path, ": writing ", bytes.size(), " bytes failed (disk full?)"));
+  }
+}
+}  // namespace
 
 void File::flush() {
   if (fh_.valid()) check(H5Fflush(fh_.get(), H5F_SCOPE_GLOBAL), file_path_, "cannot flush");
@@ -333,10 +514,30 @@ void File::flush() {
 void File::close() {
   // Close the root group first so that the file id is the last reference.
   static_cast<Group&>(*this) = Group();
-  if (fh_.valid()) {
-    hid_t id = fh_.release();
+  if (!fh_.valid()) return;
+  const hid_t id = fh_.release();
+  if (!in_memory_) {
     if (H5Fclose(id) < 0) fail(file_path_, "cannot close the file (disk full?)");
+    return;
   }
+  in_memory_ = false;
+  // The finished image (objects still open elsewhere change nothing once flushed).
+  std::vector<char> image;
+  ssize_t size = -1;
+  if (H5Fflush(id, H5F_SCOPE_GLOBAL) >= 0) size = H5Fget_file_image(id, nullptr, 0);
+  if (size >= 0) {
+    image.resize(static_cast<std::size_t>(size));
+    if (H5Fget_file_image(id, image.data(), image.size()) != size) size = -1;
+  }
+  if (size < 0) {
+    const std::string reason = hdf5_error_stack();
+    H5Fclose(id);
+    hdf5_error_stack();
+    throw_io(kTag, concat(file_path_, ": cannot finish the file in memory (HDF5: ", reason, ")"));
+  }
+  if (H5Fclose(id) < 0) fail(file_path_, "cannot close the file");
+  fix_superblock_checksum(image);
+  write_image(file_path_, image);
 }
 
 // ------------------------------------------------------------------------------ Group
@@ -401,7 +602,9 @@ Group Group::create_group(const std::string& name) {
   if (kind_of(name) != Kind::missing) throw_io(kTag, concat(where(name), ": already exists"));
   Handle lcpl(H5Pcreate(H5P_LINK_CREATE));
   H5Pset_create_intermediate_group(lcpl.get(), 1);
-  Handle h(H5Gcreate2(id(), name.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT));
+  Handle gcpl(H5Pcreate(H5P_GROUP_CREATE));
+  set_group_properties(gcpl.get(), where(name));
+  Handle h(H5Gcreate2(id(), name.c_str(), lcpl.get(), gcpl.get(), H5P_DEFAULT));
   if (!h.valid()) fail(where(name), "cannot create the group");
   return Group(std::move(h), file_, child_path(name));
 }
@@ -437,6 +640,30 @@ struct DatasetInfo {
   std::string where;
   std::vector<std::size_t> shape;
 };
+// Before anything is allocated: the bytes a dataset declares must be plausible for what the file
+// stores, so a small corrupted or hostile file declaring a huge shape is an error naming the
+// dataset, never gigabytes allocated and zeroed. Nothing is stored beyond the end of the file;
+// contiguous (and compact) data are stored whole; chunked data may be compressed, deflate by
+// at most ~1000x, hence the bound of 4096x plus 16 MiB of slack for constant arrays.
+void check_declared_size(hid_t d, hid_t type, const std::vector<std::size_t>& shape,
+                         const std::string& where) {
+  const std::size_t element = std::max<std::size_t>(1, H5Tget_size(type));
+  const std::size_t bytes = product(shape, where, element) * element;
+  if (bytes == 0) return;
+  const hsize_t stored = H5Dget_storage_size(d);
+  const hsize_t file = file_size_of(d);
+  if (file > 0 && stored > file)
+    throw_io(kTag, concat(where, ": stores ", stored, " bytes but the file has only ", file,
+                          " (truncated or corrupted?)"));
+  Handle dcpl(H5Dget_create_plist(d));
+  const H5D_layout_t layout = dcpl.valid() ? H5Pget_layout(dcpl.get()) : H5D_LAYOUT_ERROR;
+  hdf5_error_stack();
+  if (layout == H5D_CHUNKED ? bytes / 4096 > stored + (hsize_t{16} << 20) / 4096 : stored < bytes)
+    throw_io(kTag,
+             concat(where, ": declared shape ", shape_text(shape), " needs ", bytes,
+                    " bytes but the file stores ", stored, " for it (truncated or corrupted?)"));
+}
+
 DatasetInfo dataset_info(const Group& g, const std::string& name) {
   DatasetInfo i;
   i.d = open_dataset(g, name);
@@ -446,6 +673,7 @@ DatasetInfo dataset_info(const Group& g, const std::string& name) {
   i.type = Handle(H5Dget_type(i.d.get()));
   if (!i.type.valid()) fail(i.where, "cannot read the datatype");
   i.shape = space_shape(i.space.get(), i.where);
+  check_declared_size(i.d.get(), i.type.get(), i.shape, i.where);
   return i;
 }
 }  // namespace
@@ -502,10 +730,12 @@ void Group::write_dataset(const std::string& name, const T* data,
                    ? H5Screate(H5S_SCALAR)
                    : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
   if (!space.valid()) fail(w, "cannot create the dataspace");
-  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
-  std::size_t n = product(shape);
-  if (deflate > 0 && n > 0 && !dims.empty()) {
-    // Chunks of whole trailing rows, about 64K elements, so reading a few rows stays cheap.
+  Handle dcpl = dataset_create_plist(w);
+  std::size_t n = product(shape, w, sizeof(T));
+  if (n > 0 && !dims.empty()) {
+    // Chunked (the checksum filter needs it): chunks of whole trailing rows, about 64K elements,
+    // so reading a few rows stays cheap. Every chunk carries a Fletcher-32 checksum, so a
+    // flipped bit in the data is an error on reading, not a silently changed weight.
     std::vector<hsize_t> chunk(dims);
     std::size_t inner = 1;
     for (std::size_t i = 1; i < chunk.size(); ++i) inner *= chunk[i];
@@ -514,7 +744,9 @@ void Group::write_dataset(const std::string& name, const T* data,
     for (auto& c : chunk) c = std::max<hsize_t>(c, 1);
     check(H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()), w,
           "cannot set chunking");
-    check(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(deflate)), w, "cannot set gzip");
+    if (deflate > 0)
+      check(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(deflate)), w, "cannot set gzip");
+    check(H5Pset_fletcher32(dcpl.get()), w, "cannot set the checksum filter");
   }
   Handle lcpl(H5Pcreate(H5P_LINK_CREATE));
   H5Pset_create_intermediate_group(lcpl.get(), 1);
@@ -527,15 +759,11 @@ void Group::write_dataset(const std::string& name, const T* data,
 }
 
 std::vector<std::string> Group::read_string_dataset(const std::string& name) const {
-  Handle d = open_dataset(*this, name);
-  std::string w = where(name);
-  Handle space(H5Dget_space(d.get()));
-  Handle type(H5Dget_type(d.get()));
-  if (!space.valid() || !type.valid()) fail(w, "cannot read the dataset header");
-  std::size_t n = product(space_shape(space.get(), w));
-  return read_strings(type.get(), space.get(), n, w, [&](hid_t mem, void* buf) {
-    return H5Dread(d.get(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
-  });
+  DatasetInfo i = dataset_info(*this, name);
+  return read_strings(i.type.get(), i.space.get(), product(i.shape), i.where,
+                      [&](hid_t mem, void* buf) {
+                        return H5Dread(i.d.get(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+                      });
 }
 
 void Group::write_string_dataset(const std::string& name, const std::vector<std::string>& values) {
@@ -544,16 +772,22 @@ void Group::write_string_dataset(const std::string& name, const std::vector<std:
   if (kind_of(name) != Kind::missing) throw_io(kTag, concat(w, ": already exists"));
   hsize_t dim = values.size();
   Handle space(H5Screate_simple(1, &dim, nullptr));
-  Handle type = vlen_utf8_type();
+  std::vector<char> buffer;
+  Handle type = fixed_utf8_type(values, buffer, w);
   Handle lcpl(H5Pcreate(H5P_LINK_CREATE));
   H5Pset_create_intermediate_group(lcpl.get(), 1);
-  Handle d(H5Dcreate2(id(), name.c_str(), type.get(), space.get(), lcpl.get(), H5P_DEFAULT,
-                      H5P_DEFAULT));
+  Handle dcpl = dataset_create_plist(w);
+  if (dim > 0) {  // chunks of at most 1 MiB, each with a Fletcher-32 checksum
+    const hsize_t chunk =
+        std::min<hsize_t>(dim, std::max<hsize_t>(1, (hsize_t{1} << 20) / H5Tget_size(type.get())));
+    check(H5Pset_chunk(dcpl.get(), 1, &chunk), w, "cannot set chunking");
+    check(H5Pset_fletcher32(dcpl.get()), w, "cannot set the checksum filter");
+  }
+  Handle d(
+      H5Dcreate2(id(), name.c_str(), type.get(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT));
   if (!d.valid()) fail(w, "cannot create the dataset");
-  std::vector<const char*> ptrs;
-  for (auto& s : values) ptrs.push_back(s.c_str());
   if (!values.empty())
-    check(H5Dwrite(d.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), w,
+    check(H5Dwrite(d.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()), w,
           "cannot write the dataset");
 }
 
@@ -599,7 +833,13 @@ AttrInfo attr_info(hid_t a, const std::string& w) {
   i.shape = space_shape(i.space.get(), w);
   if (i.shape.size() > 1)
     fail(w, concat("has rank ", i.shape.size(), ", expected a scalar or 1-D"));
-  i.n = product(i.shape);
+  // Attribute data live in the object header: never more than the file.
+  const std::size_t element = std::max<std::size_t>(1, H5Tget_size(i.type.get()));
+  i.n = product(i.shape, w, element);
+  const hsize_t file = file_size_of(a);
+  if (file > 0 && i.n * element > file)
+    throw_io(kTag, concat(w, ": declared shape ", shape_text(i.shape), " needs ", i.n * element,
+                          " bytes, more than the whole file (", file, "; corrupted?)"));
   return i;
 }
 }  // namespace
@@ -681,11 +921,11 @@ void write_attr(hid_t loc, const std::string& name, hid_t file_type, hid_t mem_t
 }  // namespace
 
 void Group::write_attribute(const std::string& name, const std::string& value) {
+  const std::string w = where() + " attribute '" + name + "'";
   Handle space(H5Screate(H5S_SCALAR));
-  Handle type = vlen_utf8_type();
-  const char* p = value.c_str();
-  write_attr(id(), name, type.get(), type.get(), space.get(), &p,
-             where() + " attribute '" + name + "'");
+  std::vector<char> buffer;
+  Handle type = fixed_utf8_type({value}, buffer, w);
+  write_attr(id(), name, type.get(), type.get(), space.get(), buffer.data(), w);
 }
 
 void Group::write_attribute(const std::string& name, double value) {
@@ -701,15 +941,12 @@ void Group::write_attribute(const std::string& name, std::int64_t value) {
 }
 
 void Group::write_attribute(const std::string& name, const std::vector<std::string>& values) {
+  const std::string w = where() + " attribute '" + name + "'";
   hsize_t dim = values.size();
   Handle space(H5Screate_simple(1, &dim, nullptr));
-  Handle type = vlen_utf8_type();
-  std::vector<const char*> ptrs;
-  for (auto& s : values) ptrs.push_back(s.c_str());
-  const char* dummy = "";
-  write_attr(id(), name, type.get(), type.get(), space.get(),
-             ptrs.empty() ? static_cast<const void*>(&dummy) : ptrs.data(),
-             where() + " attribute '" + name + "'");
+  std::vector<char> buffer;
+  Handle type = fixed_utf8_type(values, buffer, w);
+  write_attr(id(), name, type.get(), type.get(), space.get(), buffer.data(), w);
 }
 
 void Group::write_attribute(const std::string& name, const std::vector<double>& values) {

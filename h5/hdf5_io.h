@@ -5,6 +5,11 @@
 //   object ("model.h5:/layers/000_fc1/weight"), with HDF5's own reason appended when it has one.
 // - HDF5's automatic error printing is switched off the first time any helper is used, so the
 //   library never prints.
+// - Files are reproducible and checked: no object carries a modification time (the same content
+//   gives the same bytes), the HDF5 1.10 format (checksummed metadata), fixed-length strings (no
+//   unchecksummed global heap), every non-empty dataset written is chunked with a Fletcher-32
+//   checksum (a flipped bit is an error "checksum mismatch" naming the dataset on reading), and
+//   a declared shape is checked against what the file stores before anything is allocated.
 // - Handles close themselves (move-only). Objects keep their file open (HDF5's default "weak"
 //   close), so a Group may outlive the File it came from.
 // - The serial HDF5 library is not thread-safe: call these from one thread at a time.
@@ -99,7 +104,8 @@ class Group {
   // Rows [row0, row0 + rows) along the first dimension (a hyperslab: only those are read).
   template <class T>
   Array<T> read_dataset_rows(const std::string& name, std::size_t row0, std::size_t rows) const;
-  // Writes a new dataset (error if it exists). `deflate` 0..9: gzip level (0 = contiguous).
+  // Writes a new dataset (error if it exists), chunked with a Fletcher-32 checksum when it has
+  // elements. `deflate` 0..9: gzip level (0 = none).
   template <class T>
   void write_dataset(const std::string& name, const T* data, const std::vector<std::size_t>& shape,
                      int deflate = 0);
@@ -152,12 +158,20 @@ class File : public Group {
   static File open_read(const std::string& path);
   // Read-write, existing file.
   static File open_read_write(const std::string& path);
-  // Creates (truncates) a file.
+  // Creates (truncates) a file. It is built in memory and written to `path` by close() (or by
+  // the destructor, unless an exception is unwinding: then nothing is written), with checked
+  // writes: a full disk is an error naming the file, and HDF5 itself never writes to the disk,
+  // so a failed write leaves no HDF5 state behind to crash its shutdown at exit.
   static File create(const std::string& path);
+
+  File(File&&) noexcept = default;
+  File& operator=(File&&) noexcept = default;
+  ~File();
 
   const std::string& file_path() const { return file_path_; }
   void flush();
-  // Closes now (also done by the destructor, which cannot report errors).
+  // Closes now and, for a created file, writes it (also done by the destructor, which cannot
+  // report errors).
   void close();
 
  private:
@@ -165,6 +179,8 @@ class File : public Group {
       : Group(std::move(root)), fh_(std::move(fh)), file_path_(std::move(path)) {}
   Handle fh_;
   std::string file_path_;
+  bool in_memory_ = false;      // created: written to file_path_ on close
+  int uncaught_at_create_ = 0;  // std::uncaught_exceptions() when created
 };
 
 // Turns off HDF5's automatic error printing (idempotent; every helper calls it).

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <memory>
 
 #include "core/error.h"
@@ -25,6 +26,7 @@ constexpr const char* kH5Tag = "nets::load_hdf5_dataset";
 class GzReader {
  public:
   explicit GzReader(const std::string& path) : path_(path) {
+    core::require_path(kIdxTag, "IDX file", path);
     std::error_code ec;
     if (!std::filesystem::exists(path, ec))
       core::throw_io(kIdxTag, concat(path, ": file not found"));
@@ -40,8 +42,10 @@ class GzReader {
   GzReader(const GzReader&) = delete;
   GzReader& operator=(const GzReader&) = delete;
 
-  // Reads exactly n bytes; `what` names the part for the error message.
-  void read(void* dst, std::size_t n, const std::string& what) {
+  // Reads exactly n bytes; `what` names the part for the error message, which `before` bytes
+  // of `total` (n when 0) were read before this call.
+  void read(void* dst, std::size_t n, const std::string& what, std::size_t before = 0,
+            std::size_t total = 0) {
     auto* p = static_cast<unsigned char*>(dst);
     std::size_t done = 0;
     while (done < n) {
@@ -56,10 +60,10 @@ class GzReader {
       if (got == 0) {
         int err = 0;
         const char* msg = gzerror(f_, &err);
-        core::throw_io(
-            kIdxTag,
-            concat(path_, ": truncated file: ", what, " needs ", n, " bytes, only ", done,
-                   " present", (err != Z_OK && msg) ? concat(" (", msg, ")") : std::string()));
+        core::throw_io(kIdxTag,
+                       concat(path_, ": truncated file: ", what, " needs ", total ? total : n,
+                              " bytes, only ", before + done, " present",
+                              (err != Z_OK && msg) ? concat(" (", msg, ")") : std::string()));
       }
       done += static_cast<std::size_t>(got);
     }
@@ -111,16 +115,36 @@ Dataset load_idx_dataset(const std::string& images_path, const std::string& labe
     core::throw_io(kIdxTag, concat(images_path, " holds ", n_img, " images but ", labels_path,
                                    " holds ", n_lab, " labels"));
 
-  const Index n = limit > 0 ? std::min(limit, n_img) : n_img;
+  if (limit > n_img)
+    core::throw_invalid(
+        kIdxTag, concat("limit = ", limit, ": '", images_path, "' holds only ", n_img, " images"));
+  const Index n = limit > 0 ? limit : n_img;
   Dataset d;
   d.name = images_path;
   d.channels = 1;
   d.height = h;
   d.width = w;
-  std::vector<unsigned char> pix(static_cast<std::size_t>(n * h * w));
-  img.read(pix.data(), pix.size(), concat(n, " images of ", h, "x", w));
-  std::vector<unsigned char> lbl(static_cast<std::size_t>(n));
-  lab.read(lbl.data(), lbl.size(), concat(n, " labels"));
+  // n < 2^32 and h*w <= 2^32 images: the byte count fits 64 bits. The header is not trusted
+  // with memory: the pixels are read in blocks of at most 64 MiB, so a short file declaring
+  // 65536x65536 images fails as truncated after reading what it holds, not after allocating
+  // and zeroing what it claims.
+  const std::uint64_t total = static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(h * w);
+  std::vector<unsigned char> pix;
+  for (std::uint64_t done = 0; done < total;) {
+    const std::uint64_t step = std::min<std::uint64_t>(total - done, std::uint64_t{1} << 26);
+    pix.resize(static_cast<std::size_t>(done + step));
+    img.read(pix.data() + done, static_cast<std::size_t>(step), concat(n, " images of ", h, "x", w),
+             static_cast<std::size_t>(done), static_cast<std::size_t>(total));
+    done += step;
+  }
+  std::vector<unsigned char> lbl;
+  for (Index done = 0; done < n;) {
+    const Index step = std::min<Index>(n - done, Index{1} << 26);
+    lbl.resize(static_cast<std::size_t>(done + step));
+    lab.read(lbl.data() + done, static_cast<std::size_t>(step), concat(n, " labels"),
+             static_cast<std::size_t>(done), static_cast<std::size_t>(n));
+    done += step;
+  }
 
   d.images.resize(n, h * w);
   float* dst = d.images.data();
@@ -145,9 +169,13 @@ Dataset load_hdf5_dataset(const std::string& path, Index limit) {
       if (fmt != "pcmsim-dataset")
         fail(concat("format = \"", fmt, "\": expected \"pcmsim-dataset\""));
     }
-    if (f.has_attribute("format_version") && f.read_int_attribute("format_version") > 1)
-      fail(concat("format_version = ", f.read_int_attribute("format_version"),
-                  ": written by a newer pcmsim (this one reads version 1)"));
+    if (f.has_attribute("format_version")) {
+      const std::int64_t version = f.read_int_attribute("format_version");
+      if (version > 1)
+        fail(concat("format_version = ", version,
+                    ": written by a newer pcmsim (this one reads version 1)"));
+      if (version < 1) fail(concat("format_version = ", version, ": must be 1"));
+    }
     if (!f.has_dataset("images")) fail("dataset 'images' is missing");
     if (!f.has_dataset("labels")) fail("dataset 'labels' is missing");
 
@@ -159,6 +187,14 @@ Dataset load_hdf5_dataset(const std::string& path, Index limit) {
     if (lshape[0] != shape[0])
       fail(concat("images holds ", shape[0], " samples but labels holds ", lshape[0]));
 
+    // Each image dimension in [1, 65536] (as for IDX files), so C*H*W cannot overflow; the
+    // declared sample count is checked against the file's storage when the rows are read.
+    const std::size_t first_image_dim = shape.size() == 4 ? 1 : 2;
+    for (std::size_t k = first_image_dim; k < shape.size(); ++k)
+      if (shape[k] < 1 || shape[k] > 65536)
+        fail(concat("images dimension ", k, " = ", shape[k], ": must be in [1, 65536]"));
+    if (shape[0] > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
+      fail(concat("images declares ", shape[0], " samples: more than 2^31 - 1"));
     Dataset d;
     d.name = f.has_attribute("name") ? f.read_string_attribute("name") : path;
     d.channels = shape.size() == 4 ? static_cast<Index>(shape[1]) : 1;
@@ -166,26 +202,33 @@ Dataset load_hdf5_dataset(const std::string& path, Index limit) {
     d.width = static_cast<Index>(shape.back());
     const Index N = static_cast<Index>(shape[0]);
     const Index D = d.channels * d.height * d.width;
-    if (D < 1) fail("images have zero size");
-    const Index n = limit > 0 ? std::min(limit, N) : N;
+    if (limit > N)
+      core::throw_invalid(kH5Tag, concat("limit = ", limit, ": the data set '", path,
+                                         "' holds only ", N, " samples"));
+    const Index n = limit > 0 ? limit : N;
 
-    // The stored type decides the scaling: uint8 -> /255, float -> as is.
+    // The stored type decides the scaling: uint8 -> /255, float -> as is (in [0, 1]). The
+    // images are read (and their size checked against the file) before the matrix is sized.
     h5::Handle ds(H5Dopen2(f.id(), "images", H5P_DEFAULT));
     h5::Handle type(H5Dget_type(ds.get()));
     const H5T_class_t cls = H5Tget_class(type.get());
-    d.images.resize(n, D);
     if (cls == H5T_INTEGER) {
       if (H5Tget_size(type.get()) != 1 || H5Tget_sign(type.get()) != H5T_SGN_NONE)
         fail("images are integers but not uint8 (store uint8 0..255 or float in [0, 1])");
       auto a = f.read_dataset_rows<std::uint8_t>("images", 0, static_cast<std::size_t>(n));
+      d.images.resize(n, D);
       for (Index i = 0; i < n * D; ++i)
         d.images.data()[i] = static_cast<float>(a.data[static_cast<std::size_t>(i)]) / 255.0f;
     } else if (cls == H5T_FLOAT) {
       auto a = f.read_dataset_rows<float>("images", 0, static_cast<std::size_t>(n));
+      d.images.resize(n, D);
       for (Index i = 0; i < n * D; ++i) {
         const float v = a.data[static_cast<std::size_t>(i)];
-        if (!std::isfinite(v))
-          fail(concat("images: sample ", i / D, " value ", i % D, " = ", v, ": must be finite"));
+        // Float images are pixels in [0, 1]; 0..255 floats would be silently 255x too bright.
+        if (!(v >= 0.0f && v <= 1.0f))
+          fail(concat("images: sample ", i / D, " value ", i % D, " = ", v,
+                      std::isfinite(v) ? ": float pixels must be in [0, 1] (store uint8 for 0..255)"
+                                       : ": must be finite"));
         d.images.data()[i] = v;
       }
     } else {
@@ -195,7 +238,7 @@ Dataset load_hdf5_dataset(const std::string& path, Index limit) {
     d.labels.resize(static_cast<std::size_t>(n));
     for (Index i = 0; i < n; ++i) {
       const std::int64_t v = l.data[static_cast<std::size_t>(i)];
-      if (v < 0 || v > (1 << 24)) fail(concat("labels[", i, "] = ", v, ": must be >= 0"));
+      if (v < 0 || v > (1 << 24)) fail(concat("labels[", i, "] = ", v, ": must be in [0, 2^24]"));
       d.labels[static_cast<std::size_t>(i)] = static_cast<int>(v);
     }
     return d;
@@ -228,6 +271,7 @@ void save_hdf5_dataset(const Dataset& data, const std::string& path) {
 }
 
 Dataset load_dataset(const std::string& spec, Index limit) {
+  core::require_path("nets::load_dataset", "data set", spec);
   auto ends_with = [&](const std::string& s) {
     return spec.size() >= s.size() && spec.compare(spec.size() - s.size(), s.size(), s) == 0;
   };

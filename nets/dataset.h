@@ -18,14 +18,15 @@ struct Dataset {
 };
 
 // Reads an IDX image file (magic 0x803, uint8, N x H x W) and its label file (magic 0x801);
-// gzip is detected from the content. `limit` > 0 keeps the first `limit` images (fewer if the
-// file has fewer). Errors (std::runtime_error) name the file: missing, wrong magic, truncated,
-// corrupt gzip, count mismatch between the two files.
+// gzip is detected from the content. `limit` > 0 keeps the first `limit` images; a limit above
+// the file's count is an error (std::invalid_argument), not clamped. Errors (std::runtime_error)
+// name the file: missing, wrong magic, truncated, corrupt gzip, count mismatch between the two
+// files. Memory follows what the file holds, not what its header declares.
 Dataset load_idx_dataset(const std::string& images_path, const std::string& labels_path,
                          Index limit = 0);
 
 // Reads an HDF5 data set: `images` uint8 [N, C, H, W] (or [N, H, W]) divided by 255, or float
-// already in [0, 1]; `labels` int [N].
+// already in [0, 1] (a float outside is an error); `labels` int [N]; `limit` as above.
 Dataset load_hdf5_dataset(const std::string& path, Index limit = 0);
 // Writes one (images as float32 in [0, 1], labels as int64). For fixtures and conversions.
 void save_hdf5_dataset(const Dataset& data, const std::string& path);

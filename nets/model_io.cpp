@@ -123,6 +123,11 @@ class Reader {
     t.data = std::move(a.data);
     for (auto d : a.shape) t.shape.push_back(static_cast<Index>(d));
     if (t.data.empty()) fail(concat("dataset '", name, "' is empty"));
+    // Every tensor of a model (weights, biases, statistics, reference margins and logits) is
+    // finite: a NaN or Inf is a corrupted or broken export, caught here, naming it.
+    for (std::size_t i = 0; i < t.data.size(); ++i)
+      if (!std::isfinite(t.data[i]))
+        fail(concat(name, "[", i, "] = ", t.data[i], ": must be finite"));
     return t;
   }
 

@@ -37,7 +37,7 @@ void check_results_path(const std::string& path, const char* where) {
   const auto bad = [&](const std::string& why) {
     core::throw_invalid(where, concat("results file '", path, "': ", why));
   };
-  if (path.empty()) bad("empty path");
+  core::require_path(where, "results file", path);
   std::error_code ec;
   const auto status = fs::status(path, ec);
   if (fs::exists(status) && !fs::is_regular_file(status)) bad("exists and is not a regular file");
@@ -52,6 +52,7 @@ void check_results_path(const std::string& path, const char* where) {
 }
 
 void write_text_file(const std::string& path, const std::string& content, const char* where) {
+  core::require_path(where, "text file", path);
   const std::string partial = path + ".partial";
   {
     std::ofstream out(partial, std::ios::binary | std::ios::trunc);
@@ -60,7 +61,7 @@ void write_text_file(const std::string& path, const std::string& content, const 
     out.flush();
     if (!out) {
       std::remove(partial.c_str());
-      core::throw_io(where, concat("writing '", path, "' failed"));
+      core::throw_io(where, concat("writing '", path, "' failed (disk full?)"));
     }
   }
   move_into_place(partial, path, where);

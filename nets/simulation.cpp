@@ -302,7 +302,10 @@ void ChipForward::update_gdc_alpha(std::size_t m, std::size_t s) {
       core::gdc_alpha(*tiles_[m][s], converters_.gdc_references_.at(m).at(s), key).alpha;
 }
 
-void ChipForward::begin_batch(Index first_sample, Index) { first_sample_ = first_sample; }
+void ChipForward::begin_batch(Index first_sample, Index batch_size) {
+  first_sample_ = first_sample;
+  batch_size_ = batch_size;
+}
 
 void ChipForward::matmul(int m, int group, const Eigen::Ref<const MatrixF>& x, MatrixF& y) {
   const mapping::LayerPlan& layer_plan = chip_.plan().layers.at(m);
@@ -313,6 +316,12 @@ void ChipForward::matmul(int m, int group, const Eigen::Ref<const MatrixF>& x, M
   if (calibration_ && !calibration_->ranges.count({m, group})) calibrate_group(m, group, x);
   const SimulationConfig& config = converters_.config();
   y.resize(x.rows(), chip_.layers().at(m).cols);
+  // The draws are keyed by the global position: x holds positions_per_sample rows per sample,
+  // sample-major (nets/forward.h), so its first row is position first_sample_ * that of the
+  // data set. The same bits for any batch size.
+  const Index positions_per_sample = batch_size_ > 0 ? x.rows() / batch_size_ : 1;
+  const auto first_row = static_cast<std::uint64_t>(first_sample_) *
+                         static_cast<std::uint64_t>(positions_per_sample);
   for (const mapping::PartialSum& sum : layer_plan.partial_sums) {
     if (sum.group != group) continue;
     accumulator_.begin(x.rows(), sum.cols);
@@ -323,8 +332,8 @@ void ChipForward::matmul(int m, int group, const Eigen::Ref<const MatrixF>& x, M
                              static_cast<std::uint32_t>(m),
                              static_cast<std::uint32_t>(s),
                              static_cast<std::uint32_t>(chip_.trial()),
-                             static_cast<std::uint32_t>(first_sample_)};
-      tiles_[m][s]->forward(x.middleCols(slice.row0, slice.rows), key, readout_);
+                             0};
+      tiles_[m][s]->forward(x.middleCols(slice.row0, slice.rows), key, readout_, first_row);
       accumulator_.add(readout_, 0, config.gdc ? &alpha_[m][s] : nullptr);  // ones until set
     }
     accumulator_.finish(partial_);

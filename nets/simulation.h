@@ -210,7 +210,8 @@ class ChipForward : public MatmulProvider {
   core::LayerAccumulator accumulator_;
   core::TileReadout readout_;
   MatrixF partial_;
-  Index first_sample_ = 0;
+  Index first_sample_ = 0;  // of the current batch (begin_batch), for the noise keys
+  Index batch_size_ = 0;
 };
 
 }  // namespace pcmsim::nets

@@ -86,11 +86,25 @@ void SweepGrid::validate() const {
       if (!values.insert(v).second)
         core::throw_invalid(kTag, concat("axis '", axis.name, "' lists '", v, "' twice"));
   }
+  size();  // at most kMaxSweepPoints
 }
 
 std::int64_t SweepGrid::size() const {
+  for (const SweepAxis& axis : axes)
+    if (axis.values.empty()) return 0;
   std::int64_t n = 1;
-  for (const SweepAxis& axis : axes) n *= static_cast<std::int64_t>(axis.values.size());
+  for (const SweepAxis& axis : axes) {
+    // n <= kMaxSweepPoints before each step, so the division decides without overflowing.
+    const auto k = static_cast<std::int64_t>(axis.values.size());
+    if (k > kMaxSweepPoints / n) {
+      std::string sizes;
+      for (const SweepAxis& a : axes)
+        sizes += concat(sizes.empty() ? "" : " x ", a.values.size(), " (", a.name, ")");
+      core::throw_invalid(kTag, concat("the grid of ", sizes, " has more than ", kMaxSweepPoints,
+                                       " points"));
+    }
+    n *= k;
+  }
   return n;
 }
 

@@ -8,12 +8,13 @@
 // one ConverterSetup + ChipForward per converter setting). A work unit is
 // (trial, programming setting, a set of converter settings); its result does not depend on which
 // process computes it or in which order: every random stream derives from (seed, layer, slice,
-// trial, time) and the tile-forward key from the first sample index of each batch.
+// trial, time) and the tile-forward draws from the global sample index and position.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <utility>
@@ -47,11 +48,19 @@ struct SweepAxis {
 
 // The full grid: the Cartesian product of the axes; the last axis varies fastest in the point
 // index. Point i has coordinates coords(i) (one value index per axis).
+// The most points a grid may have: each point holds its whole configuration in memory and in
+// the results file, so a grid beyond this is a typo, not a sweep (10^7 points already need
+// several GB).
+constexpr std::int64_t kMaxSweepPoints = 10'000'000;
+
 struct SweepGrid {
   std::vector<SweepAxis> axes;
-  // Throws on an unknown or repeated axis, an axis without values, a repeated value.
+  // Throws on an unknown or repeated axis, an axis without values, a repeated value, more than
+  // kMaxSweepPoints points.
   void validate() const;
-  std::int64_t size() const;  // number of points (1 for no axes)
+  // Number of points (1 for no axes). Throws std::invalid_argument, naming the axes' sizes,
+  // when the product exceeds kMaxSweepPoints (so it never overflows).
+  std::int64_t size() const;
   std::vector<int> coords(std::int64_t point) const;
   // The setting of each axis at a point: {name, value}.
   std::vector<std::pair<std::string, std::string>> settings(std::int64_t point) const;
@@ -180,6 +189,10 @@ class SweepStore {
   void load_existing();
   // Checks that FILE's folder exists and is writable (creates and removes a probe file).
   void check_writable() const;
+  // Takes an exclusive lock (flock on FILE.lock, released by the kernel even on kill -9) for
+  // the store's lifetime: a second sweep on the same FILE is refused with std::invalid_argument
+  // naming it, instead of both writing the same files.
+  void lock();
 
   // Appends records: journal line(s) fsynced now; the HDF5 file rewritten when `rewrite` (or
   // when the last rewrite is older than the throttle interval).
@@ -211,6 +224,7 @@ class SweepStore {
   double last_write_cost_ = 0;
   double last_write_time_ = -1e300;
   bool dirty_ = false;
+  std::shared_ptr<void> lock_;  // closes and removes FILE.lock when the last copy goes
 };
 
 }  // namespace pcmsim::nets

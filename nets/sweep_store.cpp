@@ -3,6 +3,7 @@
 #include "nets/sweep.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -74,6 +75,22 @@ SweepStore::SweepStore(std::string path, SweepMeta meta, SweepGrid grid,
 }
 
 void SweepStore::check_writable() const { check_results_path(path_, kTag); }
+
+void SweepStore::lock() {
+  const std::string lock_path = path_ + ".lock";
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) core::throw_io(kTag, concat("cannot create the lock file '", lock_path, "'"));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    core::throw_invalid(kTag, concat("results file '", path_, "': another pcmsim sweep is "
+                                     "writing it (it holds '", lock_path, "'); wait for it to "
+                                     "finish, or give another --out"));
+  }
+  lock_ = std::shared_ptr<void>(nullptr, [fd, lock_path](void*) {
+    std::remove(lock_path.c_str());
+    ::close(fd);
+  });
+}
 
 void SweepStore::load_existing() {
   records_.clear();

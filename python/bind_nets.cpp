@@ -75,9 +75,17 @@ PadMode pad_mode_from(const std::string& s) {
 }
 
 // Images as a zero-copy view: N x input_size float32 (N x C x H x W accepted).
+// NaN or Inf images are refused here, as the data-set loaders refuse them (the FP32 path would
+// pass them through to the logits).
 Eigen::Map<const MatrixF> images_view(const Network& net, const py::handle& images,
                                       const char* where) {
-  return matrix_view(images, where, "images", net.input_size(), true);
+  auto x = matrix_view(images, where, "images", net.input_size(), true);
+  const float* p = x.data();
+  for (Index i = 0; i < x.size(); ++i)
+    if (!std::isfinite(p[i]))
+      throw py::value_error(core::concat("[", where, "] images: sample ", i / x.cols(), " value ",
+                                         i % x.cols(), " = ", p[i], ": must be finite"));
+  return x;
 }
 
 MatrixF run_logits(const Network& net, const Eigen::Map<const MatrixF>& x,
@@ -92,15 +100,33 @@ MatrixF run_logits(const Network& net, const Eigen::Map<const MatrixF>& x,
   return out;
 }
 
-std::vector<int> labels_from(const py::handle& obj, Index n, const char* where) {
-  auto a = py::array_t<long long, py::array::c_style | py::array::forcecast>::ensure(obj);
-  if (!a || a.ndim() != 1)
+// Labels as class indices: a 1-D integer array (floats are refused, not truncated), every value
+// in [0, num_classes) (never wrapped to int or counted as a miss).
+std::vector<int> labels_from(const py::handle& obj, Index n, Index num_classes,
+                             const char* where) {
+  const py::array raw = py::array::ensure(obj);
+  if (!raw || raw.ndim() != 1 || (raw.dtype().kind() != 'i' && raw.dtype().kind() != 'u'))
     throw py::type_error(core::concat("[", where, "] labels: expected a 1-D integer array"));
+  auto a = py::array_t<long long, py::array::c_style | py::array::forcecast>::ensure(obj);
+  if (raw.dtype().kind() == 'u' && raw.dtype().itemsize() >= 8) {
+    // uint64 above 2^63 would turn negative in the cast; it is out of range anyway.
+    auto u = py::array_t<unsigned long long, py::array::c_style>::ensure(obj);
+    for (py::ssize_t i = 0; u && i < u.shape(0); ++i)
+      if (u.data()[i] >= static_cast<unsigned long long>(num_classes))
+        throw py::value_error(core::concat("[", where, "] labels[", i, "] = ", u.data()[i],
+                                           ": out of [0, ", num_classes, ")"));
+  }
   if (a.shape(0) != n)
     throw py::value_error(core::concat("[", where, "] labels: ", a.shape(0), " labels for ", n,
                                        " images"));
   std::vector<int> out(static_cast<std::size_t>(n));
-  for (Index i = 0; i < n; ++i) out[i] = static_cast<int>(a.data()[i]);
+  for (Index i = 0; i < n; ++i) {
+    const long long v = a.data()[i];
+    if (v < 0 || v >= num_classes)
+      throw py::value_error(core::concat("[", where, "] labels[", i, "] = ", v, ": out of [0, ",
+                                         num_classes, ")"));
+    out[i] = static_cast<int>(v);
+  }
   return out;
 }
 
@@ -364,10 +390,13 @@ void bind_nets(py::module_& m) {
       .property(
           "labels", [](const Dataset& d) { return int_array(d.labels); },
           [](Dataset& d, py::object a) {
-            auto arr = py::array_t<long long, py::array::c_style | py::array::forcecast>::ensure(a);
-            if (!arr || arr.ndim() != 1)
+            const py::array raw = py::array::ensure(a);
+            if (!raw || raw.ndim() != 1 || (raw.dtype().kind() != 'i' && raw.dtype().kind() != 'u'))
               throw py::type_error("[pcmsim.Dataset] labels: expected a 1-D integer array");
-            d.labels.assign(arr.data(), arr.data() + arr.size());
+            // As the data-set loaders: class indices in [0, 2^24], never wrapped to int.
+            const std::vector<int> labels =
+                labels_from(a, raw.shape(0), (Index{1} << 24) + 1, "pcmsim.Dataset");
+            d.labels = labels;
           },
           "N class indices (int64)");
   dataset.def("__len__", &Dataset::size)
@@ -607,8 +636,8 @@ void bind_nets(py::module_& m) {
           },
           py::arg("images"), py::arg("batch_size") = 256,
           "Logits (N, num_classes) of normalised images (float32 C-contiguous, no copy) at the "
-          "current time. The tile noise is keyed by (seed, layer, slice, trial, batch start) and the "
-          "row in the batch: the same batch_size gives the same bits for any thread count.")
+          "current time. The tile noise is keyed by (seed, layer, slice, trial) and the global "
+          "sample index and position: the same bits for any batch_size and thread count.")
       .def(
           "predict",
           [run](PyChip& c, py::object images, Index batch_size) {
@@ -619,7 +648,8 @@ void bind_nets(py::module_& m) {
           "accuracy",
           [run](PyChip& c, py::object images, py::object labels, Index batch_size) {
             const auto x = images_view(*c.programmed.net, images, "pcmsim.AnalogChip.accuracy");
-            const auto y = labels_from(labels, x.rows(), "pcmsim.AnalogChip.accuracy");
+            const auto y = labels_from(labels, x.rows(), c.programmed.net->num_classes,
+                                       "pcmsim.AnalogChip.accuracy");
             return accuracy(argmax_rows(run(c, images, batch_size, "pcmsim.AnalogChip.accuracy")),
                             y);
           },
@@ -641,7 +671,7 @@ void bind_nets(py::module_& m) {
       [](const Network& net, py::object images, py::object labels, const SimulationConfig& config,
          const EvaluationOptions& options, py::object calibration_images, py::object progress) {
         const auto x = images_view(net, images, "pcmsim.evaluate");
-        const auto y = labels_from(labels, x.rows(), "pcmsim.evaluate");
+        const auto y = labels_from(labels, x.rows(), net.num_classes, "pcmsim.evaluate");
         MatrixF cal;
         if (!calibration_images.is_none())
           cal = images_view(net, calibration_images, "pcmsim.evaluate");

@@ -24,7 +24,8 @@ double uniform_at(const RngKey& key, std::uint32_t draw, std::uint64_t index) {
 }  // namespace
 
 TileReadoutRef tile_forward(const ConductanceBlock& block, const IoParams& io, double input_range,
-                            const VectorF& out_bounds, const MatrixF& x, const RngKey& key) {
+                            const VectorF& out_bounds, const MatrixF& x, const RngKey& key,
+                            std::uint64_t first_row) {
   io.validate();
   const Index rows = block.rows(), cols = block.cols(), batch = x.rows();
   const int n_planes = static_cast<int>(block.planes.size());
@@ -95,7 +96,7 @@ TileReadoutRef tile_forward(const ConductanceBlock& block, const IoParams& io, d
       std::vector<long> level(rows);
       for (Index i = 0; i < rows; ++i) {
         const double v = s > 0 ? double(x(b, i)) / s : 0.0;
-        const std::uint64_t idx = std::uint64_t(b) * rows + i;
+        const std::uint64_t idx = (first_row + std::uint64_t(b)) * rows + i;
         double u = 0;
         if (stochastic && io.p_in != 0)
           u = uniform_at(key, tile_draw(round, 0, TileNoiseKind::dac_stochastic), idx);
@@ -115,12 +116,12 @@ TileReadoutRef tile_forward(const ConductanceBlock& block, const IoParams& io, d
           }
           if (io.in_noise > 0)
             xq[i] += io.in_noise * normal_at(key, tile_draw(round, c, TileNoiseKind::input_noise),
-                                             std::uint64_t(b) * rows + i);
+                                             (first_row + std::uint64_t(b)) * rows + i);
         }
         for (int g = 0; g < n_groups; ++g) {
           const int r = g * cycles + c;
           for (Index j = 0; j < cols; ++j) {
-            const std::uint64_t idx = std::uint64_t(b) * cols + j;
+            const std::uint64_t idx = (first_row + std::uint64_t(b)) * cols + j;
             double y = 0;
             for (Index i = 0; i < rows; ++i) y += xq[i] * w[g](i, j);
             if (io.read_noise != ReadNoise::none && io.w_noise > 0) {

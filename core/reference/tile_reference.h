@@ -24,10 +24,12 @@ struct TileReadoutRef {
   std::vector<int> clipped;
 };
 
+// first_row: the global index of x's first row, as for Tile::forward.
 // input_range: the static input range (NoiseManagement::static_range); out_bounds: per-column
 // ADC bounds, or empty for the uniform io.out_bound.
 TileReadoutRef tile_forward(const ConductanceBlock& block, const IoParams& io, double input_range,
-                            const VectorF& out_bounds, const MatrixF& x, const RngKey& key);
+                            const VectorF& out_bounds, const MatrixF& x, const RngKey& key,
+                            std::uint64_t first_row = 0);
 
 // The layer output the digital unit would form from a readout, in double (for tests):
 // y[b,j] = input_scale[b] * output_scale[j] * sum_r read_weight[r] * reads[r](b,j).

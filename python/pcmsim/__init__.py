@@ -171,23 +171,56 @@ def _network(network):
     return load_network(str(network))
 
 
-def _data(network, data, labels, limit, where):
+def _data(network, data, labels, limit, where, limit_name="limit"):
     """(normalised float32 images, int64 labels, data name) from a spec string, a Dataset or
     arrays of already normalised images and labels."""
+    if int(limit) != limit or limit < 0:
+        raise ValueError(f"[pcmsim.{where}] {limit_name} = {limit!r}: must be an integer >= 0")
+    limit = int(limit)
+
+    def check_limit(count):
+        # As the C++ loaders: a limit above the data is an error, never silently clamped.
+        if limit > count:
+            raise ValueError(f"[pcmsim.{where}] {limit_name} = {limit}: the data hold only "
+                             f"{count} images")
+
     if isinstance(data, str):
-        data = load_dataset(data, int(limit))
+        try:
+            data = load_dataset(data, limit)
+        except ValueError as e:  # name the caller's parameter, not the loader's limit
+            if limit_name == "limit" or "limit = " not in str(e):
+                raise
+            raise ValueError(f"[pcmsim.{where}] {limit_name} = {limit}: {e}") from None
     if isinstance(data, _pcmsim.Dataset):
         _pcmsim.check_compatible(data, network)
         images, labels = normalized_images(data, network), data.labels
+        check_limit(len(images))
         if limit:
             images, labels = _np.ascontiguousarray(images[:limit]), labels[:limit]
         return images, labels, data.name
     if labels is None:
         raise ValueError(f"[pcmsim.{where}] labels are required when images are an array")
     images = as_float32(data)  # nets::evaluate copies the images anyway
+    check_limit(len(images))
     if limit:
         images, labels = images[:limit], labels[:limit]
-    return images, _np.asarray(labels, dtype=_np.int64), "array"
+    return images, _labels(labels, len(images), network.num_classes, where), "array"
+
+
+def _labels(labels, count, num_classes, where):
+    """Labels as int64 class indices: integers (floats are refused, not truncated), one per
+    image, each in [0, num_classes) (never wrapped or silently counted as a miss)."""
+    y = _np.asarray(labels)
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise TypeError(f"[pcmsim.{where}] labels: expected a 1-D integer array, got "
+                        f"{y.dtype} of shape {y.shape}")
+    if len(y) != count:
+        raise ValueError(f"[pcmsim.{where}] labels: {len(y)} labels for {count} images")
+    bad = _np.flatnonzero((y < 0) | (y >= num_classes))
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(f"[pcmsim.{where}] labels[{i}] = {y[i]}: out of [0, {num_classes})")
+    return y.astype(_np.int64)
 
 
 # The cost totals of the results CSV (``pcmsim run``), in its order.
@@ -272,7 +305,8 @@ def evaluate(network, data="fashion-mnist:t10k", labels=None, config=None, optio
     if config.calibrate:
         if isinstance(calibration_data, (str, _pcmsim.Dataset)):
             calibration, _, _ = _data(net, calibration_data, None,
-                                      options.calibration_images, "evaluate")
+                                      options.calibration_images, "evaluate",
+                                      "calibration_images")
         else:  # normalised images; nets::evaluate uses the first calibration_images of them
             calibration = as_float32(calibration_data)
     cost_params = cost_params if cost_params is not None else CostParams()

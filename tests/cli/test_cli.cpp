@@ -24,76 +24,14 @@
 #include "nets/forward.h"
 #include "nets/model_io.h"
 #include "nets/simulation.h"
+#include "tests/cli/cli_harness.h"
 
 namespace fs = std::filesystem;
 
 namespace pcmsim::nets {
 namespace {
 
-struct Result {
-  int code = -1;         // exit status, or -1 when the process did not exit normally
-  int signal = 0;        // the signal that ended it, if any
-  std::string output;    // stdout and stderr together
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-// Runs `pcmsim args...` with optional environment assignments in front ("OMP_NUM_THREADS=1").
-Result pcmsim(const std::vector<std::string>& args, const std::string& env = "") {
-  std::string cmd = env + (env.empty() ? "" : " ") + quote(PCMSIM_CLI_PATH);
-  for (const auto& a : args) cmd += " " + quote(a);
-  cmd += " 2>&1";
-  Result r;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return r;
-  char buf[4096];
-  std::size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
-  const int status = pclose(pipe);
-  if (WIFEXITED(status)) r.code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
-  return r;
-}
-
-bool have_fashion_mnist() {
-  return fs::exists(std::string(kFashionMnistDir) + "/t10k-images-idx3-ubyte.gz");
-}
-
-// A 784-32-10 MLP for 28x28 images with fixed pseudo-random weights.
-Network tiny_model() {
-  Network net;
-  net.name = "tiny_cli";
-  net.input_shape = {1, 28, 28};
-  net.num_classes = 10;
-  net.input_mean = {0.286f};
-  net.input_std = {0.353f};
-  std::uint32_t state = 12345;
-  auto next = [&]() {  // LCG, uniform in [-0.05, 0.05)
-    state = state * 1664525u + 1013904223u;
-    return (static_cast<float>(state >> 8) / 16777216.0f - 0.5f) * 0.1f;
-  };
-  auto fill = [&](Tensor& t, std::vector<Index> shape) {
-    t.shape = shape;
-    Index n = 1;
-    for (Index d : shape) n *= d;
-    t.data.resize(n);
-    for (auto& v : t.data) v = next();
-  };
-  net.layers.push_back(Layer::make("flatten", LayerKind::flatten));
-  Layer fc1 = Layer::make_linear("fc1", 784, 32, Activation::relu);
-  fill(fc1.weight, {32, 784});
-  fill(fc1.bias, {32});
-  Layer fc2 = Layer::make_linear("fc2", 32, 10);
-  fill(fc2.weight, {10, 32});
-  fill(fc2.bias, {10});
-  net.layers.push_back(fc1);
-  net.layers.push_back(fc2);
-  return net;
-}
+using namespace cli_test;
 
 class Cli : public ::testing::Test {
  protected:
@@ -154,18 +92,6 @@ class Cli : public ::testing::Test {
   fs::path dir_;
   std::string model_;
 };
-
-// Bad input: exit code 2, "error:" and every expected fragment in the message, no crash.
-void expect_bad_input(const Result& r, const std::vector<std::string>& fragments) {
-  EXPECT_EQ(r.signal, 0) << "killed by signal " << r.signal << "\n" << r.output;
-  EXPECT_EQ(r.code, 2) << r.output;
-  EXPECT_NE(r.output.find("error:"), std::string::npos) << r.output;
-  for (const auto& f : fragments)
-    EXPECT_NE(r.output.find(f), std::string::npos) << "missing '" << f << "' in:\n" << r.output;
-  EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
-  EXPECT_EQ(r.output.find("HDF5-DIAG"), std::string::npos) << "raw HDF5 error stack:\n"
-                                                            << r.output;
-}
 
 TEST_F(Cli, RunWritesCsvAndHdf5MatchingTheLibrary) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
@@ -274,7 +200,7 @@ TEST_F(Cli, DataWhoseImageSizeDoesNotMatchTheModel) {
   data.images = MatrixF::Constant(8, 32 * 32, 0.5f);
   data.labels = {0, 1, 2, 3, 4, 5, 6, 7};
   save_hdf5_dataset(data, path("wrong_size.h5"));
-  expect_bad_input(pcmsim(run_args(model_, path("wrong_size.h5"))), {"32"});
+  expect_bad_input(pcmsim(run_args(model_, path("wrong_size.h5"), {"--limit", "0"})), {"32"});
 }
 
 TEST_F(Cli, LabelsOutOfRange) {
@@ -285,10 +211,10 @@ TEST_F(Cli, LabelsOutOfRange) {
   data.images = MatrixF::Constant(4, 28 * 28, 0.5f);
   data.labels = {0, 3, 10, 1};  // the model has 10 classes: 10 is out of range
   save_hdf5_dataset(data, path("bad_labels.h5"));
-  expect_bad_input(pcmsim(run_args(model_, path("bad_labels.h5"))), {"10"});
+  expect_bad_input(pcmsim(run_args(model_, path("bad_labels.h5"), {"--limit", "0"})), {"10"});
   data.labels = {0, -1, 2, 1};
   save_hdf5_dataset(data, path("negative_labels.h5"));
-  expect_bad_input(pcmsim(run_args(model_, path("negative_labels.h5"))), {"-1"});
+  expect_bad_input(pcmsim(run_args(model_, path("negative_labels.h5"), {"--limit", "0"})), {"-1"});
 }
 
 // The options are generated from the settings' field lists: every setting of the chip and the

@@ -52,7 +52,7 @@ else:
 
 # The file is complete and readable at the moment of the kill.
 with h5py.File(killed, "r") as f:
-    assert f.attrs["format"] == "pcmsim-sweep"
+    assert f.attrs["format"] == b"pcmsim-sweep"  # fixed-length strings: bytes in h5py
 done_at_kill = records_now()
 with h5py.File(killed, "r") as f:
     if "records" in f:

@@ -84,7 +84,11 @@ TEST(Dataset, IdxGzipAndPlain) {
     Dataset first = load_idx_dataset(img, lab, 5);
     EXPECT_EQ(first.size(), 5);
     EXPECT_EQ(first.images.row(4), d.images.row(4));
-    EXPECT_EQ(load_idx_dataset(img, lab, 100).size(), 12);  // limit beyond the file: all
+    // A limit beyond the file is an error naming it, never silently clamped.
+    const std::string m =
+        error_of<std::invalid_argument>([&] { load_idx_dataset(img, lab, 100); });
+    EXPECT_NE(m.find("limit = 100"), std::string::npos) << m;
+    EXPECT_NE(m.find("only 12 images"), std::string::npos) << m;
   }
 }
 
