@@ -47,7 +47,7 @@ void bind_cost(py::module_& m) {
       .def("adc_energy", &CostParams::adc_energy, py::arg("bits"),
            "J per conversion: max(adc_fom * 2**bits, adc_energy_floor).")
       ;
-  m.def("adcs_per_tile", &adcs_per_tile, py::arg("tile_cols"), py::arg("adc_columns"),
+  m.def("adcs_per_tile", &cost::adcs_per_tile, py::arg("tile_cols"), py::arg("adc_columns"),
         "ADCs of a tile: ceil(tile_cols / adc_columns).");
 
   py::class_<CostReport>(m, "CostReport",
