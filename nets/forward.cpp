@@ -445,8 +445,8 @@ void run_layernorm(MatrixF& m, const Layer& L, Index N) {
 // General per-sample transpose in the plain layout.
 MatrixF run_transpose(const MatrixF& x, Index B, const Shape& in, const std::vector<Index>& perm) {
   const Index r = in.rank(), numel = in.size();
-  std::vector<Index> in_stride(static_cast<std::size_t>(r), 1), out_dims(r), src_stride(r);
-  for (Index d = r - 2; d >= 0; --d) in_stride[d] = in_stride[d + 1] * in.dims[d + 1];
+  const std::vector<Index> in_stride = row_major_strides(in.dims);
+  std::vector<Index> out_dims(r), src_stride(r);
   for (Index d = 0; d < r; ++d) {
     out_dims[d] = in.dims[perm[d]];
     src_stride[d] = in_stride[perm[d]];
@@ -494,8 +494,7 @@ MatrixF run_pad(const MatrixF& x, Index B, const Shape& in, const Shape& out, co
       v[o] = i;
     }
   }
-  std::vector<Index> in_stride(static_cast<std::size_t>(r), 1);
-  for (Index d = r - 2; d >= 0; --d) in_stride[d] = in_stride[d + 1] * in.dims[d + 1];
+  const std::vector<Index> in_stride = row_major_strides(in.dims);
   const float fill = static_cast<float>(L.pad_value);
   MatrixF y(B, numel_out);
 #pragma omp parallel for schedule(static) if (B * numel_out >= kParallelMin)

@@ -18,11 +18,28 @@ constexpr const char* kTag = "nets::Network";
 constexpr Index kMaxDim = Index(1) << 24;
 constexpr Index kMaxValuesPerSample = Index(1) << 28;
 
-struct KindEntry {
-  LayerKind kind;
+// An enumeration's names, {value, name} per enumerator, and the two look-ups every table needs.
+template <class E>
+struct NamedValue {
+  E value;
   const char* name;
 };
-constexpr KindEntry kKinds[] = {
+
+template <class E, std::size_t N>
+std::string_view name_in(const NamedValue<E> (&table)[N], E value) {
+  for (const auto& e : table)
+    if (e.value == value) return e.name;
+  return "?";
+}
+
+template <class E, std::size_t N>
+std::optional<E> value_in(const NamedValue<E> (&table)[N], std::string_view name) {
+  for (const auto& e : table)
+    if (name == e.name) return e.value;
+  return std::nullopt;
+}
+
+constexpr NamedValue<LayerKind> kKinds[] = {
     {LayerKind::linear, "linear"},
     {LayerKind::conv2d, "conv2d"},
     {LayerKind::batchnorm1d, "batchnorm1d"},
@@ -67,18 +84,10 @@ constexpr KindEntry kKinds[] = {
     {LayerKind::reduce_mean, "reduce_mean"},
 };
 
-struct PadEntry {
-  PadMode mode;
-  const char* name;
-};
-constexpr PadEntry kPadModes[] = {
+constexpr NamedValue<PadMode> kPadModes[] = {
     {PadMode::constant, "constant"}, {PadMode::reflect, "reflect"}, {PadMode::replicate, "replicate"}};
 
-struct ActEntry {
-  Activation act;
-  const char* name;
-};
-constexpr ActEntry kActs[] = {
+constexpr NamedValue<Activation> kActs[] = {
     {Activation::none, "none"},
     {Activation::relu, "relu"},
     {Activation::relu6, "relu6"},
@@ -106,17 +115,9 @@ Index pool_out(Index in, Index k, Index s, Index p, Index d, bool ceil_mode) {
 
 }  // namespace
 
-std::string_view kind_name(LayerKind kind) {
-  for (auto& e : kKinds)
-    if (e.kind == kind) return e.name;
-  return "?";
-}
+std::string_view kind_name(LayerKind kind) { return name_in(kKinds, kind); }
 
-std::optional<LayerKind> parse_kind(std::string_view name) {
-  for (auto& e : kKinds)
-    if (name == e.name) return e.kind;
-  return std::nullopt;
-}
+std::optional<LayerKind> parse_kind(std::string_view name) { return value_in(kKinds, name); }
 
 std::string all_kind_names() {
   std::string s;
@@ -167,34 +168,26 @@ std::optional<Shape> broadcast_shapes(const Shape& a, const Shape& b) {
   return out;
 }
 
-std::string_view pad_mode_name(PadMode m) {
-  for (auto& e : kPadModes)
-    if (e.mode == m) return e.name;
-  return "?";
-}
+std::string_view pad_mode_name(PadMode m) { return name_in(kPadModes, m); }
 
-std::optional<PadMode> parse_pad_mode(std::string_view name) {
-  for (auto& e : kPadModes)
-    if (name == e.name) return e.mode;
-  return std::nullopt;
-}
+std::optional<PadMode> parse_pad_mode(std::string_view name) { return value_in(kPadModes, name); }
 
-std::string_view activation_name(Activation a) {
-  for (auto& e : kActs)
-    if (e.act == a) return e.name;
-  return "?";
-}
+std::string_view activation_name(Activation a) { return name_in(kActs, a); }
 
 std::optional<Activation> parse_activation(std::string_view name) {
-  for (auto& e : kActs)
-    if (name == e.name) return e.act;
-  return std::nullopt;
+  return value_in(kActs, name);
 }
 
 Index Tensor::numel() const {
   Index n = 1;
   for (auto d : shape) n *= d;
   return n;
+}
+
+std::vector<Index> row_major_strides(const std::vector<Index>& dims) {
+  std::vector<Index> stride(dims.size(), 1);
+  for (std::size_t d = dims.size(); d-- > 1;) stride[d - 1] = stride[d] * dims[d];
+  return stride;
 }
 
 Index Shape::size() const {

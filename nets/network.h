@@ -109,6 +109,9 @@ struct Shape {
   bool operator!=(const Shape& o) const { return dims != o.dims; }
 };
 
+// C-order (row-major) strides of `dims`, in elements: the last axis has stride 1.
+std::vector<Index> row_major_strides(const std::vector<Index>& dims);
+
 // NumPy broadcasting of two per-sample shapes (right-aligned; equal or 1); nullopt if they do
 // not broadcast.
 std::optional<Shape> broadcast_shapes(const Shape& a, const Shape& b);

@@ -537,8 +537,8 @@ void Importer::fold(const Node& n) {
     c.is_int = x.is_int;
     c.dims = len;
     const Index total = c.numel();
-    std::vector<Index> stride(static_cast<std::size_t>(r), 1), idx(static_cast<std::size_t>(r), 0);
-    for (Index d = r - 2; d >= 0; --d) stride[d] = stride[d + 1] * x.dims[d + 1];
+    const std::vector<Index> stride = row_major_strides(x.dims);
+    std::vector<Index> idx(static_cast<std::size_t>(r), 0);
     for (Index o = 0; o < total; ++o) {
       Index off = 0;
       for (Index d = 0; d < r; ++d) off += (b[d] + idx[d] * st[d]) * stride[d];
@@ -582,8 +582,8 @@ void Importer::fold(const Node& n) {
     if (static_cast<Index>(perm.size()) != r) fail(n, "perm has the wrong length");
     Const c;
     c.is_int = x.is_int;
-    std::vector<Index> stride(static_cast<std::size_t>(r), 1), idx(static_cast<std::size_t>(r), 0);
-    for (Index d = r - 2; d >= 0; --d) stride[d] = stride[d + 1] * x.dims[d + 1];
+    const std::vector<Index> stride = row_major_strides(x.dims);
+    std::vector<Index> idx(static_cast<std::size_t>(r), 0);
     std::vector<bool> seen(static_cast<std::size_t>(r), false);
     for (Index d = 0; d < r; ++d) {
       if (perm[d] < 0 || perm[d] >= r || seen[perm[d]]) fail(n, "perm is not a permutation");
