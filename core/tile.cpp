@@ -269,6 +269,22 @@ struct AdcRow {
     }
     return clipped;
   }
+
+  // run<> for a row's noise, quantiser mode (0, 1, 2) and ADC errors, chosen at run time.
+  int run_any(bool noisy, int mode, bool err, const float* a, const float* z, const float* u,
+              float* dst) const {
+    if (err) return noisy ? run_mode<true, true>(mode, a, z, u, dst)
+                          : run_mode<false, true>(mode, a, z, u, dst);
+    return noisy ? run_mode<true, false>(mode, a, z, u, dst)
+                 : run_mode<false, false>(mode, a, z, u, dst);
+  }
+
+  template <bool kNoise, bool kErr>
+  int run_mode(int mode, const float* a, const float* z, const float* u, float* dst) const {
+    return mode == 0   ? run<kNoise, 0, kErr>(a, z, u, dst)
+           : mode == 1 ? run<kNoise, 1, kErr>(a, z, u, dst)
+                       : run<kNoise, 2, kErr>(a, z, u, dst);
+  }
 };
 
 template <class Fill>
@@ -514,22 +530,7 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
           const float* z = s.rnd.data() + i * cols_;
           const float* u = s.rnd2.data() + i * cols_;
           float* dst = out.reads[r].row(ids[i]).data();
-          int clipped;
-          if (adc_err)
-            clipped = noisy ? (mode == 0   ? adc.run<true, 0, true>(a, z, u, dst)
-                               : mode == 1 ? adc.run<true, 1, true>(a, z, u, dst)
-                                           : adc.run<true, 2, true>(a, z, u, dst))
-                            : (mode == 0   ? adc.run<false, 0, true>(a, z, u, dst)
-                               : mode == 1 ? adc.run<false, 1, true>(a, z, u, dst)
-                                           : adc.run<false, 2, true>(a, z, u, dst));
-          else if (noisy)
-            clipped = mode == 0   ? adc.run<true, 0>(a, z, u, dst)
-                      : mode == 1 ? adc.run<true, 1>(a, z, u, dst)
-                                  : adc.run<true, 2>(a, z, u, dst);
-          else
-            clipped = mode == 0   ? adc.run<false, 0>(a, z, u, dst)
-                      : mode == 1 ? adc.run<false, 1>(a, z, u, dst)
-                                  : adc.run<false, 2>(a, z, u, dst);
+          const int clipped = adc.run_any(noisy, mode, adc_err, a, z, u, dst);
           if (clipped) ws.clipped_now[ids[i]] = 1;
         }
       }
