@@ -1,6 +1,6 @@
 // Wire resistance of a crossbar array (docs/ir-drop.md): the settings of the `ir_drop` group and
 // the step that turns a snapshot's conductances into the effective matrices the tile multiplies
-// by (DESIGN.md: circuit effects sit between snapshot and run).
+// by (docs/architecture.md: circuit effects sit between the snapshot and the forward).
 #pragma once
 
 #include "core/conductance_block.h"
