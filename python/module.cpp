@@ -1,5 +1,6 @@
-// The `_pcmsim` extension module: calls every binder registered with PCMSIM_BIND (one per
-// bind_<folder>.cpp) in order. The pure-Python package `pcmsim` (python/pcmsim/) re-exports it.
+// The `_pcmsim` extension module: calls every binder registered with PCMSIM_BIND (the
+// bind_*.cpp files, one or more per C++ folder) in order. The pure-Python package `pcmsim`
+// (python/pcmsim/) re-exports it.
 #include <algorithm>
 
 #include "python/bind_common.h"
