@@ -540,6 +540,21 @@ def conductance_histograms(conductances: Any, times: Optional[Sequence[float]] =
 # Accuracy over time
 
 
+def _check_errors(where: str, errors: str) -> None:
+    """The error-display choice of a plot: ValueError naming the plot and the value."""
+    if errors not in ("band", "bar", "none"):
+        raise ValueError(f"[plot.{where}] errors = {errors!r}: "
+                         "must be 'band', 'bar' or 'none'")
+
+
+def _series_axes(results: Any, by: Optional[str], ax):
+    """The curves of a plot, their styles and axes widened for a legend beside them."""
+    series = _as_series(results, by)
+    styles = series_styles(len(series))
+    fig, ax = _new_axes(ax, (6.4 + _legend_width(len(series)), 4.0))
+    return series, styles, fig, ax
+
+
 def _as_series(results: Any, by: Optional[str]) -> List[Tuple[str, Any]]:
     """[(label, table)]: a mapping of label -> table, or one table split by column `by`."""
     if isinstance(results, Mapping) and results and all(
@@ -586,12 +601,8 @@ def accuracy_vs_time(results: Any, *, by: Optional[str] = None,
     Times <= 0 cannot sit on a log axis and are left out with a warning.
     Returns the Figure (the one holding ``ax`` when given).
     """
-    if errors not in ("band", "bar", "none"):
-        raise ValueError(f"[plot.accuracy_vs_time] errors = {errors!r}: "
-                         "must be 'band', 'bar' or 'none'")
-    series = _as_series(results, by)
-    styles = series_styles(len(series))
-    fig, ax = _new_axes(ax, (6.4 + _legend_width(len(series)), 4.0))
+    _check_errors("accuracy_vs_time", errors)
+    series, styles, fig, ax = _series_axes(results, by, ax)
     all_t, all_trials = [], []
     for i, (label, table) in enumerate(series):
         if fp32 is None:
@@ -640,15 +651,11 @@ def accuracy_vs_precision(results: Any, *, x: str = "p_out", by: Optional[str] =
     errors: ``"bar"``, ``"band"`` or ``"none"`` (the 95 % CI of the mean over trials; the
         legend names it).
     """
-    if errors not in ("band", "bar", "none"):
-        raise ValueError(f"[plot.accuracy_vs_precision] errors = {errors!r}: "
-                         "must be 'band', 'bar' or 'none'")
+    _check_errors("accuracy_vs_precision", errors)
     if by is not None and len(_as_series(results, None)) == 1 and \
             by not in table_columns(results):
         by = None  # one table without that column: a single curve
-    series = _as_series(results, by)
-    styles = series_styles(len(series))
-    fig, ax = _new_axes(ax, (6.4 + _legend_width(len(series)), 4.0))
+    series, styles, fig, ax = _series_axes(results, by, ax)
     xs, all_trials = [], []
     for i, (label, table) in enumerate(series):
         if fp32 is None:
@@ -689,12 +696,8 @@ def accuracy_vs_energy(results: Any, *, energy: str = "energy_per_inference_J",
     errors: ``"bar"``, ``"band"`` or ``"none"`` (the 95 % CI of the mean over trials; the
         legend names it). Energy is drawn in µJ, on a log axis when it spans a decade.
     """
-    if errors not in ("band", "bar", "none"):
-        raise ValueError(f"[plot.accuracy_vs_energy] errors = {errors!r}: "
-                         "must be 'band', 'bar' or 'none'")
-    series = _as_series(results, by)
-    styles = series_styles(len(series))
-    fig, ax = _new_axes(ax, (6.4 + _legend_width(len(series)), 4.0))
+    _check_errors("accuracy_vs_energy", errors)
+    series, styles, fig, ax = _series_axes(results, by, ax)
     all_trials, all_x = [], []
     for i, (label, table) in enumerate(series):
         cols = table_columns(table)
