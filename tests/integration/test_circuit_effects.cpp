@@ -11,6 +11,7 @@
 
 #include "nets/forward.h"
 #include "nets/simulation.h"
+#include "tests/integration/ideal_config.h"
 
 namespace pcmsim::nets {
 namespace {
@@ -40,20 +41,6 @@ struct Fixture {
   }
 };
 
-SimulationConfig ideal_config() {
-  SimulationConfig c;
-  c.chip.tile_rows = 32;
-  c.chip.tile_cols = 32;
-  c.device.model = "ideal";
-  c.io.p_in = 0;
-  c.io.p_out = 0;
-  c.io.out_noise = 0;
-  c.io.out_bound = std::numeric_limits<double>::infinity();
-  c.gdc = false;
-  c.seed = 5;
-  return c;
-}
-
 MatrixF chip_logits(const Fixture& f, const SimulationConfig& c, int trial = 0) {
   const ProgrammedChip chip(f.net, c, trial);
   const ConverterSetup converters(chip, c);
@@ -72,7 +59,7 @@ TEST(CircuitEffects, WireResistanceMovesTheLogitsMoreAsItGrows) {
   const double scale = ref.cwiseAbs().cast<double>().mean();
   double previous = -1;
   for (double r : {0.0, 0.5, 2.0, 8.0}) {
-    SimulationConfig c = ideal_config();
+    SimulationConfig c = ideal_config(32, 32, 5);
     c.ir_drop.r_row = r;
     c.ir_drop.r_col = r;
     const double d = mean_abs_diff(chip_logits(f, c), ref) / scale;
@@ -88,7 +75,7 @@ TEST(CircuitEffects, WireResistanceMovesTheLogitsMoreAsItGrows) {
 
 TEST(CircuitEffects, WireResistanceIsPartOfTheChip) {
   const Fixture f;
-  SimulationConfig c = ideal_config();
+  SimulationConfig c = ideal_config(32, 32, 5);
   c.ir_drop.r_row = 1.0;
   const ProgrammedChip programmed(f.net, c, 0);
   SimulationConfig other = c;
@@ -113,7 +100,7 @@ TEST(CircuitEffects, WireResistanceIsPartOfTheChip) {
 
 TEST(CircuitEffects, AdcErrorsAreDrawnPerChipAndReproducible) {
   const Fixture f;
-  SimulationConfig c = ideal_config();
+  SimulationConfig c = ideal_config(32, 32, 5);
   c.io.out_bound = 100.0;
   const MatrixF ideal = chip_logits(f, c);
   c.io.adc_offset_std = 0.05;

@@ -33,6 +33,7 @@
 #include "nets/forward.h"
 #include "nets/model_io.h"
 #include "nets/simulation.h"
+#include "tests/integration/ideal_config.h"
 
 namespace pcmsim::nets {
 namespace {
@@ -61,21 +62,6 @@ TestData test_data(const Network& net, Index n) {
   return {normalized_images(data, net), data.labels};
 }
 
-// Ideal devices, converters off, no noise, no GDC: the analog product is the float product.
-SimulationConfig ideal_config(Index tile_rows, Index tile_cols) {
-  SimulationConfig c;
-  c.chip.tile_rows = tile_rows;
-  c.chip.tile_cols = tile_cols;
-  c.device.model = "ideal";
-  c.io.p_in = 0;
-  c.io.p_out = 0;
-  c.io.out_noise = 0;
-  c.io.in_noise = 0;
-  c.io.out_bound = std::numeric_limits<double>::infinity();
-  c.gdc = false;
-  c.seed = 3;
-  return c;
-}
 
 // Per-image correctness (1/0) of predictions.
 std::vector<double> correct(const std::vector<int>& pred, const std::vector<int>& labels) {
@@ -126,7 +112,7 @@ TEST_P(IdealEqualsFp32, LogitsAndPredictionsForSeveralTileSizes) {
   Index split_layers = 0;
   for (const auto& [rows, cols] : tiles) {
     SCOPED_TRACE(testing::Message() << GetParam() << " on " << rows << "x" << cols << " tiles");
-    const SimulationConfig config = ideal_config(rows, cols);
+    const SimulationConfig config = ideal_config(rows, cols, 3);
     const ProgrammedChip chip(net, config, 0);
     // The tile size must actually change how layers are cut, or the test proves little (checked
     // over the small tile sizes together: the ViT's matrices, at most 64 wide, fit 100x70).
