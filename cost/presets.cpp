@@ -11,8 +11,10 @@ const std::vector<Preset>& presets() {
       {"hermes",
        "IBM HERMES 64-core 14 nm PCM chip (Le Gallo et al., Nature Electronics 2023): 64 cores "
        "of 256x256, 8-bit PWM inputs, 8-bit outputs with one ADC per column; cost constants "
-       "calibrated to its one-phase 8-bit MVM (133 ns, 13.4 nJ)",
-       {{"tile_rows", "256"},
+       "calibrated to its one-phase 8-bit MVM (133 ns, 13.4 nJ); its measured PCM statistics "
+       "(device model hermes)",
+       {{"device_model", "hermes"},
+        {"tile_rows", "256"},
         {"tile_cols", "256"},
         {"num_tiles", "64"},
         {"p_in", "8"},

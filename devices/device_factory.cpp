@@ -17,6 +17,8 @@ const std::vector<Entry>& registry() {
   static const std::vector<Entry> entries = {
       {{"pcm", "doped-GST PCM statistics (Nandakumar 2019, Joshi 2020)"},
        [](const DeviceSpec& s) { return std::make_shared<const PcmModel>(s.pcm); }},
+      {{"hermes", "PCM statistics of IBM's HERMES chip (Le Gallo 2023), 1 or 2 devices per weight"},
+       [](const DeviceSpec& s) { return std::make_shared<const HermesModel>(s.hermes); }},
       {{"ideal", "g = g_target at all times"},
        [](const DeviceSpec& s) { return std::make_shared<const IdealModel>(s.ideal); }},
       {{"state_independent", "constant sigma_prog, nu ~ |N(0.1, 0.05)|, constant Q_s"},
@@ -75,6 +77,7 @@ void DeviceSpec::validate() const {
                                        " (model = ", entry->info.name, ")"));
   };
   only_for("read_noise_reference", pcm.read_noise_reference != d.pcm.read_noise_reference, "pcm");
+  only_for("hermes_devices", hermes.hermes_devices != d.hermes.hermes_devices, "hermes");
   const auto& si = state_independent;
   only_for("prog_noise_std", si.prog_noise_std != d.state_independent.prog_noise_std,
            "state_independent");

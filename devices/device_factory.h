@@ -10,6 +10,7 @@
 
 #include "core/settings.h"
 #include "devices/device_model.h"
+#include "devices/hermes_model.h"
 #include "devices/ideal_model.h"
 #include "devices/pcm_model.h"
 #include "devices/state_independent_model.h"
@@ -19,8 +20,9 @@ namespace pcmsim::devices {
 
 // Which model, and the parameters of each (only the chosen model's are used and validated).
 struct DeviceSpec {
-  std::string model = "pcm";  // "pcm", "ideal", "state_independent", "tabulated"
+  std::string model = "pcm";  // "pcm", "hermes", "ideal", "state_independent", "tabulated"
   PcmParams pcm;
+  HermesParams hermes;
   IdealParams ideal;
   StateIndependentParams state_independent;
   TabulatedParams tabulated;  // tabulated.table_path: the CSV or HDF5 table to read
@@ -39,45 +41,57 @@ void DeviceSpec::fields(V& v) {
   const core::Affects p = core::Affects::programming;
   v.field({"model", "", "a registered model: pcmsim device --help lists them", "device model",
            p, "device_model"}, [](S& s) -> auto& { return s.model; });
-  v.computed({"g_max", "S", "> 0 (tabulated: <= the table's largest g_target; 0 = that)",
+  v.computed({"g_max", "S",
+              "> 0 (tabulated, hermes: <= the table's / characterised largest; 0 = that)",
               "largest device conductance", p, "g_max_uS", 1e-6},
              [](const S& s) {
                return s.model == "ideal" ? s.ideal.g_max
                       : s.model == "state_independent" ? s.state_independent.g_max
-                      : s.model == "tabulated" ? s.tabulated.g_max : s.pcm.g_max;
+                      : s.model == "tabulated" ? s.tabulated.g_max
+                      : s.model == "hermes" ? s.hermes.g_max : s.pcm.g_max;
              },
              [](S& s, double g) {
-               s.pcm.g_max = s.ideal.g_max = s.state_independent.g_max = s.tabulated.g_max = g;
+               s.pcm.g_max = s.ideal.g_max = s.state_independent.g_max = s.tabulated.g_max =
+                   s.hermes.g_max = g;
              });
   // The scales and times every noisy model has (the ideal model has none).
-  const auto noisy = [&v](core::FieldInfo info, auto member_pcm, auto member_si, auto member_tab) {
+  const auto noisy = [&v](core::FieldInfo info, auto member_pcm, auto member_si, auto member_tab,
+                          auto member_hermes) {
     v.computed(info,
                [=](const S& s) {
                  return s.model == "state_independent" ? s.state_independent.*member_si
-                        : s.model == "tabulated" ? s.tabulated.*member_tab : s.pcm.*member_pcm;
+                        : s.model == "tabulated"       ? s.tabulated.*member_tab
+                        : s.model == "hermes"          ? s.hermes.*member_hermes
+                                                       : s.pcm.*member_pcm;
                },
                [=](S& s, double x) {
                  s.pcm.*member_pcm = x;
                  s.state_independent.*member_si = x;
                  s.tabulated.*member_tab = x;
+                 s.hermes.*member_hermes = x;
                });
   };
   noisy({"prog_noise_scale", "", ">= 0", "multiplies the programming noise", p},
         &PcmParams::prog_noise_scale, &StateIndependentParams::prog_noise_scale,
-        &TabulatedParams::prog_noise_scale);
+        &TabulatedParams::prog_noise_scale, &HermesParams::prog_noise_scale);
   noisy({"drift_scale", "", ">= 0", "multiplies the drift exponent", p},
         &PcmParams::drift_scale, &StateIndependentParams::drift_scale,
-        &TabulatedParams::drift_scale);
+        &TabulatedParams::drift_scale, &HermesParams::drift_scale);
   noisy({"read_noise_scale", "", ">= 0", "multiplies the 1/f read noise", p},
         &PcmParams::read_noise_scale, &StateIndependentParams::read_noise_scale,
-        &TabulatedParams::read_noise_scale);
-  noisy({"t0", "s", "> 0", "drift reference time", p}, &PcmParams::t0,
-        &StateIndependentParams::t0, &TabulatedParams::t0);
+        &TabulatedParams::read_noise_scale, &HermesParams::read_noise_scale);
+  noisy({"t0", "s", "> 0 (hermes: 0 = its characterised first read)", "drift reference time",
+         p}, &PcmParams::t0, &StateIndependentParams::t0, &TabulatedParams::t0,
+        &HermesParams::t0);
   noisy({"t_read", "s", "> 0", "read duration of the 1/f noise integral", p},
-        &PcmParams::t_read, &StateIndependentParams::t_read, &TabulatedParams::t_read);
+        &PcmParams::t_read, &StateIndependentParams::t_read, &TabulatedParams::t_read,
+        &HermesParams::t_read);
   // pcm
   v.field({"read_noise_reference", "", "", "pcm: x of the read-noise Q_s(x)", p},
           [](S& s) -> auto& { return s.pcm.read_noise_reference; });
+  // hermes
+  v.field({"hermes_devices", "", "1 or 2", "hermes: devices per weight of the characterisation",
+           p}, [](S& s) -> auto& { return s.hermes.hermes_devices; });
   // state_independent
   v.field({"prog_noise_std", "S", ">= 0", "state_independent: programming-noise std", p,
            "prog_noise_std_uS", 1e-6}, [](S& s) -> auto& { return s.state_independent.prog_noise_std; });

@@ -61,6 +61,18 @@ void bind_devices(py::module_& m) {
                   read_noise_reference_from_string,
                   "Q_s from the target (default) or the programmed conductance")
       .def("validate", &PcmParams::validate, "Raises ValueError naming the bad field.");
+  StructBinder<HermesParams>(m, "HermesParams",
+                             "PCM statistics of IBM's HERMES chip (docs/physics.md §3.4). SI "
+                             "units: siemens, seconds.")
+      .field("hermes_devices", &HermesParams::hermes_devices,
+             "devices per weight of the characterisation, 1 or 2 (2)")
+      .field("g_max", &HermesParams::g_max, "siemens; 0 = the characterised maximum")
+      .field("t0", &HermesParams::t0, "s; 0 = the characterised first read (300 / 200 s)")
+      .field("t_read", &HermesParams::t_read, "s (512e-9)")
+      .field("prog_noise_scale", &HermesParams::prog_noise_scale, "(1)")
+      .field("drift_scale", &HermesParams::drift_scale, "(1)")
+      .field("read_noise_scale", &HermesParams::read_noise_scale, "(1)")
+      .def("validate", &HermesParams::validate);
   StructBinder<IdealParams>(m, "IdealParams", "Ideal device: g = g_T at all times.")
       .field("g_max", &IdealParams::g_max, "siemens (25e-6)")
       .def("validate", &IdealParams::validate);
@@ -93,6 +105,7 @@ void bind_devices(py::module_& m) {
                            "model's are used).")
       .settings()
       .field("pcm", &DeviceSpec::pcm, "PcmParams")
+      .field("hermes", &DeviceSpec::hermes, "HermesParams")
       .field("ideal", &DeviceSpec::ideal, "IdealParams")
       .field("state_independent", &DeviceSpec::state_independent, "StateIndependentParams")
       .field("tabulated", &DeviceSpec::tabulated, "TabulatedParams")
@@ -169,7 +182,7 @@ void bind_devices(py::module_& m) {
 
   m.def("make_device_model", &model_from, py::arg("spec") = "pcm",
         "The device model named by a DeviceSpec (validated) or a model name with default "
-        "parameters: pcm, ideal, state_independent, tabulated.");
+        "parameters: pcm, hermes, ideal, state_independent, tabulated.");
   m.def("device_model_names", &device_model_names);
 
   // ---- unit cells, programming, snapshots

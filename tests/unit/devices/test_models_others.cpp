@@ -118,7 +118,8 @@ TEST(StateIndependentModel, ZeroScalesExactAndFormulas) {
 
 TEST(DeviceFactory, BuildsEveryRegisteredModel) {
   const auto names = device_model_names();
-  ASSERT_EQ(names, (std::vector<std::string>{"pcm", "ideal", "state_independent", "tabulated"}));
+  ASSERT_EQ(names, (std::vector<std::string>{"pcm", "hermes", "ideal", "state_independent",
+                                             "tabulated"}));
   for (const auto& name : {"pcm", "ideal", "state_independent"}) {
     DeviceSpec spec;
     spec.model = name;
@@ -139,7 +140,7 @@ TEST(DeviceFactory, UnknownModelListsTheKnownNames) {
   spec.model = "memristor";
   expect_invalid([&] { make_device_model(spec); },
                  {"'memristor'", "unknown", "'pcm'", "'ideal'", "'state_independent'",
-                  "'tabulated'"});
+                  "'tabulated'", "'hermes'"});
   spec.model = "tabulated";  // no table given
   expect_invalid([&] { make_device_model(spec); }, {"tabulated", "table"});
 }
