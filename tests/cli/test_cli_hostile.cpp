@@ -213,6 +213,7 @@ TEST_F(HostileCli, BadInputTable) {
       {"bench threads", {"bench", "mvm", "--threads", "1000000"}, {"--threads = 1000000"}},
       {"bench rows", {"bench", "mvm", "--rows", "100000000"}, {"--rows = 100000000"}},
       {"bench negative seed", {"bench", "mvm", "--seed", "-1"}, {"--seed", "-1"}},
+      {"bench negative wire", {"bench", "mvm", "--r-row", "-1"}, {"--r-row = -1"}},
       {"device negative seed", {"device", "--seed", "-1"}, {"--seed", "-1"}},
       {"device stray word", {"device", "--samples", "10", "20"}, {"unexpected word '20'"}},
       {"map stray word", {"map", "--model", model_, "extra"}, {"unexpected word 'extra'"}},
