@@ -210,6 +210,8 @@ TEST_F(HostileCli, BadInputTable) {
        {"unexpected word '3600'"}},
       {"trailing comma", run_args({"--t-inference", "1,"}), {"t-inference", "1,", "empty item"}},
       {"limit above the data", run_args({"--limit", "1000"}), {"limit = 1000", "64"}},
+      {"adc inl table missing", run_args({"--adc-inl-table", "/nonexistent/t.csv"}),
+       {"adc_inl_table = /nonexistent/t.csv", "cannot open"}},
       {"bench threads", {"bench", "mvm", "--threads", "1000000"}, {"--threads = 1000000"}},
       {"bench rows", {"bench", "mvm", "--rows", "100000000"}, {"--rows = 100000000"}},
       {"bench negative seed", {"bench", "mvm", "--seed", "-1"}, {"--seed", "-1"}},
