@@ -208,6 +208,24 @@ TEST(Crossbar, BadInputIsAClearError) {
   expect_error([&] { circuit::crossbar_currents(G, v, {1, 1, 0, 0}); }, "V[1, 3] = inf");
 }
 
+TEST(Crossbar, GridSolverIsTheSameForAnyThreadCountAndAgreesWithCholmod) {
+  // 96 x 80 cells: the top levels of the recursion (>= 4096 cells) run their halves as OpenMP
+  // tasks. Every block is computed whole by one thread: the bits must not depend on the count.
+  const MatrixD G = random_g(96, 80, 40);
+  const IrDropParams r{1.0, 1.0, 0, 0};
+  omp_set_num_threads(1);
+  const MatrixD one = circuit::crossbar_effective_weights(G, r, SparseSolver::schur);
+  omp_set_num_threads(2);
+  const MatrixD two = circuit::crossbar_effective_weights(G, r, SparseSolver::schur);
+  omp_set_num_threads(4);
+  const MatrixD four = circuit::crossbar_effective_weights(G, r, SparseSolver::schur);
+  EXPECT_EQ(one, two);
+  EXPECT_EQ(one, four);
+  // And the same circuit as CHOLMOD's factorisation, to rounding.
+  const MatrixD ref = circuit::crossbar_effective_weights(G, r, SparseSolver::cholmod);
+  EXPECT_LT(((one - ref).array() / ref.array()).abs().maxCoeff(), 1e-10);
+}
+
 }  // namespace
 
 namespace {
