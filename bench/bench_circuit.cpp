@@ -44,8 +44,9 @@ double seconds_since(clock_type::time_point t0) {
 void BM_EffectiveWeights(benchmark::State& state) {
   const core::Index n = state.range(0);
   const double r = state.range(1) * 1e-3;
-  const auto solver = state.range(2) == 0 ? circuit::SparseSolver::cholmod
-                                          : circuit::SparseSolver::eigen;
+  const auto solver = state.range(2) == 0   ? circuit::SparseSolver::schur
+                     : state.range(2) == 1 ? circuit::SparseSolver::cholmod
+                                           : circuit::SparseSolver::eigen;
   const core::MatrixD g = random_g(n, n, 1);
   const circuit::IrDropParams params{r, r, 0, 0};
   double solve_s = 0, gemm_s = 0;
@@ -107,8 +108,8 @@ void BM_MvmWithIrDrop(benchmark::State& state) {
 
 BENCHMARK(BM_EffectiveWeights)
     ->ArgNames({"size", "r_mohm", "solver"})
-    ->ArgsProduct({{256, 512}, {1000, 10000}, {0}})
-    ->Args({256, 1000, 1})
+    ->ArgsProduct({{256, 512}, {1000, 10000}, {0, 1}})
+    ->Args({256, 1000, 2})
     ->Iterations(2)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);

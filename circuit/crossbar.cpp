@@ -9,6 +9,7 @@
 #include <exception>
 #include <vector>
 
+#include "circuit/grid_schur.h"
 #include "core/error.h"
 
 namespace pcmsim::circuit {
@@ -126,7 +127,7 @@ void solve_blocks(const SpMat& K, const SpMat& R, SparseSolver solver, Use use) 
       use(c0, x);
     }
   };
-  if (solver == SparseSolver::cholmod) {
+  if (solver != SparseSolver::eigen) {
     Eigen::CholmodSupernodalLLT<SpMat, Eigen::Lower> llt;
     run(llt);
   } else {
@@ -235,6 +236,10 @@ MatrixD crossbar_effective_weights(const Eigen::Ref<const MatrixD>& G, const IrD
   check_g(G);
   if (r.ideal() || G.size() == 0) return G;
   const Index m = G.rows(), n = G.cols();
+  if (solver == SparseSolver::schur) {
+    if (r.r_row > 0 && r.r_col > 0) return detail::grid_schur_effective_weights(G, r);
+    solver = SparseSolver::cholmod;  // merged lines: the terminals-last factorisation below
+  }
   const NodalSystem sys(G, r);
   // The boundary is the first column of word-line nodes and the last row of bit-line nodes
   // (m + n) unless a line is tied to its source or ground; then the circuit falls apart into

@@ -22,7 +22,9 @@ namespace pcmsim::circuit {
 
 // Sparse Cholesky used for the nodal system (bench/bench_circuit.cpp compares them).
 enum class SparseSolver {
-  cholmod,  // SuiteSparse CHOLMOD, supernodal (default)
+  schur,    // nested dissection of the grid, dense Schur complements (default; docs/ir-drop.md);
+            // CHOLMOD where a zero resistance merges the nodes of a line
+  cholmod,  // SuiteSparse CHOLMOD, supernodal, the m + n terminals ordered last
   eigen,    // Eigen's SimplicialLLT with AMD ordering
 };
 
@@ -31,13 +33,13 @@ enum class SparseSolver {
 // resistance or conductance.
 core::MatrixD crossbar_effective_weights(const Eigen::Ref<const core::MatrixD>& G,
                                          const IrDropParams& r,
-                                         SparseSolver solver = SparseSolver::cholmod);
+                                         SparseSolver solver = SparseSolver::schur);
 
 // Bit-line currents (batch x n, amperes) for row voltages V (batch x m, volts, finite). Solves the
 // nodal system with the batch as right-hand sides when the batch is smaller than min(m, n), else
 // multiplies by W_eff; both exact.
 core::MatrixD crossbar_currents(const Eigen::Ref<const core::MatrixD>& G,
                                 const Eigen::Ref<const core::MatrixD>& V, const IrDropParams& r,
-                                SparseSolver solver = SparseSolver::cholmod);
+                                SparseSolver solver = SparseSolver::schur);
 
 }  // namespace pcmsim::circuit

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "circuit/ir_drop.h"
 #include "cli/command.h"
 #include "cli/util.h"
 #include "core/settings.h"
@@ -45,7 +47,11 @@ constexpr const char* kUsage =
     "in the same run, a plain Eigen float GEMM of the same shape on the same threads. Prints\n"
     "one JSON line: {\"case\", \"batch\", \"threads\", \"tiles\", \"sim_ms\", \"gemm_ms\", \"ratio\",\n"
     "\"sim_cpu_ms\", \"gemm_cpu_ms\", \"cpu_ratio\"}: medians over --repeats after one warm-up, wall\n"
-    "time and process CPU time (the latter is robust on a machine shared with other jobs).\n";
+    "time and process CPU time (the latter is robust on a machine shared with other jobs).\n"
+    "With --r-row/--r-col (wire resistance, docs/ir-drop.md) it also computes every tile's\n"
+    "effective matrices once and times the same forward on them, alternating with the ideal one;\n"
+    "the line then adds \"weff_ms\" (computing them, wall), \"ir_ms\", \"ir_cpu_ms\", \"ir_ratio\"\n"
+    "and \"ir_cpu_ratio\" (forward with IR drop / the same forward without).\n";
 
 struct TilePlacement {
   core::Index row0, col0;
@@ -78,6 +84,10 @@ int run_bench_mvm(const std::vector<std::string>& args) {
        "inference time of the conductance snapshot, seconds after programming")
       ("threads", po::value<int>(), "OpenMP threads (default: OMP_NUM_THREADS / all cores)")
       ("repeats", po::value<int>()->default_value(11), "timed repetitions, >= 1")
+      ("r-row", po::value<double>()->default_value(0.0),
+       "word-line wire resistance per cell segment, ohm (> 0 with --r-col: time IR drop too)")
+      ("r-col", po::value<double>()->default_value(0.0),
+       "bit-line wire resistance per cell segment, ohm")
       ("seed", po::value<std::string>()->default_value("1"), "random seed (0..2^64-1)");
   po::variables_map vm;
   try {
@@ -116,6 +126,15 @@ int run_bench_mvm(const std::vector<std::string>& args) {
   const double t_inf = vm["t-inference"].as<double>();
   core::require_non_negative(kWhere, "--t-inference", t_inf);
 
+  circuit::IrDropParams ir;
+  ir.r_row = vm["r-row"].as<double>();
+  ir.r_col = vm["r-col"].as<double>();
+  if (!(ir.r_row >= 0) || !std::isfinite(ir.r_row))
+    core::throw_invalid(kWhere, core::concat("--r-row = ", ir.r_row, ": must be finite and >= 0"));
+  if (!(ir.r_col >= 0) || !std::isfinite(ir.r_col))
+    core::throw_invalid(kWhere, core::concat("--r-col = ", ir.r_col, ": must be finite and >= 0"));
+  const bool with_ir = !ir.ideal();
+
   core::IoParams io;
   io.p_in = vm["p-in"].as<int>();
   io.p_out = vm["p-out"].as<int>();
@@ -142,7 +161,8 @@ int run_bench_mvm(const std::vector<std::string>& args) {
   // Program the tiles (a row/column grid) and take the snapshot at t_inference.
   core::RngKey key;
   key.seed = seed;
-  std::vector<TilePlacement> tiles;
+  std::vector<TilePlacement> tiles, tiles_ir;
+  double weff_ms = 0;
   std::uint32_t slice = 0;
   for (int r0 = 0; r0 < rows; r0 += tile_rows)
     for (int c0 = 0; c0 < cols; c0 += tile_cols, ++slice) {
@@ -153,21 +173,32 @@ int run_bench_mvm(const std::vector<std::string>& args) {
       const auto programmed = devices::program_block(targets, model, key.with_slice(slice));
       const auto block = devices::at_time(programmed, t_inf, key.with_slice(slice));
       tiles.push_back({r0, c0, std::make_unique<core::Tile>(block, io), core::TileReadout{}});
+      if (with_ir) {
+        core::ConductanceBlock dropped = block;
+        const auto t0 = std::chrono::steady_clock::now();
+        circuit::apply_ir_drop(ir, dropped);
+        weff_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                       .count();
+        tiles_ir.push_back(
+            {r0, c0, std::make_unique<core::Tile>(dropped, io), core::TileReadout{}});
+      }
     }
 
   core::LayerAccumulator acc;
   core::MatrixF y_sim, y_gemm(batch, cols);
   const core::RngKey fkey = key.with_stage(core::Stage::tile_forward);
-  auto simulate = [&] {
+  auto simulate_on = [&](std::vector<TilePlacement>& set) {
     acc.begin(batch, cols);
-    for (std::size_t t = 0; t < tiles.size(); ++t) {
-      auto& p = tiles[t];
+    for (std::size_t t = 0; t < set.size(); ++t) {
+      auto& p = set[t];
       p.tile->forward(x.middleCols(p.row0, p.tile->rows()),
                       fkey.with_slice(static_cast<std::uint32_t>(t)), p.readout);
       acc.add(p.readout, p.col0);
     }
     acc.finish(y_sim);
   };
+  auto simulate = [&] { simulate_on(tiles); };
+  auto simulate_ir = [&] { simulate_on(tiles_ir); };
   // The baseline: the same product as a plain float GEMM, the batch split into one
   // contiguous part per thread (Eigen itself is built without threads).
   auto gemm = [&] {
@@ -186,7 +217,7 @@ int run_bench_mvm(const std::vector<std::string>& args) {
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return 1e3 * ts.tv_sec + 1e-6 * ts.tv_nsec;
   };
-  std::vector<double> sim_ms, gemm_ms, sim_cpu, gemm_cpu;
+  std::vector<double> sim_ms, gemm_ms, sim_cpu, gemm_cpu, ir_ms, ir_cpu;
   auto measure = [&](auto&& f, std::vector<double>& wall, std::vector<double>& cpu) {
     const double c0 = cpu_ms();
     const auto t0 = clock::now();
@@ -195,9 +226,11 @@ int run_bench_mvm(const std::vector<std::string>& args) {
     cpu.push_back(cpu_ms() - c0);
   };
   simulate();
+  if (with_ir) simulate_ir();
   gemm();  // warm-up
   for (int r = 0; r < repeats; ++r) {
     measure(simulate, sim_ms, sim_cpu);
+    if (with_ir) measure(simulate_ir, ir_ms, ir_cpu);
     measure(gemm, gemm_ms, gemm_cpu);
   }
   const double s = median(sim_ms), g = median(gemm_ms);
@@ -210,7 +243,18 @@ int run_bench_mvm(const std::vector<std::string>& args) {
                 rows, cols, tile_rows, tile_cols, io.p_in, io.p_out, io.out_noise,
                 spec.model.c_str(), t_inf, batch, threads, tiles.size(), s, g, s / g, sc, gc,
                 sc / gc);
-  std::cout << line;
+  std::string out = line;
+  if (with_ir) {
+    const double i = median(ir_ms), ic = median(ir_cpu);
+    char extra[320];
+    std::snprintf(extra, sizeof extra,
+                  ",\"r_row\":%g,\"r_col\":%g,\"weff_ms\":%.1f,\"ir_ms\":%.4f,\"ir_cpu_ms\":%.4f,"
+                  "\"ir_ratio\":%.3f,\"ir_cpu_ratio\":%.3f}\n",
+                  ir.r_row, ir.r_col, weff_ms, i, ic, i / s, ic / sc);
+    out.resize(out.size() - 2);  // drop "}\n"
+    out += extra;
+  }
+  std::cout << out;
   return 0;
 }
 

@@ -32,6 +32,10 @@ Tile adc_off_twin(const Tile& tile, double input_range) {
   IoParams io = tile.io();
   io.p_out = 0;
   io.out_bound = std::numeric_limits<double>::infinity();
+  // The twin reads the analog outputs before any ADC: no ADC errors (an INL is relative to a
+  // full scale the twin does not have; gains and offsets are drawn on the real tile only).
+  io.adc_offset_std = io.adc_gain_std = io.adc_inl = 0.0;
+  io.adc_inl_table.clear();
   Tile twin(std::move(block), io);
   twin.set_input_range(input_range);
   return twin;

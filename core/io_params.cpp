@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/adc_transfer.h"
 #include "core/error.h"
 
 namespace pcmsim::core {
@@ -74,6 +75,17 @@ void IoParams::validate() const {
     throw_invalid(kWhere, concat("adc_inl = ", adc_inl, ": the bow is relative to the ADC full "
                                  "scale, which needs a finite out_bound (out_bound = ",
                                  out_bound, ")"));
+  if (!adc_inl_table.empty()) {
+    if (adc_inl != 0)
+      throw_invalid(kWhere, concat("adc_inl_table = ", adc_inl_table, " and adc_inl = ", adc_inl,
+                                   ": give the INL one way (the table or the bow)"));
+    if (!std::isfinite(out_bound))
+      throw_invalid(kWhere, concat("adc_inl_table = ", adc_inl_table,
+                                   ": the table is relative to the ADC full scale, which needs a "
+                                   "finite out_bound (out_bound = ",
+                                   out_bound, ")"));
+    read_adc_transfer_table(adc_inl_table);  // throws naming the file, line and value
+  }
   if (adc_columns < 1)
     throw_invalid(kWhere, concat("adc_columns = ", adc_columns, ": must be >= 1"));
 }

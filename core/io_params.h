@@ -80,6 +80,9 @@ struct IoParams {
   double adc_offset_std = 0.0;  // normalised output units, >= 0
   double adc_gain_std = 0.0;    // dimensionless, >= 0
   double adc_inl = 0.0;         // normalised output units, finite; needs a finite out_bound
+  // Or a measured INL: a CSV transfer table (core/adc_transfer.h; units of each ADC's full scale,
+  // interpolated), instead of the bow. Empty: none. validate() reads and checks it.
+  std::string adc_inl_table;
   // Columns sharing one ADC (converted one after another): they share its gain, offset and INL.
   // The cost model counts ceil(cols / adc_columns) ADCs per tile and adc_columns conversions.
   int adc_columns = 1;
@@ -95,7 +98,9 @@ struct IoParams {
   bool bound_management_active() const;  // resolves `automatic`
   int bm_rounds() const;                 // 0 when bound management is off
   int input_cycles() const;              // 1 unless bit-serial
-  bool adc_errors() const { return adc_offset_std > 0 || adc_gain_std > 0 || adc_inl != 0; }
+  bool adc_errors() const {
+    return adc_offset_std > 0 || adc_gain_std > 0 || adc_inl != 0 || !adc_inl_table.empty();
+  }
 };
 
 std::string to_string(NoiseManagement v);
@@ -156,6 +161,10 @@ void IoParams::fields(V& v) {
   v.field({"adc_inl", "", "finite", "ADC integral non-linearity: mid-scale deviation of a "
                                     "bow, 0 at full scale (normalised output units)", c},
           [](S& s) -> auto& { return s.adc_inl; });
+  v.field({"adc_inl_table", "", "CSV file", "ADC integral non-linearity as a measured transfer "
+                                            "table 'ideal,actual' in units of full scale, "
+                                            "interpolated (instead of adc_inl)", c},
+          [](S& s) -> auto& { return s.adc_inl_table; });
   v.field({"adc_columns", "", ">= 1", "columns sharing one ADC (sequential conversions; they "
                                       "share its errors)", c},
           [](S& s) -> auto& { return s.adc_columns; });

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <utility>
 
+#include "core/adc_transfer.h"
 #include "core/error.h"
 #include "core/quantiser.h"
 
@@ -75,6 +76,11 @@ TileWorkspace& TileWorkspaceHolder::get() {
 
 Tile::Tile(ConductanceBlock block, IoParams io) : io_(io) {
   io_.validate();
+  if (!io_.adc_inl_table.empty()) {
+    const AdcTransferTable t = read_adc_transfer_table(io_.adc_inl_table);
+    inl_ideal_.assign(t.ideal.begin(), t.ideal.end());
+    inl_deviation_.assign(t.deviation.begin(), t.deviation.end());
+  }
   validate_block(block);
   rows_ = block.rows();
   cols_ = block.cols();
@@ -230,7 +236,8 @@ namespace {
 // samples are consecutive.
 // One row of outputs through the output noise and the ADC: v = a + sigma*z (kNoise), clipped
 // at +-clip; kMode 0: no quantisation, 1: nearest level (ties away from zero), 2: stochastic
-// (u uniform). kErr: the ADC's transfer errors first (gain, offset, INL bow; IoParams).
+// (u uniform). kErr: the ADC's transfer errors first (gain, offset and 1: INL bow, 2: INL table;
+// IoParams).
 // Returns whether any |v| exceeded its bound. One vectorised pass.
 struct AdcRow {
   Index n;
@@ -241,17 +248,37 @@ struct AdcRow {
   float kmax;
   const float* gain = nullptr;    // kErr: per column
   const float* offset = nullptr;  // kErr: per column
-  float inl = 0;                  // kErr
+  float inl = 0;                  // kErr 1
+  const float* table_x = nullptr;  // kErr 2: the transfer table's points (full-scale units)
+  const float* table_d = nullptr;  //         and deviations there
+  Index table_n = 0;
 
-  template <bool kNoise, int kMode, bool kErr = false>
+  // The table's deviation at c in [-1, 1] (covered by the table), interpolated linearly.
+  float table_deviation(float c) const {
+    Index lo = 0, hi = table_n - 1;
+    while (hi - lo > 1) {
+      const Index mid = (lo + hi) / 2;
+      if (table_x[mid] <= c)
+        lo = mid;
+      else
+        hi = mid;
+    }
+    const float t = (c - table_x[lo]) / (table_x[hi] - table_x[lo]);
+    return table_d[lo] + t * (table_d[hi] - table_d[lo]);
+  }
+
+  template <bool kNoise, int kMode, int kErr = 0>
   int run(const float* a, const float* z, const float* u, float* dst) const {
     int clipped = 0;
     for (Index j = 0; j < n; ++j) {
       float v = a[j];
       if constexpr (kNoise) v += sigma * z[j];
-      if constexpr (kErr) {
+      if constexpr (kErr == 1) {
         const float c = fmin_fast(fmax_fast(v, -clip[j]), clip[j]) / clip[j];
         v = gain[j] * v + offset[j] + inl * (1.0f - c * c);
+      } else if constexpr (kErr == 2) {
+        const float c = fmin_fast(fmax_fast(v, -clip[j]), clip[j]) / clip[j];
+        v = gain[j] * v + offset[j] + clip[j] * table_deviation(c);
       }
       clipped |= std::fabs(v) > clip[j];
       if constexpr (kMode == 0) {
@@ -273,13 +300,14 @@ struct AdcRow {
   // run<> for a row's noise, quantiser mode (0, 1, 2) and ADC errors, chosen at run time.
   int run_any(bool noisy, int mode, bool err, const float* a, const float* z, const float* u,
               float* dst) const {
-    if (err) return noisy ? run_mode<true, true>(mode, a, z, u, dst)
-                          : run_mode<false, true>(mode, a, z, u, dst);
-    return noisy ? run_mode<true, false>(mode, a, z, u, dst)
-                 : run_mode<false, false>(mode, a, z, u, dst);
+    if (err && table_n > 0)
+      return noisy ? run_mode<true, 2>(mode, a, z, u, dst) : run_mode<false, 2>(mode, a, z, u, dst);
+    if (err)
+      return noisy ? run_mode<true, 1>(mode, a, z, u, dst) : run_mode<false, 1>(mode, a, z, u, dst);
+    return noisy ? run_mode<true, 0>(mode, a, z, u, dst) : run_mode<false, 0>(mode, a, z, u, dst);
   }
 
-  template <bool kNoise, bool kErr>
+  template <bool kNoise, int kErr>
   int run_mode(int mode, const float* a, const float* z, const float* u, float* dst) const {
     return mode == 0   ? run<kNoise, 0, kErr>(a, z, u, dst)
            : mode == 1 ? run<kNoise, 1, kErr>(a, z, u, dst)
@@ -524,7 +552,8 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
                     first_row, ids, m, cols_, s.rnd2.data());
         const AdcRow adc{cols_,    out_noise,  out_clip.data(),   out_inv_step.data(),
                          out_step.data(), out_kmax, adc_gain.data(), adc_offset.data(),
-                         static_cast<float>(io_.adc_inl)};
+                         static_cast<float>(io_.adc_inl), inl_ideal_.data(),
+                         inl_deviation_.data(), static_cast<Index>(inl_ideal_.size())};
         for (Index i = 0; i < m; ++i) {
           const float* a = acc + i * cols_;
           const float* z = s.rnd.data() + i * cols_;

@@ -156,6 +156,7 @@ class Tile {
   double input_range_ = 1.0;
   VectorF out_bounds_;  // empty = uniform io_.out_bound
   VectorF adc_gain_, adc_offset_;  // per column; empty = ideal ADCs
+  std::vector<float> inl_ideal_, inl_deviation_;  // IoParams::adc_inl_table; empty = none
 };
 
 }  // namespace pcmsim::core

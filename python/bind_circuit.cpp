@@ -31,10 +31,11 @@ MatrixD matrix_d(const py::handle& obj, const char* where, const char* name) {
 }
 
 SparseSolver solver_from(const std::string& s) {
+  if (s == "schur") return SparseSolver::schur;
   if (s == "cholmod") return SparseSolver::cholmod;
   if (s == "eigen") return SparseSolver::eigen;
   core::throw_invalid("pcmsim.crossbar", core::concat("solver = '", s,
-                                                      "': expected cholmod or eigen"));
+                                                      "': expected schur, cholmod or eigen"));
 }
 
 void bind_circuit(py::module_& m) {
@@ -59,11 +60,12 @@ void bind_circuit(py::module_& m) {
         return to_numpy(w);
       },
       py::arg("G"), py::arg("r_row"), py::arg("r_col"), py::arg("r_driver") = 0.0,
-      py::arg("r_sense") = 0.0, py::arg("solver") = "cholmod",
+      py::arg("r_sense") = 0.0, py::arg("solver") = "schur",
       "Effective conductance matrix W_eff (m x n, siemens, float64) of a crossbar with "
       "conductances G (m x n, siemens) and wire resistances in ohms: bit-line currents are "
       "V @ W_eff for any row voltages V (docs/ir-drop.md defines the circuit). All resistances "
-      "zero returns G. solver: 'cholmod' (SuiteSparse) or 'eigen'.");
+      "zero returns G. solver: 'schur' (nested dissection of the grid, dense Schur complements; "
+      "the default), 'cholmod' (SuiteSparse) or 'eigen'.");
   m.def(
       "crossbar_currents",
       [](py::object g, py::object v, double r_row, double r_col, double r_driver, double r_sense,
@@ -80,7 +82,7 @@ void bind_circuit(py::module_& m) {
         return to_numpy(i);
       },
       py::arg("G"), py::arg("V"), py::arg("r_row"), py::arg("r_col"), py::arg("r_driver") = 0.0,
-      py::arg("r_sense") = 0.0, py::arg("solver") = "cholmod",
+      py::arg("r_sense") = 0.0, py::arg("solver") = "schur",
       "Bit-line currents (batch x n, amperes, float64) of a crossbar with conductances G "
       "(m x n, siemens) driven by row voltages V (batch x m, volts), with wire resistances in "
       "ohms: the exact DC solution of the circuit of docs/ir-drop.md.");

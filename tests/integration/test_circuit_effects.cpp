@@ -112,5 +112,25 @@ TEST(CircuitEffects, AdcErrorsAreDrawnPerChipAndReproducible) {
   EXPECT_GT(mean_abs_diff(chip_logits(f, c, 1), a), 0.0);  // another chip: other ADCs
 }
 
+TEST(CircuitEffects, CalibratedRangesWorkWithAnAdcInl) {
+  // The calibration measures the analog outputs through an ADC-off twin of each tile, which has
+  // no full scale; the INL belongs to the real tile's calibrated ADCs and moves the logits.
+  const Fixture f;
+  SimulationConfig c = ideal_config(32, 32, 5);
+  c.io.p_out = 8;
+  c.io.out_bound = 10.0;
+  c.calibrate = true;
+  auto logits_of = [&](const SimulationConfig& cfg) {
+    const ProgrammedChip chip(f.net, cfg, 0);
+    const ConverterSetup converters(chip, cfg, &f.images);
+    ChipForward forward(chip, converters, chip.at(60.0));
+    return logits(f.net, f.images, forward, 64);
+  };
+  const MatrixF plain = logits_of(c);
+  c.io.adc_inl = 0.2;
+  const MatrixF bowed = logits_of(c);
+  EXPECT_GT(mean_abs_diff(bowed, plain), 1e-3);
+}
+
 }  // namespace
 }  // namespace pcmsim::nets

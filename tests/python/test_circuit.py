@@ -40,7 +40,8 @@ def test_currents_match_ngspice(case):
     direct = pcmsim.crossbar_currents(G, v[None, :], **r)[0]
     via_w = v @ pcmsim.crossbar_effective_weights(G, **r)
     eigen = pcmsim.crossbar_currents(G, v[None, :], solver="eigen", **r)[0]
-    for got in (direct, via_w, eigen):
+    cholmod = v @ pcmsim.crossbar_effective_weights(G, solver="cholmod", **r)
+    for got in (direct, via_w, eigen, cholmod):
         assert np.max(np.abs(got / want - 1)) <= 1e-6
     # The wires matter at these sizes: the ideal product is off by more than the tolerance.
     assert np.max(np.abs((v @ G) / want - 1)) > 1e-5

@@ -83,13 +83,17 @@ TEST(Crossbar, MatchesDenseNodalSolve) {
   const std::vector<Case> cases = {
       {1, 1, {1.0, 1.0, 0, 0}},     {3, 7, {0.5, 2.0, 0, 0}},    {7, 3, {2.0, 0.5, 0, 0}},
       {8, 8, {10.0, 10.0, 0, 0}},   {6, 5, {0.1, 0.1, 50, 20}},  {5, 9, {1.0, 3.0, 0, 100}},
+      // Larger than one leaf of the grid solver (16 cells): several levels of merges, odd halves.
+      {12, 20, {1.0, 1.0, 0, 0}},   {17, 9, {0.1, 5.0, 30, 0}},  {1, 40, {2.0, 2.0, 0, 0}},
+      {33, 1, {2.0, 0.5, 10, 10}},
   };
   unsigned seed = 1;
   for (const Case& c : cases) {
     const MatrixD G = random_g(c.m, c.n, seed++);
     const MatrixD V = random_v(4, c.m, seed++);
     const MatrixD want = dense_currents(G, V, c.r);
-    for (SparseSolver solver : {SparseSolver::cholmod, SparseSolver::eigen}) {
+    for (SparseSolver solver :
+         {SparseSolver::schur, SparseSolver::cholmod, SparseSolver::eigen}) {
       // Solving the batch directly and going through W_eff are two paths to the same currents;
       // both must agree with the dense LU to rounding (conditioning ~ (n g_wire / G)^1 ~ 1e6).
       const MatrixD direct = circuit::crossbar_currents(G, V.topRows(1), c.r, solver);
@@ -202,6 +206,24 @@ TEST(Crossbar, BadInputIsAClearError) {
   MatrixD v = random_v(2, 4, 1);
   v(1, 3) = inf;
   expect_error([&] { circuit::crossbar_currents(G, v, {1, 1, 0, 0}); }, "V[1, 3] = inf");
+}
+
+TEST(Crossbar, GridSolverIsTheSameForAnyThreadCountAndAgreesWithCholmod) {
+  // 96 x 80 cells: the top levels of the recursion (>= 4096 cells) run their halves as OpenMP
+  // tasks. Every block is computed whole by one thread: the bits must not depend on the count.
+  const MatrixD G = random_g(96, 80, 40);
+  const IrDropParams r{1.0, 1.0, 0, 0};
+  omp_set_num_threads(1);
+  const MatrixD one = circuit::crossbar_effective_weights(G, r, SparseSolver::schur);
+  omp_set_num_threads(2);
+  const MatrixD two = circuit::crossbar_effective_weights(G, r, SparseSolver::schur);
+  omp_set_num_threads(4);
+  const MatrixD four = circuit::crossbar_effective_weights(G, r, SparseSolver::schur);
+  EXPECT_EQ(one, two);
+  EXPECT_EQ(one, four);
+  // And the same circuit as CHOLMOD's factorisation, to rounding.
+  const MatrixD ref = circuit::crossbar_effective_weights(G, r, SparseSolver::cholmod);
+  EXPECT_LT(((one - ref).array() / ref.array()).abs().maxCoeff(), 1e-10);
 }
 
 }  // namespace

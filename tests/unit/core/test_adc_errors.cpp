@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <limits>
+#include <string>
 
 #include "core/io_params.h"
 #include "core/tile.h"
@@ -28,6 +30,26 @@ IoParams linear_io() {
   IoParams io = ideal_io();
   io.out_bound = 4.0;
   return io;
+}
+
+// Writes `text` to a file in the test's temporary folder and returns its path.
+std::string write_table(const std::string& name, const std::string& text) {
+  const std::string path = ::testing::TempDir() + "adc_inl_" + name + ".csv";
+  std::ofstream(path) << text;
+  return path;
+}
+
+// A transfer table of n + 1 evenly spaced points over [-1, 1], actual = f(ideal).
+template <class F>
+std::string table_of(const std::string& name, int n, F f) {
+  std::string text = "# test table\nideal,actual\n";
+  for (int k = 0; k <= n; ++k) {
+    const double x = -1.0 + 2.0 * k / n;
+    char row[64];
+    std::snprintf(row, sizeof row, "%.17g,%.17g\n", x, f(x));
+    text += row;
+  }
+  return write_table(name, text);
 }
 
 }  // namespace
@@ -165,4 +187,97 @@ TEST(AdcErrors, BadSettingsNameTheField) {
         io.adc_inl = 0.1;
       },
       "needs a finite out_bound");
+}
+
+TEST(AdcErrors, IdentityInlTableGivesTheIdealAdcBitForBit) {
+  // The default converters with their noise: the table path must not change a single bit.
+  const auto block = random_block(24, 16, 1, 11);
+  const MatrixF x = random_input(20, 24, 12);
+  IoParams io;
+  Tile plain(block, io);
+  io.adc_inl_table = table_of("identity", 7, [](double v) { return v; });
+  Tile table(block, io);
+  TileReadout a, b;
+  plain.forward(x, RngKey{}, a);
+  table.forward(x, RngKey{}, b);
+  EXPECT_EQ(a.reads[0], b.reads[0]);
+}
+
+TEST(AdcErrors, BowedInlTableIsTheParametricBow) {
+  // adc_inl = 0.3 on full scale B = 4 is the transfer actual = x + (0.3 / 4)(1 - x^2): a table
+  // of it, 2001 points, interpolates the parabola to within 0.3 h^2 / 4 = 7.5e-8 (h = 1e-3).
+  const auto block = random_block(20, 12, 1, 13);
+  const MatrixF x = random_input(64, 20, 14, -3.0f, 3.0f);
+  const double inl = 0.3, B = 4.0;
+  const std::string path =
+      table_of("bow", 2000, [&](double v) { return v + inl / B * (1 - v * v); });
+  IoParams bow = linear_io();
+  bow.adc_inl = inl;
+  IoParams table = linear_io();
+  table.adc_inl_table = path;
+  TileReadout a, b;
+  Tile(block, bow).forward(x, RngKey{}, a);
+  Tile(block, table).forward(x, RngKey{}, b);
+  const float diff = (a.reads[0] - b.reads[0]).cwiseAbs().maxCoeff();
+  EXPECT_LT(diff, 2e-6f);
+  // Ideal reads differ from these by up to inl: the comparison can fail.
+  TileReadout ideal;
+  Tile(block, linear_io()).forward(x, RngKey{}, ideal);
+  EXPECT_GT((ideal.reads[0] - b.reads[0]).cwiseAbs().maxCoeff(), 0.1f);
+  // With 8-bit quantisation (no noise) the codes agree except where the tiny interpolation
+  // error crosses a decision threshold: at most one step apart, and rarely.
+  IoParams q_bow = bow, q_table = table;
+  q_bow.p_out = q_table.p_out = 8;
+  const MatrixF xq = random_input(512, 20, 15, -3.0f, 3.0f);
+  Tile(block, q_bow).forward(xq, RngKey{}, a);
+  Tile(block, q_table).forward(xq, RngKey{}, b);
+  const float step = float(B / 127);
+  const MatrixF d = (a.reads[0] - b.reads[0]).cwiseAbs();
+  EXPECT_LE(d.maxCoeff(), step * 1.001f);
+  EXPECT_LE((d.array() > 0).count(), a.reads[0].size() / 1000);
+}
+
+TEST(AdcErrors, InlTableIsInUnitsOfFullScale) {
+  // Three points: deviation 0 at -1, +0.1 at 0, 0 at 1 (a tent): read at 0, B/2, -B/2, B with
+  // B = 4 the ADC adds 0.4, 0.2, 0.2, 0.
+  MatrixF w(1, 1);
+  w(0, 0) = 1.0f;
+  IoParams io = linear_io();
+  io.adc_inl_table = write_table("tent", "ideal,actual\n-1,-1\n0,0.1\n1,1\n");
+  Tile tile(pair_block(w), io);
+  MatrixF x(4, 1);
+  x << 0.0f, 2.0f, -2.0f, 4.0f;
+  TileReadout out;
+  tile.forward(x, RngKey{}, out);
+  EXPECT_NEAR(out.reads[0](0, 0), 0.4, 1e-6);
+  EXPECT_NEAR(out.reads[0](1, 0), 2.2, 1e-6);
+  EXPECT_NEAR(out.reads[0](2, 0), -1.8, 1e-6);
+  EXPECT_NEAR(out.reads[0](3, 0), 4.0, 1e-6);
+}
+
+TEST(AdcErrors, BadInlTablesNameTheFileLineAndValue) {
+  auto expect_bad = [](const std::string& path, const std::string& needle) {
+    IoParams io;
+    io.adc_inl_table = path;
+    try {
+      io.validate();
+      ADD_FAILURE() << "no error for " << needle;
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_bad(::testing::TempDir() + "no_such_table.csv", "cannot open");
+  expect_bad(write_table("header", "x,y\n-1,-1\n1,1\n"), "expected 'ideal,actual'");
+  expect_bad(write_table("number", "ideal,actual\n-1,-1\n0,abc\n1,1\n"),
+             ":3: actual = 'abc' is not a finite number");
+  expect_bad(write_table("order", "ideal,actual\n-1,-1\n0.5,0.5\n0.5,0.6\n1,1\n"),
+             ":4: ideal = 0.5: must be strictly increasing");
+  expect_bad(write_table("cover", "ideal,actual\n-1,-1\n0.9,0.9\n"), "cover the full scale");
+  expect_bad(write_table("fields", "ideal,actual\n-1,-1,3\n1,1\n"), ":2: 3 fields");
+  expect_bad(write_table("large", "ideal,actual\n-1,-1\n1,3\n"), ":3: actual = 3");
+  expect_bad(write_table("empty", "# nothing\n"), "empty");
+  IoParams both;
+  both.adc_inl = 0.1;
+  both.adc_inl_table = write_table("ok", "ideal,actual\n-1,-1\n1,1\n");
+  EXPECT_THROW(both.validate(), std::invalid_argument);
 }
