@@ -201,7 +201,7 @@ int tune_main(const std::vector<std::string>& args) {
             << result.evaluations << " accuracies computed, " << store.records()
             << " journalled)\n";
   if (!result.feasible)
-    std::cout << "note: even the baseline (every tuned layer at " << best.label
+    std::cout << "note: even the baseline (" << best.label
               << ") misses the budget on the validation images (drop bound " << best.drop_bound
               << " points); it is reported unchanged\n";
   std::cout << "\nchosen assignment (" << best.phase << ": " << best.label << "), validation "
