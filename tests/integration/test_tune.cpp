@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <set>
 
 #include "h5/hdf5_io.h"
 #include "nets/dataset.h"
@@ -162,6 +163,25 @@ TEST(Tune, RejectsBadOptions) {
   layers.tune_layers = {"fc3", "fc1"};
   EXPECT_EQ(tuned_layers(net, SimulationConfig{}, layers),
             (std::vector<std::string>{"fc1", "fc3"}));
+}
+
+TEST(Tune, SettingsAreUniqueOptionsAndSurviveTheirTextForm) {
+  std::set<std::string> names;
+  for (const auto& s : core::settings<SimulationConfig>()) names.insert(s.info.external_name());
+  for (const auto& s : core::settings<EvaluationOptions>()) names.insert(s.info.external_name());
+  for (const auto& s : core::settings<cost::CostParams>()) names.insert(s.info.external_name());
+  TuneOptions unusual;
+  unusual.budget = 0.25;
+  unusual.candidate_bits = {7, 5, 3};
+  unusual.uniform_bits = {};
+  unusual.tune_layers = {"fc1", "fc2"};
+  unusual.validation_images = 77;
+  TuneOptions copy;
+  for (const auto& s : core::settings<TuneOptions>()) {
+    EXPECT_TRUE(names.insert(s.info.external_name()).second) << s.info.external_name();
+    s.set_text(copy, s.text(unusual));
+    EXPECT_EQ(s.text(copy), s.text(unusual)) << s.name();
+  }
 }
 
 TEST(TuneStore, JournalSurvivesATornLineAndRefusesAnotherSearch) {
