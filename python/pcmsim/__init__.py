@@ -401,7 +401,7 @@ def read_tune(path):
             if isinstance(v, _np.ndarray):
                 out[k] = [text(x) for x in v.tolist()]
             elif isinstance(v, _np.generic):
-                out[k] = v.item()
+                out[k] = text(v.item())
             else:
                 out[k] = text(v)
         for group in ("candidates", "test"):
