@@ -19,6 +19,7 @@
 #include "h5/hdf5_io.h"
 #include "h5/settings_io.h"
 #include "nets/evaluation.h"
+#include "nets/journal.h"
 #include "nets/results.h"
 
 namespace pcmsim::nets {
@@ -30,29 +31,6 @@ using core::concat;
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-std::uint64_t fnv1a(const std::string& text) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-// fsync a file or folder by path; failures are errors (a sweep must not believe data is safe).
-void fsync_path(const std::string& path, bool directory) {
-  const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-  if (fd < 0) core::throw_io(kTag, concat("cannot open '", path, "' to sync it"));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0 && !directory) core::throw_io(kTag, concat("fsync of '", path, "' failed"));
-}
-
-std::string folder_of(const std::string& path) {
-  const std::filesystem::path dir = std::filesystem::absolute(path).parent_path();
-  return dir.string();
 }
 
 }  // namespace
@@ -78,18 +56,11 @@ void SweepStore::check_writable() const { check_results_path(path_, kTag); }
 
 void SweepStore::lock() {
   const std::string lock_path = path_ + ".lock";
-  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) core::throw_io(kTag, concat("cannot create the lock file '", lock_path, "'"));
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    ::close(fd);
-    core::throw_invalid(kTag, concat("results file '", path_, "': another pcmsim sweep is "
-                                     "writing it (it holds '", lock_path, "'); wait for it to "
-                                     "finish, or give another --out"));
-  }
-  lock_ = std::shared_ptr<void>(nullptr, [fd, lock_path](void*) {
-    std::remove(lock_path.c_str());
-    ::close(fd);
-  });
+  lock_ = journal::lock(lock_path,
+                        concat("results file '", path_, "': another pcmsim sweep is writing it "
+                               "(it holds '", lock_path, "'); wait for it to finish, or give "
+                               "another --out"),
+                        kTag);
 }
 
 void SweepStore::load_existing() {
@@ -115,35 +86,18 @@ void SweepStore::load_existing() {
       }
     }
   }
-  const std::string journal = path_ + ".journal";
-  if (std::filesystem::exists(journal)) {
-    std::ifstream in(journal, std::ios::binary);
-    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::size_t pos = 0;
-    bool header = true;
-    while (pos < content.size()) {
-      const std::size_t end = content.find('\n', pos);
-      if (end == std::string::npos) break;  // torn last line (killed while appending)
-      const std::string line = content.substr(pos, end - pos);
-      pos = end + 1;
-      if (header) {
-        header = false;
-        char expect[64];
-        std::snprintf(expect, sizeof expect, "pcmsim-sweep-journal %016llx",
-                      static_cast<unsigned long long>(fnv1a(meta_.fingerprint)));
-        if (line != expect)
-          core::throw_invalid(kTag, concat("'", journal, "' belongs to another sweep"));
-        continue;
-      }
-      long long point = 0;
-      int trial = 0;
-      double acc = 0;
-      char tail = 0;
-      if (std::sscanf(line.c_str(), "r %lld %d %la%c", &point, &trial, &acc, &tail) != 3 ||
-          point < 0 || point >= grid_.size() || trial < 0 || trial >= meta_.trials)
-        core::throw_invalid(kTag, concat("'", journal, "': malformed line '", line, "'"));
-      records_[{point, trial}] = acc;
-    }
+  const std::string journal_path = path_ + ".journal";
+  for (const std::string& line :
+       journal::read(journal_path, journal::header("pcmsim-sweep-journal", meta_.fingerprint),
+                     "sweep", kTag)) {
+    long long point = 0;
+    int trial = 0;
+    double acc = 0;
+    char tail = 0;
+    if (std::sscanf(line.c_str(), "r %lld %d %la%c", &point, &trial, &acc, &tail) != 3 ||
+        point < 0 || point >= grid_.size() || trial < 0 || trial >= meta_.trials)
+      core::throw_invalid(kTag, concat("'", journal_path, "': malformed line '", line, "'"));
+    records_[{point, trial}] = acc;
   }
 }
 
@@ -162,36 +116,15 @@ std::int64_t SweepStore::finished_points() const {
 }
 
 void SweepStore::append_journal(const std::vector<TrialRecord>& records) {
-  const std::string journal = path_ + ".journal";
-  const bool fresh = !std::filesystem::exists(journal);
   std::string text;
-  if (fresh) {
-    char header[64];
-    std::snprintf(header, sizeof header, "pcmsim-sweep-journal %016llx\n",
-                  static_cast<unsigned long long>(fnv1a(meta_.fingerprint)));
-    text = header;
-  }
   for (const TrialRecord& r : records) {
     char line[96];
     std::snprintf(line, sizeof line, "r %lld %d %a\n", static_cast<long long>(r.point), r.trial,
                   r.accuracy);
     text += line;
   }
-  const int fd = ::open(journal.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  if (fd < 0) core::throw_io(kTag, concat("cannot open the journal '", journal, "'"));
-  std::size_t written = 0;
-  while (written < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
-    if (n <= 0) {
-      ::close(fd);
-      core::throw_io(kTag, concat("writing the journal '", journal, "' failed"));
-    }
-    written += static_cast<std::size_t>(n);
-  }
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) core::throw_io(kTag, concat("fsync of the journal '", journal, "' failed"));
-  if (fresh) fsync_path(folder_of(journal), true);
+  journal::append(path_ + ".journal", journal::header("pcmsim-sweep-journal", meta_.fingerprint),
+                  text, kTag);
 }
 
 void SweepStore::add(const std::vector<TrialRecord>& records) {
@@ -343,16 +276,11 @@ void SweepStore::write_file() {
     }
     file.flush();
     file.close();
-    fsync_path(partial, false);
   } catch (...) {
     std::remove(partial.c_str());
     throw;
   }
-  if (std::rename(partial.c_str(), path_.c_str()) != 0) {
-    std::remove(partial.c_str());
-    core::throw_io(kTag, concat("cannot move the finished file to '", path_, "'"));
-  }
-  fsync_path(folder_of(path_), true);
+  journal::commit(partial, path_, kTag);
   // FILE now holds every record: the journal can start again.
   std::remove((path_ + ".journal").c_str());
 

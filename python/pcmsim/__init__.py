@@ -332,3 +332,84 @@ def accuracy(network, data="fashion-mnist:t10k", labels=None, *, limit=0, batch_
     images, y, _ = _data(net, data, labels, limit, "accuracy")
     pred = _pcmsim.fp32_predict(net, as_float32(images), batch_size)
     return float(_np.mean(pred == y))
+
+
+def tune(network, validation_data="fashion-mnist:train", data="fashion-mnist:t10k", *,
+         validation_labels=None, labels=None, limit=0, config=None, cost_params=None,
+         options=None, trials=3, t_inference=86400.0, batch_size=256, calibration_images=256,
+         calibration_data="fashion-mnist:train", progress=None, **option_fields):
+    """The mixed-precision search of ``pcmsim tune`` (docs/tune.md): per-layer converter bits
+    (p_in, p_out) of least energy per inference whose accuracy at ``t_inference`` stays within
+    ``budget`` points of FP32 (one-sided 95 % lower confidence bound over ``trials``), searched
+    on the last ``validation_images`` images of ``validation_data`` (the training set), then
+    measured with the uniform points on ``data`` (first ``limit`` images; None: no test phase).
+
+    network: a Network or model path. validation_data / data: a spec, a Dataset, or normalised
+    images with ``validation_labels`` / ``labels``. options: TuneOptions; its fields may be given
+    as keywords (budget=1.0, candidate_bits=[8, 6, 5, 4, 3], uniform_bits=[8, 6, 4],
+    tune_layers=[], validation_images=1000). config: SimulationConfig; cost_params: CostParams.
+
+    Returns a TuneResult (``candidates``, ``best``, ``test``, ``layer_precision_option``, ...).
+    Not journalled: use ``pcmsim tune --out`` for a resumable search.
+    """
+    net = _network(network)
+    config = config if config is not None else SimulationConfig()
+    options = options.copy() if options is not None else TuneOptions()
+    for key, value in option_fields.items():
+        if not hasattr(options, key):
+            raise TypeError(f"[pcmsim.tune] unknown keyword '{key}'")
+        setattr(options, key, value)
+    options.validate()
+    evaluation = EvaluationOptions(trials=trials, t_inference=[float(t_inference)],
+                                   batch_size=batch_size, calibration_images=calibration_images)
+    evaluation.validate()
+    val, val_y, _ = _data(net, validation_data, validation_labels, 0, "tune")
+    n = int(options.validation_images)
+    if n > len(val):
+        raise ValueError(f"[pcmsim.tune] validation_images = {n}: the validation data hold only "
+                         f"{len(val)} images")
+    val, val_y = _np.ascontiguousarray(val[-n:]), _np.asarray(val_y)[-n:]
+    test = test_y = None
+    if data is not None:
+        test, test_y, _ = _data(net, data, labels, limit, "tune")
+    calibration = None
+    if config.calibrate:
+        calibration, _, _ = _data(net, calibration_data, None, calibration_images, "tune",
+                                  "calibration_images")
+    cost_params = cost_params if cost_params is not None else CostParams()
+    return tune_result(net, val, val_y, test, test_y, config, evaluation, options, cost_params,
+                       calibration, progress)
+
+
+def read_tune(path):
+    """A ``pcmsim tune`` results file as a dict: attributes (``budget``, ``layer_precision``,
+    ``run_options``, ``fp32_validation_accuracy``, ``fp32_test_accuracy``, ...) and the tables
+    ``candidates`` (every validation candidate: phase, label, layer_precision,
+    energy_per_inference_J, acc_mean, acc_std, ci95_low, ci95_high, drop_mean, drop_bound,
+    within_budget, accepted, pareto), ``test`` and ``pareto`` (indices into candidates, by
+    energy). Needs h5py."""
+    import h5py
+
+    def text(v):
+        return v.decode() if isinstance(v, bytes) else v
+
+    out = {}
+    with h5py.File(path, "r") as f:
+        if text(f.attrs.get("format", "")) != "pcmsim-tune":
+            raise ValueError(f"[pcmsim.read_tune] {path}: not a pcmsim-tune results file")
+        for k, v in f.attrs.items():
+            if isinstance(v, _np.ndarray):
+                out[k] = [text(x) for x in v.tolist()]
+            elif isinstance(v, _np.generic):
+                out[k] = text(v.item())
+            else:
+                out[k] = text(v)
+        for group in ("candidates", "test"):
+            if group in f:
+                cols = {}
+                for k, d in f[group].items():
+                    a = d[()]
+                    cols[k] = [text(x) for x in a] if a.dtype.kind in "OS" else a
+                out[group] = cols
+        out["pareto"] = f["pareto/index"][()] if "pareto" in f else _np.zeros(0, dtype=int)
+    return out

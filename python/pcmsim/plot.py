@@ -48,6 +48,7 @@ __all__ = [
     "accuracy_vs_time",
     "accuracy_vs_precision",
     "accuracy_vs_energy",
+    "tune_pareto",
     "precision_heatmap",
     "tile_utilisation_map",
     "format_time",
@@ -749,6 +750,88 @@ def accuracy_vs_energy(results: Any, *, energy: str = "energy_per_inference_J",
     if title:
         ax.set_title(title)
     _legend(ax, _note_handle(errors, np.concatenate(all_trials) if all_trials else []))
+    return fig
+
+
+def tune_pareto(results: Any, *, errors: str = "bar", ax=None,
+                title: Optional[str] = None) -> Figure:
+    """The mixed-precision search of ``pcmsim tune`` (docs/tune.md): validation accuracy
+    against energy per inference of every evaluated assignment (grey), the Pareto front (line),
+    the uniform precisions, the chosen assignment (star), the test-set measurements (hollow),
+    the FP32 accuracy and the budget (FP32 − budget on the validation images).
+
+    results: a results file path (.h5, needs h5py) or the dict of ``pcmsim.read_tune``.
+    errors: ``"bar"`` or ``"none"``: the 95 % CI of the mean over the trials (Student t), as the
+        legend says. Energy in µJ.
+    """
+    _check_errors("tune_pareto", errors)
+    if errors == "band":
+        raise ValueError("[plot.tune_pareto] errors = 'band': scattered candidates take 'bar' "
+                         "or 'none'")
+    if not isinstance(results, Mapping):
+        from pcmsim import read_tune  # noqa: WPS433 (imported on use: needs the module)
+        results = read_tune(str(results))
+    cand = results["candidates"]
+    fig, ax = _new_axes(ax, (7.0, 4.8))
+    e = np.asarray(cand["energy_per_inference_J"], dtype=float) * 1e6
+    m = np.asarray(cand["acc_mean"], dtype=float) * 100
+    lo = np.asarray(cand["ci95_low"], dtype=float) * 100
+    hi = np.asarray(cand["ci95_high"], dtype=float) * 100
+    trials = int(results.get("trials", 0))
+    phase = list(cand["phase"])
+    labels = list(cand["label"])
+
+    def bars(sel, **style):
+        x, y = e[sel], m[sel]
+        yerr = None
+        if errors == "bar" and trials > 1:
+            yerr = np.maximum([y - lo[sel], hi[sel] - y], 0.0)
+        return ax.errorbar(x, y, yerr=yerr, capsize=2, ls="none", **style)
+
+    searched = np.array([p not in ("uniform",) for p in phase])
+    bars(searched, color="0.6", marker="o", markersize=4, label="searched assignments")
+    front = np.asarray(results.get("pareto", []), dtype=int)
+    if front.size:
+        ax.plot(e[front], m[front], color="C0", lw=1.5, marker="o", markersize=5,
+                label="Pareto front (validation)")
+    for k, i in enumerate([i for i, p in enumerate(phase) if p == "uniform"]):
+        bars(np.array([i]), color=f"C{(k + 1) % 10}", marker="s", markersize=7, label=labels[i])
+    best = int(results.get("chosen", -1))
+    if 0 <= best < len(e):
+        ax.plot(e[best], m[best], marker="*", color="C3", markersize=16, ls="none",
+                label="chosen (validation)")
+    test = results.get("test")
+    if test:
+        te = np.asarray(test["energy_per_inference_J"], dtype=float) * 1e6
+        tm = np.asarray(test["acc_mean"], dtype=float) * 100
+        tlo = np.asarray(test["ci95_low"], dtype=float) * 100
+        thi = np.asarray(test["ci95_high"], dtype=float) * 100
+        yerr = np.maximum([tm - tlo, thi - tm], 0.0) if errors == "bar" and trials > 1 else None
+        ax.errorbar(te, tm, yerr=yerr, capsize=2, ls="none", marker="D", mfc="none",
+                    color="k", markersize=6, label="test set (tuned, uniform)")
+        for x, y, text in zip(te, tm, test["label"]):
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(5, -10),
+                        fontsize="x-small")
+    fp32 = results.get("fp32_validation_accuracy")
+    if fp32 is not None and fp32 >= 0:
+        ax.axhline(fp32 * 100, color="k", ls="--", lw=1,
+                   label=f"FP32, validation ({fp32 * 100:.2f} %)")
+        budget = results.get("budget")
+        if budget is not None:
+            ax.axhline(fp32 * 100 - budget, color="C3", ls=":", lw=1.2,
+                       label=f"budget: FP32 − {budget:g} points")
+    fp32_test = results.get("fp32_test_accuracy")
+    if fp32_test is not None and fp32_test >= 0:
+        ax.axhline(fp32_test * 100, color="0.4", ls="-.", lw=1,
+                   label=f"FP32, test ({fp32_test * 100:.2f} %)")
+    if e.size and e.max() > 10 * e.min():
+        ax.set_xscale("log")
+    ax.set_xlabel("energy per inference (µJ)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.grid(True, alpha=0.3, which="both")
+    ax.set_title(title or f"pcmsim tune: {results.get('model', '')}, "
+                 f"t = {format_time(float(results.get('t_inference', 0)))}")
+    _legend(ax, _note_handle(errors, np.full(1, trials)))
     return fig
 
 

@@ -560,11 +560,25 @@ def _has_layout() -> bool:
     return (major, minor) >= (3, 5)
 
 
+def _is_tune_file(path: str) -> bool:
+    """Whether ``path`` is the HDF5 results file of ``pcmsim tune``."""
+    if not path.endswith((".h5", ".hdf5")):
+        return False
+    try:
+        import h5py
+        with h5py.File(path, "r") as f:
+            kind = f.attrs.get("format", "")
+            return (kind.decode() if isinstance(kind, bytes) else kind) == "pcmsim-tune"
+    except (ImportError, OSError):
+        return False
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python3 -m pcmsim.plot",
         description="Plot a pcmsim sweep (or run) results file: accuracy vs time with 95 % CI "
-                    "bands when time is swept, else a heatmap of two axes or a curve of one.")
+                    "bands when time is swept, else a heatmap of two axes or a curve of one; "
+                    "a pcmsim tune file: accuracy vs energy with the Pareto front.")
     parser.add_argument("results", help="results file of pcmsim sweep or pcmsim run: the "
                         "HDF5 file (--out) or the CSV view beside it")
     parser.add_argument("-o", "--out", default=None, help="figure file (PNG, PDF, SVG); "
@@ -574,8 +588,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--dpi", type=int, default=150)
     args = parser.parse_args(argv)
     try:
-        res = load_results(args.results)
-        fig = figure_for(res, args.heatmap.split(",") if args.heatmap else None)
+        if _is_tune_file(args.results):  # pcmsim tune: the Pareto plot (docs/tune.md)
+            from pcmsim.plot import tune_pareto  # noqa: WPS433
+            fig = tune_pareto(args.results)
+        else:
+            res = load_results(args.results)
+            fig = figure_for(res, args.heatmap.split(",") if args.heatmap else None)
     except (OSError, ValueError, KeyError) as e:
         print(f"plot_results: error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,396 @@
+// The mixed-precision search (nets/tune.h, docs/tune.md).
+#include "nets/tune.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <set>
+
+#include "core/error.h"
+#include "mapping/mapping_plan.h"
+#include "nets/cost_input.h"
+
+namespace pcmsim::nets {
+namespace {
+
+constexpr const char* kTag = "nets::tune";
+using core::concat;
+using Assignment = std::map<std::string, LayerPrecision>;
+
+// The bits of a list, checked: integers 2..16, descending, without repeats.
+std::vector<int> bit_list(const std::vector<double>& values, const char* name, bool need_one) {
+  if (need_one && values.empty())
+    core::throw_invalid(kTag, concat(name, " is empty: give at least one number of bits"));
+  std::set<int, std::greater<int>> bits;
+  for (double v : values) {
+    if (!(v >= 2 && v <= 16) || v != std::floor(v))
+      core::throw_invalid(kTag, concat(name, " = ", v, ": must be an integer number of bits in "
+                                       "2..16"));
+    bits.insert(static_cast<int>(v));
+  }
+  return {bits.begin(), bits.end()};
+}
+
+}  // namespace
+
+double student_t_95(int dof) {
+  if (dof < 1) core::throw_invalid(kTag, concat("student_t_95: dof = ", dof, ": must be >= 1"));
+  static const double table[30] = {
+      6.31375151, 2.91998558, 2.35336343, 2.13184679, 2.01504837, 1.94318028, 1.89457861,
+      1.85954804, 1.83311293, 1.81246112, 1.79588482, 1.78228756, 1.77093340, 1.76131014,
+      1.75305036, 1.74588368, 1.73960673, 1.73406361, 1.72913281, 1.72471824, 1.72074290,
+      1.71714437, 1.71387153, 1.71088208, 1.70814076, 1.70561792, 1.70328845, 1.70113093,
+      1.69912703, 1.69726089};
+  if (dof <= 30) return table[dof - 1];
+  // Cornish-Fisher expansion around the normal quantile (error < 1e-5 for dof > 30).
+  const double z = 1.6448536269514722, v = dof;
+  const double z3 = z * z * z, z5 = z3 * z * z, z7 = z5 * z * z;
+  return z + (z3 + z) / (4 * v) + (5 * z5 + 16 * z3 + 3 * z) / (96 * v * v) +
+         (3 * z7 + 19 * z5 + 17 * z3 - 15 * z) / (384 * v * v * v);
+}
+
+double accuracy_lower_bound(const std::vector<double>& accuracy) {
+  const PointSummary s = summarize(accuracy);
+  if (accuracy.size() < 2) return s.mean;
+  const double n = static_cast<double>(accuracy.size());
+  return s.mean - student_t_95(static_cast<int>(accuracy.size()) - 1) * s.std / std::sqrt(n);
+}
+
+void TuneOptions::validate() const {
+  if (!std::isfinite(budget) || budget < 0)
+    core::throw_invalid(kTag, concat("budget = ", budget, ": must be a finite number of "
+                                     "accuracy points >= 0"));
+  bit_list(candidate_bits, "candidate_bits", true);
+  bit_list(uniform_bits, "uniform_bits", false);
+  if (validation_images < 1)
+    core::throw_invalid(kTag, concat("validation_images = ", validation_images, ": must be >= 1"));
+  std::set<std::string> seen;
+  for (const std::string& name : tune_layers) {
+    if (name.empty()) core::throw_invalid(kTag, "tune_layers: empty layer name");
+    if (!seen.insert(name).second)
+      core::throw_invalid(kTag, concat("tune_layers names layer '", name, "' twice"));
+  }
+}
+
+std::string assignment_key(const Assignment& assignment) {
+  std::string key;
+  for (const std::string& item : layer_precision_text(assignment))
+    key += (key.empty() ? "" : ";") + item;
+  return key;
+}
+
+std::string layer_precision_option(const Assignment& assignment) {
+  std::string text;
+  for (const std::string& item : layer_precision_text(assignment))
+    text += (text.empty() ? "" : ",") + item;
+  return "--layer-precision " + text;
+}
+
+std::vector<std::string> tuned_layers(const Network& net, const SimulationConfig& config,
+                                      const TuneOptions& options) {
+  const mapping::MappingPlan plan =
+      mapping::plan(layer_matrices(net), config.chip, config.mapper);
+  std::vector<std::string> analog;
+  for (const mapping::LayerPlan& layer : plan.layers)
+    if (!layer.digital) analog.push_back(layer.layer.name);
+  if (options.tune_layers.empty()) {
+    if (analog.empty()) core::throw_invalid(kTag, "the network has no analog layer to tune");
+    return analog;
+  }
+  std::vector<std::string> names;
+  for (const std::string& name : options.tune_layers) {
+    if (std::find(analog.begin(), analog.end(), name) == analog.end()) {
+      std::string list;
+      for (const std::string& a : analog) list += (list.empty() ? "" : ", ") + a;
+      core::throw_invalid(kTag, concat("tune_layers names layer '", name, "', which is not an "
+                                       "analog matrix layer of the network (analog layers: ",
+                                       list, ")"));
+    }
+  }
+  // In the network's order, whatever order they were given in.
+  for (const std::string& a : analog)
+    if (std::find(options.tune_layers.begin(), options.tune_layers.end(), a) !=
+        options.tune_layers.end())
+      names.push_back(a);
+  return names;
+}
+
+double assignment_energy(const Network& net, const SimulationConfig& config,
+                         const cost::CostParams& params, const Assignment& assignment) {
+  SimulationConfig c = config;
+  c.layer_precision = assignment;
+  return network_cost(net, c, params).energy_per_inference;
+}
+
+TuneResult tune(const TuneData& data, const SimulationConfig& config,
+                const EvaluationOptions& evaluation, const TuneOptions& options,
+                const cost::CostParams& cost_params, const TuneCache& cache,
+                const ProgressCallback& progress) {
+  options.validate();
+  evaluation.validate();
+  config.validate();
+  cost_params.validate();
+  if (!data.net || !data.validation_images || !data.validation_labels)
+    core::throw_invalid(kTag, "the network and the validation images and labels are required");
+  if (evaluation.t_inference.size() != 1)
+    core::throw_invalid(kTag, concat("t_inference: the search runs at one inference time, ",
+                                     evaluation.t_inference.size(), " were given"));
+  const Network& net = *data.net;
+  const MatrixF& val_images = *data.validation_images;
+  const std::vector<int>& val_labels = *data.validation_labels;
+  if (val_images.rows() == 0) core::throw_invalid(kTag, "no validation images");
+  if (static_cast<Index>(val_labels.size()) != val_images.rows())
+    core::throw_invalid(kTag, concat(val_images.rows(), " validation images but ",
+                                     val_labels.size(), " labels"));
+  const bool with_test = data.test_images != nullptr;
+  if (with_test && (!data.test_labels ||
+                    static_cast<Index>(data.test_labels->size()) != data.test_images->rows() ||
+                    data.test_images->rows() == 0))
+    core::throw_invalid(kTag, "test images need one label each (and at least one image)");
+  if (config.calibrate && (!data.calibration || data.calibration->rows() == 0))
+    core::throw_invalid(kTag, "config.calibrate is set but no calibration images were given");
+  for (const auto& entry : config.layer_precision)
+    if (net.find_layer(entry.first) < 0)
+      core::throw_invalid(kTag, concat("layer_precision names layer '", entry.first,
+                                       "', which the network does not have"));
+
+  const std::vector<std::string> layers = tuned_layers(net, config, options);
+  const std::vector<int> bits = bit_list(options.candidate_bits, "candidate_bits", true);
+  const std::vector<int> uniform = bit_list(options.uniform_bits, "uniform_bits", false);
+  const int trials = evaluation.trials;
+  const double t = evaluation.t_inference.front();
+  const std::vector<std::string> all_analog = tuned_layers(net, config, TuneOptions{});
+
+  TuneResult result;
+  result.validation_images = val_images.rows();
+  result.test_images = with_test ? data.test_images->rows() : 0;
+
+  // Progress: the known work (sensitivity, uniform, test) plus the greedy steps' upper bound.
+  const int dims = 2;
+  const int sensitivity = static_cast<int>(layers.size()) * dims * (int(bits.size()) - 1);
+  Progress state{0,
+                 trials * (1 + 2 * sensitivity + static_cast<int>(uniform.size()) +
+                           (with_test ? 1 + static_cast<int>(uniform.size()) : 0)),
+                 ""};
+  auto report = [&](const std::string& what) {
+    state.what = what;
+    if (progress) progress(state);
+  };
+
+  // One programmed chip and one snapshot per trial, made when first needed (a resumed search
+  // whose accuracies are all journalled programs nothing).
+  struct TrialChip {
+    std::unique_ptr<ProgrammedChip> chip;
+    std::unique_ptr<ChipSnapshot> snapshot;
+  };
+  std::vector<TrialChip> chips(static_cast<std::size_t>(trials));
+  MatrixF calibration;
+  if (config.calibrate)
+    calibration = data.calibration->topRows(
+        std::min<Index>(evaluation.calibration_images, data.calibration->rows()));
+
+  auto accuracy = [&](const std::string& set, const Assignment& assignment, int trial,
+                      const std::string& label) {
+    const std::string key = assignment_key(assignment);
+    if (cache.lookup)
+      if (const std::optional<double> known = cache.lookup(set, key, trial)) return *known;
+    report(concat(set == "v" ? "validation " : "test ", label, ", trial ", trial + 1, "/",
+                  trials));
+    TrialChip& tc = chips[static_cast<std::size_t>(trial)];
+    if (!tc.chip) {
+      tc.chip = std::make_unique<ProgrammedChip>(net, config, trial);
+      tc.snapshot = std::make_unique<ChipSnapshot>(tc.chip->at(t));
+      ++result.programmings;
+    }
+    SimulationConfig c = config;
+    c.layer_precision = assignment;
+    const ConverterSetup converters(*tc.chip, c, &calibration);
+    ChipForward forward(*tc.chip, converters, *tc.snapshot);
+    const MatrixF& images = set == "v" ? val_images : *data.test_images;
+    const std::vector<int>& labels = set == "v" ? val_labels : *data.test_labels;
+    const double acc = accuracy_of(net, images, labels, forward, evaluation.batch_size);
+    ++result.evaluations;
+    if (cache.record) cache.record(set, key, trial, acc);
+    return acc;
+  };
+
+  report("FP32 reference");
+  {
+    Fp32Matmul fp32(net);
+    result.fp32_validation = accuracy_of(net, val_images, val_labels, fp32, evaluation.batch_size);
+    if (with_test)
+      result.fp32_test =
+          accuracy_of(net, *data.test_images, *data.test_labels, fp32, evaluation.batch_size);
+  }
+
+  std::map<std::string, std::size_t> by_key;
+  auto evaluate = [&](const std::string& phase, const std::string& label,
+                      const Assignment& assignment) -> std::size_t {
+    const std::string key = assignment_key(assignment);
+    if (const auto it = by_key.find(key); it != by_key.end()) return it->second;
+    TuneCandidate cand;
+    cand.phase = phase;
+    cand.label = label;
+    cand.assignment = assignment;
+    cand.energy = assignment_energy(net, config, cost_params, assignment);
+    for (int trial = 0; trial < trials; ++trial) {
+      cand.accuracy.push_back(accuracy("v", assignment, trial, label));
+      ++state.done;
+    }
+    cand.summary = summarize(cand.accuracy);
+    cand.drop_mean = 100 * (result.fp32_validation - cand.summary.mean);
+    cand.drop_bound = 100 * (result.fp32_validation - accuracy_lower_bound(cand.accuracy));
+    // A tolerance for the rounding of the accuracy fractions (k / N images).
+    cand.within_budget = cand.drop_bound <= options.budget + 1e-9;
+    result.candidates.push_back(std::move(cand));
+    by_key[key] = result.candidates.size() - 1;
+    return result.candidates.size() - 1;
+  };
+
+  // The baseline: every tuned layer at the largest candidate (other layers as configured).
+  Assignment base = config.layer_precision;
+  for (const std::string& name : layers) base[name] = LayerPrecision{bits.front(), bits.front()};
+  const std::size_t baseline = evaluate("baseline", concat("all ", bits.front(), " bit"), base);
+  result.feasible = result.candidates[baseline].within_budget;
+  result.candidates[baseline].accepted = result.feasible;
+
+  auto set_bits = [](Assignment a, const std::string& name, int dim, int b) {
+    (dim == 0 ? a[name].p_in : a[name].p_out) = b;
+    return a;
+  };
+  const char* dim_name[2] = {"p_in", "p_out"};
+
+  if (result.feasible) {
+    // Sensitivity: one layer and one converter at a time at each lower candidate, the others at
+    // the baseline: the accuracy it loses (points of the mean, >= 0).
+    std::map<std::tuple<std::string, int, int>, double> loss;
+    const double base_mean = result.candidates[baseline].summary.mean;
+    for (const std::string& name : layers)
+      for (int dim = 0; dim < dims; ++dim)
+        for (std::size_t k = 1; k < bits.size(); ++k) {
+          const std::size_t i = evaluate("sensitivity", concat(name, " ", dim_name[dim], " ",
+                                                               bits[k]),
+                                         set_bits(base, name, dim, bits[k]));
+          loss[{name, dim, bits[k]}] =
+              std::max(0.0, 100 * (base_mean - result.candidates[i].summary.mean));
+        }
+
+    // Greedy: lower one converter of one layer by one candidate step at a time, taking the step
+    // with the most energy saved per point of accuracy its sensitivity predicts; keep it when
+    // the combined assignment stays within the budget, else never lower that converter again.
+    Assignment current = base;
+    std::map<std::pair<std::string, int>, std::size_t> level;  // index into bits
+    std::set<std::pair<std::string, int>> frozen;
+    constexpr double kMinLoss = 0.01;  // points: a step that loses nothing is not free of risk
+    for (;;) {
+      const double e_current = assignment_energy(net, config, cost_params, current);
+      double best_score = -1;
+      std::pair<std::string, int> best_move;
+      for (const std::string& name : layers)
+        for (int dim = 0; dim < dims; ++dim) {
+          const auto move = std::make_pair(name, dim);
+          const std::size_t l = level[move];
+          if (frozen.count(move) || l + 1 >= bits.size()) continue;
+          const double saved =
+              e_current - assignment_energy(net, config, cost_params,
+                                            set_bits(current, name, dim, bits[l + 1]));
+          if (!(saved > 0)) {
+            frozen.insert(move);
+            continue;
+          }
+          const double lost = std::max(
+              loss[{name, dim, bits[l + 1]}] - (l == 0 ? 0.0 : loss[{name, dim, bits[l]}]),
+              0.0);
+          const double score = saved / std::max(lost, kMinLoss);
+          if (score > best_score) {
+            best_score = score;
+            best_move = move;
+          }
+        }
+      if (best_score < 0) break;
+      const auto& [name, dim] = best_move;
+      const int b = bits[level[best_move] + 1];
+      const Assignment next = set_bits(current, name, dim, b);
+      const std::size_t i = evaluate("greedy", concat(name, " ", dim_name[dim], " ", b), next);
+      if (result.candidates[i].within_budget) {
+        result.candidates[i].accepted = true;
+        current = next;
+        ++level[best_move];
+      } else {
+        frozen.insert(best_move);
+      }
+    }
+  }
+
+  // Uniform points: p_in = p_out = b on every analog layer.
+  std::vector<std::size_t> uniform_index;
+  for (int b : uniform) {
+    Assignment a = config.layer_precision;
+    for (const std::string& name : all_analog) a[name] = LayerPrecision{b, b};
+    uniform_index.push_back(evaluate("uniform", concat("uniform ", b), a));
+  }
+
+  // The choice: the least energy among the candidates within the budget that change only the
+  // tuned layers, to candidate bits (a uniform point may qualify); the baseline when none is.
+  auto eligible = [&](const TuneCandidate& c) {
+    for (const auto& [name, p] : c.assignment) {
+      const bool tuned = std::find(layers.begin(), layers.end(), name) != layers.end();
+      if (!tuned) {
+        const auto it = base.find(name);
+        if (it == base.end() || it->second.p_in != p.p_in || it->second.p_out != p.p_out)
+          return false;
+      } else if (std::find(bits.begin(), bits.end(), p.p_in) == bits.end() ||
+                 std::find(bits.begin(), bits.end(), p.p_out) == bits.end()) {
+        return false;
+      }
+    }
+    return c.assignment.size() == base.size();
+  };
+  result.best = baseline;
+  if (result.feasible)
+    for (std::size_t i = 0; i < result.candidates.size(); ++i) {
+      const TuneCandidate& c = result.candidates[i];
+      if (c.within_budget && eligible(c) && c.energy < result.candidates[result.best].energy)
+        result.best = i;
+    }
+
+  // Pareto front of (energy: lower, mean accuracy: higher).
+  for (TuneCandidate& c : result.candidates) {
+    c.pareto = true;
+    for (const TuneCandidate& o : result.candidates)
+      if (o.energy <= c.energy && o.summary.mean >= c.summary.mean &&
+          (o.energy < c.energy || o.summary.mean > c.summary.mean)) {
+        c.pareto = false;
+        break;
+      }
+  }
+
+  if (with_test) {
+    auto measure = [&](const std::string& label, const Assignment& a) {
+      TuneTestPoint p;
+      p.label = label;
+      p.assignment = a;
+      p.energy = assignment_energy(net, config, cost_params, a);
+      std::vector<double> drops;
+      for (int trial = 0; trial < trials; ++trial) {
+        p.accuracy.push_back(accuracy("t", a, trial, label));
+        drops.push_back(100 * (result.fp32_test - p.accuracy.back()));
+        ++state.done;
+      }
+      p.summary = summarize(p.accuracy);
+      const PointSummary d = summarize(drops);
+      p.drop_mean = d.mean;
+      p.drop_ci_low = d.ci_low;
+      p.drop_ci_high = d.ci_high;
+      result.test.push_back(std::move(p));
+    };
+    measure("tuned", result.candidates[result.best].assignment);
+    for (std::size_t k = 0; k < uniform.size(); ++k)
+      measure(concat("uniform ", uniform[k]), result.candidates[uniform_index[k]].assignment);
+  }
+  state.done = state.total;
+  report("done");
+  return result;
+}
+
+}  // namespace pcmsim::nets

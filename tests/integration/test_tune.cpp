@@ -1,0 +1,222 @@
+// The mixed-precision search (nets/tune.h): on the zoo's HWA MLP with a few images, the chosen
+// assignment costs less than uniform 8 bit and stays within the budget on the validation
+// images; a search answered from its journal computes nothing and takes the same path; the
+// options and the results store reject bad input.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+
+#include "h5/hdf5_io.h"
+#include "nets/dataset.h"
+#include "nets/model_io.h"
+#include "nets/tune.h"
+
+namespace pcmsim::nets {
+namespace {
+
+std::string zoo(const char* name) {
+  const char* src = std::getenv("PCMSIM_SOURCE_DIR");
+  return (std::filesystem::path(src ? src : ".") / "zoo" / name).string();
+}
+
+bool have_fashion_mnist() {
+  return std::filesystem::exists(std::string(kFashionMnistDir) + "/train-images-idx3-ubyte.gz");
+}
+
+struct Fixture {
+  Network net;
+  Dataset validation, test;
+  MatrixF validation_images, test_images, calibration;
+  TuneData data() const {
+    TuneData d;
+    d.net = &net;
+    d.validation_images = &validation_images;
+    d.validation_labels = &validation.labels;
+    d.test_images = &test_images;
+    d.test_labels = &test.labels;
+    d.calibration = &calibration;
+    return d;
+  }
+};
+
+Fixture small_fixture() {
+  Fixture f;
+  f.net = load_network(zoo("mlp_hwa.h5"));
+  f.validation = load_dataset("fashion-mnist:train", 120);
+  f.test = load_dataset("fashion-mnist:t10k", 120);
+  f.validation_images = normalized_images(f.validation, f.net);
+  f.test_images = normalized_images(f.test, f.net);
+  return f;
+}
+
+TuneOptions small_options() {
+  TuneOptions o;
+  o.budget = 4.0;
+  o.candidate_bits = {8, 4};
+  o.uniform_bits = {8, 4};
+  o.validation_images = 120;
+  return o;
+}
+
+EvaluationOptions small_evaluation() {
+  EvaluationOptions e;
+  e.trials = 2;
+  e.t_inference = {86400};
+  return e;
+}
+
+TEST(Tune, AssignmentCheaperThanUniform8AndWithinBudget) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  const Fixture f = small_fixture();
+  SimulationConfig config;
+  config.seed = 3;
+  cost::CostParams params;
+  params.mvm_energy = 0;  // let the converters' share show (docs/cost.md)
+  const TuneOptions options = small_options();
+  std::map<std::tuple<std::string, std::string, int>, double> journal;
+  TuneCache cache;
+  cache.record = [&](const std::string& s, const std::string& k, int t, double a) {
+    journal[{s, k, t}] = a;
+  };
+  const TuneResult r = tune(f.data(), config, small_evaluation(), options, params, cache);
+  ASSERT_TRUE(r.feasible) << "the 8-bit baseline misses a 4-point budget";
+  const TuneCandidate& best = r.candidates.at(r.best);
+  ASSERT_GE(r.test.size(), 2u);
+  EXPECT_EQ(r.test[0].label, "tuned");
+  EXPECT_EQ(r.test[1].label, "uniform 8");
+  EXPECT_LT(best.energy, r.test[1].energy);
+  EXPECT_LE(best.drop_bound, options.budget + 1e-9);
+  EXPECT_TRUE(best.within_budget);
+  EXPECT_EQ(best.assignment.size(), 3u);  // every analog layer named
+  // Energy falls along the greedy path and the Pareto front is not empty.
+  bool any_pareto = false;
+  for (const TuneCandidate& c : r.candidates) any_pareto |= c.pareto;
+  EXPECT_TRUE(any_pareto);
+  EXPECT_EQ(r.evaluations, static_cast<int>(journal.size()));
+  EXPECT_EQ(r.programmings, 2);  // one chip per trial, shared by every candidate
+
+  // Answered from the journal: nothing computed, nothing programmed, the same choice.
+  TuneCache replay;
+  replay.lookup = [&](const std::string& s, const std::string& k,
+                      int t) -> std::optional<double> {
+    const auto it = journal.find({s, k, t});
+    if (it == journal.end()) return std::nullopt;
+    return it->second;
+  };
+  const TuneResult again = tune(f.data(), config, small_evaluation(), options, params, replay);
+  EXPECT_EQ(again.evaluations, 0);
+  EXPECT_EQ(again.programmings, 0);
+  EXPECT_EQ(assignment_key(again.candidates.at(again.best).assignment),
+            assignment_key(best.assignment));
+  EXPECT_EQ(again.candidates.size(), r.candidates.size());
+}
+
+TEST(Tune, StudentQuantileAndLowerBound) {
+  EXPECT_NEAR(student_t_95(1), 6.3138, 1e-4);
+  EXPECT_NEAR(student_t_95(2), 2.9200, 1e-4);
+  EXPECT_NEAR(student_t_95(40), 1.6839, 1e-3);
+  EXPECT_NEAR(student_t_95(1000), 1.6464, 1e-3);
+  EXPECT_DOUBLE_EQ(accuracy_lower_bound({0.9}), 0.9);
+  const double lb = accuracy_lower_bound({0.90, 0.92, 0.94});
+  EXPECT_NEAR(lb, 0.92 - 2.91999 * 0.02 / std::sqrt(3.0), 1e-5);
+}
+
+TEST(Tune, RejectsBadOptions) {
+  auto expect_bad = [](TuneOptions o, const std::string& word) {
+    try {
+      o.validate();
+      ADD_FAILURE() << "accepted " << word;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(word), std::string::npos) << e.what();
+    }
+  };
+  TuneOptions o;
+  o.budget = std::numeric_limits<double>::quiet_NaN();
+  expect_bad(o, "budget");
+  o = {};
+  o.budget = -1;
+  expect_bad(o, "budget = -1");
+  o = {};
+  o.candidate_bits = {};
+  expect_bad(o, "candidate_bits is empty");
+  o = {};
+  o.candidate_bits = {8, 4.5};
+  expect_bad(o, "candidate_bits = 4.5");
+  o = {};
+  o.validation_images = 0;
+  expect_bad(o, "validation_images");
+
+  const Network net = load_network(zoo("mlp_hwa.h5"));
+  TuneOptions layers;
+  layers.tune_layers = {"fc9"};
+  try {
+    tuned_layers(net, SimulationConfig{}, layers);
+    ADD_FAILURE() << "accepted an unknown layer";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'fc9'"), std::string::npos) << e.what();
+  }
+  layers.tune_layers = {"fc3", "fc1"};
+  EXPECT_EQ(tuned_layers(net, SimulationConfig{}, layers),
+            (std::vector<std::string>{"fc1", "fc3"}));
+}
+
+TEST(Tune, SettingsAreUniqueOptionsAndSurviveTheirTextForm) {
+  std::set<std::string> names;
+  for (const auto& s : core::settings<SimulationConfig>()) names.insert(s.info.external_name());
+  for (const auto& s : core::settings<EvaluationOptions>()) names.insert(s.info.external_name());
+  for (const auto& s : core::settings<cost::CostParams>()) names.insert(s.info.external_name());
+  TuneOptions unusual;
+  unusual.budget = 0.25;
+  unusual.candidate_bits = {7, 5, 3};
+  unusual.uniform_bits = {};
+  unusual.tune_layers = {"fc1", "fc2"};
+  unusual.validation_images = 77;
+  TuneOptions copy;
+  for (const auto& s : core::settings<TuneOptions>()) {
+    EXPECT_TRUE(names.insert(s.info.external_name()).second) << s.info.external_name();
+    s.set_text(copy, s.text(unusual));
+    EXPECT_EQ(s.text(copy), s.text(unusual)) << s.name();
+  }
+}
+
+TEST(TuneStore, JournalSurvivesATornLineAndRefusesAnotherSearch) {
+  const std::string dir = (std::filesystem::temp_directory_path() /
+                           ("pcmsim_tune_store_" + std::to_string(::getpid())))
+                              .string();
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/t.h5";
+  TuneMeta meta;
+  meta.fingerprint = "model=x\n";
+  {
+    TuneStore store(path, meta);
+    store.lock();
+    TuneCache c = store.cache();
+    c.record("v", "fc1:8:8;fc2:4:4", 0, 0.875);
+    c.record("t", "fc1:8:8;fc2:4:4", 1, 0.5);
+  }
+  {  // a kill while appending leaves a torn last line: ignored
+    std::ofstream j(path + ".journal", std::ios::app);
+    j << "r v 0 0x1p-1 fc1:4";
+  }
+  TuneStore store(path, meta);
+  store.load_existing();
+  EXPECT_EQ(store.records(), 2u);
+  const auto hit = store.cache().lookup("v", "fc1:8:8;fc2:4:4", 0);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(*hit, 0.875);
+  EXPECT_FALSE(store.cache().lookup("v", "fc1:8:8;fc2:4:4", 1).has_value());
+
+  TuneMeta other = meta;
+  other.fingerprint = "model=y\n";
+  TuneStore wrong(path, other);
+  EXPECT_THROW(wrong.load_existing(), std::invalid_argument);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace pcmsim::nets
