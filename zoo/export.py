@@ -235,6 +235,8 @@ def export_checkpoint(ckpt_path, out_path, data_dir=data.DEFAULT_DIR, verify=Tru
             f.attrs["hw_aware_p_in"] = int(meta["pcmsim_p_in"])
             f.attrs["hw_aware_p_out"] = int(meta["pcmsim_p_out"])
             f.attrs["hw_aware_calibrate"] = int(meta["pcmsim_calibrate"])
+            f.attrs["hw_aware_calibration_percentile"] = float(
+                meta.get("pcmsim_calibration_percentile", 0.0))
             f.attrs["hw_aware_t_train_s"] = np.array(meta["pcmsim_t_train"], dtype=np.float64)
         f.attrs["fp32_test_accuracy"] = acc
         f.attrs["torch_version"] = str(meta["torch_version"])

@@ -54,6 +54,10 @@ def parse_args(argv=None):
     p.add_argument("--calibrate", action="store_true",
                    help="--pcmsim: converter ranges calibrated on each step's batch (as pcmsim "
                         "run --calibrate on)")
+    p.add_argument("--calibration-percentile", type=float, default=0.0,
+                   help="--pcmsim: calibrate with the percentile statistic at this percentile "
+                        "(as pcmsim run --calibration-statistic percentile "
+                        "--calibration-percentile P; 0 = the max, pcmsim's default)")
     p.add_argument("--t-train-min", type=float, default=3600.0,
                    help="--pcmsim: shortest drift time of a step, s (log-uniform; default 1 h)")
     p.add_argument("--t-train-max", type=float, default=31536000.0,
@@ -114,6 +118,9 @@ def pcmsim_convert(model, args):
     import pcmsim.torch as pt
     config = pcmsim.SimulationConfig(io=pcmsim.IoParams(p_in=args.p_in, p_out=args.p_out),
                                      calibrate=args.calibrate, seed=args.sim_seed)
+    if args.calibration_percentile > 0:
+        config.calibration.statistic = "percentile"
+        config.calibration.percentile = args.calibration_percentile
     params = pcmsim.TrainingParams(t_train_min=args.t_train_min, t_train_max=args.t_train_max)
     return pt.convert(model, config, params, seed=args.sim_seed)
 
@@ -212,6 +219,7 @@ def main(argv=None):
         "hw_aware_kind": "pcmsim" if args.pcmsim else ("weight_noise" if args.hw_aware else ""),
         "pcmsim_p_in": args.p_in if args.pcmsim else 0, "pcmsim_p_out": args.p_out if args.pcmsim else 0,
         "pcmsim_calibrate": bool(args.calibrate and args.pcmsim),
+        "pcmsim_calibration_percentile": args.calibration_percentile if args.pcmsim else 0.0,
         "pcmsim_t_train": [args.t_train_min, args.t_train_max] if args.pcmsim else [], "eta": eta, "layer_eta": layer_eta, "clip_sigma": clip,
         "epochs": args.epochs, "seed": args.seed, "lr": lr, "batch_size": args.batch_size,
         "weight_decay": args.weight_decay, "augment": args.augment,
