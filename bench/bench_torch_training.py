@@ -52,12 +52,15 @@ def main():
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--bits", type=int, default=4)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--gdc", choices=["on", "off"], default="on",
+                   help="global drift compensation in the training forward (its probe reads "
+                        "dominate the cost of Linear layers at small batches)")
     p.add_argument("--rounds", type=int, default=2, help="alternating blocks of steps per kind")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), OMP_NUM_THREADS="
           f"{os.environ.get('OMP_NUM_THREADS', '(unset)')}, load average "
-          f"{os.getloadavg()[0]:.1f}, batch {args.batch}, {args.steps} steps x {args.rounds} "
+          f"{os.getloadavg()[0]:.1f}, batch {args.batch}, GDC {args.gdc}, {args.steps} steps x {args.rounds} "
           f"rounds per kind")
     g = torch.Generator().manual_seed(0)
     batches = [(torch.randn(args.batch, 1, 28, 28, generator=g),
@@ -81,7 +84,7 @@ def main():
         torch.manual_seed(1)
         analog = models.build(name)
         config = pcmsim.SimulationConfig(io=pcmsim.IoParams(p_in=args.bits, p_out=args.bits),
-                                         calibrate=True)
+                                         calibrate=True, gdc=args.gdc == "on")
         pt.convert(analog, config, pcmsim.TrainingParams(), seed=1)
         opt_f = torch.optim.SGD(fp32.parameters(), lr=0.01, momentum=0.9)
         opt_a = torch.optim.SGD(analog.parameters(), lr=0.01, momentum=0.9)
