@@ -119,8 +119,8 @@ class AnalogConv2d(_AnalogMixin, nn.Conv2d):
         wo = (w + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
         rows = cols.transpose(1, 2).reshape(b * ho * wo, cols.shape[1])
         y = _AnalogMatmul.apply(rows, self.weight, self)  # (B*L, out)
-        y = y.view(b, ho * wo, self.out_channels).transpose(1, 2).reshape(b, self.out_channels,
-                                                                        ho, wo)
+        # (B, H', W', out) viewed as (B, out, H', W'): PyTorch's channels-last layout, no copy.
+        y = y.view(b, ho, wo, self.out_channels).permute(0, 3, 1, 2)
         if self.bias is not None:
             y = y + self.bias.view(1, -1, 1, 1)
         return y
