@@ -206,7 +206,9 @@ def export_checkpoint(ckpt_path, out_path, data_dir=data.DEFAULT_DIR, verify=Tru
     logits = torch_reference(model, torch.from_numpy(x))
     pred = logits.argmax(1)
     acc = float((pred == test_lbl).mean())
-    name = meta["model"] + ("_hwa" if meta["hw_aware"] else "")
+    kind = meta.get("hw_aware_kind", "weight_noise" if meta["hw_aware"] else "")
+    name = meta["model"] + ({"pcmsim": f"_hwa_p{meta.get('pcmsim_p_out', 0)}",
+                             "weight_noise": "_hwa"}.get(kind, ""))
 
     tmp = out_path + ".tmp"
     with h5py.File(tmp, "w") as f:
@@ -228,6 +230,14 @@ def export_checkpoint(ckpt_path, out_path, data_dir=data.DEFAULT_DIR, verify=Tru
         if meta.get("layer_eta"):
             f.attrs["hw_aware_layer_eta"] = ",".join(f"{k}={v:g}" for k, v in meta["layer_eta"].items())
         f.attrs["hw_aware_clip_sigma"] = meta["clip_sigma"]
+        if kind == "pcmsim":  # trained through pcmsim.torch (the simulator's forward)
+            f.attrs["hw_aware_kind"] = "pcmsim"
+            f.attrs["hw_aware_p_in"] = int(meta["pcmsim_p_in"])
+            f.attrs["hw_aware_p_out"] = int(meta["pcmsim_p_out"])
+            f.attrs["hw_aware_calibrate"] = int(meta["pcmsim_calibrate"])
+            f.attrs["hw_aware_calibration_percentile"] = float(
+                meta.get("pcmsim_calibration_percentile", 0.0))
+            f.attrs["hw_aware_t_train_s"] = np.array(meta["pcmsim_t_train"], dtype=np.float64)
         f.attrs["fp32_test_accuracy"] = acc
         f.attrs["torch_version"] = str(meta["torch_version"])
         f.attrs["git_revision"] = git_revision()

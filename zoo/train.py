@@ -4,6 +4,14 @@
   /usr/bin/python3 zoo/train.py --model resnet --epochs 12 --seed 1 --out zoo/resnet.h5
   /usr/bin/python3 zoo/train.py --model resnet --hw-aware --init CKPT_OF_STANDARD \
       --epochs 6 --seed 1 --out zoo/resnet_hwa.h5
+  /usr/bin/python3 zoo/train.py --model lenet5 --pcmsim --p-in 4 --p-out 4 --calibrate \
+      --init zoo/lenet5.h5 --epochs 3 --seed 1 --out zoo/lenet5_hwa_p4.h5
+
+Hardware-aware training comes in two kinds: --hw-aware is the plain weight-noise injection
+baseline (eta * max|W|, Joshi et al. 2020); --pcmsim trains through pcmsim.torch, i.e. every
+training forward of every Conv2d/Linear runs pcmsim's own simulated forward (programming noise,
+drift to a time drawn per step, read/output noise, DAC/ADC, tile split, calibrated ranges, GDC:
+the settings below, those of `pcmsim run`), with a straight-through backward in C++.
 
 The checkpoint (PyTorch state dict + metadata) goes to --ckpt (default: --out with .pt), the model
 file to --out (via export.py, which also records PyTorch's predictions on the whole test set).
@@ -37,7 +45,24 @@ def parse_args(argv=None):
     p.add_argument("--out", required=True, help="output model file (.h5)")
     p.add_argument("--ckpt", default=None, help="checkpoint path (default: --out with .pt)")
     p.add_argument("--init", default=None,
-                   help="checkpoint to start from (hardware-aware models fine-tune the standard one)")
+                   help="checkpoint (.pt) or zoo model file (.h5) to start from (hardware-aware "
+                        "models fine-tune the standard one)")
+    p.add_argument("--pcmsim", action="store_true",
+                   help="hardware-aware training through pcmsim.torch (the simulator's forward)")
+    p.add_argument("--p-in", type=int, default=8, help="--pcmsim: DAC bits (as pcmsim run)")
+    p.add_argument("--p-out", type=int, default=8, help="--pcmsim: ADC bits (as pcmsim run)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="--pcmsim: converter ranges calibrated on each step's batch (as pcmsim "
+                        "run --calibrate on)")
+    p.add_argument("--calibration-percentile", type=float, default=0.0,
+                   help="--pcmsim: calibrate with the percentile statistic at this percentile "
+                        "(as pcmsim run --calibration-statistic percentile "
+                        "--calibration-percentile P; 0 = the max, pcmsim's default)")
+    p.add_argument("--t-train-min", type=float, default=3600.0,
+                   help="--pcmsim: shortest drift time of a step, s (log-uniform; default 1 h)")
+    p.add_argument("--t-train-max", type=float, default=31536000.0,
+                   help="--pcmsim: longest drift time of a step, s (default 1 year)")
+    p.add_argument("--sim-seed", type=int, default=0, help="--pcmsim: seed of the simulator's draws")
     p.add_argument("--eta", type=float, default=0.04,
                    help="hardware-aware weight noise: sigma = eta * max|W| per layer (default 0.04)")
     p.add_argument("--layer-eta", action="append", default=[], metavar="NAME=ETA",
@@ -65,6 +90,41 @@ def evaluate(model, x, y, batch=1000):
     return pred, float((pred == y).double().mean())
 
 
+def load_init(model, path):
+    """The weights of a checkpoint (.pt) or of a zoo model file (.h5, layers named after the
+    modules); returns the checkpoint's meta (a dict with test_accuracy)."""
+    if path.endswith(".h5"):
+        import h5py
+        state = model.state_dict()
+        with h5py.File(path, "r") as f:
+            meta = {"model": None, "test_accuracy": float(f.attrs.get("fp32_test_accuracy", float("nan")))}
+            for key, group in f["layers"].items():
+                name = key.split("_", 1)[1]
+                for ds in group:
+                    k = f"{name}.{ds}"
+                    if k not in state:
+                        raise SystemExit(f"--init {path}: layer '{name}' has '{ds}', the model has no '{k}'")
+                    state[k] = torch.from_numpy(group[ds][()]).reshape(state[k].shape)
+        model.load_state_dict(state)
+        return meta
+    ck = torch.load(path, map_location="cpu")
+    model.load_state_dict(ck["state_dict"])
+    return ck["meta"]
+
+
+def pcmsim_convert(model, args):
+    """--pcmsim: the model's analog layers run pcmsim's forward in training (pcmsim.torch)."""
+    import pcmsim
+    import pcmsim.torch as pt
+    config = pcmsim.SimulationConfig(io=pcmsim.IoParams(p_in=args.p_in, p_out=args.p_out),
+                                     calibrate=args.calibrate, seed=args.sim_seed)
+    if args.calibration_percentile > 0:
+        config.calibration.statistic = "percentile"
+        config.calibration.percentile = args.calibration_percentile
+    params = pcmsim.TrainingParams(t_train_min=args.t_train_min, t_train_max=args.t_train_max)
+    return pt.convert(model, config, params, seed=args.sim_seed)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.epochs < 1:
@@ -87,12 +147,13 @@ def main(argv=None):
 
     model = models.build(args.model)
     init_meta = None
+    if args.hw_aware and args.pcmsim:
+        raise SystemExit("--hw-aware (weight noise) and --pcmsim are two kinds of hardware-aware "
+                         "training: choose one")
     if args.init:
-        ck = torch.load(args.init, map_location="cpu")
-        if ck["meta"]["model"] != args.model:
-            raise SystemExit(f"--init {args.init} holds a {ck['meta']['model']}, not a {args.model}")
-        model.load_state_dict(ck["state_dict"])
-        init_meta = ck["meta"]
+        init_meta = load_init(model, args.init)
+        if init_meta["model"] not in (None, args.model):
+            raise SystemExit(f"--init {args.init} holds a {init_meta['model']}, not a {args.model}")
         _, acc0 = evaluate(model, xte, yte)
         print(f"init from {args.init}: test acc {acc0:.4f}", flush=True)
 
@@ -109,6 +170,9 @@ def main(argv=None):
             raise SystemExit(f"--layer-eta {item}: eta must be >= 0")
         layer_eta[name] = float(value) if args.hw_aware else 0.0
         mods[name].eta = layer_eta[name]
+    if args.pcmsim:
+        clip = args.clip_sigma
+        pcmsim_convert(model, args)
     models.clip_weights(model, clip)
 
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.model] * (0.1 if args.init else 1.0)
@@ -151,7 +215,12 @@ def main(argv=None):
     models.set_weight_noise(model, 0.0)
     _, acc = evaluate(model, xte, yte)
     meta = {
-        "model": args.model, "hw_aware": bool(args.hw_aware), "eta": eta, "layer_eta": layer_eta, "clip_sigma": clip,
+        "model": args.model, "hw_aware": bool(args.hw_aware or args.pcmsim),
+        "hw_aware_kind": "pcmsim" if args.pcmsim else ("weight_noise" if args.hw_aware else ""),
+        "pcmsim_p_in": args.p_in if args.pcmsim else 0, "pcmsim_p_out": args.p_out if args.pcmsim else 0,
+        "pcmsim_calibrate": bool(args.calibrate and args.pcmsim),
+        "pcmsim_calibration_percentile": args.calibration_percentile if args.pcmsim else 0.0,
+        "pcmsim_t_train": [args.t_train_min, args.t_train_max] if args.pcmsim else [], "eta": eta, "layer_eta": layer_eta, "clip_sigma": clip,
         "epochs": args.epochs, "seed": args.seed, "lr": lr, "batch_size": args.batch_size,
         "weight_decay": args.weight_decay, "augment": args.augment,
         "init": os.path.basename(args.init) if args.init else "",
@@ -162,7 +231,8 @@ def main(argv=None):
     }
     os.makedirs(os.path.dirname(os.path.abspath(ckpt_path)), exist_ok=True)
     torch.save({"state_dict": model.state_dict(), "meta": meta}, ckpt_path)
-    print(f"FP32 test accuracy {args.model}{'_hwa' if args.hw_aware else ''}: {acc:.4f} "
+    suffix = f"_hwa_p{args.p_out}" if args.pcmsim else ("_hwa" if args.hw_aware else "")
+    print(f"FP32 test accuracy {args.model}{suffix}: {acc:.4f} "
           f"({time.time() - t_start:.0f} s); checkpoint {ckpt_path}", flush=True)
     if not args.no_export:
         import export

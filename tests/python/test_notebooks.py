@@ -48,7 +48,8 @@ def test_there_are_notebooks():
     for expected in ("01_pcm_device_physics.ipynb", "02_zoo_network_over_a_year.ipynb",
                      "03_how_many_bits.ipynb", "04_bring_your_own_pytorch_model.ipynb",
                      "05_bring_your_own_device_table.ipynb",
-                     "06_cells_at_equal_converter_bits.ipynb"):
+                     "06_cells_at_equal_converter_bits.ipynb",
+                     "07_make_your_own_network_robust.ipynb"):
         assert expected in names
 
 
@@ -68,7 +69,7 @@ def test_notebook_executes(notebook, tmp_path):
         pytest.skip("jupyter-nbconvert is not installed (apt-get install jupyter-nbconvert)")
     nb = json.loads(notebook.read_text())
     if re.search(r"^import torch", _code(nb), re.M):
-        # PyTorch is an optional dependency of pcmsim (python3-torch); only notebook 04 needs it.
+        # PyTorch is an optional dependency of pcmsim (python3-torch); notebooks 04 and 07 need it.
         pytest.importorskip("torch",
                             reason="PyTorch is not installed (apt-get install python3-torch)")
     figures = sorted(set(PNG_NAME.findall(_code(nb))))

@@ -22,7 +22,7 @@ sys.path.insert(0, ZOO)
 import data  # noqa: E402
 import numpy_forward  # noqa: E402
 
-MODELS = ["mlp", "mlp_hwa", "lenet5", "lenet5_hwa", "resnet", "resnet_hwa"]
+MODELS = ["mlp", "mlp_hwa", "lenet5", "lenet5_hwa", "lenet5_hwa_p4", "resnet", "resnet_hwa"]
 HAVE_DATA = os.path.exists(os.path.join(data.DEFAULT_DIR, data.FILES["test"][0]))
 
 
@@ -53,7 +53,10 @@ def test_model_file_attributes(name):
         assert n == 10000 and r["predictions"].shape == (n,) and r["logits"].shape == (n, 10)
         assert np.array_equal(r["predictions"][...], r["logits"][...].argmax(1))
         assert 0.8 < float(r.attrs["accuracy"]) <= 1.0
-        assert bool(f.attrs["hw_aware"]) == name.endswith("_hwa")
+        assert bool(f.attrs["hw_aware"]) == ("_hwa" in name)
+        if name.endswith("_p4"):  # trained through pcmsim.torch with 4-bit converters
+            assert f.attrs["hw_aware_kind"] == "pcmsim"
+            assert int(f.attrs["hw_aware_p_in"]) == int(f.attrs["hw_aware_p_out"]) == 4
 
 
 @pytest.mark.skipif(not HAVE_DATA, reason="Fashion-MNIST IDX files not installed")

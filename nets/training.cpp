@@ -1,0 +1,164 @@
+#include "nets/training.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace pcmsim::nets {
+namespace {
+constexpr const char* kWhere = "nets::TrainingParams";
+constexpr const char* kForward = "nets::analog_train_forward";
+// Stream of the drift-time draw (Stage::user, layer marker, sub).
+constexpr std::uint32_t kTimeLayer = 0xffffffffu;
+}  // namespace
+
+void TrainingParams::validate() const {
+  core::require_non_negative(kWhere, "t_train_min", t_train_min);
+  core::require_finite(kWhere, "t_train_max", t_train_max);
+  if (!(t_train_max >= t_train_min))
+    core::throw_invalid(kWhere, core::concat("t_train_max = ", t_train_max,
+                                             ": must be >= t_train_min = ", t_train_min));
+  if (t_train_min == 0 && t_train_max > 0)
+    core::throw_invalid(kWhere, core::concat("t_train_min = 0 with t_train_max = ", t_train_max,
+                                             ": a log-uniform time needs t_train_min > 0 (or "
+                                             "both 0 for the programmed state)"));
+  if (calibration_rows < 1)
+    core::throw_invalid(kWhere,
+                        core::concat("calibration_rows = ", calibration_rows, ": must be >= 1"));
+}
+
+void TrainingParams::check_trainable(const SimulationConfig& config) const {
+  validate();
+  config.validate();
+  const core::IoParams& io = config.io;
+  if (io.noise_management == core::NoiseManagement::static_range && !config.calibrate)
+    core::throw_invalid(kWhere, "io.noise_management = static_range with calibrate = false: the "
+                                "input range would stay 1 in every training step; set calibrate "
+                                "(ranges calibrated on each step's batch) or use abs_max");
+  if (config.calibrate && config.calibration.calibrate_output && io.p_out == 0)
+    core::throw_invalid(kWhere, "io.p_out = 0 with calibrated ADC ranges (calibrate = true, "
+                                "calibration_output = true): there is no ADC whose range could "
+                                "be trained for; set p_out >= 2 or calibration_output = false");
+}
+
+core::RngKey training_key(std::uint64_t seed, std::uint32_t layer, std::uint64_t step) {
+  return core::RngKey{seed, core::Stage::user, layer, static_cast<std::uint32_t>(step >> 32),
+                      static_cast<std::uint32_t>(step), 0};
+}
+
+double training_time(const TrainingParams& params, const core::RngKey& key) {
+  params.validate();
+  if (params.t_train_min == params.t_train_max) return params.t_train_min;
+  float u = 0;
+  core::fill_uniform(key.with_layer(kTimeLayer), 0, 0, 1, &u);
+  const double lo = std::log(params.t_train_min), hi = std::log(params.t_train_max);
+  return std::exp(lo + (hi - lo) * static_cast<double>(u));
+}
+
+TrainingForward analog_train_forward(const Eigen::Ref<const MatrixF>& weights,
+                                     const Eigen::Ref<const MatrixF>& x,
+                                     const TrainingLayerShape& shape,
+                                     const SimulationConfig& config,
+                                     const TrainingParams& params, const core::RngKey& key) {
+  params.check_trainable(config);
+  const Index rows = shape.rows();
+  if (shape.in_features < 1 || shape.out_features < 1 || shape.kernel_h < 0 ||
+      shape.kernel_w < 0 || (shape.kernel_h > 0) != (shape.kernel_w > 0))
+    core::throw_invalid(kForward, core::concat("layer '", shape.name, "': shape in = ",
+                                               shape.in_features, ", out = ", shape.out_features,
+                                               ", kernel = ", shape.kernel_h, "x",
+                                               shape.kernel_w, ": invalid"));
+  if (weights.rows() != shape.out_features || weights.cols() != rows)
+    core::throw_invalid(kForward, core::concat("layer '", shape.name, "': weights are ",
+                                               weights.rows(), "x", weights.cols(),
+                                               ", expected ", shape.out_features, "x", rows));
+  if (x.cols() != rows || x.rows() < 1)
+    core::throw_invalid(kForward, core::concat("layer '", shape.name, "': input is ", x.rows(),
+                                               "x", x.cols(), ", expected batch x ", rows));
+
+  // The one-layer network holding the current weights (a flatten before a linear layer, after
+  // a conv2d, whose single output position then gives out_features classes).
+  Network net;
+  net.name = shape.name;
+  Layer layer;
+  if (shape.kernel_h > 0) {
+    net.input_shape = {shape.in_features, shape.kernel_h, shape.kernel_w};
+    layer = Layer::make_conv2d(shape.name, shape.in_features, shape.out_features,
+                               {shape.kernel_h, shape.kernel_w});
+    layer.weight.shape = {shape.out_features, shape.in_features, shape.kernel_h, shape.kernel_w};
+  } else {
+    net.input_shape = {shape.in_features, 1, 1};
+    net.layers.push_back(Layer::make(shape.name + "_flatten", LayerKind::flatten));
+    layer = Layer::make_linear(shape.name, shape.in_features, shape.out_features);
+    layer.weight.shape = {shape.out_features, shape.in_features};
+  }
+  layer.weight.data.assign(weights.data(), weights.data() + weights.size());
+  net.layers.push_back(std::move(layer));
+  if (shape.kernel_h > 0) net.layers.push_back(Layer::make(shape.name + "_flatten", LayerKind::flatten));
+  net.num_classes = shape.out_features;
+  net.input_mean = std::vector<float>(static_cast<std::size_t>(net.input_shape[0]), 0.0f);
+  net.input_std = std::vector<float>(static_cast<std::size_t>(net.input_shape[0]), 1.0f);
+
+  // The config of this layer: its own layer_precision entry; it is analog (the caller keeps
+  // digital layers out of training); every stream keyed by (seed, layer, step).
+  SimulationConfig c = config;
+  c.layer_precision.clear();
+  const auto it = config.layer_precision.find(shape.name);
+  if (it != config.layer_precision.end()) c.layer_precision[shape.name] = it->second;
+  c.mapper.digital_layers.clear();
+  c.seed = key.philox_key();
+
+  TrainingForward out;
+  out.t_inference = training_time(params, key);
+  const ProgrammedChip chip(net, c, 0);
+  const ChipSnapshot snapshot = chip.at(out.t_inference);
+  MatrixF calibration;
+  if (c.calibrate) calibration = x.topRows(std::min<Index>(x.rows(), params.calibration_rows));
+  const ConverterSetup converters(chip, c, c.calibrate ? &calibration : nullptr);
+  ChipForward forward(chip, converters, snapshot);
+  forward.begin_batch(0, x.rows());
+  forward.matmul(0, 0, x, out.y);
+
+  const core::IoParams& io = converters.io(0);
+  if (io.noise_management == core::NoiseManagement::static_range &&
+      !io.bound_management_active() && std::isfinite(io.in_bound)) {
+    const auto ranges = converters.calibrated_ranges().find({0, 0});
+    const double range = ranges != converters.calibrated_ranges().end() &&
+                                 ranges->second.input_range > 0
+                             ? ranges->second.input_range
+                             : 1.0;
+    out.input_clip = range * io.in_bound;
+  }
+  return out;
+}
+
+void analog_train_backward(const Eigen::Ref<const MatrixF>& weights,
+                           const Eigen::Ref<const MatrixF>& x,
+                           const Eigen::Ref<const MatrixF>& grad_y, double input_clip,
+                           Eigen::Ref<MatrixF> grad_x, Eigen::Ref<MatrixF> grad_w) {
+  constexpr const char* kBackward = "nets::analog_train_backward";
+  if (x.cols() != weights.cols() || grad_y.cols() != weights.rows() ||
+      grad_y.rows() != x.rows())
+    core::throw_invalid(kBackward, core::concat("shapes: weights ", weights.rows(), "x",
+                                                weights.cols(), ", x ", x.rows(), "x", x.cols(),
+                                                ", grad_y ", grad_y.rows(), "x",
+                                                grad_y.cols(), ": inconsistent"));
+  core::require_non_negative(kBackward, "input_clip", input_clip);
+  if (grad_x.rows() != x.rows() || grad_x.cols() != x.cols() ||
+      grad_w.rows() != weights.rows() || grad_w.cols() != weights.cols())
+    core::throw_invalid(kBackward, "grad_x / grad_w: wrong shape (must match x / weights)");
+  grad_x.noalias() = grad_y * weights;
+  if (input_clip > 0) {
+    const float c = static_cast<float>(input_clip);
+    MatrixF xc = x.cwiseMax(-c).cwiseMin(c);
+    grad_w.noalias() = grad_y.transpose() * xc;
+    const float* xd = x.data();
+    float* g = grad_x.data();
+    for (Index i = 0; i < grad_x.size(); ++i)
+      if (!(std::fabs(xd[i]) <= c)) g[i] = 0.0f;
+  } else {
+    grad_w.noalias() = grad_y.transpose() * x;
+  }
+}
+
+}  // namespace pcmsim::nets

@@ -1,0 +1,88 @@
+// Python bindings of hardware-aware training (nets/training.h): TrainingParams, the training
+// forward (the evaluation pipeline on the step's weights) and its straight-through backward.
+// pcmsim.torch wraps them in autograd functions; arrays cross without a copy (float32,
+// C-contiguous views in, NumPy arrays owning the C++ result out).
+#include "nets/training.h"
+#include "python/bind_common.h"
+
+namespace pcmsim::python {
+namespace {
+
+using namespace nets;
+
+// A NumPy array that takes over a matrix's buffer (no copy).
+py::array_t<float> adopt(MatrixF&& m) {
+  auto* owned = new MatrixF(std::move(m));
+  py::capsule free_when_done(owned, [](void* p) { delete static_cast<MatrixF*>(p); });
+  return py::array_t<float>({static_cast<py::ssize_t>(owned->rows()),
+                             static_cast<py::ssize_t>(owned->cols())},
+                            owned->data(), free_when_done);
+}
+
+void bind_training(py::module_& m) {
+  StructBinder<TrainingParams>(m, "TrainingParams",
+                               "Hardware-aware training settings beside a SimulationConfig: the "
+                               "drift-time distribution of the training steps (log-uniform, "
+                               "seconds) and the rows used to calibrate ranges per step.")
+      .settings()
+      .def("validate", &TrainingParams::validate)
+      .def("check_trainable", &TrainingParams::check_trainable, py::arg("config"),
+           "ValueError naming the parameter when `config` cannot be trained.");
+
+  m.def("training_key", &training_key, py::arg("seed"), py::arg("layer"), py::arg("step"),
+        "The random key of one training step of one layer.");
+  m.def("training_time", &training_time, py::arg("params"), py::arg("key"),
+        "The drift time (s) of a training step: log-uniform over [t_train_min, t_train_max], "
+        "the same for every layer of the step.");
+
+  m.def(
+      "analog_train_forward",
+      [](py::handle weights, py::handle x, const std::string& name, Index in_features,
+         Index out_features, Index kernel_h, Index kernel_w, const SimulationConfig& config,
+         const TrainingParams& params, const core::RngKey& key) {
+        const char* where = "pcmsim.analog_train_forward";
+        TrainingLayerShape shape{name, in_features, out_features, kernel_h, kernel_w};
+        const auto w = matrix_view(weights, where, "weights", shape.rows(), true);
+        const auto xv = matrix_view(x, where, "x", shape.rows(), true);
+        TrainingForward out;
+        {
+          py::gil_scoped_release release;
+          out = analog_train_forward(w, xv, shape, config, params, key);
+        }
+        return py::make_tuple(adopt(std::move(out.y)), out.t_inference, out.input_clip);
+      },
+      py::arg("weights"), py::arg("x"), py::arg("name"), py::arg("in_features"),
+      py::arg("out_features"), py::arg("kernel_h") = 0, py::arg("kernel_w") = 0,
+      py::arg("config"), py::arg("params"), py::arg("key"),
+      "One training step's forward of an analog layer through the evaluation pipeline "
+      "(nets/training.h). weights: [out, in(, kh, kw)] float32; x: batch x rows (im2col'd for a "
+      "conv). Returns (y [batch, out] float32, t_inference s, input_clip).");
+  m.def(
+      "analog_train_backward",
+      [](py::handle weights, py::handle x, py::handle grad_y, double input_clip) {
+        const char* where = "pcmsim.analog_train_backward";
+        const auto w = matrix_view(weights, where, "weights", -1, true);
+        const auto xv = matrix_view(x, where, "x", w.cols(), true);
+        const auto gy = matrix_view(grad_y, where, "grad_y", w.rows(), true);
+        py::array_t<float> gx({static_cast<py::ssize_t>(xv.rows()),
+                               static_cast<py::ssize_t>(xv.cols())});
+        py::array_t<float> gw({static_cast<py::ssize_t>(w.rows()),
+                               static_cast<py::ssize_t>(w.cols())});
+        Eigen::Map<MatrixF> gxm(gx.mutable_data(), xv.rows(), xv.cols());
+        Eigen::Map<MatrixF> gwm(gw.mutable_data(), w.rows(), w.cols());
+        {
+          py::gil_scoped_release release;
+          analog_train_backward(w, xv, gy, input_clip, gxm, gwm);
+        }
+        return py::make_tuple(gx, gw);
+      },
+      py::arg("weights"), py::arg("x"), py::arg("grad_y"), py::arg("input_clip") = 0.0,
+      "Straight-through backward: (grad_x, grad_w) of y = x . W^T for the clean weights, zero "
+      "gradient for inputs beyond input_clip (0 = none).");
+}
+
+}  // namespace
+
+PCMSIM_BIND(43, bind_training);
+
+}  // namespace pcmsim::python
