@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/gemm.h"
 #include "core/quantiser.h"
 
 namespace pcmsim::core {
@@ -490,7 +491,8 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
       for (int g = 0; g < n_groups; ++g) {
         const int r = g * cycles + c;
         // 3. The analog product: one GEMM for the block.
-        s.acc.topRows(m).noalias() = s.xq.topRows(m) * groups_[g].w;
+        gemm_rows(m, cols_, rows_, s.xq.data(), rows_, groups_[g].w.data(), cols_, s.acc.data(),
+                  cols_);
         float* acc = s.acc.data();
         const std::size_t n_out = static_cast<std::size_t>(m * cols_);
         // Read noise (output-referred).
@@ -499,7 +501,8 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
                     ids, m, cols_, s.rnd.data());
           const float* z = s.rnd.data();
           if (io_.read_noise == ReadNoise::pcm_like) {
-            s.var.topRows(m).noalias() = s.xsq.topRows(m) * groups_[g].w_abs;
+            gemm_rows(m, cols_, rows_, s.xsq.data(), rows_, groups_[g].w_abs.data(), cols_,
+                      s.var.data(), cols_);
             const float* v = s.var.data();
             for (std::size_t k = 0; k < n_out; ++k)
               acc[k] += w_noise * std::sqrt(fmax_fast(v[k], 0.0f)) * z[k];

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/gemm.h"
 #include "nets/layer_kernels.h"
 
 namespace pcmsim::nets {
@@ -36,7 +37,8 @@ void Fp32Matmul::matmul(int mi, int group, const Eigen::Ref<const MatrixF>& x, M
 #pragma omp parallel for schedule(static) if (blocks > 1)
   for (Index b = 0; b < blocks; ++b) {
     const Index r0 = b * kPositionBlock, len = std::min(kPositionBlock, P - r0);
-    y.middleRows(r0, len).noalias() = x.middleRows(r0, len) * W;
+    core::gemm_rows(len, m.cols, m.rows, x.data() + r0 * x.outerStride(), x.outerStride(),
+                    W.data(), W.outerStride(), y.data() + r0 * y.outerStride(), y.outerStride());
   }
 }
 
