@@ -232,13 +232,13 @@ int run_bench_mvm(const std::vector<std::string>& args) {
   std::snprintf(line, sizeof line,
                 "{\"case\":\"%dx%d tiles %dx%d p_in %d p_out %d b_in %d out_noise %g read_noise %s "
                 "w_noise %g cell %s %s t_inf %g\",\"batch\":%d,\"threads\":%d,\"tiles\":%zu,"
-                "\"engine\":\"%s\",\"sim_ms\":%.4f,\"gemm_ms\":%.4f,\"gemm_eigen_ms\":%.4f,"
+                "\"engine\":\"%s\",\"baseline\":\"%s\",\"sim_ms\":%.4f,\"gemm_ms\":%.4f,\"gemm_eigen_ms\":%.4f,"
                 "\"ratio\":%.3f,\"ratio_eigen\":%.3f,\"gemms\":%d,\"ratio_per_gemm\":%.3f,"
                 "\"sim_cpu_ms\":%.4f,\"gemm_cpu_ms\":%.4f,\"cpu_ratio\":%.3f}\n",
                 rows, cols, tile_rows, tile_cols, io.p_in, io.p_out, io.b_in, io.out_noise,
                 core::to_string(io.read_noise).c_str(), io.w_noise, cell_text.c_str(),
                 spec.model.c_str(), t_inf, batch, threads, tiles.size(),
-                core::gemm_engine().c_str(), s, g, ge, s / g, s / ge, gemms, s / (gemms * g), sc,
+                core::gemm_engine().c_str(), core::gemm_baseline().c_str(), s, g, ge, s / g, s / ge, gemms, s / (gemms * g), sc,
                 gc, sc / gc);
   std::cout << line;
   return 0;

@@ -1,6 +1,9 @@
 #include "core/gemm.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -44,97 +47,107 @@ void sgemm(Index m, Index n, Index k, const float* a, Index lda, const float* b,
               static_cast<blasint>(ldc));
 }
 
-// Deterministic test data in [-1, 1) (a 32-bit LCG; no dependence on the library's RNG).
-void fill_test(std::vector<float>& v, std::uint32_t seed) {
-  std::uint32_t s = seed * 2654435761u + 12345u;
-  for (auto& x : v) {
-    s = s * 1664525u + 1013904223u;
-    x = static_cast<float>(s >> 8) * (2.0f / 16777216.0f) - 1.0f;
-  }
-}
-
-// The smallest row count q such that every call of a multiple of q rows gives each row the
-// bits of one larger call; 0 if none of the candidates does.
-int calibrate(Index n, Index k) {
-  constexpr Index kRef = 96;  // a multiple of every candidate
-  static const int kCandidates[] = {1, 2, 4, 8, 12, 16, 24, 32, 48};
-  std::vector<float> a(static_cast<std::size_t>(kRef * k)), b(static_cast<std::size_t>(k * n));
-  fill_test(a, 1);
-  fill_test(b, 2);
-  std::vector<float> ref(static_cast<std::size_t>(kRef * n)), c(ref.size());
-  sgemm(kRef, n, k, a.data(), k, b.data(), n, ref.data(), n);
-  auto rows_equal = [&](Index r0, Index len) {
-    return std::memcmp(c.data() + r0 * n, ref.data() + r0 * n,
-                       sizeof(float) * static_cast<std::size_t>(len * n)) == 0;
-  };
-  for (int q : kCandidates) {
-    bool ok = true;
-    // Every segment of q rows, every segment of 2q rows, and one call of all rows but q.
-    for (Index len : {Index(q), Index(2 * q)})
-      for (Index r0 = 0; ok && r0 + len <= kRef; r0 += len) {
-        sgemm(len, n, k, a.data() + r0 * k, k, b.data(), n, c.data() + r0 * n, n);
-        ok = rows_equal(r0, len);
-      }
-    if (ok && kRef - q > 0) {
-      sgemm(kRef - q, n, k, a.data() + q * k, k, b.data(), n, c.data() + q * n, n);
-      ok = rows_equal(q, kRef - q);
-    }
-    if (ok) return q;
-  }
-  return 0;
-}
-
-struct Padded {
-  std::vector<float> a, c;
-};
 #endif
+
+
+// pcmsim's own product: every element is one fused multiply-add chain over k in order,
+// c = fma(a_k, b_k, c) from c = 0, whatever the row's block, position or the number of rows
+// (row invariant by construction, and the same bits on every CPU with FMA). B is packed once
+// into panels of kNr columns (zero-padded), rows are taken kMr at a time.
+constexpr Index kNr = 16;
+constexpr Index kMr = 6;
+
+// C rows [0, rows) x columns [0, cols) of one kMr x kNr block: `ap` holds kMr rows of A
+// interleaved (ap[kk * kMr + r]; rows >= `rows` are zero), `panel` kNr columns of B.
+void micro_kernel(Index k, const float* ap, const float* panel, float* c, Index ldc, Index rows,
+                  Index cols) {
+#if defined(__AVX2__) && defined(__FMA__)
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+         c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (Index kk = 0; kk < k; ++kk) {
+    const __m256 b0 = _mm256_loadu_ps(panel);
+    const __m256 b1 = _mm256_loadu_ps(panel + 8);
+    __m256 av = _mm256_broadcast_ss(ap);
+    c00 = _mm256_fmadd_ps(av, b0, c00);
+    c01 = _mm256_fmadd_ps(av, b1, c01);
+    av = _mm256_broadcast_ss(ap + 1);
+    c10 = _mm256_fmadd_ps(av, b0, c10);
+    c11 = _mm256_fmadd_ps(av, b1, c11);
+    av = _mm256_broadcast_ss(ap + 2);
+    c20 = _mm256_fmadd_ps(av, b0, c20);
+    c21 = _mm256_fmadd_ps(av, b1, c21);
+    av = _mm256_broadcast_ss(ap + 3);
+    c30 = _mm256_fmadd_ps(av, b0, c30);
+    c31 = _mm256_fmadd_ps(av, b1, c31);
+    av = _mm256_broadcast_ss(ap + 4);
+    c40 = _mm256_fmadd_ps(av, b0, c40);
+    c41 = _mm256_fmadd_ps(av, b1, c41);
+    av = _mm256_broadcast_ss(ap + 5);
+    c50 = _mm256_fmadd_ps(av, b0, c50);
+    c51 = _mm256_fmadd_ps(av, b1, c51);
+    panel += kNr;
+    ap += kMr;
+  }
+  alignas(32) float tmp[kMr][kNr];
+  const __m256 acc[kMr][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  if (cols == kNr) {
+    for (Index r = 0; r < rows; ++r) {
+      _mm256_storeu_ps(c + r * ldc, acc[r][0]);
+      _mm256_storeu_ps(c + r * ldc + 8, acc[r][1]);
+    }
+    return;
+  }
+  for (Index r = 0; r < rows; ++r) {
+    _mm256_store_ps(tmp[r], acc[r][0]);
+    _mm256_store_ps(tmp[r] + 8, acc[r][1]);
+    std::memcpy(c + r * ldc, tmp[r], sizeof(float) * static_cast<std::size_t>(cols));
+  }
+#else
+  float acc[kMr][kNr] = {};
+  for (Index kk = 0; kk < k; ++kk)
+    for (Index r = 0; r < kMr; ++r)
+      for (Index j = 0; j < kNr; ++j)
+        acc[r][j] = std::fma(ap[kk * kMr + r], panel[kk * kNr + j], acc[r][j]);
+  for (Index r = 0; r < rows; ++r)
+    std::memcpy(c + r * ldc, acc[r], sizeof(float) * static_cast<std::size_t>(cols));
+#endif
+}
+
+// A's rows interleaved by groups of kMr (zero-padded), then panel-outer: one panel of B stays
+// in L1 while every row group passes over it.
+void packed_product(Index m, const float* a, Index lda, const PackedWeights& b, float* c,
+                    Index ldc) {
+  const Index k = b.k(), n = b.n();
+  const Index panels = (n + kNr - 1) / kNr, groups = (m + kMr - 1) / kMr;
+  thread_local std::vector<float> apack;
+  apack.resize(static_cast<std::size_t>(groups * k * kMr));
+  for (Index g = 0; g < groups; ++g) {
+    float* dst = apack.data() + g * k * kMr;
+    const Index rows = std::min(kMr, m - g * kMr);
+    for (Index r = 0; r < rows; ++r) {
+      const float* src = a + (g * kMr + r) * lda;
+      for (Index kk = 0; kk < k; ++kk) dst[kk * kMr + r] = src[kk];
+    }
+    for (Index r = rows; r < kMr; ++r)
+      for (Index kk = 0; kk < k; ++kk) dst[kk * kMr + r] = 0.0f;
+  }
+  for (Index p = 0; p < panels; ++p) {
+    const float* panel = b.data() + p * k * kNr;
+    const Index cols = std::min(kNr, n - p * kNr);
+    for (Index g = 0; g < groups; ++g)
+      micro_kernel(k, apack.data() + g * k * kMr, panel, c + g * kMr * ldc + p * kNr, ldc,
+                   std::min(kMr, m - g * kMr), cols);
+  }
+}
 
 }  // namespace
-
-int gemm_row_quantum(Index n, Index k) {
-#ifdef PCMSIM_HAVE_OPENBLAS
-  ensure_single_thread();
-  static std::mutex mu;
-  static std::map<std::pair<Index, Index>, int> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  const auto key = std::make_pair(n, k);
-  auto it = cache.find(key);
-  if (it == cache.end()) it = cache.emplace(key, calibrate(n, k)).first;
-  return it->second;
-#else
-  (void)n;
-  (void)k;
-  return 0;
-#endif
-}
 
 void gemm_rows(Index m, Index n, Index k, const float* a, Index lda, const float* b, Index ldb,
                float* c, Index ldc) {
   if (m <= 0 || n <= 0) return;
-  if (k <= 0) {
-    for (Index i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
-    return;
-  }
-#ifdef PCMSIM_HAVE_OPENBLAS
-  const int q = gemm_row_quantum(n, k);
-  if (q > 0) {
-    const Index bulk = m / q * q;
-    if (bulk > 0) sgemm(bulk, n, k, a, lda, b, ldb, c, ldc);
-    const Index rest = m - bulk;
-    if (rest > 0) {
-      thread_local Padded pad;
-      pad.a.assign(static_cast<std::size_t>(q * k), 0.0f);
-      pad.c.resize(static_cast<std::size_t>(q * n));
-      for (Index i = 0; i < rest; ++i)
-        std::memcpy(pad.a.data() + i * k, a + (bulk + i) * lda, sizeof(float) * k);
-      sgemm(q, n, k, pad.a.data(), k, b, ldb, pad.c.data(), n);
-      for (Index i = 0; i < rest; ++i)
-        std::memcpy(c + (bulk + i) * ldc, pad.c.data() + i * n, sizeof(float) * n);
-    }
-    return;
-  }
-#endif
-  eigen_product(m, n, k, a, lda, b, ldb, c, ldc);
+  thread_local PackedWeights packed;
+  packed.pack(b, k, n, ldb);
+  gemm_packed(m, a, lda, packed, c, ldc);
 }
 
 void gemm_rows(const Eigen::Ref<const MatrixF>& a, const Eigen::Ref<const MatrixF>& b,
@@ -159,7 +172,42 @@ void gemm_plain_eigen(Index m, Index n, Index k, const float* a, Index lda, cons
   eigen_product(m, n, k, a, lda, b, ldb, c, ldc);
 }
 
+void PackedWeights::pack(const float* b, Index k, Index n, Index ldb) {
+  k_ = k;
+  n_ = n;
+  const Index panels = (n + kNr - 1) / kNr;
+  data_.assign(static_cast<std::size_t>(panels * k * kNr), 0.0f);
+  for (Index p = 0; p < panels; ++p) {
+    const Index cols = std::min(kNr, n - p * kNr);
+    float* dst = data_.data() + p * k * kNr;
+    for (Index kk = 0; kk < k; ++kk)
+      std::memcpy(dst + kk * kNr, b + kk * ldb + p * kNr, sizeof(float) * cols);
+  }
+}
+
+void PackedWeights::pack(const Eigen::Ref<const MatrixF>& b) {
+  pack(b.data(), b.rows(), b.cols(), b.outerStride());
+}
+
+void gemm_packed(Index m, const float* a, Index lda, const PackedWeights& b, float* c,
+                 Index ldc) {
+  if (m <= 0 || b.n() <= 0) return;
+  if (b.k() <= 0) {
+    for (Index i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + b.n(), 0.0f);
+    return;
+  }
+  packed_product(m, a, lda, b, c, ldc);
+}
+
 std::string gemm_engine() {
+#if defined(__AVX2__) && defined(__FMA__)
+  return "pcmsim fma avx2";
+#else
+  return "pcmsim fma scalar";
+#endif
+}
+
+std::string gemm_baseline() {
 #ifdef PCMSIM_HAVE_OPENBLAS
   std::string config = openblas_get_config();
   const std::string version = config.substr(0, config.find(' ', 9));  // "OpenBLAS 0.3.21"
