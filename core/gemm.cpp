@@ -113,11 +113,59 @@ void micro_kernel(Index k, const float* ap, const float* panel, float* c, Index 
 #endif
 }
 
+// One row (batch 1): four panels at a time, so that eight independent chains hide the FMA
+// latency; each element is the same chain as in micro_kernel.
+void row_product(Index k, const float* a, const PackedWeights& b, float* c) {
+  const Index n = b.n(), panels = (n + kNr - 1) / kNr;
+  Index p = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  for (; p + 4 <= panels; p += 4) {
+    const float* b0 = b.data() + p * k * kNr;
+    const float* b1 = b0 + k * kNr;
+    const float* b2 = b1 + k * kNr;
+    const float* b3 = b2 + k * kNr;
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+    for (Index kk = 0; kk < k; ++kk) {
+      const __m256 av = _mm256_broadcast_ss(a + kk);
+      const Index o = kk * kNr;
+      c0 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b0 + o), c0);
+      c1 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b0 + o + 8), c1);
+      c2 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b1 + o), c2);
+      c3 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b1 + o + 8), c3);
+      c4 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b2 + o), c4);
+      c5 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b2 + o + 8), c5);
+      c6 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b3 + o), c6);
+      c7 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b3 + o + 8), c7);
+    }
+    alignas(32) float tmp[4 * kNr];
+    _mm256_store_ps(tmp, c0);
+    _mm256_store_ps(tmp + 8, c1);
+    _mm256_store_ps(tmp + 16, c2);
+    _mm256_store_ps(tmp + 24, c3);
+    _mm256_store_ps(tmp + 32, c4);
+    _mm256_store_ps(tmp + 40, c5);
+    _mm256_store_ps(tmp + 48, c6);
+    _mm256_store_ps(tmp + 56, c7);
+    std::memcpy(c + p * kNr, tmp, sizeof(float) * static_cast<std::size_t>(std::min(4 * kNr, n - p * kNr)));
+  }
+#endif
+  // The remaining panels (fewer than four, or all without AVX2): A as a zero-padded group.
+  if (p < panels) {
+    thread_local std::vector<float> ap;
+    ap.assign(static_cast<std::size_t>(k * kMr), 0.0f);
+    for (Index kk = 0; kk < k; ++kk) ap[static_cast<std::size_t>(kk * kMr)] = a[kk];
+    for (; p < panels; ++p)
+      micro_kernel(k, ap.data(), b.data() + p * k * kNr, c + p * kNr, 0, 1,
+                   std::min(kNr, n - p * kNr));
+  }
+}
+
 // A's rows interleaved by groups of kMr (zero-padded), then panel-outer: one panel of B stays
 // in L1 while every row group passes over it.
 void packed_product(Index m, const float* a, Index lda, const PackedWeights& b, float* c,
                     Index ldc) {
   const Index k = b.k(), n = b.n();
+  if (m == 1) return row_product(k, a, b, c);
   const Index panels = (n + kNr - 1) / kNr, groups = (m + kMr - 1) / kMr;
   thread_local std::vector<float> apack;
   apack.resize(static_cast<std::size_t>(groups * k * kMr));
