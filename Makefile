@@ -52,6 +52,7 @@ run: build
 	$(BUILD_DIR)/bin/pcmsim run --out out/run.h5
 
 bench: build
+	@echo "== the speed table (docs/performance.md)"; bench/table.sh $(BUILD_DIR)
 	@for b in $(BUILD_DIR)/bin/bench_*; do echo "== $$b"; $$b; done
 
 clean:

@@ -1,11 +1,13 @@
 // `pcmsim bench mvm`: cost of the simulated analog MVM relative to a plain float GEMM.
 //
-// Programs a rows x cols layer on a grid of tiles (device model, PCM by default), takes the
-// conductance snapshot at --t-inference, then times, in the same run and alternately, (a) the
-// simulated layer forward: every tile's Tile::forward (noise management, DAC, one GEMM per tile,
-// output noise, ADC, bound management) plus the digital unit accumulating the tile partial sums
-// into the layer output, and (b) a plain Eigen float GEMM Y = X W of the same shape, on the same
-// number of threads. Prints one JSON line with the medians.
+// Programs a rows x cols layer on a grid of tiles (device model, PCM by default; any unit cell,
+// e.g. bit slices), takes the conductance snapshot at --t-inference, then times, in the same
+// run and alternately, (a) the simulated layer forward: every tile's Tile::forward (noise
+// management, DAC, the GEMMs of every plane and input cycle, read and output noise, ADC, bound
+// management) plus the digital unit accumulating the tile partial sums into the layer output,
+// (b) one float32 GEMM Y = X W of the same shape through the GEMM engine (OpenBLAS sgemm when
+// the build has it, core/gemm.h) and (c) Eigen's GEMM of the same shape, both with the batch
+// split into one part per thread. Prints one JSON line with the medians.
 #include <omp.h>
 #include <time.h>
 
@@ -22,11 +24,13 @@
 
 #include "circuit/ir_drop.h"
 #include "cli/command.h"
+#include "cli/setting_options.h"
 #include "cli/util.h"
 #include "core/settings.h"
 #include "mapping/chip_spec.h"
 #include "core/digital_unit.h"
 #include "core/error.h"
+#include "core/gemm.h"
 #include "core/io_params.h"
 #include "core/tile.h"
 #include "core/types.h"
@@ -43,11 +47,18 @@ constexpr const char* kWhere = "cli bench mvm";
 constexpr const char* kUsage =
     "usage: pcmsim bench mvm [options]\n\n"
     "Times the simulated forward of one rows x cols layer mapped on a grid of tiles (every\n"
-    "tile's converters, noise and GEMM, plus the digital accumulation of the partial sums) and,\n"
-    "in the same run, a plain Eigen float GEMM of the same shape on the same threads. Prints\n"
-    "one JSON line: {\"case\", \"batch\", \"threads\", \"tiles\", \"sim_ms\", \"gemm_ms\", \"ratio\",\n"
-    "\"sim_cpu_ms\", \"gemm_cpu_ms\", \"cpu_ratio\"}: medians over --repeats after one warm-up, wall\n"
-    "time and process CPU time (the latter is robust on a machine shared with other jobs).\n"
+    "tile's converters, noise and GEMMs, plus the digital accumulation of the partial sums) and,\n"
+    "in the same run, one float32 GEMM of the same shape through the GEMM engine (OpenBLAS\n"
+    "sgemm when built with it) and through Eigen, on the same threads. Prints one JSON line:\n"
+    "{\"case\", \"batch\", \"threads\", \"tiles\", \"engine\", \"sim_ms\", \"gemm_ms\",\n"
+    "\"gemm_eigen_ms\", \"ratio\" (sim / engine GEMM), \"ratio_eigen\" (sim / Eigen GEMM),\n"
+    "\"gemms\" (GEMM-sized products the case needs: planes x input cycles, twice with pcm_like\n"
+    "read noise), \"ratio_per_gemm\" (sim / (gemms x engine GEMM)), \"gemms_done\" (gemms\n"
+    "including the samples bound management redid), \"ratio_per_gemm_done\", \"sim_cpu_ms\",\n"
+    "\"gemm_cpu_ms\", \"cpu_ratio\"}: medians over --repeats after one warm-up, wall time and\n"
+    "process CPU time (the latter is robust on a machine shared with other jobs).\n"
+    "Every tile setting (--read-noise, --w-noise, --b-in, --p-in, ...) and unit-cell setting\n"
+    "(--cell bit_sliced --weight-bits 8 --slice-bits 4, ...) of `pcmsim run` is an option.\n"
     "With --r-row/--r-col (wire resistance, docs/ir-drop.md) it also computes every tile's\n"
     "effective matrices once and times the same forward on them, alternating with the ideal one;\n"
     "the line then adds \"weff_ms\" (computing them, wall), \"ir_ms\", \"ir_cpu_ms\", \"ir_ratio\"\n"
@@ -74,10 +85,6 @@ int run_bench_mvm(const std::vector<std::string>& args) {
       ("batch", po::value<int>()->default_value(1024), "input vectors per forward, >= 1")
       ("tile", po::value<std::string>()->default_value("256x256"),
        "tile size ROWSxCOLS; the layer is split over a row/column grid of tiles")
-      ("p-in", po::value<int>()->default_value(8), "DAC bits (2..16, 0 = off)")
-      ("p-out", po::value<int>()->default_value(8), "ADC bits (2..16, 0 = off)")
-      ("out-noise", po::value<double>()->default_value(0.04),
-       "output noise std, normalised units")
       ("device", po::value<std::string>()->default_value("pcm"),
        "device model: pcm, ideal or state_independent (default parameters)")
       ("t-inference", po::value<double>()->default_value(86400.0),
@@ -89,6 +96,11 @@ int run_bench_mvm(const std::vector<std::string>& args) {
       ("r-col", po::value<double>()->default_value(0.0),
        "bit-line wire resistance per cell segment, ohm")
       ("seed", po::value<std::string>()->default_value("1"), "random seed (0..2^64-1)");
+  po::options_description tile_opts("Tile settings (core::IoParams)", 110, 60);
+  add_setting_options<core::IoParams>(tile_opts);
+  po::options_description cell_opts("Unit cell (devices::UnitCellSpec)", 110, 60);
+  add_setting_options<devices::UnitCellSpec>(cell_opts);
+  opts.add(tile_opts).add(cell_opts);
   po::variables_map vm;
   try {
     po::store(parse_arguments(args, opts), vm);
@@ -136,11 +148,12 @@ int run_bench_mvm(const std::vector<std::string>& args) {
   const bool with_ir = !ir.ideal();
 
   core::IoParams io;
-  io.p_in = vm["p-in"].as<int>();
-  io.p_out = vm["p-out"].as<int>();
-  io.out_noise = vm["out-noise"].as<double>();
-  if (io.p_out == 0) io.out_bound = INFINITY;
+  apply_setting_options(vm, io);
+  if (io.p_out == 0 && !given(vm, "out-bound")) io.out_bound = INFINITY;
   io.validate();
+  devices::UnitCellSpec cell;
+  apply_setting_options(vm, cell);
+  cell.validate();
 
   devices::DeviceSpec spec;
   spec.model = vm["device"].as<std::string>();
@@ -168,7 +181,7 @@ int run_bench_mvm(const std::vector<std::string>& args) {
     for (int c0 = 0; c0 < cols; c0 += tile_cols, ++slice) {
       const int nr = std::min(tile_rows, rows - r0), nc = std::min(tile_cols, cols - c0);
       const auto targets =
-          devices::weights_to_targets(w.block(r0, c0, nr, nc), devices::UnitCellSpec{},
+          devices::weights_to_targets(w.block(r0, c0, nr, nc), cell,
                                       model->g_max());
       const auto programmed = devices::program_block(targets, model, key.with_slice(slice));
       const auto block = devices::at_time(programmed, t_inf, key.with_slice(slice));
@@ -199,16 +212,25 @@ int run_bench_mvm(const std::vector<std::string>& args) {
   };
   auto simulate = [&] { simulate_on(tiles); };
   auto simulate_ir = [&] { simulate_on(tiles_ir); };
-  // The baseline: the same product as a plain float GEMM, the batch split into one
-  // contiguous part per thread (Eigen itself is built without threads).
-  auto gemm = [&] {
+  // The baselines: the same product as one float32 GEMM through the engine (OpenBLAS sgemm)
+  // and through Eigen, the batch split into one contiguous part per thread, each part one
+  // single-threaded call.
+  core::MatrixF y_eigen(batch, cols);
+  auto split_gemm = [&](auto&& product, core::MatrixF& y) {
     const int parts = std::min(threads, batch);
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < parts; ++t) {
       const core::Index b0 = core::Index(batch) * t / parts, b1 = core::Index(batch) * (t + 1) / parts;
-      y_gemm.middleRows(b0, b1 - b0).noalias() = x.middleRows(b0, b1 - b0) * w;
+      product(b1 - b0, core::Index(cols), core::Index(rows), x.data() + b0 * rows, core::Index(rows),
+              w.data(), core::Index(cols), y.data() + b0 * cols, core::Index(cols));
     }
   };
+  auto gemm = [&] { split_gemm(core::gemm_plain, y_gemm); };
+  auto gemm_eigen = [&] { split_gemm(core::gemm_plain_eigen, y_eigen); };
+  // GEMM-sized products per forward: one per plane group and input cycle, and one more for the
+  // variance of pcm_like read noise.
+  const int gemms = tiles.front().tile->groups() * tiles.front().tile->cycles() *
+                    (io.read_noise == core::ReadNoise::pcm_like && io.w_noise > 0 ? 2 : 1);
   // Wall time (what a user waits) and process CPU time (all threads; robust when the machine
   // is shared with other jobs), medians over the repeats, sim and GEMM alternating.
   using clock = std::chrono::steady_clock;
@@ -217,7 +239,7 @@ int run_bench_mvm(const std::vector<std::string>& args) {
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return 1e3 * ts.tv_sec + 1e-6 * ts.tv_nsec;
   };
-  std::vector<double> sim_ms, gemm_ms, sim_cpu, gemm_cpu, ir_ms, ir_cpu;
+  std::vector<double> sim_ms, gemm_ms, eigen_ms, sim_cpu, gemm_cpu, eigen_cpu, ir_ms, ir_cpu;
   auto measure = [&](auto&& f, std::vector<double>& wall, std::vector<double>& cpu) {
     const double c0 = cpu_ms();
     const auto t0 = clock::now();
@@ -227,22 +249,39 @@ int run_bench_mvm(const std::vector<std::string>& args) {
   };
   simulate();
   if (with_ir) simulate_ir();
-  gemm();  // warm-up
+  gemm();
+  gemm_eigen();  // warm-up
   for (int r = 0; r < repeats; ++r) {
     measure(simulate, sim_ms, sim_cpu);
     if (with_ir) measure(simulate_ir, ir_ms, ir_cpu);
     measure(gemm, gemm_ms, gemm_cpu);
+    measure(gemm_eigen, eigen_ms, eigen_cpu);
   }
-  const double s = median(sim_ms), g = median(gemm_ms);
+  const double s = median(sim_ms), g = median(gemm_ms), ge = median(eigen_ms);
   const double sc = median(sim_cpu), gc = median(gemm_cpu);
-  char line[640];
+  // Bound management redoes the clipped samples (every read again): the GEMM-sized products the
+  // forward actually computed, averaged over the tiles.
+  double redo = 0;
+  for (const auto& p : tiles)
+    for (auto r : p.readout.bm_rounds) redo += r;
+  const double gemms_done = gemms * (1.0 + redo / (double(batch) * double(tiles.size())));
+  std::string cell_text = devices::to_string(cell.kind);
+  if (cell.kind == devices::CellKind::bit_sliced)
+    cell_text += core::concat(" ", cell.weight_bits, "b/", cell.slice_bits, "b");
+  char line[1024];
   std::snprintf(line, sizeof line,
-                "{\"case\":\"%dx%d tiles %dx%d p_in %d p_out %d out_noise %g %s t_inf %g\","
-                "\"batch\":%d,\"threads\":%d,\"tiles\":%zu,\"sim_ms\":%.4f,\"gemm_ms\":%.4f,"
-                "\"ratio\":%.3f,\"sim_cpu_ms\":%.4f,\"gemm_cpu_ms\":%.4f,\"cpu_ratio\":%.3f}\n",
-                rows, cols, tile_rows, tile_cols, io.p_in, io.p_out, io.out_noise,
-                spec.model.c_str(), t_inf, batch, threads, tiles.size(), s, g, s / g, sc, gc,
-                sc / gc);
+                "{\"case\":\"%dx%d tiles %dx%d p_in %d p_out %d b_in %d out_noise %g read_noise %s "
+                "w_noise %g cell %s %s t_inf %g\",\"batch\":%d,\"threads\":%d,\"tiles\":%zu,"
+                "\"engine\":\"%s\",\"baseline\":\"%s\",\"sim_ms\":%.4f,\"gemm_ms\":%.4f,\"gemm_eigen_ms\":%.4f,"
+                "\"ratio\":%.3f,\"ratio_eigen\":%.3f,\"gemms\":%d,\"ratio_per_gemm\":%.3f,"
+                "\"gemms_done\":%.2f,\"ratio_per_gemm_done\":%.3f,"
+                "\"sim_cpu_ms\":%.4f,\"gemm_cpu_ms\":%.4f,\"cpu_ratio\":%.3f}\n",
+                rows, cols, tile_rows, tile_cols, io.p_in, io.p_out, io.b_in, io.out_noise,
+                core::to_string(io.read_noise).c_str(), io.w_noise, cell_text.c_str(),
+                spec.model.c_str(), t_inf, batch, threads, tiles.size(),
+                core::gemm_engine().c_str(), core::gemm_baseline().c_str(), s, g, ge, s / g,
+                s / ge, gemms, s / (gemms * g), gemms_done, s / (gemms_done * g), sc,
+                gc, sc / gc);
   std::string out = line;
   if (with_ir) {
     const double i = median(ir_ms), ic = median(ir_cpu);

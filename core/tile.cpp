@@ -9,6 +9,7 @@
 
 #include "core/adc_transfer.h"
 #include "core/error.h"
+#include "core/gemm.h"
 #include "core/quantiser.h"
 
 namespace pcmsim::core {
@@ -171,6 +172,9 @@ void Tile::compute_group_weights(const ConductanceBlock& block) {
       g.w_abs = g.w.cwiseAbs();
     else
       g.w_abs.resize(0, 0);
+    // Packed once per snapshot for the GEMM kernel (core/gemm.h), not per block.
+    g.w_packed.pack(g.w);
+    if (g.w_abs.size() > 0) g.w_abs_packed.pack(g.w_abs);
   }
   output_scale_.resize(cols_);
   for (Index j = 0; j < cols_; ++j) output_scale_[j] = block.g_max / block.weight_scale[j];
@@ -518,7 +522,7 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
       for (int g = 0; g < n_groups; ++g) {
         const int r = g * cycles + c;
         // 3. The analog product: one GEMM for the block.
-        s.acc.topRows(m).noalias() = s.xq.topRows(m) * groups_[g].w;
+        gemm_packed(m, s.xq.data(), rows_, groups_[g].w_packed, s.acc.data(), cols_);
         float* acc = s.acc.data();
         const std::size_t n_out = static_cast<std::size_t>(m * cols_);
         // Read noise (output-referred).
@@ -527,7 +531,7 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
                     ids, m, cols_, s.rnd.data());
           const float* z = s.rnd.data();
           if (io_.read_noise == ReadNoise::pcm_like) {
-            s.var.topRows(m).noalias() = s.xsq.topRows(m) * groups_[g].w_abs;
+            gemm_packed(m, s.xsq.data(), rows_, groups_[g].w_abs_packed, s.var.data(), cols_);
             const float* v = s.var.data();
             for (std::size_t k = 0; k < n_out; ++k)
               acc[k] += w_noise * std::sqrt(fmax_fast(v[k], 0.0f)) * z[k];

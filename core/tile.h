@@ -11,7 +11,7 @@
 //
 // Performance and determinism: the batch is cut into fixed blocks of 128 rows (independent of
 // the thread count), processed in one OpenMP parallel region; per block, noise management and
-// the DAC are one vectorised pass, the product is one Eigen GEMM per plane group, output noise
+// the DAC are one vectorised pass, the product is one GEMM (core/gemm.h, row invariant) per plane group, output noise
 // and the ADC one more pass. Bound management redoes only the samples that clipped, again in
 // fixed blocks. Results are bit-identical for any number of threads.
 #pragma once
@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/conductance_block.h"
+#include "core/gemm.h"
 #include "core/io_params.h"
 #include "core/rng.h"
 #include "core/types.h"
@@ -142,6 +143,7 @@ class Tile {
     double weight = 1.0;      // read weight of the group (significance or sum of them)
     MatrixF w;                // normalised weights, rows x cols
     MatrixF w_abs;            // |w|, only for ReadNoise::pcm_like
+    PackedWeights w_packed, w_abs_packed;  // w and w_abs packed for gemm_packed
   };
   void validate_block(const ConductanceBlock& block) const;
   void build_groups(const ConductanceBlock& block);

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/gemm.h"
 #include "nets/layer_kernels.h"
 
 namespace pcmsim::nets {
@@ -15,7 +16,14 @@ using namespace detail;
 
 // ------------------------------------------------------------------------------ Fp32Matmul
 
-Fp32Matmul::Fp32Matmul(const Network& net) : layers_(matrix_layers(net)) {}
+Fp32Matmul::Fp32Matmul(const Network& net) : layers_(matrix_layers(net)) {
+  packed_.resize(layers_.size());
+  for (std::size_t i = 0; i < layers_.size(); ++i)
+    for (const MatrixF& w : layers_[i].weights) {
+      packed_[i].emplace_back();
+      packed_[i].back().pack(w);
+    }
+}
 
 void Fp32Matmul::matmul(int mi, int group, const Eigen::Ref<const MatrixF>& x, MatrixF& y) {
   if (mi < 0 || mi >= static_cast<int>(layers_.size()))
@@ -28,7 +36,8 @@ void Fp32Matmul::matmul(int mi, int group, const Eigen::Ref<const MatrixF>& x, M
   if (x.cols() != m.rows)
     core::throw_invalid("nets::Fp32Matmul", concat("layer '", m.name, "': input has ", x.cols(),
                                                    " columns, expected ", m.rows));
-  const MatrixF& W = m.weights[static_cast<std::size_t>(group)];
+  const core::PackedWeights& packed =
+      packed_[static_cast<std::size_t>(mi)][static_cast<std::size_t>(group)];
   const Index P = x.rows();
   y.resize(P, m.cols);
   const Index blocks = (P + kPositionBlock - 1) / kPositionBlock;
@@ -36,7 +45,8 @@ void Fp32Matmul::matmul(int mi, int group, const Eigen::Ref<const MatrixF>& x, M
 #pragma omp parallel for schedule(static) if (blocks > 1)
   for (Index b = 0; b < blocks; ++b) {
     const Index r0 = b * kPositionBlock, len = std::min(kPositionBlock, P - r0);
-    y.middleRows(r0, len).noalias() = x.middleRows(r0, len) * W;
+    core::gemm_packed(len, x.data() + r0 * x.outerStride(), x.outerStride(), packed,
+                      y.data() + r0 * y.outerStride(), y.outerStride());
   }
 }
 

@@ -8,6 +8,7 @@
 
 #include <vector>
 
+#include "core/gemm.h"
 #include "nets/network.h"
 
 namespace pcmsim::nets {
@@ -29,7 +30,8 @@ class MatmulProvider {
                       MatrixF& y) = 0;
 };
 
-// The FP32 digital reference: Eigen GEMM, OpenMP over fixed blocks of positions.
+// The FP32 digital reference: the GEMM kernel of core/gemm.h on weights packed once, OpenMP
+// over fixed blocks of positions.
 class Fp32Matmul : public MatmulProvider {
  public:
   explicit Fp32Matmul(const Network& net);
@@ -39,6 +41,7 @@ class Fp32Matmul : public MatmulProvider {
 
  private:
   std::vector<MatrixLayer> layers_;
+  std::vector<std::vector<core::PackedWeights>> packed_;  // per layer and group
 };
 
 // Positions per OpenMP work block in Fp32Matmul and the network code. Fixed, so results do not

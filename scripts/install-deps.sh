@@ -8,7 +8,7 @@ level="${1:-build}"
 packages=(g++ make cmake pkg-config libeigen3-dev libhdf5-dev libboost-program-options-dev
           libgtest-dev libbenchmark-dev pybind11-dev python3-dev python3-numpy
           libopenmpi-dev openmpi-bin zlib1g-dev dataset-fashion-mnist ccache
-          libsuitesparse-dev libonnx-dev libprotobuf-dev)
+          libsuitesparse-dev libonnx-dev libprotobuf-dev libopenblas-dev)
 if [[ "$level" == test || "$level" == train ]]; then
   packages+=(python3-pytest python3-h5py python3-matplotlib jupyter-nbconvert python3-ipykernel
              python3-nbformat python3-torch python3-onnx python3-pip python3-setuptools

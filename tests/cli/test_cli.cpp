@@ -259,5 +259,25 @@ TEST_F(Cli, BadOptions) {
   EXPECT_FALSE(fs::exists(path("r.csv")));
 }
 
+// `bench mvm` takes the tile and unit-cell settings and counts the GEMMs of the case: 8-bit
+// weights in 4-bit slices (2 planes) times 8-bit inputs 1 bit per cycle (7 magnitude cycles).
+TEST(CliBench, MvmCountsTheGemmsOfBitSlicedBitSerialCases) {
+  const auto r = pcmsim({"bench", "mvm", "--rows", "24", "--cols", "16", "--batch", "5", "--tile",
+                         "16x16", "--repeats", "1", "--cell", "bit_sliced", "--weight-bits", "8",
+                         "--slice-bits", "4", "--b-in", "1"});
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"gemms\":14,"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"tiles\":2,"), std::string::npos) << r.output;
+  for (const char* field : {"\"ratio\":", "\"ratio_eigen\":", "\"ratio_per_gemm\":", "\"baseline\":"})
+    EXPECT_NE(r.output.find(field), std::string::npos) << field << " in " << r.output;
+  const auto noisy = pcmsim({"bench", "mvm", "--rows", "16", "--cols", "16", "--batch", "3",
+                             "--tile", "16x16", "--repeats", "1", "--read-noise", "pcm_like",
+                             "--w-noise", "0.02"});
+  ASSERT_EQ(noisy.code, 0) << noisy.output;
+  EXPECT_NE(noisy.output.find("\"gemms\":2,"), std::string::npos) << noisy.output;
+  expect_bad_input(pcmsim({"bench", "mvm", "--slice-bits", "0", "--cell", "bit_sliced"}),
+                   {"slice_bits"});
+}
+
 }  // namespace
 }  // namespace pcmsim::nets

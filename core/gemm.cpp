@@ -1,0 +1,276 @@
+#include "core/gemm.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#ifdef PCMSIM_HAVE_OPENBLAS
+#include <cblas.h>
+extern "C" {
+char* openblas_get_corename(void);
+char* openblas_get_config(void);
+}
+#endif
+
+namespace pcmsim::core {
+
+namespace {
+
+void eigen_product(Index m, Index n, Index k, const float* a, Index lda, const float* b,
+                   Index ldb, float* c, Index ldc) {
+  using Stride = Eigen::OuterStride<>;
+  Eigen::Map<const MatrixF, 0, Stride> A(a, m, k, Stride(lda));
+  Eigen::Map<const MatrixF, 0, Stride> B(b, k, n, Stride(ldb));
+  Eigen::Map<MatrixF, 0, Stride> C(c, m, n, Stride(ldc));
+  C.noalias() = A * B;
+}
+
+#ifdef PCMSIM_HAVE_OPENBLAS
+// OpenBLAS's own threads stay off: pcmsim parallelises over its work blocks, and a product
+// split by OpenBLAS would depend on the thread count.
+void ensure_single_thread() {
+  static std::once_flag once;
+  std::call_once(once, [] { openblas_set_num_threads(1); });
+}
+
+void sgemm(Index m, Index n, Index k, const float* a, Index lda, const float* b, Index ldb,
+           float* c, Index ldc) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(m),
+              static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, a,
+              static_cast<blasint>(lda), b, static_cast<blasint>(ldb), 0.0f, c,
+              static_cast<blasint>(ldc));
+}
+
+#endif
+
+
+// pcmsim's own product: every element is one fused multiply-add chain over k in order,
+// c = fma(a_k, b_k, c) from c = 0, whatever the row's block, position or the number of rows
+// (row invariant by construction, and the same bits on every CPU with FMA). B is packed once
+// into panels of kNr columns (zero-padded), rows are taken kMr at a time.
+constexpr Index kNr = 16;
+constexpr Index kMr = 6;
+
+// C rows [0, rows) x columns [0, cols) of one kMr x kNr block: `ap` holds kMr rows of A
+// interleaved (ap[kk * kMr + r]; rows >= `rows` are zero), `panel` kNr columns of B.
+void micro_kernel(Index k, const float* ap, const float* panel, float* c, Index ldc, Index rows,
+                  Index cols) {
+#if defined(__AVX2__) && defined(__FMA__)
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+         c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (Index kk = 0; kk < k; ++kk) {
+    const __m256 b0 = _mm256_loadu_ps(panel);
+    const __m256 b1 = _mm256_loadu_ps(panel + 8);
+    __m256 av = _mm256_broadcast_ss(ap);
+    c00 = _mm256_fmadd_ps(av, b0, c00);
+    c01 = _mm256_fmadd_ps(av, b1, c01);
+    av = _mm256_broadcast_ss(ap + 1);
+    c10 = _mm256_fmadd_ps(av, b0, c10);
+    c11 = _mm256_fmadd_ps(av, b1, c11);
+    av = _mm256_broadcast_ss(ap + 2);
+    c20 = _mm256_fmadd_ps(av, b0, c20);
+    c21 = _mm256_fmadd_ps(av, b1, c21);
+    av = _mm256_broadcast_ss(ap + 3);
+    c30 = _mm256_fmadd_ps(av, b0, c30);
+    c31 = _mm256_fmadd_ps(av, b1, c31);
+    av = _mm256_broadcast_ss(ap + 4);
+    c40 = _mm256_fmadd_ps(av, b0, c40);
+    c41 = _mm256_fmadd_ps(av, b1, c41);
+    av = _mm256_broadcast_ss(ap + 5);
+    c50 = _mm256_fmadd_ps(av, b0, c50);
+    c51 = _mm256_fmadd_ps(av, b1, c51);
+    panel += kNr;
+    ap += kMr;
+  }
+  alignas(32) float tmp[kMr][kNr];
+  const __m256 acc[kMr][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  if (cols == kNr) {
+    for (Index r = 0; r < rows; ++r) {
+      _mm256_storeu_ps(c + r * ldc, acc[r][0]);
+      _mm256_storeu_ps(c + r * ldc + 8, acc[r][1]);
+    }
+    return;
+  }
+  for (Index r = 0; r < rows; ++r) {
+    _mm256_store_ps(tmp[r], acc[r][0]);
+    _mm256_store_ps(tmp[r] + 8, acc[r][1]);
+    std::memcpy(c + r * ldc, tmp[r], sizeof(float) * static_cast<std::size_t>(cols));
+  }
+#else
+  float acc[kMr][kNr] = {};
+  for (Index kk = 0; kk < k; ++kk)
+    for (Index r = 0; r < kMr; ++r)
+      for (Index j = 0; j < kNr; ++j)
+        acc[r][j] = std::fma(ap[kk * kMr + r], panel[kk * kNr + j], acc[r][j]);
+  for (Index r = 0; r < rows; ++r)
+    std::memcpy(c + r * ldc, acc[r], sizeof(float) * static_cast<std::size_t>(cols));
+#endif
+}
+
+// One row (batch 1): four panels at a time, so that eight independent chains hide the FMA
+// latency; each element is the same chain as in micro_kernel.
+void row_product(Index k, const float* a, const PackedWeights& b, float* c) {
+  const Index n = b.n(), panels = (n + kNr - 1) / kNr;
+  Index p = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  for (; p + 4 <= panels; p += 4) {
+    const float* b0 = b.data() + p * k * kNr;
+    const float* b1 = b0 + k * kNr;
+    const float* b2 = b1 + k * kNr;
+    const float* b3 = b2 + k * kNr;
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+    for (Index kk = 0; kk < k; ++kk) {
+      const __m256 av = _mm256_broadcast_ss(a + kk);
+      const Index o = kk * kNr;
+      c0 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b0 + o), c0);
+      c1 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b0 + o + 8), c1);
+      c2 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b1 + o), c2);
+      c3 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b1 + o + 8), c3);
+      c4 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b2 + o), c4);
+      c5 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b2 + o + 8), c5);
+      c6 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b3 + o), c6);
+      c7 = _mm256_fmadd_ps(av, _mm256_loadu_ps(b3 + o + 8), c7);
+    }
+    alignas(32) float tmp[4 * kNr];
+    _mm256_store_ps(tmp, c0);
+    _mm256_store_ps(tmp + 8, c1);
+    _mm256_store_ps(tmp + 16, c2);
+    _mm256_store_ps(tmp + 24, c3);
+    _mm256_store_ps(tmp + 32, c4);
+    _mm256_store_ps(tmp + 40, c5);
+    _mm256_store_ps(tmp + 48, c6);
+    _mm256_store_ps(tmp + 56, c7);
+    std::memcpy(c + p * kNr, tmp, sizeof(float) * static_cast<std::size_t>(std::min(4 * kNr, n - p * kNr)));
+  }
+#endif
+  // The remaining panels (fewer than four, or all without AVX2): A as a zero-padded group.
+  if (p < panels) {
+    thread_local std::vector<float> ap;
+    ap.assign(static_cast<std::size_t>(k * kMr), 0.0f);
+    for (Index kk = 0; kk < k; ++kk) ap[static_cast<std::size_t>(kk * kMr)] = a[kk];
+    for (; p < panels; ++p)
+      micro_kernel(k, ap.data(), b.data() + p * k * kNr, c + p * kNr, 0, 1,
+                   std::min(kNr, n - p * kNr));
+  }
+}
+
+// A's rows interleaved by groups of kMr (zero-padded), then panel-outer: one panel of B stays
+// in L1 while every row group passes over it.
+void packed_product(Index m, const float* a, Index lda, const PackedWeights& b, float* c,
+                    Index ldc) {
+  const Index k = b.k(), n = b.n();
+  if (m == 1) return row_product(k, a, b, c);
+  const Index panels = (n + kNr - 1) / kNr, groups = (m + kMr - 1) / kMr;
+  thread_local std::vector<float> apack;
+  apack.resize(static_cast<std::size_t>(groups * k * kMr));
+  for (Index g = 0; g < groups; ++g) {
+    float* dst = apack.data() + g * k * kMr;
+    const Index rows = std::min(kMr, m - g * kMr);
+    for (Index r = 0; r < rows; ++r) {
+      const float* src = a + (g * kMr + r) * lda;
+      for (Index kk = 0; kk < k; ++kk) dst[kk * kMr + r] = src[kk];
+    }
+    for (Index r = rows; r < kMr; ++r)
+      for (Index kk = 0; kk < k; ++kk) dst[kk * kMr + r] = 0.0f;
+  }
+  for (Index p = 0; p < panels; ++p) {
+    const float* panel = b.data() + p * k * kNr;
+    const Index cols = std::min(kNr, n - p * kNr);
+    for (Index g = 0; g < groups; ++g)
+      micro_kernel(k, apack.data() + g * k * kMr, panel, c + g * kMr * ldc + p * kNr, ldc,
+                   std::min(kMr, m - g * kMr), cols);
+  }
+}
+
+}  // namespace
+
+void gemm_rows(Index m, Index n, Index k, const float* a, Index lda, const float* b, Index ldb,
+               float* c, Index ldc) {
+  if (m <= 0 || n <= 0) return;
+  thread_local PackedWeights packed;
+  packed.pack(b, k, n, ldb);
+  gemm_packed(m, a, lda, packed, c, ldc);
+}
+
+void gemm_rows(const Eigen::Ref<const MatrixF>& a, const Eigen::Ref<const MatrixF>& b,
+               MatrixF& c) {
+  if (c.rows() != a.rows() || c.cols() != b.cols()) c.resize(a.rows(), b.cols());
+  gemm_rows(a.rows(), b.cols(), a.cols(), a.data(), a.outerStride(), b.data(), b.outerStride(),
+            c.data(), c.outerStride());
+}
+
+void gemm_plain(Index m, Index n, Index k, const float* a, Index lda, const float* b, Index ldb,
+                float* c, Index ldc) {
+#ifdef PCMSIM_HAVE_OPENBLAS
+  ensure_single_thread();
+  sgemm(m, n, k, a, lda, b, ldb, c, ldc);
+#else
+  eigen_product(m, n, k, a, lda, b, ldb, c, ldc);
+#endif
+}
+
+void gemm_plain_eigen(Index m, Index n, Index k, const float* a, Index lda, const float* b,
+                      Index ldb, float* c, Index ldc) {
+  eigen_product(m, n, k, a, lda, b, ldb, c, ldc);
+}
+
+void PackedWeights::pack(const float* b, Index k, Index n, Index ldb) {
+  k_ = k;
+  n_ = n;
+  const Index panels = (n + kNr - 1) / kNr;
+  data_.assign(static_cast<std::size_t>(panels * k * kNr), 0.0f);
+  for (Index p = 0; p < panels; ++p) {
+    const Index cols = std::min(kNr, n - p * kNr);
+    float* dst = data_.data() + p * k * kNr;
+    for (Index kk = 0; kk < k; ++kk)
+      std::memcpy(dst + kk * kNr, b + kk * ldb + p * kNr, sizeof(float) * cols);
+  }
+}
+
+void PackedWeights::pack(const Eigen::Ref<const MatrixF>& b) {
+  pack(b.data(), b.rows(), b.cols(), b.outerStride());
+}
+
+void gemm_packed(Index m, const float* a, Index lda, const PackedWeights& b, float* c,
+                 Index ldc) {
+  if (m <= 0 || b.n() <= 0) return;
+  if (b.k() <= 0) {
+    for (Index i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + b.n(), 0.0f);
+    return;
+  }
+  packed_product(m, a, lda, b, c, ldc);
+}
+
+std::string gemm_engine() {
+#if defined(__AVX2__) && defined(__FMA__)
+  return "pcmsim fma avx2";
+#else
+  return "pcmsim fma scalar";
+#endif
+}
+
+std::string gemm_baseline() {
+#ifdef PCMSIM_HAVE_OPENBLAS
+  std::string config = openblas_get_config();
+  const std::string version = config.substr(0, config.find(' ', 9));  // "OpenBLAS 0.3.21"
+  return "openblas " + version.substr(version.find(' ') + 1) + " " + openblas_get_corename();
+#else
+  return "eigen";
+#endif
+}
+
+bool gemm_uses_blas() {
+#ifdef PCMSIM_HAVE_OPENBLAS
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace pcmsim::core
