@@ -58,18 +58,7 @@ int run_map(const std::vector<std::string>& args) {
   add_cost_options(cost_opts);
   add_setting_options<nets::ModelInputOptions>(opts);
   opts.add(chip_opts).add(cost_opts);
-  po::options_description hidden;
-  add_deprecated_options(hidden);
-  po::options_description parsed;
-  parsed.add(opts).add(hidden);
-  po::variables_map vm;
-  try {
-    po::store(parse_arguments(args, parsed), vm);
-    po::notify(vm);
-    resolve_deprecated(vm);
-  } catch (const po::error& e) {
-    core::throw_invalid(kWhere, e.what());
-  }
+  const po::variables_map vm = parse_options(args, opts, kWhere);
   if (vm.count("help")) {
     std::cout << kUsage << "\n" << opts << "\n";
     return 0;

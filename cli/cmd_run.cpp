@@ -62,18 +62,11 @@ int run_main(const std::vector<std::string>& args) {
   po::options_description cost_settings("cost model (docs/cost.md)");
   add_cost_options(cost_settings);
   options.add(cost_settings);
-  po::options_description hidden;
-  add_deprecated_options(hidden);
-  po::options_description all;
-  all.add(options).add(hidden);
-  po::variables_map vm;
-  po::store(parse_arguments(args, all), vm);
+  const po::variables_map vm = parse_options(args, options, "cli");
   if (vm.count("help")) {
     std::cout << options << "\n";
     return 0;
   }
-  po::notify(vm);
-  resolve_deprecated(vm);
 
   const std::string format = vm["format"].as<std::string>();
   if (format != "table" && format != "csv")

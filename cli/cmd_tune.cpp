@@ -2,13 +2,17 @@
 // minimise the energy per inference while the accuracy at one inference time stays within a
 // budget of FP32 (lower 95 % confidence bound over Monte Carlo trials), on validation images
 // from the training set; then measures the assignment and the uniform points on the test set.
-// Resumable (--resume) through a journal of evaluated (assignment, trial) accuracies.
+// Resumable (--resume) through a journal of evaluated (assignment, trial) accuracies; shared over
+// MPI ranks (`mpirun -np N pcmsim tune`, the same result for any N: nets::TuneWorld).
+#include <exception>
 #include <filesystem>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 
 #include "cli/command.h"
+#include "cli/mpi_driver.h"
 #include "cli/cost_options.h"
 #include "cli/progress.h"
 #include "cli/setting_options.h"
@@ -31,6 +35,20 @@ constexpr const char* kTag = "cli::tune";
 using core::concat;
 
 int tune_main(const std::vector<std::string>& args) {
+  mpi::Session session;
+  const bool root = session.rank() == 0;
+  // Steps only rank 0 takes (the results file): an error there is reported by rank 0 once every
+  // rank has reached the same point, so no rank waits for the others in vain.
+  std::exception_ptr root_error;
+  auto on_root = [&](const std::function<void()>& step) {
+    if (!root || root_error) return;
+    try {
+      step();
+    } catch (...) {
+      if (session.size() == 1) throw;
+      root_error = std::current_exception();
+    }
+  };
   po::options_description options("pcmsim tune [options]");
   options.add_options()
     ("help,h", "show this help")
@@ -65,18 +83,11 @@ int tune_main(const std::vector<std::string>& args) {
   po::options_description cost_settings("cost model (docs/cost.md)");
   add_cost_options(cost_settings);
   options.add(cost_settings);
-  po::options_description hidden;
-  add_deprecated_options(hidden);
-  po::options_description all;
-  all.add(options).add(hidden);
-  po::variables_map vm;
-  po::store(parse_arguments(args, all), vm);
+  const po::variables_map vm = parse_options(args, options, kTag);
   if (vm.count("help")) {
     std::cout << options << "\n";
     return 0;
   }
-  po::notify(vm);
-  resolve_deprecated(vm);
 
   nets::TuneOptions tune_options = tune_defaults;
   apply_setting_options(vm, tune_options);
@@ -95,7 +106,7 @@ int tune_main(const std::vector<std::string>& args) {
   const bool resume = vm["resume"].as<bool>();
 
   // The output location before any work.
-  check_output_path(out_path, "out");
+  on_root([&] { check_output_path(out_path, "out"); });
 
   nets::ModelInputOptions input;
   const std::vector<std::string> input_given = apply_setting_options(vm, input);
@@ -136,12 +147,18 @@ int tune_main(const std::vector<std::string>& args) {
   meta.validation_data = vm["validation-data"].as<std::string>();
   meta.test_data = vm["data"].as<std::string>();
   nets::TuneStore store(out_path, meta);
-  store.check_writable();
-  store.lock();
-  if (store.exists() && !resume)
-    core::throw_invalid(kTag, concat("--out = '", out_path, "' already exists: pass --resume to "
-                                     "continue that search, or remove it"));
-  if (resume) store.load_existing();
+  on_root([&] {
+    store.check_writable();
+    store.lock();
+    if (store.exists() && !resume)
+      core::throw_invalid(kTag, concat("--out = '", out_path, "' already exists: pass --resume "
+                                       "to continue that search, or remove it"));
+    if (resume) store.load_existing();
+  });
+  if (!session.all_ok(!root_error)) {
+    if (root_error) std::rethrow_exception(root_error);
+    return 2;  // rank 0 reports the error
+  }
 
   // Validation: the last N images of the validation data (calibration takes the first).
   const nets::Dataset validation_all = nets::load_dataset(meta.validation_data, 0);
@@ -170,12 +187,15 @@ int tune_main(const std::vector<std::string>& args) {
     calibration = nets::normalized_images(cal, net);
   }
 
-  std::cerr << "tune: " << model_path << ", " << n_val << " validation images ("
-            << meta.validation_data << "), " << test.size() << " test images, "
-            << evaluation.trials << " trials at t = " << evaluation.t_inference.front()
-            << " s, budget " << tune_options.budget << " points"
-            << (resume ? concat(", ", store.records(), " accuracies already journalled") : "")
-            << "\n";
+  const int threads = mpi::set_threads_per_rank(session);
+  if (root) {
+    std::cerr << "tune: " << model_path << ", " << n_val << " validation images ("
+              << meta.validation_data << "), " << test.size() << " test images, "
+              << evaluation.trials << " trials at t = " << evaluation.t_inference.front()
+              << " s, budget " << tune_options.budget << " points"
+              << (resume ? concat(", ", store.records(), " accuracies already journalled") : "")
+              << "; over " << session.size() << " process(es) x " << threads << " thread(s)\n";
+  }
   nets::TuneData data;
   data.net = &net;
   data.validation_images = &validation_images;
@@ -184,9 +204,27 @@ int tune_main(const std::vector<std::string>& args) {
   data.test_labels = &test.labels;
   data.calibration = &calibration;
   ProgressLine progress;
-  const nets::TuneResult result = nets::tune(
-      data, config, evaluation, tune_options, cost_constants, store.cache(),
-      [&](const nets::Progress& p) { progress.update(p.done, p.total, p.what); });
+  nets::TuneWorld world;
+  world.rank = session.rank();
+  world.size = session.size();
+  world.sum = [&](std::vector<double>& values) { session.sum(values); };
+  nets::TuneResult result;
+  try {
+    result = nets::tune(data, config, evaluation, tune_options, cost_constants,
+                        root ? store.cache() : nets::TuneCache{},
+                        [&](const nets::Progress& p) {
+                          if (root) progress.update(p.done, p.total, p.what);
+                        },
+                        world);
+  } catch (const std::exception& e) {
+    if (session.size() > 1) {
+      // The others may wait for this rank in a collective: end them all.
+      std::cerr << "pcmsim tune (rank " << session.rank() << "): error: " << e.what() << "\n";
+      session.abort(1);
+    }
+    throw;
+  }
+  if (!root) return 0;
   progress.finish();
   store.write(result, config, evaluation, tune_options, cost_constants);
 

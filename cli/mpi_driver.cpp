@@ -219,6 +219,16 @@ bool Session::all_ok(bool ok) const {
   return ok;
 }
 
+void Session::sum(std::vector<double>& values) const {
+#ifdef PCMSIM_WITH_MPI
+  if (active_ && size_ > 1)
+    MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE,
+                  MPI_SUM, MPI_COMM_WORLD);
+#else
+  (void)values;
+#endif
+}
+
 std::vector<double> Session::gather(double value) const {
 #ifdef PCMSIM_WITH_MPI
   if (active_ && size_ > 1) {

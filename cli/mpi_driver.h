@@ -29,6 +29,8 @@ class Session {
   bool active() const { return active_; }
   // True on every rank when `ok` is true on every rank (a collective: all ranks must call it).
   bool all_ok(bool ok) const;
+  // Element-wise sum of `values` over the ranks, on every rank (a collective).
+  void sum(std::vector<double>& values) const;
   // Every rank's `value` on rank 0 (in rank order; empty elsewhere). A collective.
   std::vector<double> gather(double value) const;
   // Ends every rank after a failure that not all ranks saw (no deadlock waiting for work).

@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "cli/util.h"
 #include "core/error.h"
 
 namespace pcmsim::cli {
@@ -34,6 +35,23 @@ void resolve_deprecated(po::variables_map& vm) {
     vm.insert({a.new_name, it->second});
     vm.erase(a.old_name);
   }
+}
+
+po::variables_map parse_options(const std::vector<std::string>& args,
+                                const po::options_description& visible, const char* where) {
+  po::options_description hidden;
+  add_deprecated_options(hidden);
+  po::options_description all;
+  all.add(visible).add(hidden);
+  po::variables_map vm;
+  try {
+    po::store(parse_arguments(args, all), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    core::throw_invalid(where, e.what());
+  }
+  resolve_deprecated(vm);
+  return vm;
 }
 
 }  // namespace pcmsim::cli

@@ -49,6 +49,11 @@ void add_deprecated_options(po::options_description& hidden);
 // Throws std::invalid_argument when both spellings are given.
 void resolve_deprecated(po::variables_map& vm);
 
+// Parses a subcommand's arguments against `visible` and the deprecated spellings (hidden),
+// notifies and resolves the latter. Parser errors become std::invalid_argument tagged `where`.
+po::variables_map parse_options(const std::vector<std::string>& args,
+                                const po::options_description& visible, const char* where);
+
 // The value given for a setting (by its option name), or nullptr.
 inline const std::string* given(const po::variables_map& vm, const std::string& option) {
   const auto it = vm.find(option);

@@ -43,29 +43,6 @@ inline float activate(LayerKind kind, const Layer& L, float x) {
   }
 }
 
-LayerKind kind_of(Activation a) {
-  switch (a) {
-    case Activation::relu:
-      return LayerKind::relu;
-    case Activation::relu6:
-      return LayerKind::relu6;
-    case Activation::sigmoid:
-      return LayerKind::sigmoid;
-    case Activation::tanh:
-      return LayerKind::tanh;
-    case Activation::gelu:
-      return LayerKind::gelu;
-    case Activation::silu:
-      return LayerKind::silu;
-    case Activation::hardswish:
-      return LayerKind::hardswish;
-    case Activation::hardsigmoid:
-      return LayerKind::hardsigmoid;
-    default:
-      return LayerKind::identity;
-  }
-}
-
 }  // namespace
 
 void apply_elementwise(MatrixF& m, LayerKind kind, const Layer& L) {
@@ -99,7 +76,7 @@ void apply_elementwise(MatrixF& m, LayerKind kind, const Layer& L) {
 void apply_fused(MatrixF& m, const Layer& L) {
   if (L.activation == Activation::none) return;
   Layer plain;  // the fused activations take no parameters; gelu is the exact one
-  apply_elementwise(m, kind_of(L.activation), plain);
+  apply_elementwise(m, activation_kind(L.activation), plain);
 }
 
 // y(r, c) = y(r, c) * scale[c] + shift[c] (scale empty: + shift[c]); channels are columns.
@@ -118,3 +95,30 @@ void channel_affine(MatrixF& y, const std::vector<float>& scale, const std::vect
 }
 
 }  // namespace pcmsim::nets::detail
+
+namespace pcmsim::nets {
+
+LayerKind activation_kind(Activation a) {
+  switch (a) {
+    case Activation::relu:
+      return LayerKind::relu;
+    case Activation::relu6:
+      return LayerKind::relu6;
+    case Activation::sigmoid:
+      return LayerKind::sigmoid;
+    case Activation::tanh:
+      return LayerKind::tanh;
+    case Activation::gelu:
+      return LayerKind::gelu;
+    case Activation::silu:
+      return LayerKind::silu;
+    case Activation::hardswish:
+      return LayerKind::hardswish;
+    case Activation::hardsigmoid:
+      return LayerKind::hardsigmoid;
+    default:
+      return LayerKind::identity;
+  }
+}
+
+}  // namespace pcmsim::nets

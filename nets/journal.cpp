@@ -102,6 +102,16 @@ std::shared_ptr<void> lock(const std::string& lock_path, const std::string& busy
   });
 }
 
+std::shared_ptr<void> lock_results(const std::string& results_path, const char* command,
+                                   const char* where) {
+  const std::string lock_path = results_path + ".lock";
+  return lock(lock_path,
+              concat("results file '", results_path, "': another pcmsim ", command,
+                     " is writing it (it holds '", lock_path, "'); wait for it to finish, or "
+                     "give another --out"),
+              where);
+}
+
 void commit(const std::string& partial, const std::string& path, const char* where) {
   try {
     fsync_path(partial, false, where);

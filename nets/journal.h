@@ -37,6 +37,11 @@ std::vector<std::string> read(const std::string& path, const std::string& header
 std::shared_ptr<void> lock(const std::string& lock_path, const std::string& busy_message,
                            const char* where);
 
+// The lock of a results file written by `pcmsim <command>`: lock() on FILE.lock, with a message
+// that says who holds it and what to do.
+std::shared_ptr<void> lock_results(const std::string& results_path, const char* command,
+                                   const char* where);
+
 // fsyncs `partial`, renames it over `path` and syncs the folder (removing `partial` on failure).
 void commit(const std::string& partial, const std::string& path, const char* where);
 

@@ -88,6 +88,8 @@ bool is_binary(LayerKind kind);      // add, sub, mul, div (two inputs, broadcas
 enum class Activation { none, relu, relu6, sigmoid, tanh, gelu, silu, hardswish, hardsigmoid };
 std::string_view activation_name(Activation a);
 std::optional<Activation> parse_activation(std::string_view name);
+// The element-wise layer that computes a fused activation (identity for none).
+LayerKind activation_kind(Activation a);
 
 // A dense float32 tensor in row-major (C) order with its shape (PyTorch layout).
 struct Tensor {

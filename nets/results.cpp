@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "h5/settings_io.h"
+#include "nets/journal.h"
 #include "nets/sweep.h"
 
 namespace pcmsim::nets {
@@ -65,6 +66,21 @@ void write_text_file(const std::string& path, const std::string& content, const 
     }
   }
   move_into_place(partial, path, where);
+}
+
+void write_hdf5_file(const std::string& path, const char* where,
+                     const std::function<void(h5::File&)>& fill) {
+  const std::string partial = path + ".partial";
+  try {
+    h5::File file = h5::File::create(partial);
+    fill(file);
+    file.flush();
+    file.close();
+  } catch (...) {
+    std::remove(partial.c_str());
+    throw;
+  }
+  journal::commit(partial, path, where);
 }
 
 std::string csv_view_path(const std::string& path) {
@@ -143,9 +159,7 @@ void write_run_results(const std::string& path, const RunRecord& run) {
   // The CSV views first: the HDF5 file, written last, is the record of a finished run.
   write_text_file(csv_path, run_results_csv(run), kTag);
   write_text_file(cost_view_path(path), run_cost_csv(run), kTag);
-  const std::string partial = path + ".partial";
-  try {
-    h5::File file = h5::File::create(partial);
+  write_hdf5_file(path, kTag, [&](h5::File& file) {
     file.write_attribute("format", std::string("pcmsim-run"));
     file.write_attribute("format_version", std::int64_t{2});
     file.write_attribute("git_revision", run.git_revision);
@@ -189,13 +203,7 @@ void write_run_results(const std::string& path, const RunRecord& run) {
     file.write_dataset("acc_mean", mean.data(), {mean.size()});
     file.write_dataset("acc_std", stdev.data(), {stdev.size()});
     file.write_dataset("accuracy", per_trial.data(), {times.size(), trials});
-    file.flush();
-    file.close();
-  } catch (...) {
-    std::remove(partial.c_str());
-    throw;
-  }
-  move_into_place(partial, path, kTag);
+  });
 }
 
 void read_run_config(const std::string& path, SimulationConfig& config,

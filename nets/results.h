@@ -6,11 +6,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "cost/cost_model.h"
+#include "h5/hdf5_io.h"
 
 #include "nets/evaluation.h"
 #include "nets/simulation.h"
@@ -42,6 +44,10 @@ void check_results_path(const std::string& path, const char* where);
 // Writes a text file via FILE.partial, checked, and an atomic rename, so a reader never sees a
 // half-written file and a failing write leaves the old file. Throws std::runtime_error "[where]".
 void write_text_file(const std::string& path, const std::string& content, const char* where);
+// Writes an HDF5 file atomically: `fill` writes FILE.partial, which then replaces FILE, fsynced
+// (journal::commit). On any error the partial file goes and FILE is unchanged.
+void write_hdf5_file(const std::string& path, const char* where,
+                     const std::function<void(h5::File&)>& fill);
 // The CSV view's path beside a results file: the extension replaced by .csv.
 std::string csv_view_path(const std::string& path);
 

@@ -150,6 +150,8 @@ std::vector<TrialRecord> run_unit(const WorkUnit& unit, const std::vector<SweepP
 
 // Two-sided 95 % quantile of Student's t with `dof` degrees of freedom (dof >= 1).
 double student_t_975(int dof);
+// One-sided 95 % quantile of Student's t with `dof` degrees of freedom (dof >= 1).
+double student_t_95(int dof);
 
 struct PointSummary {
   double mean = 0;

@@ -54,14 +54,7 @@ SweepStore::SweepStore(std::string path, SweepMeta meta, SweepGrid grid,
 
 void SweepStore::check_writable() const { check_results_path(path_, kTag); }
 
-void SweepStore::lock() {
-  const std::string lock_path = path_ + ".lock";
-  lock_ = journal::lock(lock_path,
-                        concat("results file '", path_, "': another pcmsim sweep is writing it "
-                               "(it holds '", lock_path, "'); wait for it to finish, or give "
-                               "another --out"),
-                        kTag);
-}
+void SweepStore::lock() { lock_ = journal::lock_results(path_, "sweep", kTag); }
 
 void SweepStore::load_existing() {
   records_.clear();
@@ -185,9 +178,7 @@ std::string SweepStore::csv() const {
 
 void SweepStore::write_file() {
   const double start = now_seconds();
-  const std::string partial = path_ + ".partial";
-  try {
-    pcmsim::h5::File file = pcmsim::h5::File::create(partial);
+  write_hdf5_file(path_, kTag, [&](h5::File& file) {
     file.write_attribute("format", std::string("pcmsim-sweep"));
     file.write_attribute("format_version", std::int64_t{1});
     file.write_attribute("fingerprint", meta_.fingerprint);
@@ -274,13 +265,7 @@ void SweepStore::write_file() {
           pts.write_dataset(cost_total_names()[c], column, {n});
         }
     }
-    file.flush();
-    file.close();
-  } catch (...) {
-    std::remove(partial.c_str());
-    throw;
-  }
-  journal::commit(partial, path_, kTag);
+  });
   // FILE now holds every record: the journal can start again.
   std::remove((path_ + ".journal").c_str());
 

@@ -33,22 +33,6 @@ std::vector<int> bit_list(const std::vector<double>& values, const char* name, b
 
 }  // namespace
 
-double student_t_95(int dof) {
-  if (dof < 1) core::throw_invalid(kTag, concat("student_t_95: dof = ", dof, ": must be >= 1"));
-  static const double table[30] = {
-      6.31375151, 2.91998558, 2.35336343, 2.13184679, 2.01504837, 1.94318028, 1.89457861,
-      1.85954804, 1.83311293, 1.81246112, 1.79588482, 1.78228756, 1.77093340, 1.76131014,
-      1.75305036, 1.74588368, 1.73960673, 1.73406361, 1.72913281, 1.72471824, 1.72074290,
-      1.71714437, 1.71387153, 1.71088208, 1.70814076, 1.70561792, 1.70328845, 1.70113093,
-      1.69912703, 1.69726089};
-  if (dof <= 30) return table[dof - 1];
-  // Cornish-Fisher expansion around the normal quantile (error < 1e-5 for dof > 30).
-  const double z = 1.6448536269514722, v = dof;
-  const double z3 = z * z * z, z5 = z3 * z * z, z7 = z5 * z * z;
-  return z + (z3 + z) / (4 * v) + (5 * z5 + 16 * z3 + 3 * z) / (96 * v * v) +
-         (3 * z7 + 19 * z5 + 17 * z3 - 15 * z) / (384 * v * v * v);
-}
-
 double accuracy_lower_bound(const std::vector<double>& accuracy) {
   const PointSummary s = summarize(accuracy);
   if (accuracy.size() < 2) return s.mean;
@@ -125,13 +109,17 @@ double assignment_energy(const Network& net, const SimulationConfig& config,
 TuneResult tune(const TuneData& data, const SimulationConfig& config,
                 const EvaluationOptions& evaluation, const TuneOptions& options,
                 const cost::CostParams& cost_params, const TuneCache& cache,
-                const ProgressCallback& progress) {
+                const ProgressCallback& progress, const TuneWorld& world) {
   options.validate();
   evaluation.validate();
   config.validate();
   cost_params.validate();
   if (!data.net || !data.validation_images || !data.validation_labels)
     core::throw_invalid(kTag, "the network and the validation images and labels are required");
+  if (world.size < 1 || world.rank < 0 || world.rank >= world.size ||
+      (world.size > 1 && !world.sum))
+    core::throw_invalid(kTag, concat("world: rank ", world.rank, " of ", world.size,
+                                     " processes (and a sum for more than one) expected"));
   if (evaluation.t_inference.size() != 1)
     core::throw_invalid(kTag, concat("t_inference: the search runs at one inference time, ",
                                      evaluation.t_inference.size(), " were given"));
@@ -189,11 +177,10 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
     calibration = data.calibration->topRows(
         std::min<Index>(evaluation.calibration_images, data.calibration->rows()));
 
-  auto accuracy = [&](const std::string& set, const Assignment& assignment, int trial,
-                      const std::string& label) {
-    const std::string key = assignment_key(assignment);
-    if (cache.lookup)
-      if (const std::optional<double> known = cache.lookup(set, key, trial)) return *known;
+  // One accuracy, computed: the chip of the trial (programmed when first needed) read with the
+  // assignment's converters.
+  auto compute = [&](const std::string& set, const Assignment& assignment, int trial,
+                     const std::string& label) {
     report(concat(set == "v" ? "validation " : "test ", label, ", trial ", trial + 1, "/",
                   trials));
     TrialChip& tc = chips[static_cast<std::size_t>(trial)];
@@ -208,10 +195,65 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
     ChipForward forward(*tc.chip, converters, *tc.snapshot);
     const MatrixF& images = set == "v" ? val_images : *data.test_images;
     const std::vector<int>& labels = set == "v" ? val_labels : *data.test_labels;
-    const double acc = accuracy_of(net, images, labels, forward, evaluation.batch_size);
-    ++result.evaluations;
-    if (cache.record) cache.record(set, key, trial, acc);
-    return acc;
+    return accuracy_of(net, images, labels, forward, evaluation.batch_size);
+  };
+
+  // The accuracies of a batch of (set, assignment, trial) jobs. Rank 0's journal answers what
+  // it knows (and every rank learns it); the rest are dealt round-robin over the ranks in rounds
+  // of one job per rank, each round summed over the ranks and journalled at once, so every rank
+  // holds every accuracy, takes the same path through the search, and a stopped search loses at
+  // most one round.
+  struct Job {
+    std::string set, label;
+    const Assignment* assignment;
+    int trial;
+  };
+  const int ranks = std::max(1, world.size);
+  auto sum_over_ranks = [&](std::vector<double>& values) {
+    if (ranks > 1) world.sum(values);
+  };
+  auto run_jobs = [&](const std::vector<Job>& jobs) {
+    const std::size_t n = jobs.size();
+    std::vector<std::string> keys;
+    for (const Job& job : jobs) keys.push_back(assignment_key(*job.assignment));
+    std::vector<double> known(2 * n, 0.0);  // [flag..., value...]
+    if (world.rank == 0 && cache.lookup)
+      for (std::size_t j = 0; j < n; ++j)
+        if (const std::optional<double> v = cache.lookup(jobs[j].set, keys[j], jobs[j].trial)) {
+          known[j] = 1;
+          known[n + j] = *v;
+        }
+    sum_over_ranks(known);
+    std::vector<double> values(n, 0.0);
+    std::vector<std::size_t> open;
+    for (std::size_t j = 0; j < n; ++j) {
+      if (known[j] != 0) {
+        values[j] = known[n + j];
+        ++state.done;
+      } else {
+        open.push_back(j);
+      }
+    }
+    const std::size_t r = static_cast<std::size_t>(ranks);
+    for (std::size_t first = 0; first < open.size(); first += r) {
+      const std::size_t count = std::min(r, open.size() - first);
+      std::vector<double> round(count, 0.0);
+      const std::size_t mine = static_cast<std::size_t>(world.rank);
+      if (mine < count) {
+        const Job& job = jobs[open[first + mine]];
+        round[mine] = compute(job.set, *job.assignment, job.trial, job.label);
+      }
+      sum_over_ranks(round);
+      for (std::size_t k = 0; k < count; ++k) {
+        const std::size_t j = open[first + k];
+        values[j] = round[k];
+        if (world.rank == 0 && cache.record)
+          cache.record(jobs[j].set, keys[j], jobs[j].trial, values[j]);
+        ++result.evaluations;
+        ++state.done;
+      }
+    }
+    return values;
   };
 
   report("FP32 reference");
@@ -223,28 +265,55 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
           accuracy_of(net, *data.test_images, *data.test_labels, fp32, evaluation.batch_size);
   }
 
+  // Candidates on the validation images, a batch at a time (an assignment seen before is not
+  // evaluated again); returns their indices in result.candidates.
+  struct Spec {
+    std::string phase, label;
+    Assignment assignment;
+  };
   std::map<std::string, std::size_t> by_key;
-  auto evaluate = [&](const std::string& phase, const std::string& label,
-                      const Assignment& assignment) -> std::size_t {
-    const std::string key = assignment_key(assignment);
-    if (const auto it = by_key.find(key); it != by_key.end()) return it->second;
-    TuneCandidate cand;
-    cand.phase = phase;
-    cand.label = label;
-    cand.assignment = assignment;
-    cand.energy = assignment_energy(net, config, cost_params, assignment);
-    for (int trial = 0; trial < trials; ++trial) {
-      cand.accuracy.push_back(accuracy("v", assignment, trial, label));
-      ++state.done;
+  auto evaluate_all = [&](const std::vector<Spec>& specs) {
+    std::vector<std::size_t> index(specs.size());
+    std::vector<std::size_t> fresh;  // specs evaluated in this batch, the first of each key
+    std::map<std::string, std::size_t> fresh_by_key;
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      const std::string key = assignment_key(specs[i].assignment);
+      if (const auto it = by_key.find(key); it != by_key.end()) {
+        index[i] = it->second;
+      } else if (!fresh_by_key.count(key)) {
+        fresh_by_key[key] = i;
+        fresh.push_back(i);
+      }
     }
-    cand.summary = summarize(cand.accuracy);
-    cand.drop_mean = 100 * (result.fp32_validation - cand.summary.mean);
-    cand.drop_bound = 100 * (result.fp32_validation - accuracy_lower_bound(cand.accuracy));
-    // A tolerance for the rounding of the accuracy fractions (k / N images).
-    cand.within_budget = cand.drop_bound <= options.budget + 1e-9;
-    result.candidates.push_back(std::move(cand));
-    by_key[key] = result.candidates.size() - 1;
-    return result.candidates.size() - 1;
+    std::vector<Job> jobs;
+    for (std::size_t i : fresh)
+      for (int trial = 0; trial < trials; ++trial)
+        jobs.push_back({"v", specs[i].label, &specs[i].assignment, trial});
+    const std::vector<double> values = run_jobs(jobs);
+    for (std::size_t f = 0; f < fresh.size(); ++f) {
+      const Spec& spec = specs[fresh[f]];
+      TuneCandidate cand;
+      cand.phase = spec.phase;
+      cand.label = spec.label;
+      cand.assignment = spec.assignment;
+      cand.energy = assignment_energy(net, config, cost_params, spec.assignment);
+      cand.accuracy.assign(values.begin() + static_cast<std::ptrdiff_t>(f) * trials,
+                           values.begin() + static_cast<std::ptrdiff_t>(f + 1) * trials);
+      cand.summary = summarize(cand.accuracy);
+      cand.drop_mean = 100 * (result.fp32_validation - cand.summary.mean);
+      cand.drop_bound = 100 * (result.fp32_validation - accuracy_lower_bound(cand.accuracy));
+      // A tolerance for the rounding of the accuracy fractions (k / N images).
+      cand.within_budget = cand.drop_bound <= options.budget + 1e-9;
+      result.candidates.push_back(std::move(cand));
+      by_key[assignment_key(spec.assignment)] = result.candidates.size() - 1;
+    }
+    for (std::size_t i = 0; i < specs.size(); ++i)
+      index[i] = by_key.at(assignment_key(specs[i].assignment));
+    return index;
+  };
+  auto evaluate = [&](const std::string& phase, const std::string& label,
+                      const Assignment& assignment) {
+    return evaluate_all({Spec{phase, label, assignment}}).front();
   };
 
   // The baseline: every tuned layer at the largest candidate (other layers as configured).
@@ -265,15 +334,19 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
     // the baseline: the accuracy it loses (points of the mean, >= 0).
     std::map<std::tuple<std::string, int, int>, double> loss;
     const double base_mean = result.candidates[baseline].summary.mean;
+    std::vector<Spec> probes;
+    std::vector<std::tuple<std::string, int, int>> probed;
     for (const std::string& name : layers)
       for (int dim = 0; dim < dims; ++dim)
         for (std::size_t k = 1; k < bits.size(); ++k) {
-          const std::size_t i = evaluate("sensitivity", concat(name, " ", dim_name[dim], " ",
-                                                               bits[k]),
-                                         set_bits(base, name, dim, bits[k]));
-          loss[{name, dim, bits[k]}] =
-              std::max(0.0, 100 * (base_mean - result.candidates[i].summary.mean));
+          probes.push_back({"sensitivity", concat(name, " ", dim_name[dim], " ", bits[k]),
+                            set_bits(base, name, dim, bits[k])});
+          probed.emplace_back(name, dim, bits[k]);
         }
+    const std::vector<std::size_t> probe_index = evaluate_all(probes);
+    for (std::size_t p = 0; p < probes.size(); ++p)
+      loss[probed[p]] =
+          std::max(0.0, 100 * (base_mean - result.candidates[probe_index[p]].summary.mean));
 
     // Greedy: lower one converter of one layer by one candidate step at a time, taking the step
     // with the most energy saved per point of accuracy its sensitivity predicts; keep it when
@@ -323,12 +396,13 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
   }
 
   // Uniform points: p_in = p_out = b on every analog layer.
-  std::vector<std::size_t> uniform_index;
+  std::vector<Spec> uniform_specs;
   for (int b : uniform) {
     Assignment a = config.layer_precision;
     for (const std::string& name : all_analog) a[name] = LayerPrecision{b, b};
-    uniform_index.push_back(evaluate("uniform", concat("uniform ", b), a));
+    uniform_specs.push_back({"uniform", concat("uniform ", b), a});
   }
+  const std::vector<std::size_t> uniform_index = evaluate_all(uniform_specs);
 
   // The choice: the least energy among the candidates within the budget that change only the
   // tuned layers, to candidate bits (a uniform point may qualify); the baseline when none is.
@@ -366,16 +440,25 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
   }
 
   if (with_test) {
-    auto measure = [&](const std::string& label, const Assignment& a) {
+    std::vector<std::pair<std::string, const Assignment*>> points{
+        {"tuned", &result.candidates[result.best].assignment}};
+    for (std::size_t k = 0; k < uniform.size(); ++k)
+      points.emplace_back(concat("uniform ", uniform[k]),
+                          &result.candidates[uniform_index[k]].assignment);
+    std::vector<Job> jobs;
+    for (const auto& [label, a] : points)
+      for (int trial = 0; trial < trials; ++trial) jobs.push_back({"t", label, a, trial});
+    const std::vector<double> values = run_jobs(jobs);
+    for (std::size_t q = 0; q < points.size(); ++q) {
       TuneTestPoint p;
-      p.label = label;
-      p.assignment = a;
-      p.energy = assignment_energy(net, config, cost_params, a);
+      p.label = points[q].first;
+      p.assignment = *points[q].second;
+      p.energy = assignment_energy(net, config, cost_params, p.assignment);
       std::vector<double> drops;
       for (int trial = 0; trial < trials; ++trial) {
-        p.accuracy.push_back(accuracy("t", a, trial, label));
+        p.accuracy.push_back(values[q * static_cast<std::size_t>(trials) +
+                                    static_cast<std::size_t>(trial)]);
         drops.push_back(100 * (result.fp32_test - p.accuracy.back()));
-        ++state.done;
       }
       p.summary = summarize(p.accuracy);
       const PointSummary d = summarize(drops);
@@ -383,10 +466,7 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
       p.drop_ci_low = d.ci_low;
       p.drop_ci_high = d.ci_high;
       result.test.push_back(std::move(p));
-    };
-    measure("tuned", result.candidates[result.best].assignment);
-    for (std::size_t k = 0; k < uniform.size(); ++k)
-      measure(concat("uniform ", uniform[k]), result.candidates[uniform_index[k]].assignment);
+    }
   }
   state.done = state.total;
   report("done");

@@ -61,8 +61,6 @@ struct TuneOptions {
   }
 };
 
-// One-sided 95 % quantile of Student's t with `dof` degrees of freedom (dof >= 1).
-double student_t_95(int dof);
 // The one-sided 95 % lower confidence bound of the mean of per-trial accuracies:
 // mean - t(0.95, n-1) * std / sqrt(n) (the mean itself for one trial: no spread to estimate).
 double accuracy_lower_bound(const std::vector<double>& accuracy);
@@ -135,6 +133,17 @@ struct TuneCache {
 std::vector<std::string> tuned_layers(const Network& net, const SimulationConfig& config,
                                       const TuneOptions& options);
 
+// How the search shares its work among processes (`mpirun -np N pcmsim tune`): every rank runs
+// the same search; the accuracies each step needs are dealt round-robin, and `sum` (an
+// element-wise sum over the ranks, each contributing zeros where it computed nothing) gives every
+// rank all of them, so all take the same path and the result is the same for any rank count.
+// Only rank 0's cache is used. The default is one process.
+struct TuneWorld {
+  int rank = 0;
+  int size = 1;
+  std::function<void(std::vector<double>&)> sum;  // required when size > 1
+};
+
 // Energy per inference (J) of `config` with `assignment` as its layer_precision.
 double assignment_energy(const Network& net, const SimulationConfig& config,
                          const cost::CostParams& params,
@@ -145,7 +154,7 @@ double assignment_energy(const Network& net, const SimulationConfig& config,
 TuneResult tune(const TuneData& data, const SimulationConfig& config,
                 const EvaluationOptions& evaluation, const TuneOptions& options,
                 const cost::CostParams& cost_params, const TuneCache& cache = {},
-                const ProgressCallback& progress = {});
+                const ProgressCallback& progress = {}, const TuneWorld& world = {});
 
 // The assignment as `pcmsim run` options: "--layer-precision a:8:6,b:4:4".
 std::string layer_precision_option(const std::map<std::string, LayerPrecision>& assignment);

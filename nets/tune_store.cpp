@@ -29,14 +29,7 @@ TuneStore::TuneStore(std::string path, TuneMeta meta) : path_(std::move(path)), 
 
 void TuneStore::check_writable() const { check_results_path(path_, kTag); }
 
-void TuneStore::lock() {
-  const std::string lock_path = path_ + ".lock";
-  lock_ = journal::lock(lock_path,
-                        concat("results file '", path_, "': another pcmsim tune is writing it "
-                               "(it holds '", lock_path, "'); wait for it to finish, or give "
-                               "another --out"),
-                        kTag);
-}
+void TuneStore::lock() { lock_ = journal::lock_results(path_, "tune", kTag); }
 
 bool TuneStore::exists() const {
   return std::filesystem::exists(path_) || std::filesystem::exists(path_ + ".journal");
@@ -132,9 +125,7 @@ std::string tune_csv(const TuneResult& result) {
 void TuneStore::write(const TuneResult& result, const SimulationConfig& config,
                       const EvaluationOptions& evaluation, const TuneOptions& options,
                       const cost::CostParams& cost_params) {
-  const std::string partial = path_ + ".partial";
-  try {
-    h5::File file = h5::File::create(partial);
+  write_hdf5_file(path_, kTag, [&](h5::File& file) {
     file.write_attribute("format", std::string("pcmsim-tune"));
     file.write_attribute("format_version", std::int64_t{1});
     file.write_attribute("fingerprint", meta_.fingerprint);
@@ -254,13 +245,7 @@ void TuneStore::write(const TuneResult& result, const SimulationConfig& config,
       test.write_dataset("drop_ci95_low", tdl, {m});
       test.write_dataset("drop_ci95_high", tdh, {m});
     }
-    file.flush();
-    file.close();
-  } catch (...) {
-    std::remove(partial.c_str());
-    throw;
-  }
-  journal::commit(partial, path_, kTag);
+  });
   std::remove((path_ + ".journal").c_str());
   write_text_file(csv_view_path(path_), tune_csv(result), kTag);
 }

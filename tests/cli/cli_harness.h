@@ -1,5 +1,5 @@
 // Helpers of the `pcmsim` command tests: run the built binary (PCMSIM_CLI_PATH), check a bad
-// input's exit code and message, build a small model.
+// input's exit code and message, build a small model, a fixture with a temporary folder.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "nets/dataset.h"
+#include "nets/model_io.h"
 #include "nets/network.h"
 
 namespace pcmsim::nets::cli_test {
@@ -91,5 +92,29 @@ inline void expect_bad_input(const Result& r, const std::vector<std::string>& fr
   EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("HDF5-DIAG"), std::string::npos) << "raw HDF5 error stack:\n" << r.output;
 }
+
+// A fixture with its own temporary folder (named after the test) holding tiny_model() as
+// tiny.h5; removed afterwards.
+class CliFolderTest : public ::testing::Test {
+ protected:
+  explicit CliFolderTest(std::string prefix) : prefix_(std::move(prefix)) {}
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           (prefix_ + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+    model_ = (dir_ / "tiny.h5").string();
+    save_network(tiny_model(), model_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  std::string prefix_;
+  std::filesystem::path dir_;
+  std::string model_;
+};
 
 }  // namespace pcmsim::nets::cli_test

@@ -33,21 +33,9 @@ namespace {
 
 using namespace cli_test;
 
-class Cli : public ::testing::Test {
+class Cli : public CliFolderTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("pcmsim_test_cli_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-    model_ = (dir_ / "tiny.h5").string();
-    save_network(tiny_model(), model_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  Cli() : CliFolderTest("pcmsim_test_cli_") {}
 
   // A copy of the model file cut to `fraction` of its length.
   std::string truncated_model(double fraction) const {
@@ -89,8 +77,6 @@ class Cli : public ::testing::Test {
     return args;
   }
 
-  fs::path dir_;
-  std::string model_;
 };
 
 TEST_F(Cli, RunWritesCsvAndHdf5MatchingTheLibrary) {

@@ -18,21 +18,9 @@ namespace {
 
 using namespace cli_test;
 
-class CliTune : public ::testing::Test {
+class CliTune : public CliFolderTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("pcmsim_test_cli_tune_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-    model_ = (dir_ / "tiny.h5").string();
-    save_network(tiny_model(), model_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  CliTune() : CliFolderTest("pcmsim_test_cli_tune_") {}
   // A small search: the test set's first images as validation and test data. `extra`
   // ("--opt", "value" pairs, or a lone "--resume") replace the defaults they name or are
   // appended.
@@ -62,8 +50,6 @@ class CliTune : public ::testing::Test {
     a.insert(a.end(), flags.begin(), flags.end());
     return a;
   }
-  fs::path dir_;
-  std::string model_;
 };
 
 TEST_F(CliTune, BadInputNamesTheParameter) {

@@ -28,6 +28,31 @@ def model_args(trials=2, limit=200):
     return ["--model", model, "--limit", str(limit), "--trials", str(trials)]
 
 
+def mpi_launcher():
+    """mpirun on loopback only (shared memory between the ranks, TCP if at all on lo); exits with
+    SKIP when mpirun is not installed."""
+    import shutil
+    mpirun = shutil.which("mpirun")
+    if not mpirun:
+        print("SKIP: mpirun not found (install openmpi-bin); pcmsim runs single-process without it")
+        sys.exit(SKIP)
+    launcher = [mpirun, "--oversubscribe", "--mca", "btl_tcp_if_include", "lo"]
+    if os.geteuid() == 0:
+        launcher.insert(1, "--allow-run-as-root")
+    return launcher
+
+
+def run_mpi(launcher, n, args):
+    """`args` on n ranks; exits with SKIP when mpirun cannot start processes here (n == 1)."""
+    r = run(launcher + ["-np", str(n)] + args)
+    if r.returncode != 0 and n == 1 and ("not enough slots" in r.stderr or "PMIx" in r.stderr):
+        print("SKIP: mpirun cannot start processes here:\n" + r.stderr)
+        sys.exit(SKIP)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"over {n} process(es)" in r.stderr, r.stderr
+    return r
+
+
 def tmpdir():
     return tempfile.mkdtemp(prefix="pcmsim_sweep_test_")
 

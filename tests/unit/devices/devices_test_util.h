@@ -1,5 +1,5 @@
-// Helpers shared by the devices tests: the exception-message check, a device-state buffer and
-// random weight matrices.
+// Helpers shared by the devices tests: the exception-message check, a device-state buffer,
+// conductance targets and random weight matrices.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -35,6 +35,15 @@ struct State {
   ConstDeviceStateView cview() const { return {g_prog.data(), nu.data(), q.data()}; }
   std::vector<float> g_prog, nu, q;
 };
+
+// n conductance targets spanning [0, g_max] in 101 levels, both ends included.
+inline std::vector<float> spanning_targets(std::size_t n, double g_max) {
+  std::vector<float> g(n);
+  for (std::size_t i = 0; i < n; ++i)
+    g[i] = static_cast<float>(g_max * static_cast<double>(i % 101) / 100.0);
+  g[n - 1] = static_cast<float>(g_max);
+  return g;
+}
 
 // rows x cols weights ~ N(0, spread^2) from std::mt19937(seed).
 inline core::MatrixF random_weights(core::Index rows, core::Index cols, unsigned seed,

@@ -17,17 +17,10 @@ using namespace pcmsim;
 using namespace pcmsim::devices;
 
 using test::expect_invalid;
+using test::spanning_targets;
 using test::State;
 
 namespace {
-
-std::vector<float> targets(std::size_t n, double g_max) {
-  std::vector<float> g(n);
-  for (std::size_t i = 0; i < n; ++i)
-    g[i] = static_cast<float>(g_max * static_cast<double>(i % 101) / 100.0);
-  g[n - 1] = static_cast<float>(g_max);
-  return g;
-}
 
 const core::RngKey kProgKey{5, core::Stage::programming, 1, 2, 0, 0};
 const core::RngKey kSnapKey{5, core::Stage::snapshot, 1, 2, 0, 1};
@@ -100,7 +93,7 @@ TEST(HermesModel, PerDeviceFormulasMatchDoublePrecision) {
     const double g_max = m.g_max();
     const std::size_t n = 4099;
     const std::uint64_t first = 31;
-    const auto g = targets(n, g_max);
+    const auto g = spanning_targets(n, g_max);
     State s(n);
     m.program(g.data(), n, kProgKey, first, s.view());
     std::vector<float> xi_p(n), xi_nu(n), xi_r(n), out(n);
@@ -129,7 +122,7 @@ TEST(HermesModel, PerDeviceFormulasMatchDoublePrecision) {
 TEST(HermesModel, AnySplitOfABlockGivesTheSameBits) {
   HermesModel m;
   const std::size_t n = 3001;
-  const auto g = targets(n, m.g_max());
+  const auto g = spanning_targets(n, m.g_max());
   State whole(n);
   m.program(g.data(), n, kProgKey, 4, whole.view());
   for (std::size_t split : {1u, 1023u, 1024u, 2000u}) {

@@ -18,16 +18,10 @@ using namespace pcmsim;
 using namespace pcmsim::devices;
 
 using test::expect_invalid;
+using test::spanning_targets;
 using test::State;
 
 namespace {
-
-std::vector<float> targets(std::size_t n, double g_max) {
-  std::vector<float> g(n);
-  for (std::size_t i = 0; i < n; ++i)
-    g[i] = static_cast<float>(g_max * static_cast<double>(i % 57) / 56.0);
-  return g;
-}
 
 const core::RngKey kProgKey{5, core::Stage::programming, 0, 0, 0, 0};
 const core::RngKey kSnapKey{5, core::Stage::snapshot, 0, 0, 0, 1};
@@ -39,7 +33,7 @@ TEST(IdealModel, AlwaysTheTarget) {
   EXPECT_EQ(m.name(), "ideal");
   EXPECT_EQ(m.g_max(), 25e-6);
   const std::size_t n = 999;
-  const auto g = targets(n, 25e-6);
+  const auto g = spanning_targets(n, 25e-6);
   State s(n);
   m.program(g.data(), n, kProgKey, 0, s.view());
   std::vector<float> out(n);
@@ -87,7 +81,7 @@ TEST(StateIndependentParams, DefaultsAndValidation) {
 
 TEST(StateIndependentModel, ZeroScalesExactAndFormulas) {
   const std::size_t n = 2049;
-  const auto g = targets(n, 25e-6);
+  const auto g = spanning_targets(n, 25e-6);
   {
     StateIndependentParams p;
     p.prog_noise_scale = p.drift_scale = p.read_noise_scale = 0;

@@ -18,18 +18,10 @@ using namespace pcmsim;
 using namespace pcmsim::devices;
 
 using test::expect_invalid;
+using test::spanning_targets;
 using test::State;
 
 namespace {
-
-// Targets spanning [0, g_max], both ends included.
-std::vector<float> targets(std::size_t n, double g_max) {
-  std::vector<float> g(n);
-  for (std::size_t i = 0; i < n; ++i)
-    g[i] = static_cast<float>(g_max * static_cast<double>(i % 101) / 100.0);
-  g[n - 1] = static_cast<float>(g_max);
-  return g;
-}
 
 const core::RngKey kProgKey{11, core::Stage::programming, 2, 3, 0, 0};
 const core::RngKey kSnapKey{11, core::Stage::snapshot, 2, 3, 0, 1};
@@ -104,7 +96,7 @@ TEST(PcmModel, ZeroNoiseScalesGiveExactlyTheTargets) {
   p.prog_noise_scale = p.drift_scale = p.read_noise_scale = 0;
   PcmModel m(p);
   const std::size_t n = 3001;
-  const auto g = targets(n, p.g_max);
+  const auto g = spanning_targets(n, p.g_max);
   State s(n);
   m.program(g.data(), n, kProgKey, 0, s.view());
   std::vector<float> out(n);
@@ -122,7 +114,7 @@ TEST(PcmModel, ZeroNoiseScalesGiveExactlyTheTargets) {
 TEST(PcmModel, TimeZeroIsTheProgrammedStateExactly) {
   PcmModel m;
   const std::size_t n = 2000;
-  const auto g = targets(n, 25e-6);
+  const auto g = spanning_targets(n, 25e-6);
   State s(n);
   m.program(g.data(), n, kProgKey, 0, s.view());
   std::vector<float> out(n, -1.0f);
@@ -140,7 +132,7 @@ TEST(PcmModel, ZeroDriftExponentIsTimeInvariant) {
   p.read_noise_scale = 0;  // and no read noise: nothing left that depends on time
   PcmModel m(p);
   const std::size_t n = 1500;
-  const auto g = targets(n, p.g_max);
+  const auto g = spanning_targets(n, p.g_max);
   State s(n);
   m.program(g.data(), n, kProgKey, 0, s.view());
   std::vector<float> out(n);
@@ -162,7 +154,7 @@ TEST(PcmModel, PerDeviceFormulasMatchDoublePrecision) {
     PcmModel m(p);
     const std::size_t n = 4099;
     const std::uint64_t first = 77;
-    const auto g = targets(n, p.g_max);
+    const auto g = spanning_targets(n, p.g_max);
     State s(n);
     m.program(g.data(), n, kProgKey, first, s.view());
     std::vector<float> xi_p(n), xi_nu(n), xi_r(n), out(n);
@@ -192,7 +184,7 @@ TEST(PcmModel, PerDeviceFormulasMatchDoublePrecision) {
 TEST(PcmModel, AnySplitOfABlockGivesTheSameBits) {
   PcmModel m;
   const std::size_t n = 5003;
-  const auto g = targets(n, 25e-6);
+  const auto g = spanning_targets(n, 25e-6);
   State whole(n);
   m.program(g.data(), n, kProgKey, 9, whole.view());
   std::vector<float> out_whole(n);
@@ -216,7 +208,7 @@ TEST(PcmModel, AnySplitOfABlockGivesTheSameBits) {
 TEST(PcmModel, SnapshotKeySelectsTheReadNoiseDraw) {
   PcmModel m;
   const std::size_t n = 512;
-  const auto g = targets(n, 25e-6);
+  const auto g = spanning_targets(n, 25e-6);
   State s(n);
   m.program(g.data(), n, kProgKey, 0, s.view());
   std::vector<float> a(n), b(n), c(n);

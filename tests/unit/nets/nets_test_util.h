@@ -162,29 +162,6 @@ inline double act_ref(LayerKind k, const Layer& L, double x) {
   }
 }
 
-inline LayerKind fused_kind(Activation a) {
-  switch (a) {
-    case Activation::relu:
-      return LayerKind::relu;
-    case Activation::relu6:
-      return LayerKind::relu6;
-    case Activation::sigmoid:
-      return LayerKind::sigmoid;
-    case Activation::tanh:
-      return LayerKind::tanh;
-    case Activation::gelu:
-      return LayerKind::gelu;
-    case Activation::silu:
-      return LayerKind::silu;
-    case Activation::hardswish:
-      return LayerKind::hardswish;
-    case Activation::hardsigmoid:
-      return LayerKind::hardsigmoid;
-    default:
-      return LayerKind::identity;
-  }
-}
-
 // One sample through the network by the textbook definitions (x: C*H*W, normalised).
 inline Vec naive_forward(const Network& net, const Vec& x) {
   auto shapes = infer_shapes(net);
@@ -301,7 +278,7 @@ inline Vec naive_forward(const Network& net, const Vec& x) {
         for (auto& v : y) v = act_ref(L.kind, L, v);
         break;
     }
-    for (auto& v : y) v = act_ref(fused_kind(L.activation), L, v);
+    for (auto& v : y) v = act_ref(activation_kind(L.activation), L, v);
     outs[i] = std::move(y);
   }
   return outs.back();
