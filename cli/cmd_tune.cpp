@@ -241,11 +241,16 @@ int tune_main(const std::vector<std::string>& args) {
   if (!result.feasible)
     std::cout << "note: even the baseline (" << best.label
               << ") misses the budget on the validation images (drop bound " << best.drop_bound
-              << " points); it is reported unchanged\n";
+              << " points)" << (tune_options.allow_digital ? ", and keeping layers digital did "
+                                                             "not meet it either" : "")
+              << "; it is reported unchanged\n";
   std::cout << "\nchosen assignment (" << best.phase << ": " << best.label << "), validation "
             << 100 * best.summary.mean << " % [95 % CI " << 100 * best.summary.ci_low << ", "
             << 100 * best.summary.ci_high << "], drop bound " << best.drop_bound << " points\n";
-  std::cout << "  " << nets::layer_precision_option(best.assignment) << "\n\n";
+  if (!best.digital_layers.empty())
+    std::cout << "  (even at the largest candidate, the analog layers missed the budget: the search "
+                 "keeps " << best.digital_layers.size() << " layer(s) digital)\n";
+  std::cout << "  " << result.run_options << "\n\n";
   std::cout << std::left << std::setw(12) << "test set" << std::right << std::setw(14)
             << "energy (uJ)" << std::setw(12) << "saved (%)" << std::setw(14) << "accuracy (%)"
             << std::setw(30) << "drop vs FP32 (points, 95% CI)" << "\n";

@@ -56,18 +56,45 @@ void TuneOptions::validate() const {
   }
 }
 
-std::string assignment_key(const Assignment& assignment) {
-  std::string key;
-  for (const std::string& item : layer_precision_text(assignment))
-    key += (key.empty() ? "" : ";") + item;
+namespace {
+
+std::string joined(const std::vector<std::string>& items, const char* separator) {
+  std::string text;
+  for (const std::string& item : items) text += (text.empty() ? "" : separator) + item;
+  return text;
+}
+
+// The configuration for an assignment: its converter bits, and its digital layers added to the
+// mapper's (a digital layer has no converters, so no entry in layer_precision).
+SimulationConfig assigned_config(const SimulationConfig& config, const Assignment& assignment,
+                                 const std::vector<std::string>& digital) {
+  SimulationConfig c = config;
+  c.layer_precision = assignment;
+  for (const std::string& name : digital) {
+    c.layer_precision.erase(name);
+    c.mapper.digital_layers.push_back(name);
+  }
+  return c;
+}
+
+}  // namespace
+
+std::string assignment_key(const Assignment& assignment, const std::vector<std::string>& digital) {
+  std::string key = joined(layer_precision_text(assignment), ";");
+  if (!digital.empty()) key += (key.empty() ? "" : ";") + std::string("digital:") + joined(digital, ",");
   return key;
 }
 
-std::string layer_precision_option(const Assignment& assignment) {
-  std::string text;
-  for (const std::string& item : layer_precision_text(assignment))
-    text += (text.empty() ? "" : ",") + item;
-  return "--layer-precision " + text;
+std::string layer_precision_option(const Assignment& assignment,
+                                   const std::vector<std::string>& digital,
+                                   const std::vector<std::string>& config_digital) {
+  std::vector<std::string> all = config_digital;
+  all.insert(all.end(), digital.begin(), digital.end());
+  std::string text = all.empty() ? "" : "--digital-layers " + joined(all, ",");
+  if (!assignment.empty())
+    text += (text.empty() ? "" : " ") + std::string("--layer-precision ") +
+            joined(layer_precision_text(assignment), ",");
+  return text;
 }
 
 std::vector<std::string> tuned_layers(const Network& net, const SimulationConfig& config,
@@ -100,10 +127,10 @@ std::vector<std::string> tuned_layers(const Network& net, const SimulationConfig
 }
 
 double assignment_energy(const Network& net, const SimulationConfig& config,
-                         const cost::CostParams& params, const Assignment& assignment) {
-  SimulationConfig c = config;
-  c.layer_precision = assignment;
-  return network_cost(net, c, params).energy_per_inference;
+                         const cost::CostParams& params, const Assignment& assignment,
+                         const std::vector<std::string>& digital) {
+  return network_cost(net, assigned_config(config, assignment, digital), params)
+      .energy_per_inference;
 }
 
 TuneResult tune(const TuneData& data, const SimulationConfig& config,
@@ -171,7 +198,9 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
     std::unique_ptr<ProgrammedChip> chip;
     std::unique_ptr<ChipSnapshot> snapshot;
   };
-  std::vector<TrialChip> chips(static_cast<std::size_t>(trials));
+  // Per set of layers kept digital (a chip without their tiles; every other layer's programming is
+  // keyed by its own index and so the same on each).
+  std::map<std::vector<std::string>, std::vector<TrialChip>> chips;
   MatrixF calibration;
   if (config.calibrate)
     calibration = data.calibration->topRows(
@@ -179,18 +208,20 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
 
   // One accuracy, computed: the chip of the trial (programmed when first needed) read with the
   // assignment's converters.
-  auto compute = [&](const std::string& set, const Assignment& assignment, int trial,
+  auto compute = [&](const std::string& set, const Assignment& assignment,
+                     const std::vector<std::string>& digital, int trial,
                      const std::string& label) {
     report(concat(set == "v" ? "validation " : "test ", label, ", trial ", trial + 1, "/",
                   trials));
-    TrialChip& tc = chips[static_cast<std::size_t>(trial)];
+    const SimulationConfig c = assigned_config(config, assignment, digital);
+    std::vector<TrialChip>& per_trial = chips[digital];
+    per_trial.resize(static_cast<std::size_t>(trials));
+    TrialChip& tc = per_trial[static_cast<std::size_t>(trial)];
     if (!tc.chip) {
-      tc.chip = std::make_unique<ProgrammedChip>(net, config, trial);
+      tc.chip = std::make_unique<ProgrammedChip>(net, c, trial);
       tc.snapshot = std::make_unique<ChipSnapshot>(tc.chip->at(t));
       ++result.programmings;
     }
-    SimulationConfig c = config;
-    c.layer_precision = assignment;
     const ConverterSetup converters(*tc.chip, c, &calibration);
     ChipForward forward(*tc.chip, converters, *tc.snapshot);
     const MatrixF& images = set == "v" ? val_images : *data.test_images;
@@ -206,6 +237,7 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
   struct Job {
     std::string set, label;
     const Assignment* assignment;
+    const std::vector<std::string>* digital;
     int trial;
   };
   const int ranks = std::max(1, world.size);
@@ -215,7 +247,7 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
   auto run_jobs = [&](const std::vector<Job>& jobs) {
     const std::size_t n = jobs.size();
     std::vector<std::string> keys;
-    for (const Job& job : jobs) keys.push_back(assignment_key(*job.assignment));
+    for (const Job& job : jobs) keys.push_back(assignment_key(*job.assignment, *job.digital));
     std::vector<double> known(2 * n, 0.0);  // [flag..., value...]
     if (world.rank == 0 && cache.lookup)
       for (std::size_t j = 0; j < n; ++j)
@@ -226,8 +258,14 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
     sum_over_ranks(known);
     std::vector<double> values(n, 0.0);
     std::vector<std::size_t> open;
+    std::map<std::tuple<std::string, std::string, int>, std::size_t> first_of;
+    std::vector<std::pair<std::size_t, std::size_t>> repeats;  // (job, the same job before)
     for (std::size_t j = 0; j < n; ++j) {
-      if (known[j] != 0) {
+      const auto [it, fresh] = first_of.emplace(std::make_tuple(jobs[j].set, keys[j],
+                                                                jobs[j].trial), j);
+      if (!fresh) {
+        repeats.emplace_back(j, it->second);
+      } else if (known[j] != 0) {
         values[j] = known[n + j];
         ++state.done;
       } else {
@@ -241,7 +279,7 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
       const std::size_t mine = static_cast<std::size_t>(world.rank);
       if (mine < count) {
         const Job& job = jobs[open[first + mine]];
-        round[mine] = compute(job.set, *job.assignment, job.trial, job.label);
+        round[mine] = compute(job.set, *job.assignment, *job.digital, job.trial, job.label);
       }
       sum_over_ranks(round);
       for (std::size_t k = 0; k < count; ++k) {
@@ -252,6 +290,10 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
         ++result.evaluations;
         ++state.done;
       }
+    }
+    for (const auto& [j, same] : repeats) {
+      values[j] = values[same];
+      ++state.done;
     }
     return values;
   };
@@ -270,14 +312,16 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
   struct Spec {
     std::string phase, label;
     Assignment assignment;
+    std::vector<std::string> digital;
   };
+  auto key_of = [](const Spec& spec) { return assignment_key(spec.assignment, spec.digital); };
   std::map<std::string, std::size_t> by_key;
   auto evaluate_all = [&](const std::vector<Spec>& specs) {
     std::vector<std::size_t> index(specs.size());
     std::vector<std::size_t> fresh;  // specs evaluated in this batch, the first of each key
     std::map<std::string, std::size_t> fresh_by_key;
     for (std::size_t i = 0; i < specs.size(); ++i) {
-      const std::string key = assignment_key(specs[i].assignment);
+      const std::string key = key_of(specs[i]);
       if (const auto it = by_key.find(key); it != by_key.end()) {
         index[i] = it->second;
       } else if (!fresh_by_key.count(key)) {
@@ -288,7 +332,7 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
     std::vector<Job> jobs;
     for (std::size_t i : fresh)
       for (int trial = 0; trial < trials; ++trial)
-        jobs.push_back({"v", specs[i].label, &specs[i].assignment, trial});
+        jobs.push_back({"v", specs[i].label, &specs[i].assignment, &specs[i].digital, trial});
     const std::vector<double> values = run_jobs(jobs);
     for (std::size_t f = 0; f < fresh.size(); ++f) {
       const Spec& spec = specs[fresh[f]];
@@ -296,7 +340,8 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
       cand.phase = spec.phase;
       cand.label = spec.label;
       cand.assignment = spec.assignment;
-      cand.energy = assignment_energy(net, config, cost_params, spec.assignment);
+      cand.digital_layers = spec.digital;
+      cand.energy = assignment_energy(net, config, cost_params, spec.assignment, spec.digital);
       cand.accuracy.assign(values.begin() + static_cast<std::ptrdiff_t>(f) * trials,
                            values.begin() + static_cast<std::ptrdiff_t>(f + 1) * trials);
       cand.summary = summarize(cand.accuracy);
@@ -305,23 +350,79 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
       // A tolerance for the rounding of the accuracy fractions (k / N images).
       cand.within_budget = cand.drop_bound <= options.budget + 1e-9;
       result.candidates.push_back(std::move(cand));
-      by_key[assignment_key(spec.assignment)] = result.candidates.size() - 1;
+      by_key[key_of(spec)] = result.candidates.size() - 1;
     }
     for (std::size_t i = 0; i < specs.size(); ++i)
-      index[i] = by_key.at(assignment_key(specs[i].assignment));
+      index[i] = by_key.at(key_of(specs[i]));
     return index;
   };
   auto evaluate = [&](const std::string& phase, const std::string& label,
-                      const Assignment& assignment) {
-    return evaluate_all({Spec{phase, label, assignment}}).front();
+                      const Assignment& assignment, const std::vector<std::string>& digital) {
+    return evaluate_all({Spec{phase, label, assignment, digital}}).front();
   };
 
   // The baseline: every tuned layer at the largest candidate (other layers as configured).
   Assignment base = config.layer_precision;
   for (const std::string& name : layers) base[name] = LayerPrecision{bits.front(), bits.front()};
-  const std::size_t baseline = evaluate("baseline", concat("all ", bits.front(), " bit"), base);
+  const Assignment base_all = base;
+  std::size_t baseline = evaluate("baseline", concat("all ", bits.front(), " bit"), base, {});
   result.feasible = result.candidates[baseline].within_budget;
   result.candidates[baseline].accepted = result.feasible;
+
+  // Digital rescue: when even the baseline misses, keep one more tuned layer digital at a time
+  // (the probe within the budget of least energy, else the one that gains the most accuracy
+  // per joule added) until the budget is met or no layer gains. The search goes on from there
+  // with the rest.
+  std::vector<std::string> digital;  // tuned layers kept digital from here on
+  std::vector<std::string> analog_tuned = layers;
+  if (!result.feasible && options.allow_digital) {
+    std::size_t current = baseline;
+    while (!analog_tuned.empty()) {
+      std::vector<Spec> probes;
+      std::vector<std::string> added;  // the layer each probe adds
+      for (const std::string& name : analog_tuned) {
+        Spec probe{"digital", "", base, digital};
+        probe.assignment.erase(name);
+        probe.digital.clear();  // in the network's order, so that a set has one key
+        for (const std::string& l : layers)
+          if (l == name || std::find(digital.begin(), digital.end(), l) != digital.end())
+            probe.digital.push_back(l);
+        probe.label = concat(joined(probe.digital, "+"), " digital");
+        added.push_back(name);
+        probes.push_back(std::move(probe));
+      }
+      const std::vector<std::size_t> index = evaluate_all(probes);
+      const TuneCandidate& now = result.candidates[current];
+      std::size_t pick = index.size();
+      double best_score = 0;
+      for (std::size_t p = 0; p < index.size(); ++p) {
+        const TuneCandidate& c = result.candidates[index[p]];
+        if (c.within_budget) {
+          if (pick == index.size() || !result.candidates[index[pick]].within_budget ||
+              c.energy < result.candidates[index[pick]].energy)
+            pick = p;
+        } else if (pick == index.size() || !result.candidates[index[pick]].within_budget) {
+          const double gain = c.summary.mean - now.summary.mean;
+          const double score = gain / std::max(c.energy - now.energy, 1e-30);
+          if (gain > 0 && score > best_score) {
+            best_score = score;
+            pick = p;
+          }
+        }
+      }
+      if (pick == index.size()) break;  // no layer gains accuracy digitally
+      current = index[pick];
+      base = probes[pick].assignment;
+      digital = probes[pick].digital;
+      analog_tuned.erase(std::find(analog_tuned.begin(), analog_tuned.end(), added[pick]));
+      if (result.candidates[current].within_budget) {
+        result.feasible = true;
+        result.candidates[current].accepted = true;
+        baseline = current;
+        break;
+      }
+    }
+  }
 
   auto set_bits = [](Assignment a, const std::string& name, int dim, int b) {
     (dim == 0 ? a[name].p_in : a[name].p_out) = b;
@@ -336,11 +437,11 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
     const double base_mean = result.candidates[baseline].summary.mean;
     std::vector<Spec> probes;
     std::vector<std::tuple<std::string, int, int>> probed;
-    for (const std::string& name : layers)
+    for (const std::string& name : analog_tuned)
       for (int dim = 0; dim < dims; ++dim)
         for (std::size_t k = 1; k < bits.size(); ++k) {
           probes.push_back({"sensitivity", concat(name, " ", dim_name[dim], " ", bits[k]),
-                            set_bits(base, name, dim, bits[k])});
+                            set_bits(base, name, dim, bits[k]), digital});
           probed.emplace_back(name, dim, bits[k]);
         }
     const std::vector<std::size_t> probe_index = evaluate_all(probes);
@@ -356,17 +457,17 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
     std::set<std::pair<std::string, int>> frozen;
     constexpr double kMinLoss = 0.01;  // points: a step that loses nothing is not free of risk
     for (;;) {
-      const double e_current = assignment_energy(net, config, cost_params, current);
+      const double e_current = assignment_energy(net, config, cost_params, current, digital);
       double best_score = -1;
       std::pair<std::string, int> best_move;
-      for (const std::string& name : layers)
+      for (const std::string& name : analog_tuned)
         for (int dim = 0; dim < dims; ++dim) {
           const auto move = std::make_pair(name, dim);
           const std::size_t l = level[move];
           if (frozen.count(move) || l + 1 >= bits.size()) continue;
           const double saved =
               e_current - assignment_energy(net, config, cost_params,
-                                            set_bits(current, name, dim, bits[l + 1]));
+                                            set_bits(current, name, dim, bits[l + 1]), digital);
           if (!(saved > 0)) {
             frozen.insert(move);
             continue;
@@ -384,7 +485,8 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
       const auto& [name, dim] = best_move;
       const int b = bits[level[best_move] + 1];
       const Assignment next = set_bits(current, name, dim, b);
-      const std::size_t i = evaluate("greedy", concat(name, " ", dim_name[dim], " ", b), next);
+      const std::size_t i =
+          evaluate("greedy", concat(name, " ", dim_name[dim], " ", b), next, digital);
       if (result.candidates[i].within_budget) {
         result.candidates[i].accepted = true;
         current = next;
@@ -400,25 +502,29 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
   for (int b : uniform) {
     Assignment a = config.layer_precision;
     for (const std::string& name : all_analog) a[name] = LayerPrecision{b, b};
-    uniform_specs.push_back({"uniform", concat("uniform ", b), a});
+    uniform_specs.push_back({"uniform", concat("uniform ", b), a, {}});
   }
   const std::vector<std::size_t> uniform_index = evaluate_all(uniform_specs);
 
   // The choice: the least energy among the candidates within the budget that change only the
   // tuned layers, to candidate bits (a uniform point may qualify); the baseline when none is.
+  auto is_tuned = [&](const std::string& name) {
+    return std::find(layers.begin(), layers.end(), name) != layers.end();
+  };
   auto eligible = [&](const TuneCandidate& c) {
+    for (const std::string& name : c.digital_layers)
+      if (!is_tuned(name) || c.assignment.count(name)) return false;
     for (const auto& [name, p] : c.assignment) {
-      const bool tuned = std::find(layers.begin(), layers.end(), name) != layers.end();
-      if (!tuned) {
-        const auto it = base.find(name);
-        if (it == base.end() || it->second.p_in != p.p_in || it->second.p_out != p.p_out)
+      if (!is_tuned(name)) {
+        const auto it = base_all.find(name);
+        if (it == base_all.end() || it->second.p_in != p.p_in || it->second.p_out != p.p_out)
           return false;
       } else if (std::find(bits.begin(), bits.end(), p.p_in) == bits.end() ||
                  std::find(bits.begin(), bits.end(), p.p_out) == bits.end()) {
         return false;
       }
     }
-    return c.assignment.size() == base.size();
+    return c.assignment.size() + c.digital_layers.size() == base_all.size();
   };
   result.best = baseline;
   if (result.feasible)
@@ -427,6 +533,10 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
       if (c.within_budget && eligible(c) && c.energy < result.candidates[result.best].energy)
         result.best = i;
     }
+
+  result.run_options = layer_precision_option(result.candidates[result.best].assignment,
+                                              result.candidates[result.best].digital_layers,
+                                              config.mapper.digital_layers);
 
   // Pareto front of (energy: lower, mean accuracy: higher).
   for (TuneCandidate& c : result.candidates) {
@@ -440,20 +550,21 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
   }
 
   if (with_test) {
-    std::vector<std::pair<std::string, const Assignment*>> points{
-        {"tuned", &result.candidates[result.best].assignment}};
+    std::vector<std::pair<std::string, const TuneCandidate*>> points{
+        {"tuned", &result.candidates[result.best]}};
     for (std::size_t k = 0; k < uniform.size(); ++k)
-      points.emplace_back(concat("uniform ", uniform[k]),
-                          &result.candidates[uniform_index[k]].assignment);
+      points.emplace_back(concat("uniform ", uniform[k]), &result.candidates[uniform_index[k]]);
     std::vector<Job> jobs;
-    for (const auto& [label, a] : points)
-      for (int trial = 0; trial < trials; ++trial) jobs.push_back({"t", label, a, trial});
+    for (const auto& [label, c] : points)
+      for (int trial = 0; trial < trials; ++trial)
+        jobs.push_back({"t", label, &c->assignment, &c->digital_layers, trial});
     const std::vector<double> values = run_jobs(jobs);
     for (std::size_t q = 0; q < points.size(); ++q) {
       TuneTestPoint p;
       p.label = points[q].first;
-      p.assignment = *points[q].second;
-      p.energy = assignment_energy(net, config, cost_params, p.assignment);
+      p.assignment = points[q].second->assignment;
+      p.digital_layers = points[q].second->digital_layers;
+      p.energy = assignment_energy(net, config, cost_params, p.assignment, p.digital_layers);
       std::vector<double> drops;
       for (int trial = 0; trial < trials; ++trial) {
         p.accuracy.push_back(values[q * static_cast<std::size_t>(trials) +

@@ -34,6 +34,7 @@ struct TuneOptions {
   std::vector<double> uniform_bits{8, 6, 4};          // uniform reference points
   std::vector<std::string> tune_layers;               // empty: every analog matrix layer
   Index validation_images = 1000;                     // last N images of the validation data
+  bool allow_digital = true;  // may keep tuned layers digital when even the baseline misses
   // Throws std::invalid_argument naming the field and value.
   void validate() const;
 
@@ -58,6 +59,11 @@ struct TuneOptions {
              "images of the validation data the search uses (the last N: calibration takes the "
              "first)", c},
             [](S& s) -> auto& { return s.validation_images; });
+    v.field({"allow_digital", "", "on, off",
+             "when even the baseline (every tuned layer at the largest candidate) misses the "
+             "budget, keep tuned layers digital (FP32 in the digital unit), most accuracy per "
+             "added energy first, until it is met; the search then goes on from there", c},
+            [](S& s) -> auto& { return s.allow_digital; });
   }
 };
 
@@ -65,15 +71,18 @@ struct TuneOptions {
 // mean - t(0.95, n-1) * std / sqrt(n) (the mean itself for one trial: no spread to estimate).
 double accuracy_lower_bound(const std::vector<double>& accuracy);
 
-// A per-layer assignment as text: "NAME:P_IN:P_OUT" items joined by ';' (the journal's key; its
-// items are `--layer-precision` values).
-std::string assignment_key(const std::map<std::string, LayerPrecision>& assignment);
+// A per-layer assignment as text: "NAME:P_IN:P_OUT" items joined by ';' (its items are
+// `--layer-precision` values), then ";digital:A,B" when layers are kept digital (the journal's
+// key).
+std::string assignment_key(const std::map<std::string, LayerPrecision>& assignment,
+                           const std::vector<std::string>& digital_layers = {});
 
 // What was evaluated: one candidate assignment on the validation images.
 struct TuneCandidate {
   std::string phase;  // "baseline", "sensitivity", "greedy", "uniform"
   std::string label;  // e.g. "fc1 p_out 4", "uniform 6"
-  std::map<std::string, LayerPrecision> assignment;
+  std::map<std::string, LayerPrecision> assignment;  // the analog layers' converter bits
+  std::vector<std::string> digital_layers;  // tuned layers kept digital (beside the config's)
   double energy = 0;             // J per inference (cost model)
   std::vector<double> accuracy;  // per trial, in [0, 1]
   PointSummary summary;          // mean, std, 95 % CI of the mean (Student t)
@@ -90,6 +99,7 @@ struct TuneCandidate {
 struct TuneTestPoint {
   std::string label;  // "tuned", "uniform 8", ...
   std::map<std::string, LayerPrecision> assignment;
+  std::vector<std::string> digital_layers;
   double energy = 0;
   std::vector<double> accuracy;  // per trial
   PointSummary summary;
@@ -103,9 +113,14 @@ struct TuneResult {
   Index validation_images = 0, test_images = 0;
   std::vector<TuneCandidate> candidates;  // in evaluation order, one per assignment
   std::size_t best = 0;                   // index of the chosen assignment in candidates
-  bool feasible = false;  // the baseline (every tuned layer at the largest candidate) is within
-                          // the budget; otherwise `best` is the baseline and nothing is saved
+  // The baseline (every tuned layer at the largest candidate), or with allow_digital the
+  // baseline with some layers kept digital, is within the budget; otherwise `best` is the
+  // baseline and nothing is saved.
+  bool feasible = false;
   std::vector<TuneTestPoint> test;  // "tuned" first, then the uniform points
+  // The chosen assignment as `pcmsim run` options (layer_precision_option, with the
+  // configuration's digital layers repeated when the search keeps more digital).
+  std::string run_options;
   int evaluations = 0;              // (assignment, trial) accuracies computed in this call
   int programmings = 0;             // chips programmed in this call
 };
@@ -144,10 +159,12 @@ struct TuneWorld {
   std::function<void(std::vector<double>&)> sum;  // required when size > 1
 };
 
-// Energy per inference (J) of `config` with `assignment` as its layer_precision.
+// Energy per inference (J) of `config` with `assignment` as its layer_precision and
+// `digital_layers` added to the digital ones.
 double assignment_energy(const Network& net, const SimulationConfig& config,
                          const cost::CostParams& params,
-                         const std::map<std::string, LayerPrecision>& assignment);
+                         const std::map<std::string, LayerPrecision>& assignment,
+                         const std::vector<std::string>& digital_layers = {});
 
 // The search (docs/tune.md). `evaluation`: trials, batch size, calibration images and exactly
 // one inference time. Throws std::invalid_argument for bad options, data or names.
@@ -156,8 +173,12 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
                 const cost::CostParams& cost_params, const TuneCache& cache = {},
                 const ProgressCallback& progress = {}, const TuneWorld& world = {});
 
-// The assignment as `pcmsim run` options: "--layer-precision a:8:6,b:4:4".
-std::string layer_precision_option(const std::map<std::string, LayerPrecision>& assignment);
+// The assignment as `pcmsim run` options: "--layer-precision a:8:6,b:4:4", preceded by
+// "--digital-layers c,d " when layers are kept digital (`config_digital`: those the
+// configuration keeps digital already, which the option must repeat).
+std::string layer_precision_option(const std::map<std::string, LayerPrecision>& assignment,
+                                   const std::vector<std::string>& digital_layers = {},
+                                   const std::vector<std::string>& config_digital = {});
 
 // ---- Results file (HDF5 "pcmsim-tune", docs/tune.md) with its journal and CSV view ----------
 

@@ -108,14 +108,16 @@ std::string tune_csv(const TuneResult& result) {
   for (std::size_t i = 0; i < result.candidates.size(); ++i) {
     const TuneCandidate& c = result.candidates[i];
     out << "validation," << c.phase << ',' << csv_field(c.label) << ','
-        << csv_field(assignment_key(c.assignment)) << ',' << c.energy << ',' << c.accuracy.size()
+        << csv_field(assignment_key(c.assignment, c.digital_layers)) << ',' << c.energy << ','
+        << c.accuracy.size()
         << ',' << c.summary.mean << ',' << c.summary.std << ',' << c.summary.ci_low << ','
         << c.summary.ci_high << ',' << c.drop_mean << ',' << c.drop_bound << ','
         << int(c.within_budget) << ',' << int(c.accepted) << ',' << int(c.pareto) << ','
         << int(i == result.best) << '\n';
   }
   for (const TuneTestPoint& p : result.test)
-    out << "test,test," << csv_field(p.label) << ',' << csv_field(assignment_key(p.assignment))
+    out << "test,test," << csv_field(p.label) << ','
+        << csv_field(assignment_key(p.assignment, p.digital_layers))
         << ',' << p.energy << ',' << p.accuracy.size() << ',' << p.summary.mean << ','
         << p.summary.std << ',' << p.summary.ci_low << ',' << p.summary.ci_high << ','
         << p.drop_mean << ',' << p.drop_ci_high << ",,,," << int(p.label == "tuned") << '\n';
@@ -142,9 +144,10 @@ void TuneStore::write(const TuneResult& result, const SimulationConfig& config,
     file.write_attribute("fp32_test_accuracy", result.fp32_test);
     file.write_attribute("feasible", static_cast<std::int64_t>(result.feasible));
     file.write_attribute("chosen", static_cast<std::int64_t>(result.best));
-    const Assignment& best = result.candidates.at(result.best).assignment;
-    file.write_attribute("layer_precision", layer_precision_text(best));
-    file.write_attribute("run_options", layer_precision_option(best));
+    const TuneCandidate& best = result.candidates.at(result.best);
+    file.write_attribute("layer_precision", layer_precision_text(best.assignment));
+    file.write_attribute("digital_layers", best.digital_layers);
+    file.write_attribute("run_options", result.run_options);
     {
       h5::Group g = file.create_group("config/simulation");
       h5::write_settings(g, config);
@@ -180,7 +183,7 @@ void TuneStore::write(const TuneResult& result, const SimulationConfig& config,
       const TuneCandidate& c = result.candidates[i];
       phase.push_back(c.phase);
       label.push_back(c.label);
-      key.push_back(assignment_key(c.assignment));
+      key.push_back(assignment_key(c.assignment, c.digital_layers));
       energy.push_back(c.energy);
       accuracy.insert(accuracy.end(), c.accuracy.begin(), c.accuracy.end());
       mean.push_back(c.summary.mean);
@@ -221,7 +224,7 @@ void TuneStore::write(const TuneResult& result, const SimulationConfig& config,
       std::vector<double> te, ta, tm, ts, tlo, thi, td, tdl, tdh;
       for (const TuneTestPoint& p : result.test) {
         tl.push_back(p.label);
-        tk.push_back(assignment_key(p.assignment));
+        tk.push_back(assignment_key(p.assignment, p.digital_layers));
         te.push_back(p.energy);
         ta.insert(ta.end(), p.accuracy.begin(), p.accuracy.end());
         tm.push_back(p.summary.mean);

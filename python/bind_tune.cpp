@@ -23,7 +23,10 @@ void bind_tune(py::module_& m) {
   py::class_<TuneCandidate>(m, "TuneCandidate", "One assignment evaluated on the validation data.")
       .def_readonly("phase", &TuneCandidate::phase)
       .def_readonly("label", &TuneCandidate::label)
-      .def_readonly("assignment", &TuneCandidate::assignment, "dict layer -> LayerPrecision")
+      .def_readonly("assignment", &TuneCandidate::assignment,
+                    "dict layer -> LayerPrecision (the analog layers)")
+      .def_readonly("digital_layers", &TuneCandidate::digital_layers,
+                    "tuned layers the candidate keeps digital")
       .def_readonly("energy", &TuneCandidate::energy, "J per inference")
       .def_readonly("accuracy", &TuneCandidate::accuracy, "per trial, in [0, 1]")
       .def_readonly("summary", &TuneCandidate::summary)
@@ -36,6 +39,7 @@ void bind_tune(py::module_& m) {
   py::class_<TuneTestPoint>(m, "TuneTestPoint", "An assignment measured on the test data.")
       .def_readonly("label", &TuneTestPoint::label)
       .def_readonly("assignment", &TuneTestPoint::assignment)
+      .def_readonly("digital_layers", &TuneTestPoint::digital_layers)
       .def_readonly("energy", &TuneTestPoint::energy, "J per inference")
       .def_readonly("accuracy", &TuneTestPoint::accuracy)
       .def_readonly("summary", &TuneTestPoint::summary)
@@ -51,12 +55,9 @@ void bind_tune(py::module_& m) {
       .def_readonly("test", &TuneResult::test, "list of TuneTestPoint: 'tuned', then uniform")
       .def_readonly("evaluations", &TuneResult::evaluations)
       .def_readonly("programmings", &TuneResult::programmings)
-      .def_property_readonly(
-          "layer_precision_option",
-          [](const TuneResult& r) {
-            return layer_precision_option(r.candidates.at(r.best).assignment);
-          },
-          "the chosen assignment as `pcmsim run` options");
+      .def_readonly("layer_precision_option", &TuneResult::run_options,
+                    "the chosen assignment as `pcmsim run` options (--layer-precision, and "
+                    "--digital-layers when the search keeps layers digital)");
   m.def(
       "tune_result",
       [](const Network& net, py::object validation_images, py::object validation_labels,

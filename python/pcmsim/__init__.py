@@ -347,7 +347,7 @@ def tune(network, validation_data="fashion-mnist:train", data="fashion-mnist:t10
     network: a Network or model path. validation_data / data: a spec, a Dataset, or normalised
     images with ``validation_labels`` / ``labels``. options: TuneOptions; its fields may be given
     as keywords (budget=1.0, candidate_bits=[8, 6, 5, 4, 3], uniform_bits=[8, 6, 4],
-    tune_layers=[], validation_images=1000). config: SimulationConfig; cost_params: CostParams.
+    tune_layers=[], validation_images=1000, allow_digital=True). config: SimulationConfig; cost_params: CostParams.
 
     Returns a TuneResult (``candidates``, ``best``, ``test``, ``layer_precision_option``, ...).
     Not journalled: use ``pcmsim tune --out`` for a resumable search.

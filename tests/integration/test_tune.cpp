@@ -116,6 +116,45 @@ TEST(Tune, AssignmentCheaperThanUniform8AndWithinBudget) {
   EXPECT_EQ(again.candidates.size(), r.candidates.size());
 }
 
+// At 3 bits everywhere the MLP misses a 2-point budget; with allow_digital the search keeps
+// layers digital (FP32 in the digital unit) until it meets it, and says so in its options.
+TEST(Tune, KeepsLayersDigitalWhenEvenTheBaselineMisses) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  const Fixture f = small_fixture();
+  SimulationConfig config;
+  config.seed = 3;
+  const cost::CostParams params;
+  TuneOptions options = small_options();
+  options.budget = 2.0;
+  options.candidate_bits = {3};
+  options.uniform_bits = {};
+  options.allow_digital = false;
+  const TuneResult plain = tune(f.data(), config, small_evaluation(), options, params);
+  ASSERT_FALSE(plain.feasible) << "3-bit converters everywhere meet a 2-point budget";
+  EXPECT_EQ(plain.candidates.size(), 1u);
+
+  options.allow_digital = true;
+  const TuneResult r = tune(f.data(), config, small_evaluation(), options, params);
+  ASSERT_TRUE(r.feasible);
+  const TuneCandidate& best = r.candidates.at(r.best);
+  EXPECT_TRUE(best.within_budget);
+  ASSERT_FALSE(best.digital_layers.empty());
+  EXPECT_EQ(best.phase, "digital");
+  // A digital layer has no converters: it leaves the assignment; the rest stay at 3 bits.
+  EXPECT_EQ(best.assignment.size() + best.digital_layers.size(), 3u);
+  for (const std::string& name : best.digital_layers) EXPECT_EQ(best.assignment.count(name), 0u);
+  EXPECT_NE(r.run_options.find("--digital-layers " + best.digital_layers.front()),
+            std::string::npos) << r.run_options;
+  EXPECT_NE(assignment_key(best.assignment, best.digital_layers).find("digital:"),
+            std::string::npos);
+  // Every probe of the first round keeps exactly one layer digital.
+  int one_digital = 0;
+  for (const TuneCandidate& c : r.candidates) one_digital += c.digital_layers.size() == 1;
+  EXPECT_GE(one_digital, 3);
+  ASSERT_FALSE(r.test.empty());
+  EXPECT_EQ(r.test[0].digital_layers, best.digital_layers);
+}
+
 TEST(Tune, StudentQuantileAndLowerBound) {
   EXPECT_NEAR(student_t_95(1), 6.3138, 1e-4);
   EXPECT_NEAR(student_t_95(2), 2.9200, 1e-4);

@@ -19,7 +19,7 @@ for n in (2, 3):
     files[n] = os.path.join(d, f"np{n}.h5")
     out = run_mpi(launcher, n, [exe] + args + ["--out", files[n]])
     # Only rank 0 reports: one summary.
-    assert out.stdout.count("chosen assignment") == 1, out.stdout
+    assert out.stdout.count("\nchosen assignment (") == 1, out.stdout
 content = assert_same_files(plain, files[2])
 assert_same_files(plain, files[3])
 n_candidates = len(content["candidates/energy_per_inference_J"])
