@@ -233,7 +233,8 @@ int tune_main(const std::vector<std::string>& args) {
   std::cout << std::fixed << std::setprecision(2);
   std::cout << "model " << model_path << ", t = " << evaluation.t_inference.front() << " s, "
             << evaluation.trials << " trials, budget " << tune_options.budget
-            << " points below FP32 (one-sided 95 % lower confidence bound of the mean accuracy)\n";
+            << " points below FP32 (one-sided 95 % upper confidence bound of the mean drop, over "
+               "trials and the validation images)\n";
   std::cout << "validation: " << n_val << " images, FP32 " << 100 * result.fp32_validation
             << " %; " << result.candidates.size() << " assignments evaluated ("
             << result.evaluations << " accuracies computed, " << store.records()

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "mapping/mapping_plan.h"
 #include "nets/cost_input.h"
+#include "nets/forward.h"
 
 namespace pcmsim::nets {
 namespace {
@@ -33,11 +34,40 @@ std::vector<int> bit_list(const std::vector<double>& values, const char* name, b
 
 }  // namespace
 
-double accuracy_lower_bound(const std::vector<double>& accuracy) {
-  const PointSummary s = summarize(accuracy);
-  if (accuracy.size() < 2) return s.mean;
+DropStatistics drop_statistics(const std::vector<double>& accuracy,
+                               const std::vector<double>& discordance, double fp32_accuracy,
+                               Index images) {
+  if (accuracy.empty() || accuracy.size() != discordance.size())
+    core::throw_invalid(kTag, concat("drop_statistics: ", accuracy.size(), " accuracies and ",
+                                     discordance.size(), " discordances (equal, at least one)"));
+  if (images < 1) core::throw_invalid(kTag, concat("drop_statistics: images = ", images));
   const double n = static_cast<double>(accuracy.size());
-  return s.mean - student_t_95(static_cast<int>(accuracy.size()) - 1) * s.std / std::sqrt(n);
+  std::vector<double> drop;
+  double second_moment = 0;  // mean over trials of the per-image variance of the difference
+  for (std::size_t t = 0; t < accuracy.size(); ++t) {
+    drop.push_back(fp32_accuracy - accuracy[t]);
+    second_moment += std::max(0.0, discordance[t] - drop.back() * drop.back()) / n;
+  }
+  const PointSummary s = summarize(drop);
+  const double a = accuracy.size() > 1 ? s.std * s.std / n : 0.0;
+  const double b = images > 1 ? second_moment / static_cast<double>(images - 1) : 0.0;
+  DropStatistics d;
+  d.mean = 100 * s.mean;
+  d.se_trials = 100 * std::sqrt(a);
+  d.se_images = 100 * std::sqrt(b);
+  d.upper95 = d.ci95_low = d.ci95_high = d.mean;
+  if (a + b <= 0) return d;
+  // Welch-Satterthwaite; a term without spread (one trial, one image) adds no degrees.
+  const double denominator = (accuracy.size() > 1 ? a * a / (n - 1) : 0.0) +
+                             (images > 1 ? b * b / static_cast<double>(images - 1) : 0.0);
+  d.dof = (a + b) * (a + b) / denominator;
+  // Rounded down (conservative) and capped where the quantile is the normal one.
+  const int dof = static_cast<int>(std::min(std::max(1.0, std::floor(d.dof)), 1e9));
+  const double se = 100 * std::sqrt(a + b);
+  d.upper95 = d.mean + student_t_95(dof) * se;
+  d.ci95_low = d.mean - student_t_975(dof) * se;
+  d.ci95_high = d.mean + student_t_975(dof) * se;
+  return d;
 }
 
 void TuneOptions::validate() const {
@@ -206,6 +236,9 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
     calibration = data.calibration->topRows(
         std::min<Index>(evaluation.calibration_images, data.calibration->rows()));
 
+  // Which images FP32 classifies correctly (the discordance of each record is against these).
+  std::vector<char> fp32_right_validation, fp32_right_test;
+
   // One accuracy, computed: the chip of the trial (programmed when first needed) read with the
   // assignment's converters.
   auto compute = [&](const std::string& set, const Assignment& assignment,
@@ -226,7 +259,16 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
     ChipForward forward(*tc.chip, converters, *tc.snapshot);
     const MatrixF& images = set == "v" ? val_images : *data.test_images;
     const std::vector<int>& labels = set == "v" ? val_labels : *data.test_labels;
-    return accuracy_of(net, images, labels, forward, evaluation.batch_size);
+    const std::vector<char>& fp32_right = set == "v" ? fp32_right_validation : fp32_right_test;
+    const std::vector<int> predicted = predict(net, images, forward, evaluation.batch_size);
+    std::size_t right = 0, differ = 0;
+    for (std::size_t i = 0; i < predicted.size(); ++i) {
+      const bool ok = predicted[i] == labels[i];
+      right += ok;
+      differ += ok != (fp32_right[i] != 0);
+    }
+    const double n = static_cast<double>(predicted.size());
+    return TuneRecord{static_cast<double>(right) / n, static_cast<double>(differ) / n};
   };
 
   // The accuracies of a batch of (set, assignment, trial) jobs. Rank 0's journal answers what
@@ -248,15 +290,17 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
     const std::size_t n = jobs.size();
     std::vector<std::string> keys;
     for (const Job& job : jobs) keys.push_back(assignment_key(*job.assignment, *job.digital));
-    std::vector<double> known(2 * n, 0.0);  // [flag..., value...]
+    std::vector<double> known(3 * n, 0.0);  // [flag..., accuracy..., discordance...]
     if (world.rank == 0 && cache.lookup)
       for (std::size_t j = 0; j < n; ++j)
-        if (const std::optional<double> v = cache.lookup(jobs[j].set, keys[j], jobs[j].trial)) {
+        if (const std::optional<TuneRecord> v =
+                cache.lookup(jobs[j].set, keys[j], jobs[j].trial)) {
           known[j] = 1;
-          known[n + j] = *v;
+          known[n + j] = v->accuracy;
+          known[2 * n + j] = v->discordance;
         }
     sum_over_ranks(known);
-    std::vector<double> values(n, 0.0);
+    std::vector<TuneRecord> values(n);
     std::vector<std::size_t> open;
     std::map<std::tuple<std::string, std::string, int>, std::size_t> first_of;
     std::vector<std::pair<std::size_t, std::size_t>> repeats;  // (job, the same job before)
@@ -266,7 +310,7 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
       if (!fresh) {
         repeats.emplace_back(j, it->second);
       } else if (known[j] != 0) {
-        values[j] = known[n + j];
+        values[j] = TuneRecord{known[n + j], known[2 * n + j]};
         ++state.done;
       } else {
         open.push_back(j);
@@ -275,16 +319,19 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
     const std::size_t r = static_cast<std::size_t>(ranks);
     for (std::size_t first = 0; first < open.size(); first += r) {
       const std::size_t count = std::min(r, open.size() - first);
-      std::vector<double> round(count, 0.0);
+      std::vector<double> round(2 * count, 0.0);  // [accuracy..., discordance...]
       const std::size_t mine = static_cast<std::size_t>(world.rank);
       if (mine < count) {
         const Job& job = jobs[open[first + mine]];
-        round[mine] = compute(job.set, *job.assignment, *job.digital, job.trial, job.label);
+        const TuneRecord r =
+            compute(job.set, *job.assignment, *job.digital, job.trial, job.label);
+        round[mine] = r.accuracy;
+        round[count + mine] = r.discordance;
       }
       sum_over_ranks(round);
       for (std::size_t k = 0; k < count; ++k) {
         const std::size_t j = open[first + k];
-        values[j] = round[k];
+        values[j] = TuneRecord{round[k], round[count + k]};
         if (world.rank == 0 && cache.record)
           cache.record(jobs[j].set, keys[j], jobs[j].trial, values[j]);
         ++result.evaluations;
@@ -301,10 +348,18 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
   report("FP32 reference");
   {
     Fp32Matmul fp32(net);
-    result.fp32_validation = accuracy_of(net, val_images, val_labels, fp32, evaluation.batch_size);
-    if (with_test)
-      result.fp32_test =
-          accuracy_of(net, *data.test_images, *data.test_labels, fp32, evaluation.batch_size);
+    auto right = [&](const MatrixF& images, const std::vector<int>& labels,
+                     std::vector<char>& out) {
+      const std::vector<int> predicted = predict(net, images, fp32, evaluation.batch_size);
+      std::size_t count = 0;
+      for (std::size_t i = 0; i < predicted.size(); ++i) {
+        out.push_back(predicted[i] == labels[i]);
+        count += out.back();
+      }
+      return static_cast<double>(count) / static_cast<double>(predicted.size());
+    };
+    result.fp32_validation = right(val_images, val_labels, fp32_right_validation);
+    if (with_test) result.fp32_test = right(*data.test_images, *data.test_labels, fp32_right_test);
   }
 
   // Candidates on the validation images, a batch at a time (an assignment seen before is not
@@ -333,7 +388,7 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
     for (std::size_t i : fresh)
       for (int trial = 0; trial < trials; ++trial)
         jobs.push_back({"v", specs[i].label, &specs[i].assignment, &specs[i].digital, trial});
-    const std::vector<double> values = run_jobs(jobs);
+    const std::vector<TuneRecord> values = run_jobs(jobs);
     for (std::size_t f = 0; f < fresh.size(); ++f) {
       const Spec& spec = specs[fresh[f]];
       TuneCandidate cand;
@@ -342,11 +397,17 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
       cand.assignment = spec.assignment;
       cand.digital_layers = spec.digital;
       cand.energy = assignment_energy(net, config, cost_params, spec.assignment, spec.digital);
-      cand.accuracy.assign(values.begin() + static_cast<std::ptrdiff_t>(f) * trials,
-                           values.begin() + static_cast<std::ptrdiff_t>(f + 1) * trials);
+      for (int trial = 0; trial < trials; ++trial) {
+        const TuneRecord& r = values[f * static_cast<std::size_t>(trials) +
+                                     static_cast<std::size_t>(trial)];
+        cand.accuracy.push_back(r.accuracy);
+        cand.discordance.push_back(r.discordance);
+      }
       cand.summary = summarize(cand.accuracy);
-      cand.drop_mean = 100 * (result.fp32_validation - cand.summary.mean);
-      cand.drop_bound = 100 * (result.fp32_validation - accuracy_lower_bound(cand.accuracy));
+      cand.drop = drop_statistics(cand.accuracy, cand.discordance, result.fp32_validation,
+                                  val_images.rows());
+      cand.drop_mean = cand.drop.mean;
+      cand.drop_bound = cand.drop.upper95;
       // A tolerance for the rounding of the accuracy fractions (k / N images).
       cand.within_budget = cand.drop_bound <= options.budget + 1e-9;
       result.candidates.push_back(std::move(cand));
@@ -369,14 +430,60 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
   result.feasible = result.candidates[baseline].within_budget;
   result.candidates[baseline].accepted = result.feasible;
 
-  // Digital rescue: when even the baseline misses, keep one more tuned layer digital at a time
-  // (the probe within the budget of least energy, else the one that gains the most accuracy
-  // per joule added) until the budget is met or no layer gains. The search goes on from there
-  // with the rest.
   std::vector<std::string> digital;  // tuned layers kept digital from here on
   std::vector<std::string> analog_tuned = layers;
+  auto keep_digital = [&](const std::vector<std::string>& names) {
+    for (const std::string& name : names) {
+      base.erase(name);
+      analog_tuned.erase(std::find(analog_tuned.begin(), analog_tuned.end(), name));
+    }
+    digital.clear();  // in the network's order, so that a set has one key
+    for (const std::string& l : layers)
+      if (!base.count(l)) digital.push_back(l);
+  };
+  std::size_t current = baseline;  // the candidate the search goes on from
+
+  // Digital where it is cheaper: a layer whose digital energy is below its analog energy even at
+  // the lowest candidate bits is kept digital, as FP32 there is both cheaper and at least as
+  // accurate (a small matrix read at many positions pays a tile read's fixed periphery each
+  // time: a 3x3 stem conv). Taken when the result is within the budget, or more accurate than a
+  // baseline that is not.
+  if (options.allow_digital) {
+    std::vector<std::string> cheaper;
+    for (const std::string& name : layers) {
+      Assignment lowest = base;
+      lowest[name] = LayerPrecision{bits.back(), bits.back()};
+      Assignment without = base;
+      without.erase(name);
+      if (assignment_energy(net, config, cost_params, without, {name}) <
+          assignment_energy(net, config, cost_params, lowest))
+        cheaper.push_back(name);
+    }
+    if (!cheaper.empty()) {
+      Assignment without = base;
+      for (const std::string& name : cheaper) without.erase(name);
+      const std::size_t i = evaluate(
+          "digital", concat(joined(cheaper, "+"), " digital (cheaper than analog)"), without,
+          cheaper);
+      TuneCandidate& c = result.candidates[i];
+      if (c.within_budget || (!result.feasible &&
+                              c.summary.mean >= result.candidates[baseline].summary.mean)) {
+        keep_digital(cheaper);
+        current = i;
+        if (c.within_budget) {
+          result.feasible = true;
+          c.accepted = true;
+          baseline = i;
+        }
+      }
+    }
+  }
+
+  // Digital rescue: when even that misses, keep one more tuned layer digital at a time (the
+  // probe within the budget of least energy, else the one that gains the most accuracy per
+  // joule added) until the budget is met or no layer gains. The search goes on from there with
+  // the rest.
   if (!result.feasible && options.allow_digital) {
-    std::size_t current = baseline;
     while (!analog_tuned.empty()) {
       std::vector<Spec> probes;
       std::vector<std::string> added;  // the layer each probe adds
@@ -412,9 +519,7 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
       }
       if (pick == index.size()) break;  // no layer gains accuracy digitally
       current = index[pick];
-      base = probes[pick].assignment;
-      digital = probes[pick].digital;
-      analog_tuned.erase(std::find(analog_tuned.begin(), analog_tuned.end(), added[pick]));
+      keep_digital({added[pick]});
       if (result.candidates[current].within_budget) {
         result.feasible = true;
         result.candidates[current].accepted = true;
@@ -558,24 +663,25 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
     for (const auto& [label, c] : points)
       for (int trial = 0; trial < trials; ++trial)
         jobs.push_back({"t", label, &c->assignment, &c->digital_layers, trial});
-    const std::vector<double> values = run_jobs(jobs);
+    const std::vector<TuneRecord> values = run_jobs(jobs);
     for (std::size_t q = 0; q < points.size(); ++q) {
       TuneTestPoint p;
       p.label = points[q].first;
       p.assignment = points[q].second->assignment;
       p.digital_layers = points[q].second->digital_layers;
       p.energy = assignment_energy(net, config, cost_params, p.assignment, p.digital_layers);
-      std::vector<double> drops;
       for (int trial = 0; trial < trials; ++trial) {
-        p.accuracy.push_back(values[q * static_cast<std::size_t>(trials) +
-                                    static_cast<std::size_t>(trial)]);
-        drops.push_back(100 * (result.fp32_test - p.accuracy.back()));
+        const TuneRecord& r = values[q * static_cast<std::size_t>(trials) +
+                                     static_cast<std::size_t>(trial)];
+        p.accuracy.push_back(r.accuracy);
+        p.discordance.push_back(r.discordance);
       }
       p.summary = summarize(p.accuracy);
-      const PointSummary d = summarize(drops);
-      p.drop_mean = d.mean;
-      p.drop_ci_low = d.ci_low;
-      p.drop_ci_high = d.ci_high;
+      p.drop = drop_statistics(p.accuracy, p.discordance, result.fp32_test,
+                               data.test_images->rows());
+      p.drop_mean = p.drop.mean;
+      p.drop_ci_low = p.drop.ci95_low;
+      p.drop_ci_high = p.drop.ci95_high;
       result.test.push_back(std::move(p));
     }
   }

@@ -43,8 +43,9 @@ struct TuneOptions {
     using S = TuneOptions;
     const core::Affects c = core::Affects::converter;
     v.field({"budget", "points", ">= 0, finite",
-             "largest allowed accuracy loss below FP32: the one-sided 95 % lower confidence "
-             "bound of the mean accuracy over trials must stay within it", c},
+             "largest allowed accuracy loss below FP32: the one-sided 95 % upper confidence "
+             "bound of the mean drop (over trials and the sample of validation images) must "
+             "stay within it", c},
             [](S& s) -> auto& { return s.budget; });
     v.field({"candidate_bits", "bits", "integers 2..16, at least one",
              "converter bits each tuned layer's p_in and p_out may take", c},
@@ -67,9 +68,32 @@ struct TuneOptions {
   }
 };
 
-// The one-sided 95 % lower confidence bound of the mean of per-trial accuracies:
-// mean - t(0.95, n-1) * std / sqrt(n) (the mean itself for one trial: no spread to estimate).
-double accuracy_lower_bound(const std::vector<double>& accuracy);
+// One evaluated (assignment, trial) on a set of images: its accuracy and its discordance with
+// FP32, the fraction of images that one of the two classifies correctly and the other not (the
+// per-image paired difference is -1, 0 or +1; its second moment is the discordance).
+struct TuneRecord {
+  double accuracy = 0;
+  double discordance = 0;
+};
+
+// The accuracy drop below FP32 of one assignment over n trials on N images, in points, with
+// both sources of uncertainty (docs/tune.md): the chip-to-chip spread over trials
+// (se_trials^2 = var(drop_t) / n) and the sampling of N images (per image the paired difference
+// of FP32 and analog correctness; se_images^2 = mean_t(discordance_t - drop_t^2) / (N - 1), an
+// upper bound for the trial-averaged difference). The quantiles are Student t with the
+// Welch-Satterthwaite degrees of freedom of the two terms.
+struct DropStatistics {
+  double mean = 0;        // FP32 - mean accuracy
+  double se_trials = 0;   // standard error from the trials
+  double se_images = 0;   // standard error from the finite image sample
+  double dof = 0;         // effective degrees of freedom (0: no spread at all)
+  double upper95 = 0;     // one-sided 95 % upper confidence bound of the mean drop
+  double ci95_low = 0, ci95_high = 0;  // two-sided 95 % interval
+};
+// Throws std::invalid_argument on empty or unequal lists, or fewer than one image.
+DropStatistics drop_statistics(const std::vector<double>& accuracy,
+                               const std::vector<double>& discordance, double fp32_accuracy,
+                               Index images);
 
 // A per-layer assignment as text: "NAME:P_IN:P_OUT" items joined by ';' (its items are
 // `--layer-precision` values), then ";digital:A,B" when layers are kept digital (the journal's
@@ -84,12 +108,12 @@ struct TuneCandidate {
   std::map<std::string, LayerPrecision> assignment;  // the analog layers' converter bits
   std::vector<std::string> digital_layers;  // tuned layers kept digital (beside the config's)
   double energy = 0;             // J per inference (cost model)
-  std::vector<double> accuracy;  // per trial, in [0, 1]
-  PointSummary summary;          // mean, std, 95 % CI of the mean (Student t)
-  double drop_mean = 0;          // FP32 - mean accuracy, percentage points
-  // FP32 - accuracy_lower_bound(accuracy): the one-sided 95 % upper confidence bound of the
-  // mean drop over trials, points (the mean drop for one trial).
-  double drop_bound = 0;
+  std::vector<double> accuracy;     // per trial, in [0, 1]
+  std::vector<double> discordance;  // per trial, with FP32 (TuneRecord)
+  PointSummary summary;          // mean, std, 95 % CI of the mean over trials (Student t)
+  DropStatistics drop;           // points below FP32, trials and image sampling
+  double drop_mean = 0;          // drop.mean
+  double drop_bound = 0;         // drop.upper95: checked against the budget
   bool within_budget = false;    // drop_bound <= budget
   bool accepted = false;         // a greedy step kept (and the baseline when within budget)
   bool pareto = false;           // on the Pareto front of (energy, mean accuracy)
@@ -102,9 +126,11 @@ struct TuneTestPoint {
   std::vector<std::string> digital_layers;
   double energy = 0;
   std::vector<double> accuracy;  // per trial
+  std::vector<double> discordance;
   PointSummary summary;
-  double drop_mean = 0;                  // FP32 (test) - mean, points
-  double drop_ci_low = 0, drop_ci_high = 0;  // 95 % CI of the mean drop, points
+  DropStatistics drop;                   // points below FP32 (test), trials and image sampling
+  double drop_mean = 0;                  // drop.mean
+  double drop_ci_low = 0, drop_ci_high = 0;  // drop.ci95_low, drop.ci95_high
 };
 
 struct TuneResult {
@@ -134,12 +160,14 @@ struct TuneData {
   const MatrixF* calibration = nullptr;        // normalised, when config.calibrate
 };
 
-// A cache of accuracies, keyed by (set "v"/"t", assignment key, trial): the journal of a
+// A cache of records, keyed by (set "v"/"t", assignment key, trial): the journal of a
 // resumable search. `lookup` answers what is known, `record` is told what was computed.
 struct TuneCache {
-  std::function<std::optional<double>(const std::string& set, const std::string& key, int trial)>
+  std::function<std::optional<TuneRecord>(const std::string& set, const std::string& key,
+                                          int trial)>
       lookup;
-  std::function<void(const std::string& set, const std::string& key, int trial, double accuracy)>
+  std::function<void(const std::string& set, const std::string& key, int trial,
+                     const TuneRecord& record)>
       record;
 };
 
@@ -206,7 +234,7 @@ class TuneStore {
  private:
   std::string path_;
   TuneMeta meta_;
-  std::map<std::tuple<std::string, std::string, int>, double> records_;
+  std::map<std::tuple<std::string, std::string, int>, TuneRecord> records_;
   std::shared_ptr<void> lock_;
 };
 

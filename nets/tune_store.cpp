@@ -50,41 +50,48 @@ void TuneStore::load_existing() {
       const auto key = file.read_string_dataset("records/assignment");
       const auto trial = file.read_dataset<std::int64_t>("records/trial");
       const auto acc = file.read_dataset<double>("records/accuracy");
-      if (set.size() != key.size() || set.size() != trial.size() || set.size() != acc.size())
+      const auto disc = file.read_dataset<double>("records/discordance");
+      if (set.size() != key.size() || set.size() != trial.size() || set.size() != acc.size() ||
+          set.size() != disc.size())
         core::throw_invalid(kTag, concat("'", path_, "': /records datasets differ in length"));
       for (std::size_t k = 0; k < set.size(); ++k)
-        records_[{set[k], key[k], static_cast<int>(trial.data[k])}] = acc.data[k];
+        records_[{set[k], key[k], static_cast<int>(trial.data[k])}] =
+            TuneRecord{acc.data[k], disc.data[k]};
     }
   }
   const std::string journal_path = path_ + ".journal";
   for (const std::string& line : journal::read(
            journal_path, journal::header(kJournalKind, meta_.fingerprint), "search", kTag)) {
-    // "r SET TRIAL HEXFLOAT KEY" (the key last: the rest of the line).
+    // "r SET TRIAL HEXFLOAT HEXFLOAT KEY" (accuracy, discordance; the key last: the rest of the
+    // line).
     char set[4] = {0};
     int trial = 0, used = 0;
-    double acc = 0;
-    if (std::sscanf(line.c_str(), "r %1s %d %la %n", set, &trial, &acc, &used) != 3 || used <= 0 ||
-        used >= static_cast<int>(line.size()) || trial < 0 ||
+    TuneRecord r;
+    if (std::sscanf(line.c_str(), "r %1s %d %la %la %n", set, &trial, &r.accuracy,
+                    &r.discordance, &used) != 4 ||
+        used <= 0 || used >= static_cast<int>(line.size()) || trial < 0 ||
         (std::string(set) != "v" && std::string(set) != "t"))
       core::throw_invalid(kTag, concat("'", journal_path, "': malformed line '", line, "'"));
-    records_[{set, line.substr(static_cast<std::size_t>(used)), trial}] = acc;
+    records_[{set, line.substr(static_cast<std::size_t>(used)), trial}] = r;
   }
 }
 
 TuneCache TuneStore::cache() {
   TuneCache c;
   c.lookup = [this](const std::string& set, const std::string& key,
-                    int trial) -> std::optional<double> {
+                    int trial) -> std::optional<TuneRecord> {
     const auto it = records_.find({set, key, trial});
     if (it == records_.end()) return std::nullopt;
     return it->second;
   };
-  c.record = [this](const std::string& set, const std::string& key, int trial, double acc) {
-    char head[96];
-    std::snprintf(head, sizeof head, "r %s %d %a ", set.c_str(), trial, acc);
+  c.record = [this](const std::string& set, const std::string& key, int trial,
+                    const TuneRecord& r) {
+    char head[128];
+    std::snprintf(head, sizeof head, "r %s %d %a %a ", set.c_str(), trial, r.accuracy,
+                  r.discordance);
     journal::append(path_ + ".journal", journal::header(kJournalKind, meta_.fingerprint),
                     head + key + "\n", kTag);
-    records_[{set, key, trial}] = acc;
+    records_[{set, key, trial}] = r;
   };
   return c;
 }
@@ -104,7 +111,8 @@ std::string tune_csv(const TuneResult& result) {
   std::ostringstream out;
   out.precision(10);
   out << "set,phase,label,layer_precision,energy_per_inference_J,trials,acc_mean,acc_std,"
-         "ci95_low,ci95_high,drop_mean,drop_bound,within_budget,accepted,pareto,chosen\n";
+         "ci95_low,ci95_high,drop_mean,drop_bound,within_budget,accepted,pareto,chosen,"
+         "drop_se_trials,drop_se_images\n";
   for (std::size_t i = 0; i < result.candidates.size(); ++i) {
     const TuneCandidate& c = result.candidates[i];
     out << "validation," << c.phase << ',' << csv_field(c.label) << ','
@@ -113,14 +121,15 @@ std::string tune_csv(const TuneResult& result) {
         << ',' << c.summary.mean << ',' << c.summary.std << ',' << c.summary.ci_low << ','
         << c.summary.ci_high << ',' << c.drop_mean << ',' << c.drop_bound << ','
         << int(c.within_budget) << ',' << int(c.accepted) << ',' << int(c.pareto) << ','
-        << int(i == result.best) << '\n';
+        << int(i == result.best) << ',' << c.drop.se_trials << ',' << c.drop.se_images << '\n';
   }
   for (const TuneTestPoint& p : result.test)
     out << "test,test," << csv_field(p.label) << ','
         << csv_field(assignment_key(p.assignment, p.digital_layers))
         << ',' << p.energy << ',' << p.accuracy.size() << ',' << p.summary.mean << ','
         << p.summary.std << ',' << p.summary.ci_low << ',' << p.summary.ci_high << ','
-        << p.drop_mean << ',' << p.drop_ci_high << ",,,," << int(p.label == "tuned") << '\n';
+        << p.drop_mean << ',' << p.drop_ci_high << ",,,," << int(p.label == "tuned") << ','
+        << p.drop.se_trials << ',' << p.drop.se_images << '\n';
   return out.str();
 }
 
@@ -161,23 +170,26 @@ void TuneStore::write(const TuneResult& result, const SimulationConfig& config,
     if (!records_.empty()) {
       std::vector<std::string> set, key;
       std::vector<std::int64_t> trial;
-      std::vector<double> acc;
-      for (const auto& [k, a] : records_) {
+      std::vector<double> acc, disc;
+      for (const auto& [k, r] : records_) {
         set.push_back(std::get<0>(k));
         key.push_back(std::get<1>(k));
         trial.push_back(std::get<2>(k));
-        acc.push_back(a);
+        acc.push_back(r.accuracy);
+        disc.push_back(r.discordance);
       }
       h5::Group rec = file.create_group("records");
       rec.write_string_dataset("set", set);
       rec.write_string_dataset("assignment", key);
       rec.write_dataset("trial", trial, {trial.size()});
       rec.write_dataset("accuracy", acc, {acc.size()});
+      rec.write_dataset("discordance", disc, {disc.size()});
     }
     const std::size_t n = result.candidates.size();
     const std::size_t trials = static_cast<std::size_t>(evaluation.trials);
     std::vector<std::string> phase, label, key;
-    std::vector<double> energy, accuracy, mean, stdev, lo, hi, drop, bound;
+    std::vector<double> energy, accuracy, discordance, mean, stdev, lo, hi, drop, bound;
+    std::vector<double> se_t, se_i;
     std::vector<std::int64_t> within, accepted, pareto, pareto_index;
     for (std::size_t i = 0; i < n; ++i) {
       const TuneCandidate& c = result.candidates[i];
@@ -186,6 +198,9 @@ void TuneStore::write(const TuneResult& result, const SimulationConfig& config,
       key.push_back(assignment_key(c.assignment, c.digital_layers));
       energy.push_back(c.energy);
       accuracy.insert(accuracy.end(), c.accuracy.begin(), c.accuracy.end());
+      discordance.insert(discordance.end(), c.discordance.begin(), c.discordance.end());
+      se_t.push_back(c.drop.se_trials);
+      se_i.push_back(c.drop.se_images);
       mean.push_back(c.summary.mean);
       stdev.push_back(c.summary.std);
       lo.push_back(c.summary.ci_low);
@@ -203,6 +218,9 @@ void TuneStore::write(const TuneResult& result, const SimulationConfig& config,
     cand.write_string_dataset("layer_precision", key);
     cand.write_dataset("energy_per_inference_J", energy, {n});
     cand.write_dataset("accuracy", accuracy, {n, trials});
+    cand.write_dataset("discordance", discordance, {n, trials});
+    cand.write_dataset("drop_se_trials", se_t, {n});
+    cand.write_dataset("drop_se_images", se_i, {n});
     cand.write_dataset("acc_mean", mean, {n});
     cand.write_dataset("acc_std", stdev, {n});
     cand.write_dataset("ci95_low", lo, {n});
@@ -221,12 +239,15 @@ void TuneStore::write(const TuneResult& result, const SimulationConfig& config,
     if (!result.test.empty()) {
       const std::size_t m = result.test.size();
       std::vector<std::string> tl, tk;
-      std::vector<double> te, ta, tm, ts, tlo, thi, td, tdl, tdh;
+      std::vector<double> te, ta, tq, tm, ts, tlo, thi, td, tdl, tdh, tst, tsi;
       for (const TuneTestPoint& p : result.test) {
         tl.push_back(p.label);
         tk.push_back(assignment_key(p.assignment, p.digital_layers));
         te.push_back(p.energy);
         ta.insert(ta.end(), p.accuracy.begin(), p.accuracy.end());
+        tq.insert(tq.end(), p.discordance.begin(), p.discordance.end());
+        tst.push_back(p.drop.se_trials);
+        tsi.push_back(p.drop.se_images);
         tm.push_back(p.summary.mean);
         ts.push_back(p.summary.std);
         tlo.push_back(p.summary.ci_low);
@@ -240,6 +261,9 @@ void TuneStore::write(const TuneResult& result, const SimulationConfig& config,
       test.write_string_dataset("layer_precision", tk);
       test.write_dataset("energy_per_inference_J", te, {m});
       test.write_dataset("accuracy", ta, {m, trials});
+      test.write_dataset("discordance", tq, {m, trials});
+      test.write_dataset("drop_se_trials", tst, {m});
+      test.write_dataset("drop_se_images", tsi, {m});
       test.write_dataset("acc_mean", tm, {m});
       test.write_dataset("acc_std", ts, {m});
       test.write_dataset("ci95_low", tlo, {m});

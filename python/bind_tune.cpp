@@ -20,6 +20,24 @@ void bind_tune(py::module_& m) {
       .def_readonly("std", &PointSummary::std)
       .def_readonly("ci_low", &PointSummary::ci_low)
       .def_readonly("ci_high", &PointSummary::ci_high);
+  py::class_<DropStatistics>(m, "DropStatistics",
+                             "Accuracy drop below FP32 in points, with the standard errors of "
+                             "the trials and of the image sample (docs/tune.md).")
+      .def_readonly("mean", &DropStatistics::mean)
+      .def_readonly("se_trials", &DropStatistics::se_trials)
+      .def_readonly("se_images", &DropStatistics::se_images)
+      .def_readonly("dof", &DropStatistics::dof, "Welch-Satterthwaite degrees of freedom")
+      .def_readonly("upper95", &DropStatistics::upper95, "one-sided 95 % upper bound")
+      .def_readonly("ci95_low", &DropStatistics::ci95_low)
+      .def_readonly("ci95_high", &DropStatistics::ci95_high);
+  m.def(
+      "drop_statistics",
+      [](const std::vector<double>& accuracy, const std::vector<double>& discordance,
+         double fp32_accuracy, Index images) {
+        return drop_statistics(accuracy, discordance, fp32_accuracy, images);
+      },
+      py::arg("accuracy"), py::arg("discordance"), py::arg("fp32_accuracy"), py::arg("images"),
+      "The drop statistics of per-trial accuracies and FP32 discordances on `images` images.");
   py::class_<TuneCandidate>(m, "TuneCandidate", "One assignment evaluated on the validation data.")
       .def_readonly("phase", &TuneCandidate::phase)
       .def_readonly("label", &TuneCandidate::label)
@@ -29,10 +47,15 @@ void bind_tune(py::module_& m) {
                     "tuned layers the candidate keeps digital")
       .def_readonly("energy", &TuneCandidate::energy, "J per inference")
       .def_readonly("accuracy", &TuneCandidate::accuracy, "per trial, in [0, 1]")
+      .def_readonly("discordance", &TuneCandidate::discordance,
+                    "per trial: fraction of images on which FP32 and the chip disagree in "
+                    "correctness")
+      .def_readonly("drop", &TuneCandidate::drop)
       .def_readonly("summary", &TuneCandidate::summary)
       .def_readonly("drop_mean", &TuneCandidate::drop_mean, "points below FP32")
       .def_readonly("drop_bound", &TuneCandidate::drop_bound,
-                    "one-sided 95 % upper bound of the mean drop, points")
+                    "one-sided 95 % upper bound of the mean drop (trials and image sample), "
+                    "points")
       .def_readonly("within_budget", &TuneCandidate::within_budget)
       .def_readonly("accepted", &TuneCandidate::accepted)
       .def_readonly("pareto", &TuneCandidate::pareto);
@@ -42,6 +65,8 @@ void bind_tune(py::module_& m) {
       .def_readonly("digital_layers", &TuneTestPoint::digital_layers)
       .def_readonly("energy", &TuneTestPoint::energy, "J per inference")
       .def_readonly("accuracy", &TuneTestPoint::accuracy)
+      .def_readonly("discordance", &TuneTestPoint::discordance)
+      .def_readonly("drop", &TuneTestPoint::drop)
       .def_readonly("summary", &TuneTestPoint::summary)
       .def_readonly("drop_mean", &TuneTestPoint::drop_mean, "points below FP32")
       .def_readonly("drop_ci_low", &TuneTestPoint::drop_ci_low)
