@@ -34,6 +34,11 @@ def test_tune_from_python_beats_uniform_8_within_budget():
     assert best.energy < r.test[1].energy
     assert r.layer_precision_option.startswith("--layer-precision fc1:")
     assert r.programmings == 2
+    # The bound holds both standard errors; the binding's drop_statistics reproduces it.
+    assert best.drop.se_images > 0 and best.digital_layers == []
+    again = pcmsim.drop_statistics(best.accuracy, best.discordance, r.fp32_validation, 100)
+    assert again.upper95 == pytest.approx(best.drop_bound)
+    assert best.drop_bound > best.drop_mean
 
 
 @needs_data
@@ -46,6 +51,8 @@ def test_read_tune_and_pareto_plot(tmp_path):
     assert res["run_options"].startswith("--layer-precision ")
     n = len(res["candidates"]["phase"])
     assert res["candidates"]["accuracy"].shape == (n, 2)
+    assert res["candidates"]["discordance"].shape == (n, 2)
+    assert np.all(res["candidates"]["drop_se_images"] > 0)
     assert set(res["test"]["label"]) == {"tuned", "uniform 8", "uniform 4"}
     assert len(res["pareto"]) >= 1
     from pcmsim import plot
