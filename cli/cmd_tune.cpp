@@ -249,8 +249,8 @@ int tune_main(const std::vector<std::string>& args) {
             << 100 * best.summary.mean << " % [95 % CI " << 100 * best.summary.ci_low << ", "
             << 100 * best.summary.ci_high << "], drop bound " << best.drop_bound << " points\n";
   if (!best.digital_layers.empty())
-    std::cout << "  (even at the largest candidate, the analog layers missed the budget: the search "
-                 "keeps " << best.digital_layers.size() << " layer(s) digital)\n";
+    std::cout << "  (" << best.digital_layers.size() << " layer(s) kept digital: cheaper than "
+              << "analog at any candidate precision, or needed to meet the budget; docs/tune.md)\n";
   std::cout << "  " << result.run_options << "\n\n";
   std::cout << std::left << std::setw(12) << "test set" << std::right << std::setw(14)
             << "energy (uJ)" << std::setw(12) << "saved (%)" << std::setw(14) << "accuracy (%)"

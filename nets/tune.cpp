@@ -362,6 +362,16 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
     if (with_test) result.fp32_test = right(*data.test_images, *data.test_labels, fp32_right_test);
   }
 
+  // The trials of the k-th assignment of a batch's records, as per-trial lists.
+  auto split_records = [&](const std::vector<TuneRecord>& values, std::size_t k,
+                           std::vector<double>& accuracy, std::vector<double>& discordance) {
+    for (std::size_t t = 0; t < static_cast<std::size_t>(trials); ++t) {
+      const TuneRecord& r = values[k * static_cast<std::size_t>(trials) + t];
+      accuracy.push_back(r.accuracy);
+      discordance.push_back(r.discordance);
+    }
+  };
+
   // Candidates on the validation images, a batch at a time (an assignment seen before is not
   // evaluated again); returns their indices in result.candidates.
   struct Spec {
@@ -397,12 +407,7 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
       cand.assignment = spec.assignment;
       cand.digital_layers = spec.digital;
       cand.energy = assignment_energy(net, config, cost_params, spec.assignment, spec.digital);
-      for (int trial = 0; trial < trials; ++trial) {
-        const TuneRecord& r = values[f * static_cast<std::size_t>(trials) +
-                                     static_cast<std::size_t>(trial)];
-        cand.accuracy.push_back(r.accuracy);
-        cand.discordance.push_back(r.discordance);
-      }
+      split_records(values, f, cand.accuracy, cand.discordance);
       cand.summary = summarize(cand.accuracy);
       cand.drop = drop_statistics(cand.accuracy, cand.discordance, result.fp32_validation,
                                   val_images.rows());
@@ -670,12 +675,7 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
       p.assignment = points[q].second->assignment;
       p.digital_layers = points[q].second->digital_layers;
       p.energy = assignment_energy(net, config, cost_params, p.assignment, p.digital_layers);
-      for (int trial = 0; trial < trials; ++trial) {
-        const TuneRecord& r = values[q * static_cast<std::size_t>(trials) +
-                                     static_cast<std::size_t>(trial)];
-        p.accuracy.push_back(r.accuracy);
-        p.discordance.push_back(r.discordance);
-      }
+      split_records(values, q, p.accuracy, p.discordance);
       p.summary = summarize(p.accuracy);
       p.drop = drop_statistics(p.accuracy, p.discordance, result.fp32_test,
                                data.test_images->rows());

@@ -44,11 +44,11 @@ struct Fixture {
   }
 };
 
-Fixture small_fixture() {
+Fixture small_fixture(const char* model = "mlp_hwa.h5", Index images = 120) {
   Fixture f;
-  f.net = load_network(zoo("mlp_hwa.h5"));
-  f.validation = load_dataset("fashion-mnist:train", 120);
-  f.test = load_dataset("fashion-mnist:t10k", 120);
+  f.net = load_network(zoo(model));
+  f.validation = load_dataset("fashion-mnist:train", images);
+  f.test = load_dataset("fashion-mnist:t10k", images);
   f.validation_images = normalized_images(f.validation, f.net);
   f.test_images = normalized_images(f.test, f.net);
   return f;
@@ -161,12 +161,7 @@ TEST(Tune, KeepsLayersDigitalWhenEvenTheBaselineMisses) {
 // energy the converters are cheap and it stays analog.
 TEST(Tune, KeepsASmallLayerDigitalWhereThatIsCheaper) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
-  Fixture f;
-  f.net = load_network(zoo("lenet5_hwa.h5"));
-  f.validation = load_dataset("fashion-mnist:train", 64);
-  f.test = load_dataset("fashion-mnist:t10k", 64);
-  f.validation_images = normalized_images(f.validation, f.net);
-  f.test_images = normalized_images(f.test, f.net);
+  const Fixture f = small_fixture("lenet5_hwa.h5", 64);
   SimulationConfig config;
   TuneOptions options = small_options();
   options.budget = 50;
