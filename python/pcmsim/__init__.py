@@ -339,10 +339,11 @@ def tune(network, validation_data="fashion-mnist:train", data="fashion-mnist:t10
          options=None, trials=3, t_inference=86400.0, batch_size=256, calibration_images=256,
          calibration_data="fashion-mnist:train", progress=None, **option_fields):
     """The mixed-precision search of ``pcmsim tune`` (docs/tune.md): per-layer converter bits
-    (p_in, p_out) of least energy per inference whose accuracy at ``t_inference`` stays within
-    ``budget`` points of FP32 (one-sided 95 % lower confidence bound over ``trials``), searched
-    on the last ``validation_images`` images of ``validation_data`` (the training set), then
-    measured with the uniform points on ``data`` (first ``limit`` images; None: no test phase).
+    (p_in, p_out), or the layer kept digital, of least energy per inference whose accuracy at
+    ``t_inference`` stays within ``budget`` points of FP32 (one-sided 95 % upper confidence bound
+    of the mean drop, over ``trials`` and the validation images), searched on the last
+    ``validation_images`` images of ``validation_data`` (the training set), then measured with
+    the uniform points on ``data`` (first ``limit`` images; None: no test phase).
 
     network: a Network or model path. validation_data / data: a spec, a Dataset, or normalised
     images with ``validation_labels`` / ``labels``. options: TuneOptions; its fields may be given
