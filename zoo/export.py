@@ -238,6 +238,8 @@ def export_checkpoint(ckpt_path, out_path, data_dir=data.DEFAULT_DIR, verify=Tru
             f.attrs["hw_aware_calibration_percentile"] = float(
                 meta.get("pcmsim_calibration_percentile", 0.0))
             f.attrs["hw_aware_t_train_s"] = np.array(meta["pcmsim_t_train"], dtype=np.float64)
+            if meta.get("pcmsim_digital_layers"):
+                f.attrs["hw_aware_digital_layers"] = meta["pcmsim_digital_layers"]
         f.attrs["fp32_test_accuracy"] = acc
         f.attrs["torch_version"] = str(meta["torch_version"])
         f.attrs["git_revision"] = git_revision()

@@ -63,6 +63,9 @@ def parse_args(argv=None):
     p.add_argument("--t-train-max", type=float, default=31536000.0,
                    help="--pcmsim: longest drift time of a step, s (default 1 year)")
     p.add_argument("--sim-seed", type=int, default=0, help="--pcmsim: seed of the simulator's draws")
+    p.add_argument("--digital-layers", default="",
+                   help="--pcmsim: layers kept digital in training, as pcmsim run --digital-layers "
+                        "(names, first, last; comma-separated)")
     p.add_argument("--eta", type=float, default=0.04,
                    help="hardware-aware weight noise: sigma = eta * max|W| per layer (default 0.04)")
     p.add_argument("--layer-eta", action="append", default=[], metavar="NAME=ETA",
@@ -118,6 +121,8 @@ def pcmsim_convert(model, args):
     import pcmsim.torch as pt
     config = pcmsim.SimulationConfig(io=pcmsim.IoParams(p_in=args.p_in, p_out=args.p_out),
                                      calibrate=args.calibrate, seed=args.sim_seed)
+    if args.digital_layers:
+        config.mapper.digital_layers = [n for n in args.digital_layers.split(",") if n]
     if args.calibration_percentile > 0:
         config.calibration.statistic = "percentile"
         config.calibration.percentile = args.calibration_percentile
@@ -220,6 +225,7 @@ def main(argv=None):
         "pcmsim_p_in": args.p_in if args.pcmsim else 0, "pcmsim_p_out": args.p_out if args.pcmsim else 0,
         "pcmsim_calibrate": bool(args.calibrate and args.pcmsim),
         "pcmsim_calibration_percentile": args.calibration_percentile if args.pcmsim else 0.0,
+        "pcmsim_digital_layers": args.digital_layers if args.pcmsim else "",
         "pcmsim_t_train": [args.t_train_min, args.t_train_max] if args.pcmsim else [], "eta": eta, "layer_eta": layer_eta, "clip_sigma": clip,
         "epochs": args.epochs, "seed": args.seed, "lr": lr, "batch_size": args.batch_size,
         "weight_decay": args.weight_decay, "augment": args.augment,
