@@ -41,7 +41,7 @@ int run_main(const std::vector<std::string>& args) {
     ("help,h", "show this help")
     ("model", po::value<std::string>(),
      "network file: HDF5 pcmsim-model, or ONNX (.onnx, docs/onnx.md) [default: the zoo's "
-     "resnet_hwa.h5]")
+     "resnet_hwa_p8.h5]")
     ("data", po::value<std::string>(),
      "evaluation data: fashion-mnist:t10k|train[@DIR], an HDF5 data set, or an IDX images file "
      "[default fashion-mnist:t10k]")

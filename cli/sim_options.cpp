@@ -9,7 +9,9 @@
 namespace pcmsim::cli {
 
 std::string default_model_path() {
-  return std::string(PCMSIM_SOURCE_DIR) + "/zoo/resnet_hwa.h5";
+  // The ResNet trained through the simulator (zoo/README.md): the most drift-robust all-analog
+  // model of the zoo at 8 bits.
+  return std::string(PCMSIM_SOURCE_DIR) + "/zoo/resnet_hwa_p8.h5";
 }
 
 void add_simulation_options(po::options_description& options) {

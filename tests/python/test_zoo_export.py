@@ -22,7 +22,8 @@ sys.path.insert(0, ZOO)
 import data  # noqa: E402
 import numpy_forward  # noqa: E402
 
-MODELS = ["mlp", "mlp_hwa", "lenet5", "lenet5_hwa", "lenet5_hwa_p4", "resnet", "resnet_hwa"]
+MODELS = ["mlp", "mlp_hwa", "lenet5", "lenet5_hwa", "lenet5_hwa_p4", "resnet", "resnet_hwa",
+          "resnet_hwa_p8", "resnet_hwa_p4"]
 HAVE_DATA = os.path.exists(os.path.join(data.DEFAULT_DIR, data.FILES["test"][0]))
 
 
@@ -54,9 +55,9 @@ def test_model_file_attributes(name):
         assert np.array_equal(r["predictions"][...], r["logits"][...].argmax(1))
         assert 0.8 < float(r.attrs["accuracy"]) <= 1.0
         assert bool(f.attrs["hw_aware"]) == ("_hwa" in name)
-        if name.endswith("_p4"):  # trained through pcmsim.torch with 4-bit converters
+        if name[-3:] in ("_p4", "_p8"):  # trained through pcmsim.torch with p-bit converters
             assert f.attrs["hw_aware_kind"] == "pcmsim"
-            assert int(f.attrs["hw_aware_p_in"]) == int(f.attrs["hw_aware_p_out"]) == 4
+            assert int(f.attrs["hw_aware_p_in"]) == int(f.attrs["hw_aware_p_out"]) == int(name[-1])
 
 
 @pytest.mark.skipif(not HAVE_DATA, reason="Fashion-MNIST IDX files not installed")
