@@ -288,6 +288,8 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
   };
   auto run_jobs = [&](const std::vector<Job>& jobs) {
     const std::size_t n = jobs.size();
+    // The total is an estimate (digital probes are not in it): grow it rather than pass it.
+    state.total = std::max(state.total, state.done + static_cast<int>(n));
     std::vector<std::string> keys;
     for (const Job& job : jobs) keys.push_back(assignment_key(*job.assignment, *job.digital));
     std::vector<double> known(3 * n, 0.0);  // [flag..., accuracy..., discordance...]
