@@ -241,13 +241,13 @@ int tune_main(const std::vector<std::string>& args) {
             << " journalled)\n";
   if (!result.feasible)
     std::cout << "note: even the baseline (" << best.label
-              << ") misses the budget on the validation images (drop bound " << best.drop_bound
+              << ") misses the budget on the validation images (drop bound " << best.drop.upper95
               << " points)" << (tune_options.allow_digital ? ", and keeping layers digital did "
                                                              "not meet it either" : "")
               << "; it is reported unchanged\n";
   std::cout << "\nchosen assignment (" << best.phase << ": " << best.label << "), validation "
             << 100 * best.summary.mean << " % [95 % CI " << 100 * best.summary.ci_low << ", "
-            << 100 * best.summary.ci_high << "], drop bound " << best.drop_bound << " points\n";
+            << 100 * best.summary.ci_high << "], drop bound " << best.drop.upper95 << " points\n";
   if (!best.digital_layers.empty())
     std::cout << "  (" << best.digital_layers.size() << " layer(s) kept digital: cheaper than "
               << "analog at any candidate precision, or needed to meet the budget; docs/tune.md)\n";
@@ -260,7 +260,7 @@ int tune_main(const std::vector<std::string>& args) {
     std::cout << std::left << std::setw(12) << p.label << std::right << std::setw(14)
               << std::setprecision(4) << p.energy * 1e6 << std::setw(12) << std::setprecision(2)
               << 100 * (1 - e_tuned / p.energy) << std::setw(14) << 100 * p.summary.mean
-              << std::setw(14) << p.drop_mean << " [" << p.drop_ci_low << ", " << p.drop_ci_high
+              << std::setw(14) << p.drop.mean << " [" << p.drop.ci95_low << ", " << p.drop.ci95_high
               << "]\n";
   }
   std::cout << "(saved: the chosen assignment's energy below each point's; FP32 on the test "

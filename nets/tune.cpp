@@ -413,10 +413,8 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
       cand.summary = summarize(cand.accuracy);
       cand.drop = drop_statistics(cand.accuracy, cand.discordance, result.fp32_validation,
                                   val_images.rows());
-      cand.drop_mean = cand.drop.mean;
-      cand.drop_bound = cand.drop.upper95;
       // A tolerance for the rounding of the accuracy fractions (k / N images).
-      cand.within_budget = cand.drop_bound <= options.budget + 1e-9;
+      cand.within_budget = cand.drop.upper95 <= options.budget + 1e-9;
       result.candidates.push_back(std::move(cand));
       by_key[key_of(spec)] = result.candidates.size() - 1;
     }
@@ -439,14 +437,21 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
 
   std::vector<std::string> digital;  // tuned layers kept digital from here on
   std::vector<std::string> analog_tuned = layers;
+  // `digital` with `more` added, in the network's order, so that a set has one key.
+  auto digital_with = [&](const std::vector<std::string>& more) {
+    std::vector<std::string> set;
+    for (const std::string& l : layers)
+      if (std::find(digital.begin(), digital.end(), l) != digital.end() ||
+          std::find(more.begin(), more.end(), l) != more.end())
+        set.push_back(l);
+    return set;
+  };
   auto keep_digital = [&](const std::vector<std::string>& names) {
     for (const std::string& name : names) {
       base.erase(name);
       analog_tuned.erase(std::find(analog_tuned.begin(), analog_tuned.end(), name));
     }
-    digital.clear();  // in the network's order, so that a set has one key
-    for (const std::string& l : layers)
-      if (!base.count(l)) digital.push_back(l);
+    digital = digital_with(names);
   };
   std::size_t current = baseline;  // the candidate the search goes on from
 
@@ -495,12 +500,8 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
       std::vector<Spec> probes;
       std::vector<std::string> added;  // the layer each probe adds
       for (const std::string& name : analog_tuned) {
-        Spec probe{"digital", "", base, digital};
+        Spec probe{"digital", "", base, digital_with({name})};
         probe.assignment.erase(name);
-        probe.digital.clear();  // in the network's order, so that a set has one key
-        for (const std::string& l : layers)
-          if (l == name || std::find(digital.begin(), digital.end(), l) != digital.end())
-            probe.digital.push_back(l);
         probe.label = concat(joined(probe.digital, "+"), " digital");
         added.push_back(name);
         probes.push_back(std::move(probe));
@@ -681,9 +682,6 @@ TuneResult tune(const TuneData& data, const SimulationConfig& config,
       p.summary = summarize(p.accuracy);
       p.drop = drop_statistics(p.accuracy, p.discordance, result.fp32_test,
                                data.test_images->rows());
-      p.drop_mean = p.drop.mean;
-      p.drop_ci_low = p.drop.ci95_low;
-      p.drop_ci_high = p.drop.ci95_high;
       result.test.push_back(std::move(p));
     }
   }

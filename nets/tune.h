@@ -112,9 +112,7 @@ struct TuneCandidate {
   std::vector<double> discordance;  // per trial, with FP32 (TuneRecord)
   PointSummary summary;          // mean, std, 95 % CI of the mean over trials (Student t)
   DropStatistics drop;           // points below FP32, trials and image sampling
-  double drop_mean = 0;          // drop.mean
-  double drop_bound = 0;         // drop.upper95: checked against the budget
-  bool within_budget = false;    // drop_bound <= budget
+  bool within_budget = false;    // drop.upper95 <= budget
   bool accepted = false;         // a greedy step kept (and the baseline when within budget)
   bool pareto = false;           // on the Pareto front of (energy, mean accuracy)
 };
@@ -129,8 +127,6 @@ struct TuneTestPoint {
   std::vector<double> discordance;
   PointSummary summary;
   DropStatistics drop;                   // points below FP32 (test), trials and image sampling
-  double drop_mean = 0;                  // drop.mean
-  double drop_ci_low = 0, drop_ci_high = 0;  // drop.ci95_low, drop.ci95_high
 };
 
 struct TuneResult {

@@ -119,7 +119,7 @@ std::string tune_csv(const TuneResult& result) {
         << csv_field(assignment_key(c.assignment, c.digital_layers)) << ',' << c.energy << ','
         << c.accuracy.size()
         << ',' << c.summary.mean << ',' << c.summary.std << ',' << c.summary.ci_low << ','
-        << c.summary.ci_high << ',' << c.drop_mean << ',' << c.drop_bound << ','
+        << c.summary.ci_high << ',' << c.drop.mean << ',' << c.drop.upper95 << ','
         << int(c.within_budget) << ',' << int(c.accepted) << ',' << int(c.pareto) << ','
         << int(i == result.best) << ',' << c.drop.se_trials << ',' << c.drop.se_images << '\n';
   }
@@ -128,7 +128,7 @@ std::string tune_csv(const TuneResult& result) {
         << csv_field(assignment_key(p.assignment, p.digital_layers))
         << ',' << p.energy << ',' << p.accuracy.size() << ',' << p.summary.mean << ','
         << p.summary.std << ',' << p.summary.ci_low << ',' << p.summary.ci_high << ','
-        << p.drop_mean << ',' << p.drop_ci_high << ",,,," << int(p.label == "tuned") << ','
+        << p.drop.mean << ',' << p.drop.ci95_high << ",,,," << int(p.label == "tuned") << ','
         << p.drop.se_trials << ',' << p.drop.se_images << '\n';
   return out.str();
 }
@@ -205,8 +205,8 @@ void TuneStore::write(const TuneResult& result, const SimulationConfig& config,
       stdev.push_back(c.summary.std);
       lo.push_back(c.summary.ci_low);
       hi.push_back(c.summary.ci_high);
-      drop.push_back(c.drop_mean);
-      bound.push_back(c.drop_bound);
+      drop.push_back(c.drop.mean);
+      bound.push_back(c.drop.upper95);
       within.push_back(c.within_budget);
       accepted.push_back(c.accepted);
       pareto.push_back(c.pareto);
@@ -252,9 +252,9 @@ void TuneStore::write(const TuneResult& result, const SimulationConfig& config,
         ts.push_back(p.summary.std);
         tlo.push_back(p.summary.ci_low);
         thi.push_back(p.summary.ci_high);
-        td.push_back(p.drop_mean);
-        tdl.push_back(p.drop_ci_low);
-        tdh.push_back(p.drop_ci_high);
+        td.push_back(p.drop.mean);
+        tdl.push_back(p.drop.ci95_low);
+        tdh.push_back(p.drop.ci95_high);
       }
       h5::Group test = file.create_group("test");
       test.write_string_dataset("label", tl);

@@ -52,10 +52,13 @@ void bind_tune(py::module_& m) {
                     "correctness")
       .def_readonly("drop", &TuneCandidate::drop)
       .def_readonly("summary", &TuneCandidate::summary)
-      .def_readonly("drop_mean", &TuneCandidate::drop_mean, "points below FP32")
-      .def_readonly("drop_bound", &TuneCandidate::drop_bound,
-                    "one-sided 95 % upper bound of the mean drop (trials and image sample), "
-                    "points")
+      .def_property_readonly(
+          "drop_mean", [](const TuneCandidate& c) { return c.drop.mean; },
+          "points below FP32 (drop.mean)")
+      .def_property_readonly(
+          "drop_bound", [](const TuneCandidate& c) { return c.drop.upper95; },
+          "one-sided 95 % upper bound of the mean drop (trials and image sample), points "
+          "(drop.upper95)")
       .def_readonly("within_budget", &TuneCandidate::within_budget)
       .def_readonly("accepted", &TuneCandidate::accepted)
       .def_readonly("pareto", &TuneCandidate::pareto);
@@ -68,9 +71,13 @@ void bind_tune(py::module_& m) {
       .def_readonly("discordance", &TuneTestPoint::discordance)
       .def_readonly("drop", &TuneTestPoint::drop)
       .def_readonly("summary", &TuneTestPoint::summary)
-      .def_readonly("drop_mean", &TuneTestPoint::drop_mean, "points below FP32")
-      .def_readonly("drop_ci_low", &TuneTestPoint::drop_ci_low)
-      .def_readonly("drop_ci_high", &TuneTestPoint::drop_ci_high);
+      .def_property_readonly(
+          "drop_mean", [](const TuneTestPoint& p) { return p.drop.mean; },
+          "points below FP32 (drop.mean)")
+      .def_property_readonly(
+          "drop_ci_low", [](const TuneTestPoint& p) { return p.drop.ci95_low; })
+      .def_property_readonly(
+          "drop_ci_high", [](const TuneTestPoint& p) { return p.drop.ci95_high; });
   py::class_<TuneResult>(m, "TuneResult")
       .def_readonly("fp32_validation", &TuneResult::fp32_validation)
       .def_readonly("fp32_test", &TuneResult::fp32_test, "-1 without test data")

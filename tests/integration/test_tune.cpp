@@ -90,7 +90,7 @@ TEST(Tune, AssignmentCheaperThanUniform8AndWithinBudget) {
   EXPECT_EQ(r.test[0].label, "tuned");
   EXPECT_EQ(r.test[1].label, "uniform 8");
   EXPECT_LT(best.energy, r.test[1].energy);
-  EXPECT_LE(best.drop_bound, options.budget + 1e-9);
+  EXPECT_LE(best.drop.upper95, options.budget + 1e-9);
   EXPECT_TRUE(best.within_budget);
   EXPECT_EQ(best.assignment.size(), 3u);  // every analog layer named
   // Energy falls along the greedy path and the Pareto front is not empty.
