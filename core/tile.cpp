@@ -42,7 +42,41 @@ struct BlockScratch {
   std::vector<std::int32_t> levels; // kBlockRows * rows: DAC levels (bit-serial)
   std::vector<float> rnd;           // kBlockRows * max(rows, cols): random draws
   std::vector<float> rnd2;          // kBlockRows * max(rows, cols): random draws
+  Index hot[kBlockRows];            // one_hot_rows(): the non-zero column of each row, or -1
 };
+
+// Whether every row of the m x rows block x holds at most one non-zero value; if so, hot[i] is
+// that value's column (-1 for an all-zero row). A dense row stops the scan at its second
+// non-zero, so the check costs next to nothing on data; it pays on the GDC identity probe.
+static bool one_hot_rows(const float* x, Index m, Index rows, Index* hot) {
+  for (Index i = 0; i < m; ++i) {
+    const float* xr = x + i * rows;
+    Index k = 0;
+    while (k < rows && xr[k] == 0.0f) ++k;
+    hot[i] = k < rows ? k : -1;
+    for (++k; k < rows; ++k)
+      if (xr[k] != 0.0f) return false;
+  }
+  return true;
+}
+
+// c = a * w for a block of one-hot rows (one_hot_rows): row i is a(i, hot_i) * w.row(hot_i).
+// The same bits as gemm_packed, whose FMA chain adds nothing but exact zeros besides that one
+// product; "+ 0.0f" turns a -0 product into the chain's +0 (-ffp-contract=off keeps it apart).
+static void one_hot_product(Index m, const float* a, Index lda, const Index* hot, const MatrixF& w,
+                     float* c, Index ldc) {
+  const Index n = w.cols();
+  for (Index i = 0; i < m; ++i) {
+    float* ci = c + i * ldc;
+    if (hot[i] < 0) {
+      std::fill(ci, ci + n, 0.0f);
+      continue;
+    }
+    const float v = a[i * lda + hot[i]];
+    const float* wr = w.data() + hot[i] * n;
+    for (Index j = 0; j < n; ++j) ci[j] = v * wr[j] + 0.0f;
+  }
+}
 
 struct TileWorkspace {
   std::vector<BlockScratch> per_thread;
@@ -518,11 +552,16 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
       }
       if (io_.read_noise == ReadNoise::pcm_like)
         s.xsq.topRows(m) = s.xq.topRows(m).cwiseProduct(s.xq.topRows(m));
+      const bool one_hot = detail::one_hot_rows(s.xq.data(), m, rows_, s.hot);
 
       for (int g = 0; g < n_groups; ++g) {
         const int r = g * cycles + c;
-        // 3. The analog product: one GEMM for the block.
-        gemm_packed(m, s.xq.data(), rows_, groups_[g].w_packed, s.acc.data(), cols_);
+        // 3. The analog product: one GEMM for the block (a copy of weight rows for one-hot
+        // inputs, such as the GDC probe).
+        if (one_hot)
+          detail::one_hot_product(m, s.xq.data(), rows_, s.hot, groups_[g].w, s.acc.data(), cols_);
+        else
+          gemm_packed(m, s.xq.data(), rows_, groups_[g].w_packed, s.acc.data(), cols_);
         float* acc = s.acc.data();
         const std::size_t n_out = static_cast<std::size_t>(m * cols_);
         // Read noise (output-referred).
@@ -531,7 +570,11 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
                     ids, m, cols_, s.rnd.data());
           const float* z = s.rnd.data();
           if (io_.read_noise == ReadNoise::pcm_like) {
-            gemm_packed(m, s.xsq.data(), rows_, groups_[g].w_abs_packed, s.var.data(), cols_);
+            if (one_hot)
+              detail::one_hot_product(m, s.xsq.data(), rows_, s.hot, groups_[g].w_abs, s.var.data(),
+                              cols_);
+            else
+              gemm_packed(m, s.xsq.data(), rows_, groups_[g].w_abs_packed, s.var.data(), cols_);
             const float* v = s.var.data();
             for (std::size_t k = 0; k < n_out; ++k)
               acc[k] += w_noise * std::sqrt(fmax_fast(v[k], 0.0f)) * z[k];

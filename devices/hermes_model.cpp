@@ -43,14 +43,49 @@ const Fit& fit(int hermes_devices) { return kFits[hermes_devices == 1 ? 0 : 1]; 
 template <class T>
 T piecewise(T x, T log_x, double knee, const double (&ab)[2], double lo, double hi,
             const double* c, int degree) {
-  if (x < static_cast<T>(knee))
-    return std::clamp(static_cast<T>(ab[0]) * log_x + static_cast<T>(ab[1]), static_cast<T>(lo),
-                      static_cast<T>(hi));
+  // Both branches computed and one selected by value (no std::clamp reference), so that the
+  // programming loop vectorises.
+  const T a = static_cast<T>(ab[0]) * log_x + static_cast<T>(ab[1]);
+  const T below = a < static_cast<T>(lo) ? static_cast<T>(lo)
+                                         : (static_cast<T>(hi) < a ? static_cast<T>(hi) : a);
   T p = static_cast<T>(c[0]);
   for (int i = 1; i <= degree; ++i) p = p * x + static_cast<T>(c[i]);
-  return p;
+  return x < static_cast<T>(knee) ? below : p;
 }
 
+
+struct ProgramCoefficients {
+  float inv_g_max, c0, c1, c2, c3, drift_scale, q_scale, x_floor;
+};
+
+// One chunk of HermesModel::program: a free function with restrict pointers, so that GCC
+// vectorises it (inside the lambda the captured references might alias the outputs).
+void program_chunk(const Fit& f, const ProgramCoefficients& k, std::size_t m,
+                   const float* __restrict gt, const float* __restrict xi_prog,
+                   const float* __restrict xi_nu, float* __restrict gp, float* __restrict nu,
+                   float* __restrict q) {
+  const float inv_g_max = k.inv_g_max, c0 = k.c0, c1 = k.c1, c2 = k.c2, c3 = k.c3;
+  const float drift_scale = k.drift_scale, q_scale = k.q_scale, x_floor = k.x_floor;
+  for (std::size_t i = 0; i < m; ++i) {
+    const float x = gt[i] * inv_g_max;
+    const float sigma = c0 + x * (c1 + x * (c2 + x * c3));
+    const float g = gt[i] + sigma * xi_prog[i];
+    const float g_prog = g > 0.0f ? g : 0.0f;
+    gp[i] = g_prog;
+
+    const float xt = x > x_floor ? x : x_floor;
+    const float log_xt = core::fast_log(xt);
+    const float mu = piecewise(xt, log_xt, kNuMeanKnee, kNuMeanLog, kNuMeanLo, kNuMeanHi,
+                               kNuMeanQuad, 2);
+    const float sd = piecewise(xt, log_xt, f.nu_std_knee, f.nu_std_log, f.nu_std_lo,
+                               f.nu_std_hi, f.nu_std_quad, 2);
+    nu[i] = drift_scale * std::fabs(mu + sd * xi_nu[i]);
+
+    const float xp = g_prog * inv_g_max > x_floor ? g_prog * inv_g_max : x_floor;
+    q[i] = q_scale * piecewise(xp, core::fast_log(xp), f.q_knee, f.q_log, f.q_lo, f.q_hi,
+                               f.q_cubic, 3);
+  }
+}
 }  // namespace
 
 double hermes_characterised_g_max(int d) { return fit(d).g_max_uS * 1e-6; }
@@ -123,31 +158,11 @@ void HermesModel::program(const float* g_target, std::size_t n, const core::RngK
   const float q_scale = static_cast<float>(params_.read_noise_scale);
   const float x_floor = static_cast<float>(kXFloor);
 
+  const ProgramCoefficients k{inv_g_max, c0, c1, c2, c3, drift_scale, q_scale, x_floor};
   for_each_programming_chunk(key, first_index, n, [&](std::size_t start, std::size_t m,
                                                       const float* xi_prog, const float* xi_nu) {
-    const float* gt = g_target + start;
-    float* gp = out.g_prog + start;
-    float* nu = out.nu + start;
-    float* q = out.read_noise_q + start;
-    for (std::size_t i = 0; i < m; ++i) {
-      const float x = gt[i] * inv_g_max;
-      const float sigma = c0 + x * (c1 + x * (c2 + x * c3));
-      const float g = gt[i] + sigma * xi_prog[i];
-      const float g_prog = g > 0.0f ? g : 0.0f;
-      gp[i] = g_prog;
-
-      const float xt = x > x_floor ? x : x_floor;
-      const float log_xt = core::fast_log(xt);
-      const float mu = piecewise(xt, log_xt, kNuMeanKnee, kNuMeanLog, kNuMeanLo, kNuMeanHi,
-                                 kNuMeanQuad, 2);
-      const float sd = piecewise(xt, log_xt, f.nu_std_knee, f.nu_std_log, f.nu_std_lo,
-                                 f.nu_std_hi, f.nu_std_quad, 2);
-      nu[i] = drift_scale * std::fabs(mu + sd * xi_nu[i]);
-
-      const float xp = g_prog * inv_g_max > x_floor ? g_prog * inv_g_max : x_floor;
-      q[i] = q_scale * piecewise(xp, core::fast_log(xp), f.q_knee, f.q_log, f.q_lo, f.q_hi,
-                                 f.q_cubic, 3);
-    }
+    program_chunk(f, k, m, g_target + start, xi_prog, xi_nu, out.g_prog + start,
+                  out.nu + start, out.read_noise_q + start);
   });
 }
 

@@ -21,6 +21,50 @@ constexpr double kNuStdA = -0.0125, kNuStdB = -0.0059, kNuStdLo = 0.008, kNuStdH
 constexpr double kXFloor = 1e-7;  // x' = max(x, 1e-7) before the logarithm
 constexpr double kQNum = 0.0088, kQExp = 0.65, kQDenFloor = 1e-3, kQMax = 0.2;
 
+// std::clamp's value, by value: std::clamp returns a reference, and the load through the
+// selected address keeps GCC from vectorising the loop.
+inline float clamp_value(float v, float lo, float hi) { return v < lo ? lo : (hi < v ? hi : v); }
+
+struct ProgramCoefficients {
+  float inv_g_max, c0, c1, c2, drift_scale, q_scale, x_floor;
+};
+
+// One chunk of PcmModel::program, vectorised (restrict pointers, no std::clamp): the scalar
+// loop took 43 ns per device, half the cost of a training step's programming.
+template <bool QFromProgrammed>
+void program_chunk(const ProgramCoefficients& k, std::size_t m, const float* __restrict gt,
+                   const float* __restrict xi_prog, const float* __restrict xi_nu,
+                   float* __restrict gp, float* __restrict nu, float* __restrict q) {
+  const float inv_g_max = k.inv_g_max, c0 = k.c0, c1 = k.c1, c2 = k.c2;
+  const float drift_scale = k.drift_scale, q_scale = k.q_scale, x_floor = k.x_floor;
+  for (std::size_t i = 0; i < m; ++i) {
+    const float x = gt[i] * inv_g_max;
+    const float sigma = c0 + c1 * x + c2 * x * x;
+    const float g = gt[i] + sigma * xi_prog[i];
+    const float g_prog = g > 0.0f ? g : 0.0f;
+    gp[i] = g_prog;
+
+    const float log_x = core::fast_log(x > x_floor ? x : x_floor);
+    const float mu = clamp_value(static_cast<float>(kNuMeanA) * log_x +
+                                     static_cast<float>(kNuMeanB),
+                                 static_cast<float>(kNuMeanLo), static_cast<float>(kNuMeanHi));
+    const float sd = clamp_value(static_cast<float>(kNuStdA) * log_x +
+                                     static_cast<float>(kNuStdB),
+                                 static_cast<float>(kNuStdLo), static_cast<float>(kNuStdHi));
+    nu[i] = drift_scale * std::fabs(mu + sd * xi_nu[i]);
+
+    // Q_s = min(0.0088 / max(x_ref^0.65, 1e-3), 0.2). Flooring x_ref at 1e-7 before the log
+    // changes nothing: Q_s already saturates at 0.2 below x_ref ~ 0.008.
+    const float x_prog = g_prog * inv_g_max;
+    const float log_ref =
+        QFromProgrammed ? core::fast_log(x_prog > x_floor ? x_prog : x_floor) : log_x;
+    const float xp = core::fast_exp(static_cast<float>(kQExp) * log_ref);
+    const float den = xp > static_cast<float>(kQDenFloor) ? xp : static_cast<float>(kQDenFloor);
+    const float qs = static_cast<float>(kQNum) / den;
+    q[i] = q_scale * (qs < static_cast<float>(kQMax) ? qs : static_cast<float>(kQMax));
+  }
+}
+
 }  // namespace
 
 std::string format_uS(double g) {
@@ -151,38 +195,13 @@ void PcmModel::program(const float* g_target, std::size_t n, const core::RngKey&
   const bool q_from_prog = params_.read_noise_reference == ReadNoiseReference::programmed;
   const float x_floor = static_cast<float>(kXFloor);
 
+  const ProgramCoefficients k{inv_g_max, c0, c1, c2, drift_scale, q_scale, x_floor};
   for_each_programming_chunk(key, first_index, n, [&](std::size_t start, std::size_t m,
                                                       const float* xi_prog, const float* xi_nu) {
-    const float* gt = g_target + start;
-    float* gp = out.g_prog + start;
-    float* nu = out.nu + start;
-    float* q = out.read_noise_q + start;
-    for (std::size_t i = 0; i < m; ++i) {
-      const float x = gt[i] * inv_g_max;
-      const float sigma = c0 + c1 * x + c2 * x * x;
-      const float g = gt[i] + sigma * xi_prog[i];
-      const float g_prog = g > 0.0f ? g : 0.0f;
-      gp[i] = g_prog;
-
-      const float log_x = core::fast_log(x > x_floor ? x : x_floor);
-      const float mu = std::clamp(static_cast<float>(kNuMeanA) * log_x +
-                                      static_cast<float>(kNuMeanB),
-                                  static_cast<float>(kNuMeanLo), static_cast<float>(kNuMeanHi));
-      const float sd = std::clamp(static_cast<float>(kNuStdA) * log_x +
-                                      static_cast<float>(kNuStdB),
-                                  static_cast<float>(kNuStdLo), static_cast<float>(kNuStdHi));
-      nu[i] = drift_scale * std::fabs(mu + sd * xi_nu[i]);
-
-      // Q_s = min(0.0088 / max(x_ref^0.65, 1e-3), 0.2). Flooring x_ref at 1e-7 before the log
-      // changes nothing: Q_s already saturates at 0.2 below x_ref ~ 0.008.
-      const float x_prog = g_prog * inv_g_max;
-      const float log_ref =
-          q_from_prog ? core::fast_log(x_prog > x_floor ? x_prog : x_floor) : log_x;
-      const float xp = core::fast_exp(static_cast<float>(kQExp) * log_ref);
-      const float den = xp > static_cast<float>(kQDenFloor) ? xp : static_cast<float>(kQDenFloor);
-      const float qs = static_cast<float>(kQNum) / den;
-      q[i] = q_scale * (qs < static_cast<float>(kQMax) ? qs : static_cast<float>(kQMax));
-    }
+    // The reference of Q_s as a template argument: an invariant select stops the vectoriser.
+    (q_from_prog ? program_chunk<true> : program_chunk<false>)(
+        k, m, g_target + start, xi_prog, xi_nu, out.g_prog + start, out.nu + start,
+        out.read_noise_q + start);
   });
 }
 

@@ -338,6 +338,37 @@ TEST(Tile, SameBitsForOneAndTwoThreads) {
   EXPECT_NE(other.reads[0], one.reads[0]);
 }
 
+// One-hot input rows (the GDC identity probe) skip the GEMM (a copy of weight rows): the same
+// bits as the GEMM path, which the same rows take when a dense row shares their work block.
+// Noise is keyed by the row's index, so rows 0..n-1 of both batches draw the same numbers.
+TEST(Tile, OneHotRowsGiveTheGemmPathsBits) {
+  const Index rows = 40, cols = 23;
+  const auto block = random_block(rows, cols, 2, 9, PlaneReadout::digital);
+  for (int b_in : {0, 2}) {
+    SCOPED_TRACE(b_in);
+    IoParams io;
+    io.read_noise = ReadNoise::pcm_like;
+    io.w_noise = 0.03;
+    io.b_in = b_in;
+    MatrixF one_hot = MatrixF::Zero(rows, rows);
+    for (Index i = 0; i < rows; ++i)
+      if (i % 7 != 3) one_hot(i, (i * 11) % rows) = (i % 2 ? -0.3f : 0.8f) * (1 + i % 5);
+    MatrixF with_dense(rows + 1, rows);
+    with_dense.topRows(rows) = one_hot;
+    with_dense.row(rows) = random_input(1, rows, 5);
+    const Tile tile(block, io);
+    TileReadout fast, gemm;
+    tile.forward(one_hot, tile_key(3), fast);
+    tile.forward(with_dense, tile_key(3), gemm);
+    ASSERT_EQ(fast.reads.size(), gemm.reads.size());
+    for (std::size_t r = 0; r < fast.reads.size(); ++r)
+      for (Index i = 0; i < rows; ++i)
+        for (Index j = 0; j < cols; ++j)
+          ASSERT_EQ(fast.reads[r](i, j), gemm.reads[r](i, j)) << r << " " << i << " " << j;
+    EXPECT_GT(fast.reads[0].cwiseAbs().sum(), 0.0f);  // not a trivial all-zero read
+  }
+}
+
 TEST(Tile, CopiedReadoutKeepsTheDataNotTheScratch) {
   const auto block = random_block(10, 10, 1, 1);
   Tile tile(block, IoParams{});
