@@ -1,6 +1,8 @@
 #include "nets/training.h"
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "core/error.h"
 
@@ -158,6 +160,94 @@ void analog_train_backward(const Eigen::Ref<const MatrixF>& weights,
       if (!(std::fabs(xd[i]) <= c)) g[i] = 0.0f;
   } else {
     grad_w.noalias() = grad_y.transpose() * x;
+  }
+}
+
+void ConvGeometry::validate() const {
+  constexpr const char* kGeometry = "nets::ConvGeometry";
+  const std::pair<const char*, Index> positive[] = {
+      {"channels", channels}, {"height", height},       {"width", width},
+      {"kernel_h", kernel_h}, {"kernel_w", kernel_w},   {"stride_h", stride_h},
+      {"stride_w", stride_w}, {"dilation_h", dilation_h}, {"dilation_w", dilation_w}};
+  for (const auto& [name, v] : positive)
+    if (v < 1) core::throw_invalid(kGeometry, core::concat(name, " = ", v, ": must be >= 1"));
+  if (pad_h < 0 || pad_w < 0)
+    core::throw_invalid(kGeometry, core::concat("padding = ", pad_h, "x", pad_w, ": must be >= 0"));
+  if (out_h() < 1 || out_w() < 1)
+    core::throw_invalid(kGeometry, core::concat("kernel ", kernel_h, "x", kernel_w, " on ", height,
+                                                "x", width, " (padding ", pad_h, "x", pad_w,
+                                                "): no output position"));
+}
+
+namespace {
+// Calls f(image_offset, column_offset) for every in-image tap of every column entry of sample
+// n, in a fixed order (padding taps are skipped). The kernel rows of a tap's channel are one
+// image row each, so the checks run per kernel row and per column position, not per tap.
+template <class F>
+void for_each_tap(const ConvGeometry& g, Index n, F&& f) {
+  const Index H = g.height, W = g.width, Ho = g.out_h(), Wo = g.out_w();
+  const Index kh = g.kernel_h, kw = g.kernel_w, kk = kh * kw, rows = g.rows();
+  const Index image = g.channels * H * W;
+  for (Index oh = 0; oh < Ho; ++oh)
+    for (Index ow = 0; ow < Wo; ++ow) {
+      const Index col0 = ((n * Ho + oh) * Wo + ow) * rows;
+      const Index ih0 = oh * g.stride_h - g.pad_h, iw0 = ow * g.stride_w - g.pad_w;
+      // The kernel columns that fall inside the image: kx in [kx_lo, kx_hi).
+      Index kx_lo = 0, kx_hi = kw;
+      while (kx_lo < kw && iw0 + kx_lo * g.dilation_w < 0) ++kx_lo;
+      while (kx_hi > kx_lo && iw0 + (kx_hi - 1) * g.dilation_w >= W) --kx_hi;
+      for (Index ky = 0; ky < kh; ++ky) {
+        const Index ih = ih0 + ky * g.dilation_h;
+        if (ih < 0 || ih >= H) continue;
+        for (Index c = 0; c < g.channels; ++c) {
+          const Index src = n * image + (c * H + ih) * W + iw0;
+          const Index dst = col0 + c * kk + ky * kw;
+          for (Index kx = kx_lo; kx < kx_hi; ++kx) f(src + kx * g.dilation_w, dst + kx);
+        }
+      }
+    }
+}
+
+void check_im2col_shapes(const char* where, const ConvGeometry& g, Index batch, Index image_cols,
+                         Index col_rows, Index col_cols) {
+  g.validate();
+  const Index positions = g.out_h() * g.out_w();
+  if (image_cols != g.channels * g.height * g.width || col_cols != g.rows() ||
+      col_rows != batch * positions)
+    core::throw_invalid(where, core::concat("images are ", batch, "x", image_cols, ", columns ",
+                                            col_rows, "x", col_cols, "; the geometry needs ",
+                                            batch, "x", g.channels * g.height * g.width, " and ",
+                                            batch * positions, "x", g.rows()));
+}
+}  // namespace
+
+void training_im2col(const Eigen::Ref<const MatrixF>& images, const ConvGeometry& geometry,
+                     Eigen::Ref<MatrixF> cols) {
+  check_im2col_shapes("nets::training_im2col", geometry, images.rows(), images.cols(),
+                      cols.rows(), cols.cols());
+  const float* src = images.data();
+  float* dst = cols.data();
+  const Index batch = images.rows();
+  // Padding taps stay 0: zero each sample's block, then copy the in-image taps.
+  const Index block = geometry.out_h() * geometry.out_w() * geometry.rows();
+#pragma omp parallel for schedule(static)
+  for (Index n = 0; n < batch; ++n) {
+    std::fill(dst + n * block, dst + (n + 1) * block, 0.0f);
+    for_each_tap(geometry, n, [&](Index i, Index j) { dst[j] = src[i]; });
+  }
+}
+
+void training_col2im(const Eigen::Ref<const MatrixF>& cols, const ConvGeometry& geometry,
+                     Eigen::Ref<MatrixF> images) {
+  check_im2col_shapes("nets::training_col2im", geometry, images.rows(), images.cols(),
+                      cols.rows(), cols.cols());
+  const float* src = cols.data();
+  float* dst = images.data();
+  const Index batch = images.rows(), image = images.cols();
+#pragma omp parallel for schedule(static)
+  for (Index n = 0; n < batch; ++n) {
+    std::fill(dst + n * image, dst + (n + 1) * image, 0.0f);
+    for_each_tap(geometry, n, [&](Index i, Index j) { dst[i] += src[j]; });
   }
 }
 

@@ -105,4 +105,28 @@ void analog_train_backward(const Eigen::Ref<const MatrixF>& weights,
                            const Eigen::Ref<const MatrixF>& grad_y, double input_clip,
                            Eigen::Ref<MatrixF> grad_x, Eigen::Ref<MatrixF> grad_w);
 
+// The geometry of a conv2d (groups = 1) on NCHW images, for the training im2col.
+struct ConvGeometry {
+  Index channels = 0, height = 0, width = 0;
+  Index kernel_h = 0, kernel_w = 0;
+  Index stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
+  Index out_h() const { return (height + 2 * pad_h - dilation_h * (kernel_h - 1) - 1) / stride_h + 1; }
+  Index out_w() const { return (width + 2 * pad_w - dilation_w * (kernel_w - 1) - 1) / stride_w + 1; }
+  Index rows() const { return channels * kernel_h * kernel_w; }
+  // Throws std::invalid_argument "[nets::ConvGeometry] <field> = <value>: ..." (sizes >= 1,
+  // padding >= 0, at least one output position).
+  void validate() const;
+};
+
+// im2col of a batch of NCHW images (batch x channels*height*width, row-major) into
+// (batch*out_h*out_w) x rows: row (n, oh, ow), column (c, ky, kx) with zero padding: the layer
+// input of analog_train_forward, without the transposed copy that torch's unfold needs.
+void training_im2col(const Eigen::Ref<const MatrixF>& images, const ConvGeometry& geometry,
+                     Eigen::Ref<MatrixF> cols);
+// Its adjoint: the gradient of the images from the gradient of the columns (each image value
+// gets the sum of the column entries it was copied to). Same bits for any thread count
+// (parallel over samples, a fixed order within one).
+void training_col2im(const Eigen::Ref<const MatrixF>& cols, const ConvGeometry& geometry,
+                     Eigen::Ref<MatrixF> images);
+
 }  // namespace pcmsim::nets

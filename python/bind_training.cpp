@@ -5,6 +5,9 @@
 #include "nets/training.h"
 #include "python/bind_common.h"
 
+#include <tuple>
+#include <utility>
+
 namespace pcmsim::python {
 namespace {
 
@@ -79,6 +82,67 @@ void bind_training(py::module_& m) {
       py::arg("weights"), py::arg("x"), py::arg("grad_y"), py::arg("input_clip") = 0.0,
       "Straight-through backward: (grad_x, grad_w) of y = x . W^T for the clean weights, zero "
       "gradient for inputs beyond input_clip (0 = none).");
+
+  // im2col / col2im of a conv2d on NCHW images, for pcmsim.torch's AnalogConv2d.
+  using Pair = std::pair<Index, Index>;
+  auto geometry = [](Index channels, Index height, Index width, Pair kernel, Pair stride,
+                     Pair padding, Pair dilation) {
+    ConvGeometry g;
+    g.channels = channels;
+    g.height = height;
+    g.width = width;
+    std::tie(g.kernel_h, g.kernel_w) = kernel;
+    std::tie(g.stride_h, g.stride_w) = stride;
+    std::tie(g.pad_h, g.pad_w) = padding;
+    std::tie(g.dilation_h, g.dilation_w) = dilation;
+    g.validate();
+    return g;
+  };
+  m.def(
+      "training_im2col",
+      [geometry](py::handle images, Index channels, Index height, Index width, Pair kernel,
+                 Pair stride, Pair padding, Pair dilation) {
+        const ConvGeometry g = geometry(channels, height, width, kernel, stride, padding, dilation);
+        const auto x = matrix_view(images, "pcmsim.training_im2col", "images",
+                                   channels * height * width, true);
+        py::array_t<float> cols({static_cast<py::ssize_t>(x.rows() * g.out_h() * g.out_w()),
+                                 static_cast<py::ssize_t>(g.rows())});
+        Eigen::Map<MatrixF> cm(cols.mutable_data(), x.rows() * g.out_h() * g.out_w(), g.rows());
+        {
+          py::gil_scoped_release release;
+          training_im2col(x, g, cm);
+        }
+        return cols;
+      },
+      py::arg("images"), py::arg("channels"), py::arg("height"), py::arg("width"),
+      py::arg("kernel"), py::arg("stride") = Pair{1, 1}, py::arg("padding") = Pair{0, 0},
+      py::arg("dilation") = Pair{1, 1},
+      "im2col of NCHW images (float32, C-contiguous, batch first) into (batch*H_out*W_out, "
+      "C*kh*kw): rows sample-major then output position, columns channel-major then kernel "
+      "row and column, zero padding (the layout of analog_train_forward's x).");
+  m.def(
+      "training_col2im",
+      [geometry](py::handle cols, Index batch, Index channels, Index height, Index width,
+                 Pair kernel, Pair stride, Pair padding, Pair dilation) {
+        const ConvGeometry g = geometry(channels, height, width, kernel, stride, padding, dilation);
+        const auto c = matrix_view(cols, "pcmsim.training_col2im", "cols", g.rows());
+        if (batch < 1) throw py::value_error("[pcmsim.training_col2im] batch must be >= 1");
+        py::array_t<float> images({static_cast<py::ssize_t>(batch),
+                                   static_cast<py::ssize_t>(channels),
+                                   static_cast<py::ssize_t>(height),
+                                   static_cast<py::ssize_t>(width)});
+        Eigen::Map<MatrixF> im(images.mutable_data(), batch, channels * height * width);
+        {
+          py::gil_scoped_release release;
+          training_col2im(c, g, im);
+        }
+        return images;
+      },
+      py::arg("cols"), py::arg("batch"), py::arg("channels"), py::arg("height"),
+      py::arg("width"), py::arg("kernel"), py::arg("stride") = Pair{1, 1},
+      py::arg("padding") = Pair{0, 0}, py::arg("dilation") = Pair{1, 1},
+      "The adjoint of training_im2col: (batch, C, H, W) images whose values are the sums of the "
+      "column entries they were copied to (the gradient of the images).");
 }
 
 }  // namespace

@@ -51,6 +51,23 @@ class AnalogContext:
         self.last_t_inference = None
 
 
+class _Im2col(torch.autograd.Function):
+    """NCHW images -> (B*H'*W', C*kh*kw) columns in pcmsim's layout, and back for the gradient,
+    in C++ (torch's unfold would need a transposed copy, and its fold is slow on the CPU)."""
+
+    @staticmethod
+    def forward(ctx, x, geometry):
+        x = x.detach().float().contiguous()
+        ctx.geometry = geometry
+        ctx.batch = x.shape[0]
+        return torch.from_numpy(_pcmsim.training_im2col(x.numpy(), *geometry))
+
+    @staticmethod
+    def backward(ctx, grad_cols):
+        g = _pcmsim.training_col2im(grad_cols.contiguous().numpy(), ctx.batch, *ctx.geometry)
+        return torch.from_numpy(g), None
+
+
 class _AnalogMatmul(torch.autograd.Function):
     """y = x . W^T through pcmsim's training forward; straight-through backward in C++."""
 
@@ -111,13 +128,13 @@ class AnalogConv2d(_AnalogMixin, nn.Conv2d):
     def forward(self, x):
         if not self._analog():
             return self._conv_forward(x, self.weight, self.bias)
-        b, _, h, w = x.shape
+        b, c, h, w = x.shape
         kh, kw = self.kernel_size
-        cols = F.unfold(x.float(), (kh, kw), dilation=self.dilation, padding=self.padding,
-                        stride=self.stride)  # (B, C*kh*kw, L), channel-major like pcmsim
         ho = (h + 2 * self.padding[0] - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
         wo = (w + 2 * self.padding[1] - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
-        rows = cols.transpose(1, 2).reshape(b * ho * wo, cols.shape[1])
+        geometry = (c, h, w, tuple(self.kernel_size), tuple(self.stride), tuple(self.padding),
+                    tuple(self.dilation))
+        rows = _Im2col.apply(x, geometry)  # (B*L, C*kh*kw), channel-major like pcmsim
         y = _AnalogMatmul.apply(rows, self.weight, self)  # (B*L, out)
         # (B, H', W', out) viewed as (B, out, H', W'): PyTorch's channels-last layout, no copy.
         y = y.view(b, ho, wo, self.out_channels).permute(0, 3, 1, 2)

@@ -218,6 +218,29 @@ def test_training_forward_same_bits_for_any_thread_count(tmp_path):
     assert outs[0] == outs[1] and len(outs[0]) > 100
 
 
+@pytest.mark.parametrize("kernel,stride,padding,dilation", [
+    ((3, 3), (1, 1), (1, 1), (1, 1)), ((5, 3), (2, 1), (0, 2), (1, 2)), ((1, 1), (3, 3), (0, 0), (1, 1))])
+def test_im2col_equals_torch_unfold_and_col2im_its_adjoint(kernel, stride, padding, dilation):
+    x = torch.randn(3, 4, 11, 9, generator=torch.Generator().manual_seed(5))
+    geometry = (4, 11, 9, kernel, stride, padding, dilation)
+    cols = pcmsim.training_im2col(x.numpy(), *geometry)
+    ref = F.unfold(x, kernel, dilation=dilation, padding=padding, stride=stride)
+    # torch: (B, C*kh*kw, L); pcmsim: (B*L, C*kh*kw), the same numbers (copies, so exact).
+    assert np.array_equal(cols, ref.transpose(1, 2).reshape(-1, ref.shape[1]).numpy())
+    g = torch.randn(cols.shape, generator=torch.Generator().manual_seed(6))
+    back = pcmsim.training_col2im(g.numpy(), 3, *geometry)
+    ref_back = F.fold(g.reshape(3, -1, g.shape[1]).transpose(1, 2), (11, 9), kernel,
+                      dilation=dilation, padding=padding, stride=stride)
+    # Sums of at most kh*kw*... terms in another order: float rounding only.
+    np.testing.assert_allclose(back, ref_back.numpy(), rtol=1e-6, atol=1e-5)
+    with pytest.raises(ValueError, match="kernel_h = 0"):
+        pcmsim.training_im2col(x.numpy(), 4, 11, 9, (0, 3))
+    with pytest.raises(ValueError, match="no output position"):
+        pcmsim.training_im2col(x.numpy(), 4, 11, 9, (13, 3))
+    with pytest.raises(ValueError, match="images"):
+        pcmsim.training_im2col(x.numpy(), 5, 11, 9, kernel)
+
+
 def test_unsupported_layers_are_named():
     class WithLstm(nn.Module):
         def __init__(self):
