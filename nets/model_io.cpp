@@ -184,6 +184,7 @@ Layer read_layer(const h5::Group& g, const std::string& name, int index,
                      "gelu, silu, hardswish, hardsigmoid)"));
     L.activation = *act;
   }
+  L.learned_input_range = rk.number_or("learned_input_range", 0.0);
 
   switch (L.kind) {
     case LayerKind::linear:
@@ -511,6 +512,8 @@ void save_network(const Network& net, const std::string& path) {
           }
           if (L.activation != Activation::none)
             g.write_attribute("activation", std::string(activation_name(L.activation)));
+          if (L.learned_input_range > 0)
+            g.write_attribute("learned_input_range", L.learned_input_range);
           switch (L.kind) {
             case LayerKind::linear:
               g.write_attribute("in_features", static_cast<std::int64_t>(L.in_features));

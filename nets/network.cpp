@@ -235,6 +235,7 @@ std::vector<MatrixLayer> matrix_layers(const Network& net) {
     m.layer_index = i;
     m.name = L.name;
     m.kind = L.kind;
+    m.learned_input_range = L.learned_input_range;
     if (L.kind == LayerKind::linear) {
       m.rows = L.in_features;
       m.cols = L.out_features;

@@ -163,6 +163,10 @@ struct Layer {
   double exponent = 2.0;                  // pow
   std::vector<Index> axes;                // reduce_mean
   bool keepdims = true;                   // reduce_mean
+  // linear, conv1d, conv2d: the DAC input range learned in training (pcmsim.torch with
+  // TrainingParams::learn_input_ranges), used as the layer's static input range when
+  // SimulationConfig::use_learned_input_ranges; 0 = none (calibrated or 1).
+  double learned_input_range = 0;
 
   // Weights in PyTorch's layouts. linear: weight [out, in], bias [out]. conv2d: weight
   // [out, in/groups, kh, kw], bias [out]. conv1d: [out, in/groups, k] (kernel_size etc. hold
@@ -240,6 +244,7 @@ struct MatrixLayer {
   Index positions = 1;  // output positions per sample (H'*W' for conv, the product of the
                         // leading axes for linear: T for a (T, D) sequence, 1 for (F))
   std::vector<MatrixF> weights;  // per group, rows x cols
+  double learned_input_range = 0;  // Layer::learned_input_range
   Index kernel_size() const { return kernel_h * kernel_w; }
 };
 std::vector<MatrixLayer> matrix_layers(const Network& net);

@@ -119,6 +119,11 @@ std::vector<LayerShapes> infer_shapes(const Network& net, bool check_output) {
       fail(concat("a fused activation ('", activation_name(L.activation),
                   "') is only allowed on linear, conv1d, conv2d, batchnorm and add"));
     if (!parse_activation(activation_name(L.activation))) fail("unknown fused activation");
+    if (!(L.learned_input_range >= 0) || !std::isfinite(L.learned_input_range))
+      fail(concat("learned_input_range = ", L.learned_input_range, ": must be finite and >= 0"));
+    if (L.learned_input_range > 0 && !is_matrix(L.kind))
+      fail(concat("learned_input_range = ", L.learned_input_range,
+                  ": only linear, conv1d and conv2d layers have an input range"));
 
     auto check_tensor = [&](const Tensor& t, const char* what, std::vector<Index> expected,
                             bool optional) {

@@ -265,6 +265,12 @@ ChipForward::ChipForward(const ProgrammedChip& chip, const ConverterSetup& conve
       alpha_[m].push_back(core::VectorD::Ones(slices[s].cols));
     }
   }
+  // Learned input ranges first: calibration then measures the ADC ranges with them in place.
+  for (std::size_t m = 0; m < tiles_.size(); ++m) {
+    const double learned = learned_input_range(m);
+    if (learned > 0)
+      for (auto& tile : tiles_[m]) tile->set_input_range(learned);
+  }
   for (const auto& [where, ranges] : converters.ranges_) {
     std::vector<core::Tile*> tiles;
     for (std::size_t s = 0; s < plan.layers.at(where.first).slices.size(); ++s)
@@ -292,6 +298,12 @@ void ChipForward::set_snapshot(const ChipSnapshot& snapshot) {
   t_inference_ = snapshot.t_inference;
   for (std::size_t m = 0; m < tiles_.size(); ++m)
     for (std::size_t s = 0; s < tiles_[m].size(); ++s) update_gdc_alpha(m, s);
+}
+
+double ChipForward::learned_input_range(std::size_t m) const {
+  return converters_.config().use_learned_input_ranges
+             ? chip_.layers().at(m).learned_input_range
+             : 0.0;
 }
 
 void ChipForward::update_gdc_alpha(std::size_t m, std::size_t s) {
@@ -356,8 +368,9 @@ void ChipForward::calibrate_group(int m, int group, const Eigen::Ref<const Matri
   const SimulationConfig& config = converters_.config();
   const core::RngKey key =
       programming_key(config.seed, m, group, chip_.trial()).with_stage(core::Stage::calibration);
-  core::CalibratedRanges ranges =
-      core::calibrate_ranges(placements, {MatrixF(x)}, config.calibration, key);
+  core::CalibrationParams params = config.calibration;
+  if (learned_input_range(static_cast<std::size_t>(m)) > 0) params.calibrate_input = false;
+  core::CalibratedRanges ranges = core::calibrate_ranges(placements, {MatrixF(x)}, params, key);
   core::apply_ranges(ranges, tiles);
   calibration_->ranges[{m, group}] = std::move(ranges);
 }

@@ -48,6 +48,10 @@ struct SimulationConfig {
   core::GdcParams gdc_params;
   bool calibrate = false;           // calibrate converter ranges after programming
   core::CalibrationParams calibration;
+  // Layers whose model holds a learned input range (Layer::learned_input_range) use it as
+  // their static input range (NoiseManagement::static_range), and calibration measures only
+  // their ADC ranges; off: such ranges are ignored (calibrated or 1, as for other layers).
+  bool use_learned_input_ranges = true;
   std::uint64_t seed = 0;
 
   // Throws std::invalid_argument naming the field; layer names are checked against the network
@@ -84,6 +88,9 @@ void SimulationConfig::fields(V& v) {
   v.field({"calibrate", "", "", "calibrate the converter ranges on data after programming", c},
           [](S& s) -> auto& { return s.calibrate; });
   v.group("calibration", [](S& s) -> auto& { return s.calibration; });
+  v.field({"use_learned_input_ranges", "", "",
+           "use the input ranges learned in training (stored with the model) under static_range",
+           c}, [](S& s) -> auto& { return s.use_learned_input_ranges; });
   v.field({"seed", "", "0..2^64-1", "random seed of every stream", core::Affects::programming},
           [](S& s) -> auto& { return s.seed; });
 }
@@ -198,6 +205,8 @@ class ChipForward : public MatmulProvider {
   ChipForward(const ProgrammedChip& chip, const ConverterSetup& converters,
               const ChipSnapshot& snapshot, Calibration* calibration);
   void calibrate_group(int m, int group, const Eigen::Ref<const MatrixF>& x);
+  // Layer m's learned input range when the config uses it, else 0.
+  double learned_input_range(std::size_t m) const;
   void update_gdc_alpha(std::size_t m, std::size_t s);
 
   const ProgrammedChip& chip_;

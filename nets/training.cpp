@@ -4,7 +4,9 @@
 #include <cmath>
 #include <utility>
 
+#include "core/calibration.h"
 #include "core/error.h"
+#include "core/quantiser.h"
 
 namespace pcmsim::nets {
 namespace {
@@ -33,10 +35,19 @@ void TrainingParams::check_trainable(const SimulationConfig& config) const {
   validate();
   config.validate();
   const core::IoParams& io = config.io;
-  if (io.noise_management == core::NoiseManagement::static_range && !config.calibrate)
+  if (io.noise_management == core::NoiseManagement::static_range && !config.calibrate &&
+      !learn_input_ranges)
     core::throw_invalid(kWhere, "io.noise_management = static_range with calibrate = false: the "
                                 "input range would stay 1 in every training step; set calibrate "
-                                "(ranges calibrated on each step's batch) or use abs_max");
+                                "(ranges calibrated on each step's batch), learn_input_ranges, "
+                                "or use abs_max");
+  if (learn_input_ranges && io.noise_management != core::NoiseManagement::static_range)
+    core::throw_invalid(kWhere, core::concat("learn_input_ranges with io.noise_management = ",
+                                             core::to_string(io.noise_management),
+                                             ": only static_range uses an input range"));
+  if (learn_input_ranges && io.p_in == 0)
+    core::throw_invalid(kWhere, "io.p_in = 0 with learn_input_ranges: there is no DAC whose "
+                                "range could be learned; set p_in >= 2");
   if (config.calibrate && config.calibration.calibrate_output && io.p_out == 0)
     core::throw_invalid(kWhere, "io.p_out = 0 with calibrated ADC ranges (calibrate = true, "
                                 "calibration_output = true): there is no ADC whose range could "
@@ -61,8 +72,18 @@ TrainingForward analog_train_forward(const Eigen::Ref<const MatrixF>& weights,
                                      const Eigen::Ref<const MatrixF>& x,
                                      const TrainingLayerShape& shape,
                                      const SimulationConfig& config,
-                                     const TrainingParams& params, const core::RngKey& key) {
+                                     const TrainingParams& params, const core::RngKey& key,
+                                     double learned_input_range) {
   params.check_trainable(config);
+  if (!(learned_input_range >= 0) || !std::isfinite(learned_input_range))
+    core::throw_invalid(kForward, core::concat("layer '", shape.name, "': learned_input_range = ",
+                                               learned_input_range,
+                                               ": must be finite and > 0 (a learned range that "
+                                               "left (0, inf): lower the learning rate)"));
+  if (learned_input_range > 0 && !params.learn_input_ranges)
+    core::throw_invalid(kForward, core::concat("layer '", shape.name, "': learned_input_range = ",
+                                               learned_input_range,
+                                               " given with learn_input_ranges off"));
   const Index rows = shape.rows();
   if (shape.in_features < 1 || shape.out_features < 1 || shape.kernel_h < 0 ||
       shape.kernel_w < 0 || (shape.kernel_h > 0) != (shape.kernel_w > 0))
@@ -95,6 +116,21 @@ TrainingForward analog_train_forward(const Eigen::Ref<const MatrixF>& weights,
     layer.weight.shape = {shape.out_features, shape.in_features};
   }
   layer.weight.data.assign(weights.data(), weights.data() + weights.size());
+  if (params.learn_input_ranges) {
+    // The first step starts the range at the calibration statistic of its batch.
+    double range = learned_input_range;
+    if (range == 0) {
+      const Index n = std::min<Index>(x.rows(), params.calibration_rows);
+      std::vector<float> values(x.data(), x.data() + n * x.cols());
+      range = core::range_statistic(values, config.calibration) *
+              config.calibration.input_headroom;
+      if (!(range > 0))
+        core::throw_invalid(kForward, core::concat("layer '", shape.name,
+                                                   "': the first batch is all zero: no input "
+                                                   "range to start learning from"));
+    }
+    layer.learned_input_range = range;
+  }
   net.layers.push_back(std::move(layer));
   if (shape.kernel_h > 0) net.layers.push_back(Layer::make(shape.name + "_flatten", LayerKind::flatten));
   net.num_classes = shape.out_features;
@@ -108,6 +144,7 @@ TrainingForward analog_train_forward(const Eigen::Ref<const MatrixF>& weights,
   const auto it = config.layer_precision.find(shape.name);
   if (it != config.layer_precision.end()) c.layer_precision[shape.name] = it->second;
   c.mapper.digital_layers.clear();
+  c.use_learned_input_ranges = params.learn_input_ranges;
   c.seed = key.philox_key();
 
   TrainingForward out;
@@ -122,22 +159,28 @@ TrainingForward analog_train_forward(const Eigen::Ref<const MatrixF>& weights,
   forward.matmul(0, 0, x, out.y);
 
   const core::IoParams& io = converters.io(0);
-  if (io.noise_management == core::NoiseManagement::static_range &&
-      !io.bound_management_active() && std::isfinite(io.in_bound)) {
+  out.dac_bits = io.p_in;
+  if (params.learn_input_ranges && io.p_in == 0)
+    core::throw_invalid(kForward, core::concat("layer '", shape.name, "': p_in = 0 (layer_precision) "
+                                               "with learn_input_ranges: no DAC range to learn"));
+  if (io.noise_management == core::NoiseManagement::static_range) {
     const auto ranges = converters.calibrated_ranges().find({0, 0});
-    const double range = ranges != converters.calibrated_ranges().end() &&
-                                 ranges->second.input_range > 0
-                             ? ranges->second.input_range
-                             : 1.0;
-    out.input_clip = range * io.in_bound;
+    out.input_range = params.learn_input_ranges ? chip.layers().front().learned_input_range
+                      : ranges != converters.calibrated_ranges().end() &&
+                              ranges->second.input_range > 0
+                          ? ranges->second.input_range
+                          : 1.0;
+    if (!io.bound_management_active() && std::isfinite(io.in_bound))
+      out.input_clip = out.input_range * io.in_bound;
   }
   return out;
 }
 
-void analog_train_backward(const Eigen::Ref<const MatrixF>& weights,
-                           const Eigen::Ref<const MatrixF>& x,
-                           const Eigen::Ref<const MatrixF>& grad_y, double input_clip,
-                           Eigen::Ref<MatrixF> grad_x, Eigen::Ref<MatrixF> grad_w) {
+double analog_train_backward(const Eigen::Ref<const MatrixF>& weights,
+                             const Eigen::Ref<const MatrixF>& x,
+                             const Eigen::Ref<const MatrixF>& grad_y, double input_clip,
+                             Eigen::Ref<MatrixF> grad_x, Eigen::Ref<MatrixF> grad_w,
+                             double input_range, int dac_bits) {
   constexpr const char* kBackward = "nets::analog_train_backward";
   if (x.cols() != weights.cols() || grad_y.cols() != weights.rows() ||
       grad_y.rows() != x.rows())
@@ -149,7 +192,32 @@ void analog_train_backward(const Eigen::Ref<const MatrixF>& weights,
   if (grad_x.rows() != x.rows() || grad_x.cols() != x.cols() ||
       grad_w.rows() != weights.rows() || grad_w.cols() != weights.cols())
     core::throw_invalid(kBackward, "grad_x / grad_w: wrong shape (must match x / weights)");
+  core::require_non_negative(kBackward, "input_range", input_range);
+  if (input_range > 0 && !(input_clip > 0))
+    core::throw_invalid(kBackward, core::concat("input_range = ", input_range,
+                                                " needs the DAC's clip (input_clip > 0)"));
   grad_x.noalias() = grad_y * weights;
+  double grad_range = 0;
+  if (input_range > 0) {
+    // LSQ: d x_hat / d r = Q(u) - u inside, sign(u) * in_bound outside (u = x / r); summed in
+    // double in element order (the same bits for any thread count).
+    const double bound = input_clip / input_range;
+    const core::QuantiserSpec dac{dac_bits, bound};
+    const double levels = static_cast<double>(dac.max_level());
+    const double inv_step = dac.inv_step();
+    const float* xd = x.data();
+    const float* g = grad_x.data();
+    for (Index i = 0; i < grad_x.size(); ++i) {
+      const double u = static_cast<double>(xd[i]) / input_range;
+      double d;
+      if (std::fabs(u) > bound)
+        d = std::copysign(bound, u);
+      else
+        d = dac_bits == 0 ? 0.0 : core::round_ties_away(u * inv_step) / inv_step - u;
+      grad_range += static_cast<double>(g[i]) * d;
+    }
+    grad_range /= std::sqrt(static_cast<double>(x.cols()) * std::max(1.0, levels));
+  }
   if (input_clip > 0) {
     const float c = static_cast<float>(input_clip);
     MatrixF xc = x.cwiseMax(-c).cwiseMin(c);
@@ -161,6 +229,7 @@ void analog_train_backward(const Eigen::Ref<const MatrixF>& weights,
   } else {
     grad_w.noalias() = grad_y.transpose() * x;
   }
+  return grad_range;
 }
 
 void ConvGeometry::validate() const {

@@ -39,6 +39,10 @@ struct TrainingParams {
   // When config.calibrate: the converter ranges of each step are calibrated (as evaluation does,
   // core/calibration.h) on the first calibration_rows rows of the step's layer input.
   std::int64_t calibration_rows = 4096;
+  // Learn each layer's DAC input range (static_range noise management) with the LSQ gradient
+  // (analog_train_backward) instead of calibrating it per step; the first step starts it at
+  // the calibration statistic of its batch. ADC ranges stay calibrated (config.calibrate).
+  bool learn_input_ranges = false;
 
   // Throws std::invalid_argument "[nets::TrainingParams] <field> = <value>: ...".
   void validate() const;
@@ -59,6 +63,9 @@ struct TrainingParams {
     v.field({"calibration_rows", "", ">= 1",
              "rows of each step's layer input used to calibrate the converter ranges", p},
             [](S& s) -> auto& { return s.calibration_rows; });
+    v.field({"learn_input_ranges", "", "",
+             "learn each layer's DAC input range (LSQ gradient) instead of calibrating it", p},
+            [](S& s) -> auto& { return s.learn_input_ranges; });
   }
 };
 
@@ -84,26 +91,40 @@ struct TrainingForward {
   MatrixF y;                  // batch x out_features, pre-bias, weight units (y ~ x . W^T)
   double t_inference = 0;     // the step's drift time, seconds
   double input_clip = 0;      // |x| above this was clipped by the DAC (0 = never clipped)
+  double input_range = 0;     // the static input range of the step (learned or calibrated;
+                              // 0 = abs_max or none): input_clip = input_range * in_bound
+  int dac_bits = 0;           // the layer's p_in
 };
 
 // The forward of one training step: `weights` in PyTorch's layout ([out, in] or
 // [out, in, kh, kw], as out x rows, row-major), `x` batch x rows (im2col'd for conv2d: rows
 // in channel-major, kernel-row, kernel-column order). Runs the evaluation pipeline as described
-// above; check_trainable() first.
+// above; check_trainable() first. With params.learn_input_ranges, `learned_input_range` is the
+// layer's current range (> 0; 0 on the first step: started at the calibration statistic of
+// x), returned in input_range.
 TrainingForward analog_train_forward(const Eigen::Ref<const MatrixF>& weights,
                                      const Eigen::Ref<const MatrixF>& x,
                                      const TrainingLayerShape& shape,
                                      const SimulationConfig& config,
-                                     const TrainingParams& params, const core::RngKey& key);
+                                     const TrainingParams& params, const core::RngKey& key,
+                                     double learned_input_range = 0);
 
 // The straight-through backward: grad_x = mask(x) * (grad_y . W) and grad_w = grad_y^T .
 // clip(x) with mask(x) = |x| <= input_clip (input_clip = 0: no clipping). Shapes as the forward;
 // grad_y is batch x out; grad_x and grad_w have the shapes of x and weights. Float32, Eigen
 // GEMMs.
-void analog_train_backward(const Eigen::Ref<const MatrixF>& weights,
-                           const Eigen::Ref<const MatrixF>& x,
-                           const Eigen::Ref<const MatrixF>& grad_y, double input_clip,
-                           Eigen::Ref<MatrixF> grad_x, Eigen::Ref<MatrixF> grad_w);
+//
+// With input_range = r > 0 (a learned range; input_clip = r * in_bound) it also returns the
+// gradient of r, LSQ's (Esser et al. 2020): the DAC feeds x_hat = r * Q(x / r), so
+// d x_hat / d r = Q(u) - u inside the range (u = x / r, Q the dac_bits DAC on [-in_bound,
+// in_bound]; 0 without a DAC) and sign(x) * in_bound where it clipped; the sum over the
+// elements of grad_x_hat * that, scaled by LSQ's 1 / sqrt(rows * max_level) so that the
+// range moves at the pace of the weights. Otherwise returns 0.
+double analog_train_backward(const Eigen::Ref<const MatrixF>& weights,
+                             const Eigen::Ref<const MatrixF>& x,
+                             const Eigen::Ref<const MatrixF>& grad_y, double input_clip,
+                             Eigen::Ref<MatrixF> grad_x, Eigen::Ref<MatrixF> grad_w,
+                             double input_range = 0, int dac_bits = 0);
 
 // The geometry of a conv2d (groups = 1) on NCHW images, for the training im2col.
 struct ConvGeometry {

@@ -123,6 +123,8 @@ void bind_nets(py::module_& m) {
       .field("num_embeddings", &Layer::num_embeddings, "embedding")
       .field("embedding_dim", &Layer::embedding_dim, "embedding")
       .field("exponent", &Layer::exponent, "pow: y = x ** exponent")
+      .field("learned_input_range", &Layer::learned_input_range,
+             "linear/conv: the DAC input range learned in training (0 = none)")
       .field("axes", &Layer::axes, "reduce_mean: per-sample axes")
       .field("keepdims", &Layer::keepdims, "reduce_mean: keep the reduced axes as 1");
   tensor_property<&Layer::weight>(layer, "weight", "weight (float32 array) or None");

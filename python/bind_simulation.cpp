@@ -77,6 +77,8 @@ void bind_simulation(py::module_& m) {
       .field("gdc_params", &SimulationConfig::gdc_params, "GdcParams")
       .field("calibrate", &SimulationConfig::calibrate, "calibrate converter ranges (False)")
       .field("calibration", &SimulationConfig::calibration, "CalibrationParams")
+      .field("use_learned_input_ranges", &SimulationConfig::use_learned_input_ranges,
+             "use the models' learned input ranges under static_range (True)")
       .field("seed", &SimulationConfig::seed, "random seed (0)")
       .def("validate", &SimulationConfig::validate, "ValueError naming the field.");
   StructBinder<EvaluationOptions>(m, "EvaluationOptions",

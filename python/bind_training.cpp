@@ -42,7 +42,7 @@ void bind_training(py::module_& m) {
       "analog_train_forward",
       [](py::handle weights, py::handle x, const std::string& name, Index in_features,
          Index out_features, Index kernel_h, Index kernel_w, const SimulationConfig& config,
-         const TrainingParams& params, const core::RngKey& key) {
+         const TrainingParams& params, const core::RngKey& key, double learned_input_range) {
         const char* where = "pcmsim.analog_train_forward";
         TrainingLayerShape shape{name, in_features, out_features, kernel_h, kernel_w};
         const auto w = matrix_view(weights, where, "weights", shape.rows(), true);
@@ -50,19 +50,23 @@ void bind_training(py::module_& m) {
         TrainingForward out;
         {
           py::gil_scoped_release release;
-          out = analog_train_forward(w, xv, shape, config, params, key);
+          out = analog_train_forward(w, xv, shape, config, params, key, learned_input_range);
         }
-        return py::make_tuple(adopt(std::move(out.y)), out.t_inference, out.input_clip);
+        return py::make_tuple(adopt(std::move(out.y)), out.t_inference, out.input_clip,
+                              out.input_range, out.dac_bits);
       },
       py::arg("weights"), py::arg("x"), py::arg("name"), py::arg("in_features"),
       py::arg("out_features"), py::arg("kernel_h") = 0, py::arg("kernel_w") = 0,
-      py::arg("config"), py::arg("params"), py::arg("key"),
+      py::arg("config"), py::arg("params"), py::arg("key"), py::arg("learned_input_range") = 0.0,
       "One training step's forward of an analog layer through the evaluation pipeline "
       "(nets/training.h). weights: [out, in(, kh, kw)] float32; x: batch x rows (im2col'd for a "
-      "conv). Returns (y [batch, out] float32, t_inference s, input_clip).");
+      "conv); learned_input_range: the layer's learned range with params.learn_input_ranges (0 "
+      "on the first step). Returns (y [batch, out] float32, t_inference s, input_clip, "
+      "input_range, dac_bits).");
   m.def(
       "analog_train_backward",
-      [](py::handle weights, py::handle x, py::handle grad_y, double input_clip) {
+      [](py::handle weights, py::handle x, py::handle grad_y, double input_clip,
+         double input_range, int dac_bits) {
         const char* where = "pcmsim.analog_train_backward";
         const auto w = matrix_view(weights, where, "weights", -1, true);
         const auto xv = matrix_view(x, where, "x", w.cols(), true);
@@ -73,15 +77,20 @@ void bind_training(py::module_& m) {
                                static_cast<py::ssize_t>(w.cols())});
         Eigen::Map<MatrixF> gxm(gx.mutable_data(), xv.rows(), xv.cols());
         Eigen::Map<MatrixF> gwm(gw.mutable_data(), w.rows(), w.cols());
+        double grad_range = 0;
         {
           py::gil_scoped_release release;
-          analog_train_backward(w, xv, gy, input_clip, gxm, gwm);
+          grad_range =
+              analog_train_backward(w, xv, gy, input_clip, gxm, gwm, input_range, dac_bits);
         }
-        return py::make_tuple(gx, gw);
+        return py::make_tuple(gx, gw, grad_range);
       },
       py::arg("weights"), py::arg("x"), py::arg("grad_y"), py::arg("input_clip") = 0.0,
-      "Straight-through backward: (grad_x, grad_w) of y = x . W^T for the clean weights, zero "
-      "gradient for inputs beyond input_clip (0 = none).");
+      py::arg("input_range") = 0.0, py::arg("dac_bits") = 0,
+      "Straight-through backward: (grad_x, grad_w, grad_input_range) of y = x . W^T for the "
+      "clean weights, zero gradient for inputs beyond input_clip (0 = none); with a learned "
+      "input_range > 0 (input_clip = input_range * in_bound) the LSQ gradient of the range, "
+      "else 0.");
 
   // im2col / col2im of a conv2d on NCHW images, for pcmsim.torch's AnalogConv2d.
   using Pair = std::pair<Index, Index>;

@@ -72,28 +72,35 @@ class _AnalogMatmul(torch.autograd.Function):
     """y = x . W^T through pcmsim's training forward; straight-through backward in C++."""
 
     @staticmethod
-    def forward(ctx, x, weight, layer):
+    def forward(ctx, x, weight, input_range, layer):
         w = weight.detach().reshape(weight.shape[0], -1)
         if not w.is_contiguous():
             w = w.contiguous()
         x = x.detach().contiguous()
         c = layer._pcmsim_ctx
         key = _pcmsim.training_key(c.seed, layer._pcmsim_index, c.step)
-        y, t, clip = _pcmsim.analog_train_forward(
+        learned = float(input_range) if input_range is not None else 0.0
+        y, t, clip, used_range, dac_bits = _pcmsim.analog_train_forward(
             w.numpy(), x.numpy(), layer._pcmsim_name, layer._pcmsim_in, layer._pcmsim_out,
-            layer._pcmsim_kh, layer._pcmsim_kw, c.config, c.params, key)
+            layer._pcmsim_kh, layer._pcmsim_kw, c.config, c.params, key, learned)
+        if input_range is not None and learned == 0.0:  # the first step started the range
+            with torch.no_grad():
+                input_range.fill_(used_range)
         c.last_t_inference = t
         ctx.save_for_backward(x, w)
         ctx.clip = clip
+        ctx.learned = (used_range, dac_bits) if input_range is not None else (0.0, 0)
         ctx.weight_shape = weight.shape
         return torch.from_numpy(y)
 
     @staticmethod
     def backward(ctx, grad_y):
         x, w = ctx.saved_tensors
-        gx, gw = _pcmsim.analog_train_backward(w.numpy(), x.numpy(),
-                                               grad_y.contiguous().numpy(), ctx.clip)
-        return torch.from_numpy(gx), torch.from_numpy(gw).view(ctx.weight_shape), None
+        gx, gw, g_range = _pcmsim.analog_train_backward(
+            w.numpy(), x.numpy(), grad_y.contiguous().numpy(), ctx.clip, *ctx.learned)
+        g_range = torch.tensor(g_range, dtype=torch.float32) if ctx.learned[0] > 0 else None
+        return (torch.from_numpy(gx), torch.from_numpy(gw).view(ctx.weight_shape), g_range,
+                None)
 
 
 class _AnalogMixin:
@@ -103,6 +110,10 @@ class _AnalogMixin:
         self._pcmsim_name = name
         self._pcmsim_in, self._pcmsim_out = int(in_features), int(out_features)
         self._pcmsim_kh, self._pcmsim_kw = int(kh), int(kw)
+
+    def _pcmsim_range(self):
+        """The learned input range (TrainingParams.learn_input_ranges), else None."""
+        return getattr(self, "input_range", None)
 
     def _analog(self):
         return self.training and torch.is_grad_enabled() or getattr(self, "analog_eval", False)
@@ -115,7 +126,8 @@ class AnalogLinear(_AnalogMixin, nn.Linear):
         if not self._analog():
             return F.linear(x, self.weight, self.bias)
         lead = x.shape[:-1]
-        y = _AnalogMatmul.apply(x.reshape(-1, x.shape[-1]).float(), self.weight, self)
+        y = _AnalogMatmul.apply(x.reshape(-1, x.shape[-1]).float(), self.weight,
+                                self._pcmsim_range(), self)
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*lead, self.out_features)
@@ -135,7 +147,7 @@ class AnalogConv2d(_AnalogMixin, nn.Conv2d):
         geometry = (c, h, w, tuple(self.kernel_size), tuple(self.stride), tuple(self.padding),
                     tuple(self.dilation))
         rows = _Im2col.apply(x, geometry)  # (B*L, C*kh*kw), channel-major like pcmsim
-        y = _AnalogMatmul.apply(rows, self.weight, self)  # (B*L, out)
+        y = _AnalogMatmul.apply(rows, self.weight, self._pcmsim_range(), self)  # (B*L, out)
         # (B, H', W', out) viewed as (B, out, H', W'): PyTorch's channels-last layout, no copy.
         y = y.view(b, ho, wo, self.out_channels).permute(0, 3, 1, 2)
         if self.bias is not None:
@@ -222,6 +234,9 @@ def convert(module, config=None, params=None, seed=0):
             m.__class__ = type("Analog" + type(m).__name__, (AnalogLinear, type(m)), {}) \
                 if type(m) is not nn.Linear else AnalogLinear
             m._bind(ctx, index, name, m.in_features, m.out_features, 0, 0)
+        if params.learn_input_ranges and not hasattr(m, "input_range"):
+            # 0 until the first training step starts it at its batch's calibration statistic.
+            m.register_parameter("input_range", nn.Parameter(torch.zeros(())))
         setattr(parent, attr, m)
         index += 1
     module.pcmsim_context = ctx
@@ -241,9 +256,22 @@ def export(module, input_shape, **kwargs):
     from .torch_convert import from_torch
     was_training = module.training
     try:
-        return from_torch(module, input_shape, **kwargs)
+        net = from_torch(module, input_shape, **kwargs)
     finally:
         module.train(was_training)
+    learned = {m._pcmsim_name: float(m.input_range) for m in analog_layers(module)
+               if m._pcmsim_range() is not None and float(m.input_range) > 0}
+    if learned:  # the learned input ranges travel with the model
+        layers = net.layers
+        for layer in layers:
+            if layer.name in learned:
+                layer.learned_input_range = learned.pop(layer.name)
+        if learned:
+            raise ValueError(f"{_WHERE} export: no layer of the exported network is named "
+                             f"{sorted(learned)} (learned input ranges)")
+        net.layers = layers
+        net.validate()
+    return net
 
 
 def fit(model, train_loader, epochs=1, optimizer=None, loss_fn=None, scheduler=None,

@@ -134,11 +134,11 @@ def test_backward_zeroes_clipped_inputs():
     w = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
     x = np.array([[0.5, -2.0, 1.0, 3.0, -0.9]], dtype=np.float32)
     gy = np.ones((1, 3), dtype=np.float32)
-    gx, gw = pcmsim.analog_train_backward(w, x, gy, 1.0)
+    gx, gw, _ = pcmsim.analog_train_backward(w, x, gy, 1.0)
     assert np.allclose(gx[0, [0, 2, 4]], gy @ w[:, [0, 2, 4]])
     assert np.all(gx[0, [1, 3]] == 0)
     np.testing.assert_allclose(gw, gy.T @ np.clip(x, -1, 1), rtol=1e-6)
-    gx0, _ = pcmsim.analog_train_backward(w, x, gy, 0.0)  # no clipping
+    gx0, _, _ = pcmsim.analog_train_backward(w, x, gy, 0.0)  # no clipping
     np.testing.assert_allclose(gx0, gy @ w, rtol=1e-6)
 
 
@@ -150,7 +150,7 @@ def test_static_range_training_reports_the_clip_and_uses_it():
     params = pcmsim.TrainingParams(**AT_ZERO)
     w = np.random.default_rng(1).standard_normal((4, 6)).astype(np.float32)
     x = np.random.default_rng(2).standard_normal((64, 6)).astype(np.float32)
-    y, t, clip = pcmsim.analog_train_forward(w, x, "fc", 6, 4, config=cfg, params=params,
+    y, t, clip, _, _ = pcmsim.analog_train_forward(w, x, "fc", 6, 4, config=cfg, params=params,
                                              key=pcmsim.training_key(0, 0, 0))
     assert t == 0.0 and y.shape == (64, 4)
     median = np.median(np.abs(x))
@@ -205,7 +205,7 @@ def test_training_forward_same_bits_for_any_thread_count(tmp_path):
         "cfg = pcmsim.SimulationConfig(io=pcmsim.IoParams(p_in=4, p_out=4), calibrate=True)\n"
         "w = np.random.default_rng(0).standard_normal((40, 300)).astype(np.float32)\n"
         "x = np.random.default_rng(1).standard_normal((300, 300)).astype(np.float32)\n"
-        "y, t, c = pcmsim.analog_train_forward(w, x, 'fc', 300, 40, config=cfg,\n"
+        "y, t, c, _, _ = pcmsim.analog_train_forward(w, x, 'fc', 300, 40, config=cfg,\n"
         "    params=pcmsim.TrainingParams(), key=pcmsim.training_key(3, 1, 9))\n"
         "import sys; sys.stdout.write(y.tobytes().hex()[:2000] + str(float(y.sum())))\n")
     outs = []
@@ -263,12 +263,102 @@ def test_unsupported_layers_are_named():
      "t_train_max = 1"),
     (lambda c, p: setattr(p, "t_train_min", 0.0), "t_train_min = 0"),
     (lambda c, p: setattr(p, "calibration_rows", 0), "calibration_rows = 0"),
+    (lambda c, p: (setattr(c.io, "noise_management", "static_range"), setattr(c.io, "p_in", 0),
+                   setattr(p, "learn_input_ranges", True)), "io.p_in = 0 with learn_input_ranges"),
+    (lambda c, p: setattr(p, "learn_input_ranges", True),
+     "learn_input_ranges with io.noise_management = abs_max"),
 ])
 def test_untrainable_configs_are_value_errors(change, needle):
     cfg, params = pcmsim.SimulationConfig(), pcmsim.TrainingParams()
     change(cfg, params)
     with pytest.raises(ValueError, match=needle.replace(".", r"\.")):
         pt.convert(small_net(), cfg, params)
+
+
+def learned_config(p_bits=4):
+    cfg = quiet_config(p_in=p_bits, p_out=p_bits, noise_management="static_range")
+    cfg.calibrate = True  # the ADC ranges; the input ranges are learned
+    return cfg
+
+
+def test_learned_input_ranges_start_at_the_statistic_and_get_a_gradient():
+    model = small_net()
+    params = pcmsim.TrainingParams(learn_input_ranges=True, calibration_rows=10 ** 9, **AT_ZERO)
+    pt.convert(model, learned_config(), params)
+    layers = pt.analog_layers(model)
+    assert all(float(m.input_range) == 0.0 for m in layers)  # not started
+    x = images(8)
+    model.train()
+    F.cross_entropy(model(x), torch.arange(8) % 10).backward()
+    # The first layer's range starts at max|x| (calibration statistic max, headroom 1).
+    assert float(layers[0].input_range) == pytest.approx(float(x.abs().max()), rel=1e-6)
+    for m in layers:
+        assert float(m.input_range) > 0, m._pcmsim_name
+        assert m.input_range.grad is not None and np.isfinite(float(m.input_range.grad))
+    # At the max nothing clips, so the gradient is LSQ's quantisation term only: not zero.
+    assert any(float(m.input_range.grad) != 0.0 for m in layers)
+
+
+def test_learned_input_range_gradient_is_lsq():
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((3, 6)).astype(np.float32)
+    x = (2.0 * rng.standard_normal((5, 6))).astype(np.float32)
+    gy = rng.standard_normal((5, 3)).astype(np.float32)
+    r, bound, bits = 1.5, 1.0, 4
+    gx, gw, g_range = pcmsim.analog_train_backward(w, x, gy, r * bound, r, bits)
+    levels = 2 ** (bits - 1) - 1
+    u = x.astype(np.float64) / r
+    q = np.where(np.abs(u) * levels - np.floor(np.abs(u) * levels) >= 0.5,
+                 np.floor(np.abs(u) * levels) + 1, np.floor(np.abs(u) * levels)) * np.sign(u) / levels
+    d = np.where(np.abs(u) > bound, np.sign(u) * bound, q - u)
+    full = gy.astype(np.float64) @ w.astype(np.float64)
+    expected = (full * d).sum() / np.sqrt(6 * levels)
+    assert g_range == pytest.approx(expected, rel=1e-5)
+    assert np.all(gx[np.abs(x) > r * bound] == 0)  # clipped inputs pass no gradient to x
+    _, _, none = pcmsim.analog_train_backward(w, x, gy, r * bound)
+    assert none == 0.0
+
+
+def test_learned_ranges_travel_with_the_model_and_evaluation_uses_them(tmp_path):
+    model = small_net()
+    params = pcmsim.TrainingParams(learn_input_ranges=True, calibration_rows=10 ** 9, **AT_ZERO)
+    cfg = learned_config()
+    pt.convert(model, cfg, params, seed=3)
+    x = images()
+    model.train()
+    model(x)  # starts the ranges
+    with torch.no_grad():  # move them off the statistic, as training would
+        for i, m in enumerate(pt.analog_layers(model)):
+            m.input_range.mul_(0.6 + 0.1 * i)
+    y_train = model(x).detach().numpy()
+    net = pt.export(model, (1, 14, 14))
+    ranges = {l.name: l.learned_input_range for l in net.layers if l.learned_input_range > 0}
+    assert ranges == {m._pcmsim_name: pytest.approx(float(m.input_range))
+                      for m in pt.analog_layers(model)}
+    path = str(tmp_path / "learned.h5")
+    pcmsim.save_network(net, path)
+    loaded = pcmsim.load_network(path)
+    assert {l.name: l.learned_input_range for l in loaded.layers
+            if l.learned_input_range > 0} == ranges
+    xs = np.ascontiguousarray(x.numpy())
+    chip = pcmsim.AnalogChip(loaded, cfg)
+    chip.calibrate(xs)  # the ADC ranges, measured with the learned input ranges in place
+    chip.set_time(0.0)
+    y_eval = chip.logits(xs)
+    assert np.array_equal(y_train, y_eval), np.abs(y_train - y_eval).max()
+    # Ignoring them (use_learned_input_ranges off) calibrates the input ranges instead.
+    off = cfg.copy()
+    off.use_learned_input_ranges = False
+    chip_off = pcmsim.AnalogChip(loaded, off)
+    chip_off.calibrate(xs)
+    chip_off.set_time(0.0)
+    assert not np.array_equal(chip_off.logits(xs), y_eval)
+    # A negative range in a file is refused, naming the field.
+    bad = loaded.layers
+    bad[0].learned_input_range = -1.0
+    loaded.layers = bad
+    with pytest.raises(ValueError, match="learned_input_range = -1"):
+        loaded.validate()
 
 
 def test_convert_keeps_names_digital_layers_and_exports():
