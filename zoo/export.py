@@ -39,9 +39,10 @@ def _f32(t):
 class Writer:
     """Appends layer groups NNN_<name> in execution order."""
 
-    def __init__(self, group):
+    def __init__(self, group, learned_input_ranges=None):
         self.g = group
         self.n = 0
+        self.ranges = dict(learned_input_ranges or {})  # module name -> learned DAC range
 
     def layer(self, name, kind, inputs=None, activation=None, **attrs):
         grp = self.g.create_group(f"{self.n:03d}_{name}")
@@ -58,6 +59,7 @@ class Writer:
     def linear(self, name, m, activation=None, inputs=None):
         g = self.layer(name, "linear", inputs, activation,
                        in_features=m.in_features, out_features=m.out_features)
+        self.learned_range(name, g)
         g["weight"] = _f32(m.weight)
         if m.bias is not None:
             g["bias"] = _f32(m.bias)
@@ -69,9 +71,14 @@ class Writer:
                        in_channels=m.in_channels, out_channels=m.out_channels, groups=m.groups,
                        kernel_size=list(m.kernel_size), stride=list(m.stride),
                        padding=list(m.padding), dilation=list(m.dilation))
+        self.learned_range(name, g)
         g["weight"] = _f32(m.weight)
         if m.bias is not None:
             g["bias"] = _f32(m.bias)
+
+    def learned_range(self, name, g):
+        if name in self.ranges:
+            g.attrs["learned_input_range"] = float(self.ranges.pop(name))
 
     def bn2d(self, name, m, activation=None, inputs=None):
         g = self.layer(name, "batchnorm2d", inputs, activation,
@@ -85,8 +92,8 @@ class Writer:
         self.layer(name, "maxpool2d", kernel_size=[k, k], stride=[k, k], padding=[0, 0])
 
 
-def write_layers(model, L):
-    w = Writer(L)
+def write_layers(model, L, learned_input_ranges=None):
+    w = Writer(L, learned_input_ranges)
     if isinstance(model, models.MLP):
         w.layer("flatten", "flatten")
         w.linear("fc1", model.fc1, "relu")
@@ -126,6 +133,8 @@ def write_layers(model, L):
         w.linear("fc", model.fc)
     else:
         raise TypeError(f"[zoo.export] no exporter for {type(model).__name__}")
+    if w.ranges:
+        raise ValueError(f"[zoo.export] learned input ranges of unknown layers: {sorted(w.ranges)}")
 
 
 def write_vit(w, model):
@@ -199,7 +208,12 @@ def export_checkpoint(ckpt_path, out_path, data_dir=data.DEFAULT_DIR, verify=Tru
     ck = torch.load(ckpt_path, map_location="cpu")
     meta = ck["meta"]
     model = models.build(meta["model"])
-    model.load_state_dict(ck["state_dict"])
+    # pcmsim.torch's learned input ranges (TrainingParams.learn_input_ranges) are not weights of
+    # the plain model: they go to the file as the layers' learned_input_range.
+    state = dict(ck["state_dict"])
+    suffix = ".input_range"
+    ranges = {k[:-len(suffix)]: float(state.pop(k)) for k in list(state) if k.endswith(suffix)}
+    model.load_state_dict(state)
     model.eval()
     test_img, test_lbl = data.load_split("test", data_dir)
     x = data.to_float(test_img, meta["mean"], meta["std"])
@@ -243,7 +257,9 @@ def export_checkpoint(ckpt_path, out_path, data_dir=data.DEFAULT_DIR, verify=Tru
         f.attrs["fp32_test_accuracy"] = acc
         f.attrs["torch_version"] = str(meta["torch_version"])
         f.attrs["git_revision"] = git_revision()
-        write_layers(model, f.create_group("layers"))
+        if meta.get("pcmsim_learn_input_ranges"):
+            f.attrs["hw_aware_learn_input_ranges"] = 1
+        write_layers(model, f.create_group("layers"), ranges)
         r = f.create_group("reference")
         r.attrs["dataset"] = "fashion-mnist:t10k"
         r.attrs["num_images"] = int(x.shape[0])

@@ -58,6 +58,10 @@ def parse_args(argv=None):
                    help="--pcmsim: calibrate with the percentile statistic at this percentile "
                         "(as pcmsim run --calibration-statistic percentile "
                         "--calibration-percentile P; 0 = the max, pcmsim's default)")
+    p.add_argument("--learn-input-ranges", action="store_true",
+                   help="--pcmsim: learn each layer's DAC input range (LSQ; static_range noise "
+                        "management, as pcmsim run --noise-management static_range); the ranges "
+                        "are stored in the model file")
     p.add_argument("--t-train-min", type=float, default=3600.0,
                    help="--pcmsim: shortest drift time of a step, s (log-uniform; default 1 h)")
     p.add_argument("--t-train-max", type=float, default=31536000.0,
@@ -126,7 +130,10 @@ def pcmsim_convert(model, args):
     if args.calibration_percentile > 0:
         config.calibration.statistic = "percentile"
         config.calibration.percentile = args.calibration_percentile
-    params = pcmsim.TrainingParams(t_train_min=args.t_train_min, t_train_max=args.t_train_max)
+    params = pcmsim.TrainingParams(t_train_min=args.t_train_min, t_train_max=args.t_train_max,
+                                   learn_input_ranges=args.learn_input_ranges)
+    if args.learn_input_ranges:
+        config.io.noise_management = "static_range"
     return pt.convert(model, config, params, seed=args.sim_seed)
 
 
@@ -226,6 +233,7 @@ def main(argv=None):
         "pcmsim_calibrate": bool(args.calibrate and args.pcmsim),
         "pcmsim_calibration_percentile": args.calibration_percentile if args.pcmsim else 0.0,
         "pcmsim_digital_layers": args.digital_layers if args.pcmsim else "",
+        "pcmsim_learn_input_ranges": bool(args.pcmsim and args.learn_input_ranges),
         "pcmsim_t_train": [args.t_train_min, args.t_train_max] if args.pcmsim else [], "eta": eta, "layer_eta": layer_eta, "clip_sigma": clip,
         "epochs": args.epochs, "seed": args.seed, "lr": lr, "batch_size": args.batch_size,
         "weight_decay": args.weight_decay, "augment": args.augment,
