@@ -336,6 +336,24 @@ TEST(ModelIo, RejectsNanAndInfWeights) {
   expect_load_error(m.path, {"n.h5", "layer 3 'out'", "weight[3] = inf"});
 }
 
+// A learned DAC input range (pcmsim.torch) is an optional attribute of matrix layers.
+TEST(ModelIo, LearnedInputRangeRoundTripsAndIsChecked) {
+  test::TempDir dir;
+  HandModel m(dir.file("r.h5"));
+  m.write([](h5::File& f) { f.open_group("layers/001_fc").write_attribute("learned_input_range", 2.5); });
+  const Network net = load_network(m.path);
+  EXPECT_EQ(net.layers[1].learned_input_range, 2.5);
+  EXPECT_EQ(net.layers[3].learned_input_range, 0.0);  // absent: none
+  EXPECT_EQ(matrix_layers(net).front().learned_input_range, 2.5);
+  const std::string again = dir.file("again.h5");
+  save_network(net, again);
+  EXPECT_EQ(load_network(again).layers[1].learned_input_range, 2.5);
+  m.write([](h5::File& f) { f.open_group("layers/001_fc").write_attribute("learned_input_range", -1.0); });
+  expect_load_error(m.path, {"layer 1 'fc'", "learned_input_range = -1", ">= 0"});
+  m.write([](h5::File& f) { f.open_group("layers/002_relu").write_attribute("learned_input_range", 1.0); });
+  expect_load_error(m.path, {"layer 2 'relu'", "only linear, conv1d and conv2d"});
+}
+
 TEST(ModelIo, RejectsBadGraphAndLayout) {
   test::TempDir dir;
   HandModel m(dir.file("g.h5"));
