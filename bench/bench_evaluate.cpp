@@ -16,7 +16,6 @@
 // Run: build-*/bin/bench_evaluate [--benchmark_filter=resnet] ; env PCMSIM_BENCH_IMAGES
 // (default 512) sets the number of images per pass.
 #include <benchmark/benchmark.h>
-#include <malloc.h>
 #include <omp.h>
 #include <time.h>
 
@@ -30,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "core/memory.h"
 #include "nets/dataset.h"
 #include "nets/forward.h"
 #include "nets/model_io.h"
@@ -131,9 +131,7 @@ std::vector<std::string> zoo_models() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // As `pcmsim` does (cli/main.cpp): freed large buffers stay in the heap for the next batch.
-  mallopt(M_MMAP_THRESHOLD, 256 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  pcmsim::core::keep_freed_memory();  // as `pcmsim` does (core/memory.h)
   const auto models = zoo_models();
   if (models.empty()) std::fprintf(stderr, "bench_evaluate: no zoo/*.h5 found\n");
   const int max_threads = omp_get_max_threads();

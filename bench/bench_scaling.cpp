@@ -15,12 +15,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <malloc.h>
 #include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "core/memory.h"
 #include "nets/forward.h"
 #include "nets/network.h"
 #include "nets/simulation.h"
@@ -97,8 +97,7 @@ nets::Network resnet18(core::Index w) {
 }  // namespace
 
 int main() {
-  mallopt(M_MMAP_THRESHOLD, 256 << 20);  // as `pcmsim` (cli/main.cpp)
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  pcmsim::core::keep_freed_memory();  // as `pcmsim` does (core/memory.h)
   const char* env_n = std::getenv("PCMSIM_BENCH_IMAGES");
   const core::Index images = env_n ? std::max(1L, std::atol(env_n)) : 64;
   const char* env_w = std::getenv("PCMSIM_SCALING_WIDTHS");

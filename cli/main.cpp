@@ -4,7 +4,6 @@
 // Bad input = what the user must fix: an option (std::invalid_argument, Boost's parse errors)
 // or a file (std::runtime_error: missing, truncated, corrupted, malformed, unwritable).
 // Exit code 1 is left for internal failures (std::logic_error, std::bad_alloc, ...).
-#include <malloc.h>
 
 #include <algorithm>
 #include <boost/program_options/errors.hpp>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "core/memory.h"
 #include "git_revision.h"  // generated at build time: PCMSIM_GIT_REVISION
 
 namespace pcmsim::cli {
@@ -46,21 +46,10 @@ void print_usage(std::ostream& out) {
 }  // namespace
 }  // namespace pcmsim::cli
 
-namespace pcmsim::cli {
-// The network forward allocates its large per-layer buffers (im2col, layer outputs, tile
-// readouts) per batch; glibc serves blocks above its mmap threshold with fresh pages and returns
-// them on free, so every batch paid page faults for them again (ResNet evaluation: 9.7x the FP32
-// path with, 1.8x without; docs/performance.md). Keeping freed memory in the heap makes the
-// next batch reuse it.
-void keep_freed_memory() {
-  mallopt(M_MMAP_THRESHOLD, 256 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-}
-}  // namespace pcmsim::cli
 
 int main(int argc, char** argv) {
   using namespace pcmsim::cli;
-  pcmsim::cli::keep_freed_memory();
+  pcmsim::core::keep_freed_memory();  // core/memory.h: big buffers reused across batches
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && args[0] == "--version") {
     std::cout << "pcmsim " << PCMSIM_VERSION << " (git " << PCMSIM_GIT_REVISION << ")\n";
