@@ -1,6 +1,7 @@
 // `pcmsim run`: the main job. Evaluates a network on a simulated PCM chip over inference times
 // and Monte Carlo trials beside its FP32 accuracy, prints a table (or CSV) and writes the results
 // with the full configuration, seeds and git revision to HDF5 and CSV.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iomanip>
@@ -96,6 +97,15 @@ int run_main(const std::vector<std::string>& args) {
   const nets::Network net = nets::load_model(run.model, input);
   const nets::Dataset data = nets::load_dataset(run.data, run.limit);
   nets::check_compatible(data, net);
+  // Learned input ranges only act under static_range scaling: say so rather than ignore them.
+  const bool has_learned = std::any_of(net.layers.begin(), net.layers.end(), [](const auto& L) {
+    return L.learned_input_range > 0;
+  });
+  if (has_learned && run.config.use_learned_input_ranges &&
+      run.config.io.noise_management != core::NoiseManagement::static_range)
+    std::cerr << "pcmsim: note: the model holds learned input ranges; they are used only with "
+                 "--noise-management static_range (now "
+              << core::to_string(run.config.io.noise_management) << ")\n";
   // What one inference costs on this chip (never changes a result; computed before the work so
   // that a bad layer name or constant stops the run early).
   const cost::CostInput cost_input = nets::cost_input(net, run.config);

@@ -361,6 +361,28 @@ def test_learned_ranges_travel_with_the_model_and_evaluation_uses_them(tmp_path)
         loaded.validate()
 
 
+def test_cli_says_when_learned_ranges_are_unused(tmp_path):
+    from conftest import FASHION_MNIST, PCMSIM_BIN
+    if not PCMSIM_BIN.exists() or not FASHION_MNIST.exists():
+        pytest.skip("needs the built pcmsim command and Fashion-MNIST")
+    torch.manual_seed(0)
+    holder = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    params = pcmsim.TrainingParams(learn_input_ranges=True, **AT_ZERO)
+    pt.convert(holder, learned_config(8), params)
+    holder.train()
+    holder(torch.randn(4, 1, 28, 28))  # starts the range
+    path = tmp_path / "learned.h5"
+    pcmsim.save_network(pt.export(holder, (1, 28, 28)), str(path))
+    args = [str(PCMSIM_BIN), "run", "--model", str(path), "--limit", "20", "--trials", "1",
+            "--t-inference", "1"]
+    note = "used only with --noise-management static_range (now abs_max)"
+    proc = subprocess.run(args + ["--out", str(tmp_path / "a.h5")], capture_output=True, text=True)
+    assert proc.returncode == 0 and note in proc.stderr, proc.stderr
+    proc = subprocess.run(args + ["--out", str(tmp_path / "b.h5"), "--noise-management",
+                                  "static_range"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "learned input ranges" not in proc.stderr, proc.stderr
+
+
 def test_convert_keeps_names_digital_layers_and_exports():
     model = small_net()
     cfg = quiet_config()
