@@ -58,6 +58,7 @@ def main():
     p.add_argument("--rounds", type=int, default=2, help="alternating blocks of steps per kind")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    pcmsim.keep_freed_memory()  # as docs/training.md advises (about 15 % of an analog step)
     print(f"torch {torch.__version__}, {args.threads} thread(s), OMP_NUM_THREADS="
           f"{os.environ.get('OMP_NUM_THREADS', '(unset)')}, load average "
           f"{os.getloadavg()[0]:.1f}, batch {args.batch}, GDC {args.gdc}, {args.steps} steps x {args.rounds} "

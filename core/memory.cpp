@@ -1,5 +1,6 @@
 #include "core/memory.h"
 
+#include <cstddef>  // defines __GLIBC__ (through features.h) before the test below
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif

@@ -9,9 +9,9 @@ namespace pcmsim::core {
 // again (ResNet evaluation: 9.7x the FP32 path with, 1.8x without; docs/performance.md). This
 // keeps freed memory in the heap (mmap threshold 256 MiB, trim threshold 1 GiB) so that the
 // next batch reuses it. It changes the whole process's malloc, so the library never calls it
-// itself: programs do (the pcmsim CLI, the benchmarks). Not offered to Python: in a PyTorch
-// training process it made the steps no faster (A/B, one thread: ResNet 337-346 ms with it,
-// 269-300 ms without). No-op without glibc.
+// itself: programs do (the pcmsim CLI, the benchmarks, pcmsim.keep_freed_memory() in Python:
+// a pcmsim.torch training step, one thread, ResNet 287-290 ms with it, 332-349 ms without).
+// No-op without glibc.
 void keep_freed_memory();
 
 }  // namespace pcmsim::core

@@ -6,6 +6,7 @@
 #include "core/digital_unit.h"
 #include "core/gdc.h"
 #include "core/io_params.h"
+#include "core/memory.h"
 #include "core/quantiser.h"
 #include "core/tile.h"
 #include "python/bind_common.h"
@@ -107,6 +108,11 @@ void bind_core(py::module_& m) {
       .def("validate", &DigitalParams::validate, "Raises ValueError naming the bad field.")
       .def("acc_lsb", &DigitalParams::acc_lsb, "fixed_point LSB in output units")
       .def("acc_bound", &DigitalParams::acc_bound, "fixed_point saturation bound, output units");
+  m.def("keep_freed_memory", &core::keep_freed_memory,
+        "Keeps freed memory in the process's heap (glibc: mmap threshold 256 MiB, trim "
+        "threshold 1 GiB), so that the large buffers of every batch or training step are reused "
+        "instead of faulted in afresh, as the pcmsim command does (core/memory.h). Process-wide; "
+        "call it once in a program or notebook that trains (about 15 % of a pcmsim.torch step).");
   m.def("frac_bits_for_range", &frac_bits_for_range, py::arg("max_abs"), py::arg("acc_bits"),
         "Largest acc_frac_bits such that an acc_bits accumulator holds +-max_abs.");
 

@@ -123,6 +123,7 @@ def pcmsim_convert(model, args):
     """--pcmsim: the model's analog layers run pcmsim's forward in training (pcmsim.torch)."""
     import pcmsim
     import pcmsim.torch as pt
+    pcmsim.keep_freed_memory()  # each step's large buffers reused, not faulted in afresh
     config = pcmsim.SimulationConfig(io=pcmsim.IoParams(p_in=args.p_in, p_out=args.p_out),
                                      calibrate=args.calibrate, seed=args.sim_seed)
     if args.digital_layers:
