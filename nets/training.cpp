@@ -268,6 +268,14 @@ void for_each_tap(const ConvGeometry& g, Index n, F&& f) {
       for (Index ky = 0; ky < kh; ++ky) {
         const Index ih = ih0 + ky * g.dilation_h;
         if (ih < 0 || ih >= H) continue;
+        if (g.channels_last) {  // a tap's channels are contiguous in the image
+          for (Index kx = kx_lo; kx < kx_hi; ++kx) {
+            const Index src = n * image + (ih * W + iw0 + kx * g.dilation_w) * g.channels;
+            const Index dst = col0 + ky * kw + kx;
+            for (Index c = 0; c < g.channels; ++c) f(src + c, dst + c * kk);
+          }
+          continue;
+        }
         for (Index c = 0; c < g.channels; ++c) {
           const Index src = n * image + (c * H + ih) * W + iw0;
           const Index dst = col0 + c * kk + ky * kw;

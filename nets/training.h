@@ -131,6 +131,9 @@ struct ConvGeometry {
   Index channels = 0, height = 0, width = 0;
   Index kernel_h = 0, kernel_w = 0;
   Index stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
+  // The images' layout: NCHW (false) or NHWC (true: PyTorch's channels_last, which the outputs
+  // of pcmsim.torch's convolutions have, so the next layer's im2col reads channels contiguously).
+  bool channels_last = false;
   Index out_h() const { return (height + 2 * pad_h - dilation_h * (kernel_h - 1) - 1) / stride_h + 1; }
   Index out_w() const { return (width + 2 * pad_w - dilation_w * (kernel_w - 1) - 1) / stride_w + 1; }
   Index rows() const { return channels * kernel_h * kernel_w; }
@@ -139,7 +142,8 @@ struct ConvGeometry {
   void validate() const;
 };
 
-// im2col of a batch of NCHW images (batch x channels*height*width, row-major) into
+// im2col of a batch of NCHW (or NHWC: channels_last) images (batch x channels*height*width,
+// row-major) into
 // (batch*out_h*out_w) x rows: row (n, oh, ow), column (c, ky, kx) with zero padding: the layer
 // input of analog_train_forward, without the transposed copy that torch's unfold needs.
 void training_im2col(const Eigen::Ref<const MatrixF>& images, const ConvGeometry& geometry,

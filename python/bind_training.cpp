@@ -95,8 +95,9 @@ void bind_training(py::module_& m) {
   // im2col / col2im of a conv2d on NCHW images, for pcmsim.torch's AnalogConv2d.
   using Pair = std::pair<Index, Index>;
   auto geometry = [](Index channels, Index height, Index width, Pair kernel, Pair stride,
-                     Pair padding, Pair dilation) {
+                     Pair padding, Pair dilation, bool channels_last) {
     ConvGeometry g;
+    g.channels_last = channels_last;
     g.channels = channels;
     g.height = height;
     g.width = width;
@@ -110,8 +111,9 @@ void bind_training(py::module_& m) {
   m.def(
       "training_im2col",
       [geometry](py::handle images, Index channels, Index height, Index width, Pair kernel,
-                 Pair stride, Pair padding, Pair dilation) {
-        const ConvGeometry g = geometry(channels, height, width, kernel, stride, padding, dilation);
+                 Pair stride, Pair padding, Pair dilation, bool channels_last) {
+        const ConvGeometry g =
+            geometry(channels, height, width, kernel, stride, padding, dilation, channels_last);
         const auto x = matrix_view(images, "pcmsim.training_im2col", "images",
                                    channels * height * width, true);
         py::array_t<float> cols({static_cast<py::ssize_t>(x.rows() * g.out_h() * g.out_w()),
@@ -125,21 +127,21 @@ void bind_training(py::module_& m) {
       },
       py::arg("images"), py::arg("channels"), py::arg("height"), py::arg("width"),
       py::arg("kernel"), py::arg("stride") = Pair{1, 1}, py::arg("padding") = Pair{0, 0},
-      py::arg("dilation") = Pair{1, 1},
-      "im2col of NCHW images (float32, C-contiguous, batch first) into (batch*H_out*W_out, "
+      py::arg("dilation") = Pair{1, 1}, py::arg("channels_last") = false,
+      "im2col of NCHW (channels_last: NHWC) images (float32, C-contiguous, batch first) into (batch*H_out*W_out, "
       "C*kh*kw): rows sample-major then output position, columns channel-major then kernel "
       "row and column, zero padding (the layout of analog_train_forward's x).");
   m.def(
       "training_col2im",
       [geometry](py::handle cols, Index batch, Index channels, Index height, Index width,
-                 Pair kernel, Pair stride, Pair padding, Pair dilation) {
-        const ConvGeometry g = geometry(channels, height, width, kernel, stride, padding, dilation);
+                 Pair kernel, Pair stride, Pair padding, Pair dilation, bool channels_last) {
+        const ConvGeometry g =
+            geometry(channels, height, width, kernel, stride, padding, dilation, channels_last);
         const auto c = matrix_view(cols, "pcmsim.training_col2im", "cols", g.rows());
         if (batch < 1) throw py::value_error("[pcmsim.training_col2im] batch must be >= 1");
-        py::array_t<float> images({static_cast<py::ssize_t>(batch),
-                                   static_cast<py::ssize_t>(channels),
-                                   static_cast<py::ssize_t>(height),
-                                   static_cast<py::ssize_t>(width)});
+        std::vector<py::ssize_t> shape{batch, channels, height, width};
+        if (channels_last) shape = {batch, height, width, channels};
+        py::array_t<float> images(shape);
         Eigen::Map<MatrixF> im(images.mutable_data(), batch, channels * height * width);
         {
           py::gil_scoped_release release;
@@ -150,7 +152,9 @@ void bind_training(py::module_& m) {
       py::arg("cols"), py::arg("batch"), py::arg("channels"), py::arg("height"),
       py::arg("width"), py::arg("kernel"), py::arg("stride") = Pair{1, 1},
       py::arg("padding") = Pair{0, 0}, py::arg("dilation") = Pair{1, 1},
-      "The adjoint of training_im2col: (batch, C, H, W) images whose values are the sums of the "
+      py::arg("channels_last") = false,
+      "The adjoint of training_im2col: (batch, C, H, W) images ((batch, H, W, C) with "
+      "channels_last) whose values are the sums of the "
       "column entries they were copied to (the gradient of the images).");
 }
 

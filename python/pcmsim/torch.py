@@ -57,15 +57,19 @@ class _Im2col(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, geometry):
-        x = x.detach().float().contiguous()
-        ctx.geometry = geometry
+        x = x.detach().float()
+        # The outputs of analog convolutions are channels_last (no copy): read them as NHWC.
+        last = x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last)
+        images = x.permute(0, 2, 3, 1) if last else x.contiguous()
+        ctx.geometry = geometry + (last,)
         ctx.batch = x.shape[0]
-        return torch.from_numpy(_pcmsim.training_im2col(x.numpy(), *geometry))
+        return torch.from_numpy(_pcmsim.training_im2col(images.numpy(), *ctx.geometry))
 
     @staticmethod
     def backward(ctx, grad_cols):
-        g = _pcmsim.training_col2im(grad_cols.contiguous().numpy(), ctx.batch, *ctx.geometry)
-        return torch.from_numpy(g), None
+        g = torch.from_numpy(_pcmsim.training_col2im(grad_cols.contiguous().numpy(), ctx.batch,
+                                                      *ctx.geometry))
+        return (g.permute(0, 3, 1, 2) if ctx.geometry[-1] else g), None
 
 
 class _AnalogMatmul(torch.autograd.Function):

@@ -233,6 +233,13 @@ def test_im2col_equals_torch_unfold_and_col2im_its_adjoint(kernel, stride, paddi
                       dilation=dilation, padding=padding, stride=stride)
     # Sums of at most kh*kw*... terms in another order: float rounding only.
     np.testing.assert_allclose(back, ref_back.numpy(), rtol=1e-6, atol=1e-5)
+    # The same from channels-last (NHWC) images, the layout analog convolutions output.
+    nhwc = np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy())
+    assert np.array_equal(pcmsim.training_im2col(nhwc, *geometry, channels_last=True), cols)
+    back_last = pcmsim.training_col2im(g.numpy(), 3, *geometry, channels_last=True)
+    assert back_last.shape == (3, 11, 9, 4)
+    np.testing.assert_allclose(back_last.transpose(0, 3, 1, 2), ref_back.numpy(), rtol=1e-6,
+                               atol=1e-5)
     with pytest.raises(ValueError, match="kernel_h = 0"):
         pcmsim.training_im2col(x.numpy(), 4, 11, 9, (0, 3))
     with pytest.raises(ValueError, match="no output position"):
