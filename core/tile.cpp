@@ -63,8 +63,8 @@ static bool one_hot_rows(const float* x, Index m, Index rows, Index* hot) {
 // c = a * w for a block of one-hot rows (one_hot_rows): row i is a(i, hot_i) * w.row(hot_i).
 // The same bits as gemm_packed, whose FMA chain adds nothing but exact zeros besides that one
 // product; "+ 0.0f" turns a -0 product into the chain's +0 (-ffp-contract=off keeps it apart).
-static void one_hot_product(Index m, const float* a, Index lda, const Index* hot, const MatrixF& w,
-                     float* c, Index ldc) {
+static void one_hot_product(Index m, const float* a, Index lda, const Index* hot,
+                            const MatrixF& w, float* c, Index ldc) {
   const Index n = w.cols();
   for (Index i = 0; i < m; ++i) {
     float* ci = c + i * ldc;
@@ -559,7 +559,8 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
         // 3. The analog product: one GEMM for the block (a copy of weight rows for one-hot
         // inputs, such as the GDC probe).
         if (one_hot)
-          detail::one_hot_product(m, s.xq.data(), rows_, s.hot, groups_[g].w, s.acc.data(), cols_);
+          detail::one_hot_product(m, s.xq.data(), rows_, s.hot, groups_[g].w, s.acc.data(),
+                                  cols_);
         else
           gemm_packed(m, s.xq.data(), rows_, groups_[g].w_packed, s.acc.data(), cols_);
         float* acc = s.acc.data();
@@ -571,8 +572,8 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
           const float* z = s.rnd.data();
           if (io_.read_noise == ReadNoise::pcm_like) {
             if (one_hot)
-              detail::one_hot_product(m, s.xsq.data(), rows_, s.hot, groups_[g].w_abs, s.var.data(),
-                              cols_);
+              detail::one_hot_product(m, s.xsq.data(), rows_, s.hot, groups_[g].w_abs,
+                                      s.var.data(), cols_);
             else
               gemm_packed(m, s.xsq.data(), rows_, groups_[g].w_abs_packed, s.var.data(), cols_);
             const float* v = s.var.data();

@@ -78,8 +78,9 @@ TrainingForward analog_train_forward(const Eigen::Ref<const MatrixF>& weights,
   if (!(learned_input_range >= 0) || !std::isfinite(learned_input_range))
     core::throw_invalid(kForward, core::concat("layer '", shape.name, "': learned_input_range = ",
                                                learned_input_range,
-                                               ": must be finite and > 0 (a learned range that "
-                                               "left (0, inf): lower the learning rate)"));
+                                               ": must be finite and >= 0 (0: start from the "
+                                               "batch; a learned range that went negative: "
+                                               "lower the learning rate)"));
   if (learned_input_range > 0 && !params.learn_input_ranges)
     core::throw_invalid(kForward, core::concat("layer '", shape.name, "': learned_input_range = ",
                                                learned_input_range,
@@ -117,17 +118,15 @@ TrainingForward analog_train_forward(const Eigen::Ref<const MatrixF>& weights,
   }
   layer.weight.data.assign(weights.data(), weights.data() + weights.size());
   if (params.learn_input_ranges) {
-    // The first step starts the range at the calibration statistic of its batch.
+    // The first step starts the range where calibration would put it on its batch (the same
+    // statistic and headroom; an all-zero batch is calibration's error).
     double range = learned_input_range;
     if (range == 0) {
+      core::CalibrationParams input_only = config.calibration;
+      input_only.calibrate_input = true;
+      input_only.calibrate_output = false;
       const Index n = std::min<Index>(x.rows(), params.calibration_rows);
-      std::vector<float> values(x.data(), x.data() + n * x.cols());
-      range = core::range_statistic(values, config.calibration) *
-              config.calibration.input_headroom;
-      if (!(range > 0))
-        core::throw_invalid(kForward, core::concat("layer '", shape.name,
-                                                   "': the first batch is all zero: no input "
-                                                   "range to start learning from"));
+      range = core::calibrate_ranges({}, {MatrixF(x.topRows(n))}, input_only, key).input_range;
     }
     layer.learned_input_range = range;
   }

@@ -126,7 +126,7 @@ double analog_train_backward(const Eigen::Ref<const MatrixF>& weights,
                              Eigen::Ref<MatrixF> grad_x, Eigen::Ref<MatrixF> grad_w,
                              double input_range = 0, int dac_bits = 0);
 
-// The geometry of a conv2d (groups = 1) on NCHW images, for the training im2col.
+// The geometry of a conv2d (groups = 1) on NCHW or NHWC images, for the training im2col.
 struct ConvGeometry {
   Index channels = 0, height = 0, width = 0;
   Index kernel_h = 0, kernel_w = 0;
@@ -143,9 +143,9 @@ struct ConvGeometry {
 };
 
 // im2col of a batch of NCHW (or NHWC: channels_last) images (batch x channels*height*width,
-// row-major) into
-// (batch*out_h*out_w) x rows: row (n, oh, ow), column (c, ky, kx) with zero padding: the layer
-// input of analog_train_forward, without the transposed copy that torch's unfold needs.
+// row-major) into (batch*out_h*out_w) x rows: row (n, oh, ow), column (c, ky, kx) with zero
+// padding: the layer input of analog_train_forward, without the transposed copy that torch's
+// unfold needs.
 void training_im2col(const Eigen::Ref<const MatrixF>& images, const ConvGeometry& geometry,
                      Eigen::Ref<MatrixF> cols);
 // Its adjoint: the gradient of the images from the gradient of the columns (each image value

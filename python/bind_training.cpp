@@ -92,7 +92,8 @@ void bind_training(py::module_& m) {
       "input_range > 0 (input_clip = input_range * in_bound) the LSQ gradient of the range, "
       "else 0.");
 
-  // im2col / col2im of a conv2d on NCHW images, for pcmsim.torch's AnalogConv2d.
+  // im2col / col2im of a conv2d on NCHW or NHWC images, for pcmsim.torch's AnalogConv2d. The
+  // geometry is validated before the output is sized from it.
   using Pair = std::pair<Index, Index>;
   auto geometry = [](Index channels, Index height, Index width, Pair kernel, Pair stride,
                      Pair padding, Pair dilation, bool channels_last) {
@@ -128,9 +129,10 @@ void bind_training(py::module_& m) {
       py::arg("images"), py::arg("channels"), py::arg("height"), py::arg("width"),
       py::arg("kernel"), py::arg("stride") = Pair{1, 1}, py::arg("padding") = Pair{0, 0},
       py::arg("dilation") = Pair{1, 1}, py::arg("channels_last") = false,
-      "im2col of NCHW (channels_last: NHWC) images (float32, C-contiguous, batch first) into (batch*H_out*W_out, "
-      "C*kh*kw): rows sample-major then output position, columns channel-major then kernel "
-      "row and column, zero padding (the layout of analog_train_forward's x).");
+      "im2col of NCHW (channels_last: NHWC) images (float32, C-contiguous, batch first) into "
+      "(batch*H_out*W_out, C*kh*kw): rows sample-major then output position, columns "
+      "channel-major then kernel row and column, zero padding (the layout of "
+      "analog_train_forward's x).");
   m.def(
       "training_col2im",
       [geometry](py::handle cols, Index batch, Index channels, Index height, Index width,
@@ -154,8 +156,8 @@ void bind_training(py::module_& m) {
       py::arg("padding") = Pair{0, 0}, py::arg("dilation") = Pair{1, 1},
       py::arg("channels_last") = false,
       "The adjoint of training_im2col: (batch, C, H, W) images ((batch, H, W, C) with "
-      "channels_last) whose values are the sums of the "
-      "column entries they were copied to (the gradient of the images).");
+      "channels_last) whose values are the sums of the column entries they were copied to (the "
+      "gradient of the images).");
 }
 
 }  // namespace

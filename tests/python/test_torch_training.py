@@ -306,6 +306,19 @@ def test_learned_input_ranges_start_at_the_statistic_and_get_a_gradient():
     assert any(float(m.input_range.grad) != 0.0 for m in layers)
 
 
+def test_learned_range_needs_a_signal_and_a_non_negative_start():
+    w = np.ones((2, 3), dtype=np.float32)
+    params = pcmsim.TrainingParams(learn_input_ranges=True, **AT_ZERO)
+    key = pcmsim.training_key(1, 0, 0)
+    with pytest.raises(ValueError, match="calibration inputs are all zero"):
+        pcmsim.analog_train_forward(w, np.zeros((4, 3), np.float32), "fc", 3, 2,
+                                    config=learned_config(), params=params, key=key)
+    with pytest.raises(ValueError, match="learned_input_range = -0.5"):
+        pcmsim.analog_train_forward(w, np.ones((4, 3), np.float32), "fc", 3, 2,
+                                    config=learned_config(), params=params, key=key,
+                                    learned_input_range=-0.5)
+
+
 def test_learned_input_range_gradient_is_lsq():
     rng = np.random.default_rng(3)
     w = rng.standard_normal((3, 6)).astype(np.float32)
