@@ -23,12 +23,14 @@ namespace pcmsim::core {
 namespace {
 
 void eigen_product(Index m, Index n, Index k, const float* a, Index lda, const float* b,
-                   Index ldb, float* c, Index ldc) {
+                   Index ldb, float* c, Index ldc, bool a_transposed = false) {
   using Stride = Eigen::OuterStride<>;
-  Eigen::Map<const MatrixF, 0, Stride> A(a, m, k, Stride(lda));
   Eigen::Map<const MatrixF, 0, Stride> B(b, k, n, Stride(ldb));
   Eigen::Map<MatrixF, 0, Stride> C(c, m, n, Stride(ldc));
-  C.noalias() = A * B;
+  if (a_transposed)
+    C.noalias() = Eigen::Map<const MatrixF, 0, Stride>(a, k, m, Stride(lda)).transpose() * B;
+  else
+    C.noalias() = Eigen::Map<const MatrixF, 0, Stride>(a, m, k, Stride(lda)) * B;
 }
 
 #ifdef PCMSIM_HAVE_OPENBLAS
@@ -40,8 +42,9 @@ void ensure_single_thread() {
 }
 
 void sgemm(Index m, Index n, Index k, const float* a, Index lda, const float* b, Index ldb,
-           float* c, Index ldc) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(m),
+           float* c, Index ldc, bool a_transposed = false) {
+  cblas_sgemm(CblasRowMajor, a_transposed ? CblasTrans : CblasNoTrans, CblasNoTrans,
+              static_cast<blasint>(m),
               static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, a,
               static_cast<blasint>(lda), b, static_cast<blasint>(ldb), 0.0f, c,
               static_cast<blasint>(ldc));
@@ -205,14 +208,26 @@ void gemm_rows(const Eigen::Ref<const MatrixF>& a, const Eigen::Ref<const Matrix
             c.data(), c.outerStride());
 }
 
-void gemm_plain(Index m, Index n, Index k, const float* a, Index lda, const float* b, Index ldb,
-                float* c, Index ldc) {
+namespace {
+void plain_product(Index m, Index n, Index k, const float* a, Index lda, const float* b,
+                   Index ldb, float* c, Index ldc, bool a_transposed) {
 #ifdef PCMSIM_HAVE_OPENBLAS
   ensure_single_thread();
-  sgemm(m, n, k, a, lda, b, ldb, c, ldc);
+  sgemm(m, n, k, a, lda, b, ldb, c, ldc, a_transposed);
 #else
-  eigen_product(m, n, k, a, lda, b, ldb, c, ldc);
+  eigen_product(m, n, k, a, lda, b, ldb, c, ldc, a_transposed);
 #endif
+}
+}  // namespace
+
+void gemm_plain(Index m, Index n, Index k, const float* a, Index lda, const float* b, Index ldb,
+                float* c, Index ldc) {
+  plain_product(m, n, k, a, lda, b, ldb, c, ldc, false);
+}
+
+void gemm_plain_at(Index m, Index n, Index k, const float* a, Index lda, const float* b,
+                   Index ldb, float* c, Index ldc) {
+  plain_product(m, n, k, a, lda, b, ldb, c, ldc, true);
 }
 
 void gemm_plain_eigen(Index m, Index n, Index k, const float* a, Index lda, const float* b,

@@ -49,10 +49,14 @@ void gemm_rows(Index m, Index n, Index k, const float* a, Index lda, const float
 void gemm_rows(const Eigen::Ref<const MatrixF>& a, const Eigen::Ref<const MatrixF>& b,
                MatrixF& c);
 
-// One plain sgemm call on the calling thread (no row invariance): the benchmarks' baseline,
-// OpenBLAS when the build found it (CMake PCMSIM_BLAS), else Eigen.
+// One plain sgemm call on the calling thread (no row invariance): the benchmarks' baseline and
+// the training backward's products, OpenBLAS when the build found it (CMake PCMSIM_BLAS), else
+// Eigen.
 void gemm_plain(Index m, Index n, Index k, const float* a, Index lda, const float* b, Index ldb,
                 float* c, Index ldc);
+// The same with A stored k x m (row stride lda): C = A^T B.
+void gemm_plain_at(Index m, Index n, Index k, const float* a, Index lda, const float* b,
+                   Index ldb, float* c, Index ldc);
 // Eigen's GEMM of the same product (benchmark ratios against Eigen).
 void gemm_plain_eigen(Index m, Index n, Index k, const float* a, Index lda, const float* b,
                       Index ldb, float* c, Index ldc);

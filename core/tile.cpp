@@ -60,6 +60,30 @@ static bool one_hot_rows(const float* x, Index m, Index rows, Index* hot) {
   return true;
 }
 
+// The index of the first non-zero of x[k..n) (n if none): eight values per step (the OR of
+// their bits without the sign, which vectorises), then the exact one.
+static Index first_nonzero(const float* x, Index k, Index n) {
+  for (; k + 8 <= n; k += 8) {
+    std::uint32_t any = 0;
+    for (int l = 0; l < 8; ++l) {
+      std::uint32_t u;
+      std::memcpy(&u, x + k + l, sizeof u);
+      any |= u & 0x7fffffffu;
+    }
+    if (any != 0) break;
+  }
+  while (k < n && x[k] == 0.0f) ++k;
+  return k;
+}
+
+// Whether the row x[0..n) holds at most one non-zero; if so, *hot is its column (-1: none).
+static bool single_nonzero(const float* x, Index n, Index* hot) {
+  const Index k = first_nonzero(x, 0, n);
+  if (k < n && first_nonzero(x, k + 1, n) < n) return false;
+  *hot = k < n ? k : -1;
+  return true;
+}
+
 // c = a * w for a block of one-hot rows (one_hot_rows): row i is a(i, hot_i) * w.row(hot_i).
 // The same bits as gemm_packed, whose FMA chain adds nothing but exact zeros besides that one
 // product; "+ 0.0f" turns a -0 product into the chain's +0 (-ffp-contract=off keeps it apart).
@@ -508,7 +532,20 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
     // 1. Noise management: x / s (s = 0 -> 0); with nearest rounding and no bit-serial input,
     // fused with the DAC in one pass.
     const bool fused_dac = !bit_serial && !stochastic;
-    for (Index i = 0; i < m; ++i) {
+    // A block of one-hot rows (the GDC probe) needs the DAC of its non-zero values only: every
+    // zero maps to itself (sign included), so the rest of each row is a copy.
+    bool hot_known = fused_dac;
+    for (Index i = 0; hot_known && i < m; ++i)
+      hot_known = ws.round_scale[ids[i]] > 0 && !ws.bad[ids[i]] &&
+                  detail::single_nonzero(x.row(ids[i]).data(), rows_, &s.hot[i]);
+    for (Index i = 0; hot_known && i < m; ++i) {
+      const float* xr = x.row(ids[i]).data();
+      float* dst = s.xq.data() + i * rows_;
+      std::memcpy(dst, xr, static_cast<std::size_t>(rows_) * sizeof(float));
+      if (s.hot[i] >= 0)
+        quantise_nearest_divided(dac, xr + s.hot[i], ws.round_scale[ids[i]], dst + s.hot[i], 1);
+    }
+    for (Index i = 0; !hot_known && i < m; ++i) {
       const float sc = ws.round_scale[ids[i]];
       const float* xr = x.row(ids[i]).data();  // Ref<const MatrixF>: rows are contiguous
       float* dst = (fused_dac ? s.xq.data() : s.xin.data()) + i * rows_;
@@ -552,7 +589,11 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
       }
       if (io_.read_noise == ReadNoise::pcm_like)
         s.xsq.topRows(m) = s.xq.topRows(m).cwiseProduct(s.xq.topRows(m));
-      const bool one_hot = detail::one_hot_rows(s.xq.data(), m, rows_, s.hot);
+      // Input noise fills the zeros; otherwise one-hot inputs stay one-hot through the DAC (a
+      // value that rounds to 0 gives the same +0 product row as an all-zero row).
+      const bool one_hot = hot_known && !(in_noise > 0)
+                               ? true
+                               : detail::one_hot_rows(s.xq.data(), m, rows_, s.hot);
 
       for (int g = 0; g < n_groups; ++g) {
         const int r = g * cycles + c;

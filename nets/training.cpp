@@ -6,6 +6,7 @@
 
 #include "core/calibration.h"
 #include "core/error.h"
+#include "core/gemm.h"
 #include "core/quantiser.h"
 
 namespace pcmsim::nets {
@@ -195,7 +196,28 @@ double analog_train_backward(const Eigen::Ref<const MatrixF>& weights,
   if (input_range > 0 && !(input_clip > 0))
     core::throw_invalid(kBackward, core::concat("input_range = ", input_range,
                                                 " needs the DAC's clip (input_clip > 0)"));
-  grad_x.noalias() = grad_y * weights;
+  // The products through the fastest sgemm (core::gemm_plain), cut into fixed blocks (never
+  // by the thread count) so that the bits are the same for any number of threads.
+  constexpr Index kRowBlock = 1024, kColBlock = 64;
+  const Index n = x.rows(), rows = x.cols(), cols = weights.rows();
+  const Index row_blocks = (n + kRowBlock - 1) / kRowBlock;
+#pragma omp parallel for schedule(static) if (row_blocks > 1)
+  for (Index blk = 0; blk < row_blocks; ++blk) {
+    const Index b0 = blk * kRowBlock, m = std::min(kRowBlock, n - b0);
+    core::gemm_plain(m, rows, cols, grad_y.data() + b0 * grad_y.outerStride(),
+                     grad_y.outerStride(), weights.data(), weights.outerStride(),
+                     grad_x.data() + b0 * grad_x.outerStride(), grad_x.outerStride());
+  }
+  // grad_w = grad_y^T x, per block of grad_w's columns.
+  auto weight_gradient = [&](const float* xd, Index ldx) {
+    const Index col_blocks = (rows + kColBlock - 1) / kColBlock;
+#pragma omp parallel for schedule(static) if (col_blocks > 1)
+    for (Index blk = 0; blk < col_blocks; ++blk) {
+      const Index c0 = blk * kColBlock, w = std::min(kColBlock, rows - c0);
+      core::gemm_plain_at(cols, w, n, grad_y.data(), grad_y.outerStride(), xd + c0, ldx,
+                          grad_w.data() + c0, grad_w.outerStride());
+    }
+  };
   double grad_range = 0;
   if (input_range > 0) {
     // LSQ: d x_hat / d r = Q(u) - u inside, sign(u) * in_bound outside (u = x / r); summed in
@@ -217,16 +239,17 @@ double analog_train_backward(const Eigen::Ref<const MatrixF>& weights,
     }
     grad_range /= std::sqrt(static_cast<double>(x.cols()) * std::max(1.0, levels));
   }
-  if (input_clip > 0) {
-    const float c = static_cast<float>(input_clip);
-    MatrixF xc = x.cwiseMax(-c).cwiseMin(c);
-    grad_w.noalias() = grad_y.transpose() * xc;
+  const float c = static_cast<float>(input_clip);
+  if (input_clip > 0 && x.size() > 0 && !(x.cwiseAbs().maxCoeff() <= c)) {
+    // The weights saw the clipped inputs; clipped inputs get no gradient (STE of the clip).
+    const MatrixF xc = x.cwiseMax(-c).cwiseMin(c);
+    weight_gradient(xc.data(), xc.outerStride());
     const float* xd = x.data();
     float* g = grad_x.data();
     for (Index i = 0; i < grad_x.size(); ++i)
       if (!(std::fabs(xd[i]) <= c)) g[i] = 0.0f;
   } else {
-    grad_w.noalias() = grad_y.transpose() * x;
+    weight_gradient(x.data(), x.outerStride());
   }
   return grad_range;
 }
@@ -248,37 +271,53 @@ void ConvGeometry::validate() const {
 }
 
 namespace {
-// Calls f(image_offset, column_offset) for every in-image tap of every column entry of sample
-// n, in a fixed order (padding taps are skipped). The kernel rows of a tap's channel are one
-// image row each, so the checks run per kernel row and per column position, not per tap.
-template <class F>
-void for_each_tap(const ConvGeometry& g, Index n, F&& f) {
+// Calls f(image_offset, column_offset) for every in-image tap of sample n and pad(column_offset)
+// for every padding tap, in a fixed order. NCHW: per column entry (c, ky, kx), the output
+// positions row by row (the in-image output columns of a kernel column are one interval, found
+// once, so the inner loop is a strided copy without checks). NHWC: per output position and
+// kernel tap, the tap's channels, which are contiguous in the image.
+template <class F, class Pad>
+void for_each_tap(const ConvGeometry& g, Index n, F&& f, Pad&& pad) {
   const Index H = g.height, W = g.width, Ho = g.out_h(), Wo = g.out_w();
   const Index kh = g.kernel_h, kw = g.kernel_w, kk = kh * kw, rows = g.rows();
-  const Index image = g.channels * H * W;
+  const Index image = n * g.channels * H * W, col_base = n * Ho * Wo * rows;
+  if (!g.channels_last) {
+    for (Index c = 0; c < g.channels; ++c)
+      for (Index ky = 0; ky < kh; ++ky)
+        for (Index kx = 0; kx < kw; ++kx) {
+          const Index j = c * kk + ky * kw + kx;
+          const Index dx = kx * g.dilation_w - g.pad_w;  // iw = ow * stride_w + dx
+          Index lo = 0, hi = Wo;  // ow in [lo, hi) keeps iw inside [0, W)
+          while (lo < Wo && lo * g.stride_w + dx < 0) ++lo;
+          while (hi > lo && (hi - 1) * g.stride_w + dx >= W) --hi;
+          for (Index oh = 0; oh < Ho; ++oh) {
+            const Index ih = oh * g.stride_h - g.pad_h + ky * g.dilation_h;
+            const Index col_row = col_base + oh * Wo * rows + j;
+            const bool inside = ih >= 0 && ih < H;
+            for (Index ow = 0; ow < (inside ? lo : Wo); ++ow) pad(col_row + ow * rows);
+            if (!inside) continue;
+            const Index src = image + (c * H + ih) * W;
+            for (Index ow = lo; ow < hi; ++ow) f(src + ow * g.stride_w + dx, col_row + ow * rows);
+            for (Index ow = hi; ow < Wo; ++ow) pad(col_row + ow * rows);
+          }
+        }
+    return;
+  }
   for (Index oh = 0; oh < Ho; ++oh)
     for (Index ow = 0; ow < Wo; ++ow) {
-      const Index col0 = ((n * Ho + oh) * Wo + ow) * rows;
+      const Index col0 = col_base + (oh * Wo + ow) * rows;
       const Index ih0 = oh * g.stride_h - g.pad_h, iw0 = ow * g.stride_w - g.pad_w;
-      // The kernel columns that fall inside the image: kx in [kx_lo, kx_hi).
-      Index kx_lo = 0, kx_hi = kw;
-      while (kx_lo < kw && iw0 + kx_lo * g.dilation_w < 0) ++kx_lo;
-      while (kx_hi > kx_lo && iw0 + (kx_hi - 1) * g.dilation_w >= W) --kx_hi;
       for (Index ky = 0; ky < kh; ++ky) {
         const Index ih = ih0 + ky * g.dilation_h;
-        if (ih < 0 || ih >= H) continue;
-        if (g.channels_last) {  // a tap's channels are contiguous in the image
-          for (Index kx = kx_lo; kx < kx_hi; ++kx) {
-            const Index src = n * image + (ih * W + iw0 + kx * g.dilation_w) * g.channels;
-            const Index dst = col0 + ky * kw + kx;
-            for (Index c = 0; c < g.channels; ++c) f(src + c, dst + c * kk);
+        for (Index kx = 0; kx < kw; ++kx) {
+          const Index iw = iw0 + kx * g.dilation_w;
+          const Index dst = col0 + ky * kw + kx;
+          if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
+            for (Index c = 0; c < g.channels; ++c) pad(dst + c * kk);
+            continue;
           }
-          continue;
-        }
-        for (Index c = 0; c < g.channels; ++c) {
-          const Index src = n * image + (c * H + ih) * W + iw0;
-          const Index dst = col0 + c * kk + ky * kw;
-          for (Index kx = kx_lo; kx < kx_hi; ++kx) f(src + kx * g.dilation_w, dst + kx);
+          const Index src = image + (ih * W + iw) * g.channels;
+          for (Index c = 0; c < g.channels; ++c) f(src + c, dst + c * kk);
         }
       }
     }
@@ -304,13 +343,10 @@ void training_im2col(const Eigen::Ref<const MatrixF>& images, const ConvGeometry
   const float* src = images.data();
   float* dst = cols.data();
   const Index batch = images.rows();
-  // Padding taps stay 0: zero each sample's block, then copy the in-image taps.
-  const Index block = geometry.out_h() * geometry.out_w() * geometry.rows();
 #pragma omp parallel for schedule(static)
-  for (Index n = 0; n < batch; ++n) {
-    std::fill(dst + n * block, dst + (n + 1) * block, 0.0f);
-    for_each_tap(geometry, n, [&](Index i, Index j) { dst[j] = src[i]; });
-  }
+  for (Index n = 0; n < batch; ++n)
+    for_each_tap(geometry, n, [&](Index i, Index j) { dst[j] = src[i]; },
+                 [&](Index j) { dst[j] = 0.0f; });
 }
 
 void training_col2im(const Eigen::Ref<const MatrixF>& cols, const ConvGeometry& geometry,
@@ -323,7 +359,7 @@ void training_col2im(const Eigen::Ref<const MatrixF>& cols, const ConvGeometry& 
 #pragma omp parallel for schedule(static)
   for (Index n = 0; n < batch; ++n) {
     std::fill(dst + n * image, dst + (n + 1) * image, 0.0f);
-    for_each_tap(geometry, n, [&](Index i, Index j) { dst[i] += src[j]; });
+    for_each_tap(geometry, n, [&](Index i, Index j) { dst[i] += src[j]; }, [](Index) {});
   }
 }
 

@@ -339,20 +339,28 @@ TEST(Tile, SameBitsForOneAndTwoThreads) {
 }
 
 // One-hot input rows (the GDC identity probe) skip the GEMM (a copy of weight rows): the same
-// bits as the GEMM path, which the same rows take when a dense row shares their work block.
+// bits as the GEMM path, which the same rows take when a dense row shares their work block
+// (and then go through the DAC whole, where a one-hot block converts its non-zero values only).
 // Noise is keyed by the row's index, so rows 0..n-1 of both batches draw the same numbers.
 TEST(Tile, OneHotRowsGiveTheGemmPathsBits) {
   const Index rows = 40, cols = 23;
   const auto block = random_block(rows, cols, 2, 9, PlaneReadout::digital);
-  for (int b_in : {0, 2}) {
+  for (int b_in : {0, 2})
+  for (auto nm : {NoiseManagement::abs_max, NoiseManagement::static_range}) {
     SCOPED_TRACE(b_in);
+    SCOPED_TRACE(static_cast<int>(nm));
     IoParams io;
     io.read_noise = ReadNoise::pcm_like;
     io.w_noise = 0.03;
     io.b_in = b_in;
+    io.noise_management = nm;  // static_range: range 1, so 1e-9 below rounds to 0 in the DAC
     MatrixF one_hot = MatrixF::Zero(rows, rows);
-    for (Index i = 0; i < rows; ++i)
+    for (Index i = 0; i < rows; ++i) {
+      if (i % 3 == 0) one_hot(i, (i * 11 + 5) % rows) = -0.0f;  // a zero's sign passes the DAC
       if (i % 7 != 3) one_hot(i, (i * 11) % rows) = (i % 2 ? -0.3f : 0.8f) * (1 + i % 5);
+    }
+    one_hot(1, 1) = 1e-9f;  // rounds to 0 in the DAC: the same bits as an all-zero row
+    one_hot(1, (1 * 11) % rows) = 0.0f;
     MatrixF with_dense(rows + 1, rows);
     with_dense.topRows(rows) = one_hot;
     with_dense.row(rows) = random_input(1, rows, 5);
