@@ -48,7 +48,7 @@ cost::CostInput cost_input(const Network& net, const SimulationConfig& config) {
                                              "', which the network does not have"));
   const std::vector<LayerShapes> shapes = infer_shapes(net);
   cost::CostInput input;
-  input.plan = mapping::plan(layer_matrices(net), config.chip, config.mapper);
+  input.plan = mapping::plan(placed_layer_matrices(net, config), config.chip, config.mapper);
   input.planes = config.cell.num_planes();
   input.adc_columns = config.io.adc_columns;
   input.analog_readout = config.cell.readout == core::PlaneReadout::analog;

@@ -33,6 +33,42 @@ void check_precision(const std::string& layer, const char* field, std::int64_t b
 
 }  // namespace
 
+std::vector<std::string> layer_replicas_text(const std::map<std::string, int>& m) {
+  std::vector<std::string> items;
+  for (const auto& [name, r] : m) items.push_back(concat(name, ":", r));
+  return items;
+}
+
+std::map<std::string, int> parse_layer_replicas(const std::vector<std::string>& items) {
+  std::map<std::string, int> m;
+  for (const std::string& item : items) {
+    const auto colon = item.rfind(':');
+    if (colon == std::string::npos || colon == 0)
+      core::throw_invalid("nets::SimulationConfig",
+                          concat("layer_replicas = '", item, "': expected NAME:R"));
+    const std::string name = item.substr(0, colon);
+    const auto r = std::get<std::int64_t>(core::parse_value(
+        concat("layer_replicas['", name, "']"), core::ValueType::integer, item.substr(colon + 1)));
+    if (m.count(name))
+      core::throw_invalid("nets::SimulationConfig",
+                          concat("layer_replicas names layer '", name, "' twice"));
+    if (r < 2 || r > 64)
+      core::throw_invalid("nets::SimulationConfig",
+                          concat("layer_replicas['", name, "'] = ", r, ": must be 2..64"));
+    m[name] = static_cast<int>(r);
+  }
+  return m;
+}
+
+std::vector<mapping::LayerMatrix> placed_layer_matrices(const Network& net,
+                                                        const SimulationConfig& config) {
+  std::vector<mapping::LayerMatrix> out = layer_matrices(net);
+  for (mapping::LayerMatrix& l : out)
+    if (const auto it = config.layer_replicas.find(l.name); it != config.layer_replicas.end())
+      l.rows *= it->second;
+  return out;
+}
+
 std::vector<std::string> layer_precision_text(const std::map<std::string, LayerPrecision>& m) {
   std::vector<std::string> items;
   for (const auto& [name, p] : m) items.push_back(concat(name, ":", p.p_in, ":", p.p_out));
@@ -78,6 +114,10 @@ void SimulationConfig::validate() const {
     check_precision(name, "p_in", precision.p_in);
     check_precision(name, "p_out", precision.p_out);
   }
+  for (const auto& [name, r] : layer_replicas)
+    if (r < 2 || r > 64)
+      core::throw_invalid("nets::SimulationConfig",
+                          concat("layer_replicas['", name, "'] = ", r, ": must be 2..64"));
 }
 
 core::RngKey programming_key(std::uint64_t seed, int matrix_layer, int slice, int trial) {
@@ -118,6 +158,15 @@ void check_layer_names(const Network& net, const SimulationConfig& config) {
     if (net.find_layer(entry.first) < 0)
       core::throw_invalid(kTag, concat("layer_precision names layer '", entry.first,
                                        "', which the network does not have"));
+  for (const auto& entry : config.layer_replicas) {
+    const int i = net.find_layer(entry.first);
+    if (i < 0 || (net.layers[std::size_t(i)].kind != LayerKind::linear &&
+                  net.layers[std::size_t(i)].kind != LayerKind::conv2d &&
+                  net.layers[std::size_t(i)].kind != LayerKind::conv1d))
+      core::throw_invalid(kTag, concat("layer_replicas names layer '", entry.first, "', which ",
+                                       i < 0 ? "the network does not have"
+                                             : "is not a Linear or convolution layer"));
+  }
 }
 
 // Calibration-stage streams of the GDC: layer bit 30 marks the reference reads (at t = 0),
@@ -140,7 +189,15 @@ ProgrammedChip::ProgrammedChip(const Network& net, const SimulationConfig& confi
   if (trial < 0) core::throw_invalid(kTag, concat("trial = ", trial, ": must be >= 0"));
   check_layer_names(net, config_);
   layers_ = matrix_layers(net);
-  plan_ = mapping::plan(layer_matrices(net), config_.chip, config_.mapper);
+  replicas_.assign(layers_.size(), 1);
+  for (std::size_t m = 0; m < layers_.size(); ++m) {
+    const auto it = config_.layer_replicas.find(layers_[m].name);
+    if (it == config_.layer_replicas.end()) continue;
+    const int R = replicas_[m] = it->second;
+    for (MatrixF& w : layers_[m].weights) w = w.replicate(R, 1).eval();  // copy k: rows k*n..
+    layers_[m].rows *= R;
+  }
+  plan_ = mapping::plan(placed_layer_matrices(net, config_), config_.chip, config_.mapper);
   const auto model = devices::make_device_model(config_.device);
   blocks_.resize(layers_.size());
   for (std::size_t m = 0; m < layers_.size(); ++m) {
@@ -323,6 +380,12 @@ void ChipForward::matmul(int m, int group, const Eigen::Ref<const MatrixF>& x, M
   const mapping::LayerPlan& layer_plan = chip_.plan().layers.at(m);
   if (layer_plan.digital) {
     fp32_.matmul(m, group, x, y);
+    return;
+  }
+  if (const int R = chip_.replicas(m); R > 1 && x.cols() * R == chip_.layers().at(m).rows) {
+    // Every copy of the weights gets the same input; the digital unit averages the copies.
+    matmul(m, group, x.replicate(1, R), y);
+    y /= static_cast<float>(R);
     return;
   }
   if (calibration_ && !calibration_->ranges.count({m, group})) calibrate_group(m, group, x);

@@ -43,6 +43,11 @@ struct SimulationConfig {
   core::IoParams io;                // default: 8-bit DAC/ADC, out_bound 10, out_noise 0.04
   circuit::IrDropParams ir_drop;    // default: ideal wires (docs/ir-drop.md)
   std::map<std::string, LayerPrecision> layer_precision;  // per-layer p_in/p_out by layer name
+  // Copies of a layer's weights on more tile rows, all fed the same input, their outputs
+  // averaged in the digital unit: each weight is then held by R device pairs, whose
+  // programming noise, drift spread and read noise average out (by layer name, R in 2..64).
+  // For small layers on idle rows: a 3x3 stem on one input channel uses 9 of a tile's rows.
+  std::map<std::string, int> layer_replicas;
   core::DigitalParams digital;      // default: float64 accumulation
   bool gdc = true;                  // global drift compensation on
   core::GdcParams gdc_params;
@@ -62,6 +67,13 @@ struct SimulationConfig {
   static void fields(V& v);
 };
 
+// layer_replicas as text, "NAME:R" per layer, and back (throws naming the item).
+std::vector<std::string> layer_replicas_text(const std::map<std::string, int>& m);
+std::map<std::string, int> parse_layer_replicas(const std::vector<std::string>& items);
+// The layers' matrices as placed on tiles: layer_matrices(net) with each replicated layer's
+// rows times its replicas (the mapper, the chip and the cost model see the same shapes).
+std::vector<mapping::LayerMatrix> placed_layer_matrices(const Network& net,
+                                                        const SimulationConfig& config);
 // layer_precision as text, "NAME:P_IN:P_OUT" per layer, and back (throws naming the item).
 std::vector<std::string> layer_precision_text(const std::map<std::string, LayerPrecision>& m);
 std::map<std::string, LayerPrecision> parse_layer_precision(const std::vector<std::string>& items);
@@ -81,6 +93,13 @@ void SimulationConfig::fields(V& v) {
              [](const S& s) { return layer_precision_text(s.layer_precision); },
              [](S& s, const std::vector<std::string>& items) {
                s.layer_precision = parse_layer_precision(items);
+             });
+  v.computed({"layer_replicas", "", "NAME:R, R in 2..64",
+              "copies of a layer's weights on more tile rows, outputs averaged",
+              core::Affects::programming},
+             [](const S& s) { return layer_replicas_text(s.layer_replicas); },
+             [](S& s, const std::vector<std::string>& items) {
+               s.layer_replicas = parse_layer_replicas(items);
              });
   v.group("digital", [](S& s) -> auto& { return s.digital; });
   v.field({"gdc", "", "", "global drift compensation", c}, [](S& s) -> auto& { return s.gdc; });
@@ -133,6 +152,7 @@ class ProgrammedChip {
   int trial() const { return trial_; }
   const mapping::MappingPlan& plan() const { return plan_; }
   const std::vector<MatrixLayer>& layers() const { return layers_; }
+  int replicas(int matrix_layer) const { return replicas_.at(std::size_t(matrix_layer)); }
   const devices::ProgrammedBlock& block(std::size_t m, std::size_t s) const {
     return blocks_.at(m).at(s);
   }
@@ -141,7 +161,8 @@ class ProgrammedChip {
   const Network& net_;
   SimulationConfig config_;
   int trial_ = 0;
-  std::vector<MatrixLayer> layers_;
+  std::vector<MatrixLayer> layers_;  // replicated layers: weights stacked replicas times
+  std::vector<int> replicas_;        // per matrix layer (layer_replicas; 1 = none)
   mapping::MappingPlan plan_;
   std::vector<std::vector<devices::ProgrammedBlock>> blocks_;  // [matrix layer][slice]
 };

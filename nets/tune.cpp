@@ -130,7 +130,7 @@ std::string layer_precision_option(const Assignment& assignment,
 std::vector<std::string> tuned_layers(const Network& net, const SimulationConfig& config,
                                       const TuneOptions& options) {
   const mapping::MappingPlan plan =
-      mapping::plan(layer_matrices(net), config.chip, config.mapper);
+      mapping::plan(placed_layer_matrices(net, config), config.chip, config.mapper);
   std::vector<std::string> analog;
   for (const mapping::LayerPlan& layer : plan.layers)
     if (!layer.digital) analog.push_back(layer.layer.name);

@@ -72,6 +72,9 @@ void bind_simulation(py::module_& m) {
       .field("ir_drop", &SimulationConfig::ir_drop, "IrDropParams (ideal wires)")
       .field("layer_precision", &SimulationConfig::layer_precision,
              "dict layer name -> LayerPrecision (a copy: assign a whole dict)")
+      .field("layer_replicas", &SimulationConfig::layer_replicas,
+             "dict layer name -> copies of its weights, outputs averaged (2..64; a copy: "
+             "assign a whole dict)")
       .field("digital", &SimulationConfig::digital, "DigitalParams (float64)")
       .field("gdc", &SimulationConfig::gdc, "global drift compensation on (True)")
       .field("gdc_params", &SimulationConfig::gdc_params, "GdcParams")

@@ -73,11 +73,20 @@ def test_nested_structs_are_edited_in_place():
     assert cfg.io.p_in == 4 and cfg.device.pcm.drift_scale == 0.5 and cfg.chip.tile_rows == 128
     cfg.layer_precision = {"fc1": pcmsim.LayerPrecision(p_in=6, p_out=6)}
     assert cfg.layer_precision["fc1"].p_in == 6
+    cfg.layer_replicas = {"stem": 16}
+    assert cfg.layer_replicas == {"stem": 16}
     d = cfg.to_dict()
     assert d["io"]["p_in"] == 4 and d["device"]["pcm"]["drift_scale"] == 0.5
     cfg.validate()
     cfg2 = pcmsim.SimulationConfig(io=pcmsim.IoParams(p_in=4), seed=3)
     assert cfg2.io.p_in == 4 and cfg2.seed == 3 and cfg2 != cfg
+
+
+def test_layer_replicas_out_of_range_is_named():
+    cfg = pcmsim.SimulationConfig()
+    cfg.layer_replicas = {"stem": 1}
+    with pytest.raises(ValueError, match=r"layer_replicas\['stem'\] = 1: must be 2..64"):
+        cfg.validate()
 
 
 def test_simulation_config_validation_names_the_nested_field():
