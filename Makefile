@@ -49,7 +49,7 @@ test-sanitize: deps-test
 
 run: build
 	@mkdir -p out
-	$(BUILD_DIR)/bin/pcmsim run --out out/run.h5
+	$(BUILD_DIR)/bin/pcmsim run --layer-replicas stem:16 --out out/run.h5
 
 bench: build
 	@echo "== the speed table (docs/performance.md)"; bench/table.sh $(BUILD_DIR)
