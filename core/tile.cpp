@@ -1,5 +1,6 @@
 #include "core/tile.h"
 
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -60,18 +61,16 @@ static bool one_hot_rows(const float* x, Index m, Index rows, Index* hot) {
   return true;
 }
 
-// The index of the first non-zero of x[k..n) (n if none): eight values per step (the OR of
-// their bits without the sign, which vectorises), then the exact one.
+// The index of the first non-zero of x[k..n) (n if none): eight values per step (any bit but
+// the sign set), then the exact one.
 static Index first_nonzero(const float* x, Index k, Index n) {
-  for (; k + 8 <= n; k += 8) {
-    std::uint32_t any = 0;
-    for (int l = 0; l < 8; ++l) {
-      std::uint32_t u;
-      std::memcpy(&u, x + k + l, sizeof u);
-      any |= u & 0x7fffffffu;
-    }
-    if (any != 0) break;
-  }
+#ifdef __AVX2__
+  const __m256i magnitude = _mm256_set1_epi32(0x7fffffff);
+  for (; k + 8 <= n; k += 8)
+    if (!_mm256_testz_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k)),
+                            magnitude))
+      break;
+#endif
   while (k < n && x[k] == 0.0f) ++k;
   return k;
 }

@@ -49,6 +49,7 @@ cost::CostInput cost_input(const Network& net, const SimulationConfig& config) {
   const std::vector<LayerShapes> shapes = infer_shapes(net);
   cost::CostInput input;
   input.plan = mapping::plan(placed_layer_matrices(net, config), config.chip, config.mapper);
+  check_replicas_are_analog(input.plan, config);
   input.planes = config.cell.num_planes();
   input.adc_columns = config.io.adc_columns;
   input.analog_readout = config.cell.readout == core::PlaneReadout::analog;

@@ -69,6 +69,14 @@ std::vector<mapping::LayerMatrix> placed_layer_matrices(const Network& net,
   return out;
 }
 
+void check_replicas_are_analog(const mapping::MappingPlan& plan, const SimulationConfig& config) {
+  for (const mapping::LayerPlan& l : plan.layers)
+    if (l.digital && config.layer_replicas.count(l.layer.name))
+      core::throw_invalid(kTag, concat("layer_replicas names layer '", l.layer.name,
+                                       "', which is kept digital (digital_layers): only analog "
+                                       "layers are replicated on tiles"));
+}
+
 std::vector<std::string> layer_precision_text(const std::map<std::string, LayerPrecision>& m) {
   std::vector<std::string> items;
   for (const auto& [name, p] : m) items.push_back(concat(name, ":", p.p_in, ":", p.p_out));
@@ -198,6 +206,7 @@ ProgrammedChip::ProgrammedChip(const Network& net, const SimulationConfig& confi
     layers_[m].rows *= R;
   }
   plan_ = mapping::plan(placed_layer_matrices(net, config_), config_.chip, config_.mapper);
+  check_replicas_are_analog(plan_, config_);
   const auto model = devices::make_device_model(config_.device);
   blocks_.resize(layers_.size());
   for (std::size_t m = 0; m < layers_.size(); ++m) {

@@ -74,6 +74,8 @@ std::map<std::string, int> parse_layer_replicas(const std::vector<std::string>& 
 // rows times its replicas (the mapper, the chip and the cost model see the same shapes).
 std::vector<mapping::LayerMatrix> placed_layer_matrices(const Network& net,
                                                         const SimulationConfig& config);
+// Throws std::invalid_argument when layer_replicas names a layer the plan keeps digital.
+void check_replicas_are_analog(const mapping::MappingPlan& plan, const SimulationConfig& config);
 // layer_precision as text, "NAME:P_IN:P_OUT" per layer, and back (throws naming the item).
 std::vector<std::string> layer_precision_text(const std::map<std::string, LayerPrecision>& m);
 std::map<std::string, LayerPrecision> parse_layer_precision(const std::vector<std::string>& items);

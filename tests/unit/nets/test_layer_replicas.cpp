@@ -7,6 +7,7 @@
 #include <limits>
 #include <string>
 
+#include "nets/cost_input.h"
 #include "nets/simulation.h"
 #include "nets/training.h"
 
@@ -83,6 +84,34 @@ TEST(LayerReplicas, TextAndErrorsNameTheItem) {
   SimulationConfig c;
   c.layer_replicas["fc"] = 0;  // set directly, not parsed
   EXPECT_THROW(c.validate(), std::invalid_argument);
+  // A replicated layer kept digital: the chip and the cost model refuse it.
+  Network net;
+  net.name = "one";
+  net.input_shape = {3, 1, 1};
+  net.layers.push_back(Layer::make("flatten", LayerKind::flatten));
+  net.layers.push_back(Layer::make_linear("fc", 3, 2));
+  net.layers.back().weight.shape = {2, 3};
+  net.layers.back().weight.data.assign(6, 0.5f);
+  net.num_classes = 2;
+  net.input_mean = {0, 0, 0};
+  net.input_std = {1, 1, 1};
+  c = converters_off();
+  c.layer_replicas["fc"] = 2;
+  EXPECT_EQ(ProgrammedChip(net, c, 0).plan().layers.at(0).layer.rows, 6);  // 2 copies of 3 rows
+  c.mapper.digital_layers = {"fc"};
+  for (int use_cost = 0; use_cost < 2; ++use_cost) {
+    try {
+      if (use_cost)
+        cost_input(net, c);
+      else
+        ProgrammedChip(net, c, 0);
+      ADD_FAILURE() << "a replicated digital layer was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("layer_replicas names layer 'fc', which is kept digital"),
+                std::string::npos)
+          << e.what();
+    }
+  }
   // A layer the network does not have.
   c = converters_off();
   c.layer_replicas["conv9"] = 2;
