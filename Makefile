@@ -33,8 +33,6 @@ test: deps-test $(BUILD_DIR)/CMakeCache.txt
 test-unit: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) -L unit
 
-# The main job with its built-in defaults: the hardware-aware ResNet of the zoo on the 10,000
-# Fashion-MNIST test images, PCM on 256x256 tiles, 8-bit converters, 1 s .. 1 year, GDC, 5 trials.
 # The C++ tests under AddressSanitizer + UndefinedBehaviorSanitizer (any report fails the test).
 # No Python module: the interpreter is not instrumented.
 SANITIZE_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -47,6 +45,9 @@ test-sanitize: deps-test
 	cd $(BUILD_DIR)-sanitize && OMP_WAIT_POLICY=passive ASAN_OPTIONS=detect_leaks=0 \
 	  ctest --output-on-failure -j $(JOBS)
 
+# The main job: the hardware-aware ResNet of the zoo on the 10,000 Fashion-MNIST test images, PCM
+# on 256x256 tiles, 8-bit converters, 1 s .. 1 year, GDC, 5 trials (pcmsim run's defaults), the
+# 9-row stem held 16 times on its tile's idle rows (docs/mapping.md).
 run: build
 	@mkdir -p out
 	$(BUILD_DIR)/bin/pcmsim run --layer-replicas stem:16 --out out/run.h5
