@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <utility>
+#include <vector>
 
 #include "core/calibration.h"
 #include "core/error.h"
@@ -272,8 +273,8 @@ void ConvGeometry::validate() const {
 
 namespace {
 // Calls f(image_offset, column_offset) for every in-image tap of sample n and pad(column_offset)
-// for every padding tap, in a fixed order. NCHW: per column entry (c, ky, kx), the output
-// positions row by row (the in-image output columns of a kernel column are one interval, found
+// for every padding tap, in a fixed order. NCHW: per output row and column entry (c, ky, kx),
+// the row's positions (the in-image output columns of a kernel column are one interval, found
 // once, so the inner loop is a strided copy without checks). NHWC: per output position and
 // kernel tap, the tap's channels, which are contiguous in the image.
 template <class F, class Pad>
@@ -282,23 +283,30 @@ void for_each_tap(const ConvGeometry& g, Index n, F&& f, Pad&& pad) {
   const Index kh = g.kernel_h, kw = g.kernel_w, kk = kh * kw, rows = g.rows();
   const Index image = n * g.channels * H * W, col_base = n * Ho * Wo * rows;
   if (!g.channels_last) {
-    for (Index c = 0; c < g.channels; ++c)
-      for (Index ky = 0; ky < kh; ++ky)
-        for (Index kx = 0; kx < kw; ++kx) {
-          const Index j = c * kk + ky * kw + kx;
-          const Index dx = kx * g.dilation_w - g.pad_w;  // iw = ow * stride_w + dx
-          Index lo = 0, hi = Wo;  // ow in [lo, hi) keeps iw inside [0, W)
-          while (lo < Wo && lo * g.stride_w + dx < 0) ++lo;
-          while (hi > lo && (hi - 1) * g.stride_w + dx >= W) --hi;
-          for (Index oh = 0; oh < Ho; ++oh) {
-            const Index ih = oh * g.stride_h - g.pad_h + ky * g.dilation_h;
-            const Index col_row = col_base + oh * Wo * rows + j;
-            const bool inside = ih >= 0 && ih < H;
-            for (Index ow = 0; ow < (inside ? lo : Wo); ++ow) pad(col_row + ow * rows);
-            if (!inside) continue;
-            const Index src = image + (c * H + ih) * W;
-            for (Index ow = lo; ow < hi; ++ow) f(src + ow * g.stride_w + dx, col_row + ow * rows);
-            for (Index ow = hi; ow < Wo; ++ow) pad(col_row + ow * rows);
+    // Per kernel column kx: ow in [lo, hi) keeps iw = ow * stride_w + dx inside [0, W).
+    std::vector<Index> lo(static_cast<std::size_t>(kw)), hi(lo.size());
+    for (Index kx = 0; kx < kw; ++kx) {
+      const Index dx = kx * g.dilation_w - g.pad_w;
+      Index l = 0, h = Wo;
+      while (l < Wo && l * g.stride_w + dx < 0) ++l;
+      while (h > l && (h - 1) * g.stride_w + dx >= W) --h;
+      lo[std::size_t(kx)] = l;
+      hi[std::size_t(kx)] = h;
+    }
+    // One output row at a time, so its columns block (Wo x rows) stays in the L1 cache.
+    for (Index oh = 0; oh < Ho; ++oh)
+      for (Index c = 0; c < g.channels; ++c)
+        for (Index ky = 0; ky < kh; ++ky) {
+          const Index ih = oh * g.stride_h - g.pad_h + ky * g.dilation_h;
+          const bool inside = ih >= 0 && ih < H;
+          const Index src = image + (c * H + ih) * W;
+          for (Index kx = 0; kx < kw; ++kx) {
+            const Index col_row = col_base + oh * Wo * rows + c * kk + ky * kw + kx;
+            const Index dx = kx * g.dilation_w - g.pad_w;
+            const Index l = inside ? lo[std::size_t(kx)] : Wo, h = inside ? hi[std::size_t(kx)] : Wo;
+            for (Index ow = 0; ow < l; ++ow) pad(col_row + ow * rows);
+            for (Index ow = l; ow < h; ++ow) f(src + ow * g.stride_w + dx, col_row + ow * rows);
+            for (Index ow = h; ow < Wo; ++ow) pad(col_row + ow * rows);
           }
         }
     return;
