@@ -83,9 +83,10 @@ int run_map(const std::vector<std::string>& args) {
     // A missing or malformed model file is bad input (exit 2).
     throw std::invalid_argument(e.what());
   }
-  const auto layers = nets::layer_matrices(net);
+  const auto layers = nets::placed_layer_matrices(net, config);  // --layer-replicas included
   const auto plan = mapping::plan(layers, config.chip, config.mapper);
   mapping::check_plan(plan, layers);
+  nets::check_replicas_are_analog(plan, config);
   const auto report = mapping::utilisation_report(plan);
   const cost::CostReport cost = nets::network_cost(net, config, cost_constants);
   const bool slices = vm.count("slices") > 0;

@@ -1,6 +1,11 @@
 #include "h5/hdf5_io.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -9,6 +14,7 @@
 #include <limits>
 #include <mutex>
 #include <type_traits>
+#include <vector>
 
 #include "core/error.h"
 
@@ -360,6 +366,75 @@ void Handle::reset() {
 
 // ------------------------------------------------------------------------------ File
 
+namespace {
+
+// The HDF5 library (1.10) has no defence against some corrupted metadata: a damaged B-tree or
+// heap makes it read out of bounds and crash, and no error handler can catch that. So before a
+// file is read, a child process opens it and reads every object, attribute and dataset; if the
+// library crashes there, the file is reported as corrupted instead of crashing the caller.
+constexpr std::size_t kProbeBytes = std::size_t{64} << 20;  // larger values: metadata only
+constexpr unsigned kProbeSeconds = 60;                      // a hang is left to the real read
+
+void probe_values(hid_t obj, bool dataset) {
+  const hid_t type = dataset ? H5Dget_type(obj) : H5Aget_type(obj);
+  const hid_t space = dataset ? H5Dget_space(obj) : H5Aget_space(obj);
+  const hid_t native = type >= 0 ? H5Tget_native_type(type, H5T_DIR_DEFAULT) : -1;
+  const hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+  const std::size_t size = native >= 0 ? H5Tget_size(native) : 0;
+  if (n > 0 && size > 0 && static_cast<std::size_t>(n) <= kProbeBytes / size) {
+    std::vector<char> values(static_cast<std::size_t>(n) * size);  // variable-length data leaks
+    if (dataset)                                                    // in the child: it exits
+      H5Dread(obj, native, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data());
+    else
+      H5Aread(obj, native, values.data());
+  }
+  for (hid_t id : {native, type}) if (id >= 0) H5Tclose(id);
+  if (space >= 0) H5Sclose(space);
+}
+
+herr_t probe_attribute(hid_t loc, const char* name, const H5A_info_t*, void*) {
+  const hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+  if (a >= 0) {
+    probe_values(a, false);
+    H5Aclose(a);
+  }
+  return 0;
+}
+
+herr_t probe_object(hid_t root, const char* name, const H5O_info_t* info, void*) {
+  const hid_t obj = H5Oopen(root, name, H5P_DEFAULT);
+  if (obj < 0) return 0;
+  H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, nullptr, probe_attribute, nullptr);
+  if (info->type == H5O_TYPE_DATASET) probe_values(obj, true);
+  H5Oclose(obj);
+  return 0;
+}
+
+void check_hdf5_library_survives(const std::string& path) {
+  const pid_t pid = fork();
+  if (pid < 0) return;  // no child: read without the check
+  if (pid == 0) {
+    alarm(kProbeSeconds);
+    try {
+      const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+      if (f >= 0) H5Ovisit2(f, H5_INDEX_NAME, H5_ITER_NATIVE, probe_object, nullptr, H5O_INFO_BASIC);
+    } catch (...) {
+    }
+    _exit(0);  // no destructors or atexit handlers of the parent's state
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) return;
+  throw_io(kTag, concat(path, ": corrupted HDF5 file (the HDF5 library crashed reading it: ",
+                        WIFSIGNALED(status) ? concat("signal ", WTERMSIG(status))
+                                            : concat("exit status ", WEXITSTATUS(status)),
+                        ")"));
+}
+
+}  // namespace
+
 File File::open_read(const std::string& path) {
   silence_hdf5_errors();
   core::require_path(kTag, "HDF5 file", path);
@@ -378,6 +453,7 @@ File File::open_read(const std::string& path) {
                           ": not an HDF5 file (no HDF5 signature: wrong format or "
                           "corrupted header)"));
   }
+  check_hdf5_library_survives(path);
   Handle fh(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
   if (!fh.valid()) fail(path, "cannot open the HDF5 file (truncated or corrupted?)");
   Handle root(H5Gopen2(fh.get(), "/", H5P_DEFAULT));

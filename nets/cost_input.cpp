@@ -5,8 +5,6 @@
 namespace pcmsim::nets {
 namespace {
 
-constexpr const char* kTag = "nets::cost";
-
 // Element-wise digital operations of layer `L` per inference, excluding any matrix product.
 double elementwise_ops(const Layer& L, const LayerShapes& shapes) {
   const double out = static_cast<double>(shapes.output.size());
@@ -42,10 +40,7 @@ double elementwise_ops(const Layer& L, const LayerShapes& shapes) {
 
 cost::CostInput cost_input(const Network& net, const SimulationConfig& config) {
   config.validate();
-  for (const auto& entry : config.layer_precision)
-    if (net.find_layer(entry.first) < 0)
-      core::throw_invalid(kTag, core::concat("layer_precision names layer '", entry.first,
-                                             "', which the network does not have"));
+  check_layer_names(net, config);
   const std::vector<LayerShapes> shapes = infer_shapes(net);
   cost::CostInput input;
   input.plan = mapping::plan(placed_layer_matrices(net, config), config.chip, config.mapper);

@@ -69,6 +69,22 @@ std::vector<mapping::LayerMatrix> placed_layer_matrices(const Network& net,
   return out;
 }
 
+void check_layer_names(const Network& net, const SimulationConfig& config) {
+  constexpr const char* kConfig = "nets::SimulationConfig";
+  for (const auto& entry : config.layer_precision)
+    if (net.find_layer(entry.first) < 0)
+      core::throw_invalid(kConfig, concat("layer_precision names layer '", entry.first,
+                                          "', which the network does not have"));
+  for (const auto& entry : config.layer_replicas) {
+    const int i = net.find_layer(entry.first);
+    const LayerKind kind = i < 0 ? LayerKind::identity : net.layers[std::size_t(i)].kind;
+    if (kind != LayerKind::linear && kind != LayerKind::conv2d && kind != LayerKind::conv1d)
+      core::throw_invalid(kConfig, concat("layer_replicas names layer '", entry.first, "', which ",
+                                          i < 0 ? "the network does not have"
+                                                : "is not a Linear or convolution layer"));
+  }
+}
+
 void check_replicas_are_analog(const mapping::MappingPlan& plan, const SimulationConfig& config) {
   for (const mapping::LayerPlan& l : plan.layers)
     if (l.digital && config.layer_replicas.count(l.layer.name))
@@ -161,21 +177,6 @@ core::IoParams io_for_layer(const SimulationConfig& config, const std::string& n
   return io;
 }
 
-void check_layer_names(const Network& net, const SimulationConfig& config) {
-  for (const auto& entry : config.layer_precision)
-    if (net.find_layer(entry.first) < 0)
-      core::throw_invalid(kTag, concat("layer_precision names layer '", entry.first,
-                                       "', which the network does not have"));
-  for (const auto& entry : config.layer_replicas) {
-    const int i = net.find_layer(entry.first);
-    if (i < 0 || (net.layers[std::size_t(i)].kind != LayerKind::linear &&
-                  net.layers[std::size_t(i)].kind != LayerKind::conv2d &&
-                  net.layers[std::size_t(i)].kind != LayerKind::conv1d))
-      core::throw_invalid(kTag, concat("layer_replicas names layer '", entry.first, "', which ",
-                                       i < 0 ? "the network does not have"
-                                             : "is not a Linear or convolution layer"));
-  }
-}
 
 // Calibration-stage streams of the GDC: layer bit 30 marks the reference reads (at t = 0),
 // bit 31 the reads at each time.

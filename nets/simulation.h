@@ -74,6 +74,9 @@ std::map<std::string, int> parse_layer_replicas(const std::vector<std::string>& 
 // rows times its replicas (the mapper, the chip and the cost model see the same shapes).
 std::vector<mapping::LayerMatrix> placed_layer_matrices(const Network& net,
                                                         const SimulationConfig& config);
+// Throws std::invalid_argument when layer_precision or layer_replicas names a layer the network
+// does not have (or, for layer_replicas, one that is not a Linear or convolution layer).
+void check_layer_names(const Network& net, const SimulationConfig& config);
 // Throws std::invalid_argument when layer_replicas names a layer the plan keeps digital.
 void check_replicas_are_analog(const mapping::MappingPlan& plan, const SimulationConfig& config);
 // layer_precision as text, "NAME:P_IN:P_OUT" per layer, and back (throws naming the item).

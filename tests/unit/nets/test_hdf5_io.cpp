@@ -1,6 +1,7 @@
 // core/hdf5_io: the shared RAII HDF5 helpers (tested here because "nets" owns them).
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 
 #include "h5/hdf5_io.h"
@@ -174,6 +175,18 @@ TEST(Hdf5Io, ClearErrorsForBadFiles) {
   });
   EXPECT_NE(m.find("cut.h5"), std::string::npos) << m;
   EXPECT_NE(m.find("[core::hdf5]"), std::string::npos) << m;
+}
+
+// A data set file from the fuzz test (seed 1, mutation 409: a damaged symbol table) on which
+// libhdf5 1.10 reads out of bounds and crashes; open_read finds that out in a child process.
+TEST(Hdf5Io, AFileThatCrashesTheHdf5LibraryIsAnError) {
+  const char* d = std::getenv("PCMSIM_TEST_DATA");
+  const std::string path = std::string(d ? d : "tests/data") + "/hdf5_crashes_the_library.h5";
+  const std::string m = error_of([&] { File::open_read(path); });
+  EXPECT_NE(m.find("hdf5_crashes_the_library.h5: corrupted HDF5 file (the HDF5 library crashed "
+                   "reading it"),
+            std::string::npos)
+      << m;
 }
 
 TEST(Hdf5Io, WriteErrors) {
