@@ -85,8 +85,7 @@ int run_map(const std::vector<std::string>& args) {
   }
   const auto layers = nets::placed_layer_matrices(net, config);  // --layer-replicas included
   const auto plan = mapping::plan(layers, config.chip, config.mapper);
-  mapping::check_plan(plan, layers);
-  nets::check_replicas_are_analog(plan, config);
+  mapping::check_plan(plan, layers);  // network_cost (below) refuses replicated digital layers
   const auto report = mapping::utilisation_report(plan);
   const cost::CostReport cost = nets::network_cost(net, config, cost_constants);
   const bool slices = vm.count("slices") > 0;

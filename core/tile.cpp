@@ -590,9 +590,8 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
         s.xsq.topRows(m) = s.xq.topRows(m).cwiseProduct(s.xq.topRows(m));
       // Input noise fills the zeros; otherwise one-hot inputs stay one-hot through the DAC (a
       // value that rounds to 0 gives the same +0 product row as an all-zero row).
-      const bool one_hot = hot_known && !(in_noise > 0)
-                               ? true
-                               : detail::one_hot_rows(s.xq.data(), m, rows_, s.hot);
+      const bool one_hot = (hot_known && !(in_noise > 0)) ||
+                           detail::one_hot_rows(s.xq.data(), m, rows_, s.hot);
 
       for (int g = 0; g < n_groups; ++g) {
         const int r = g * cycles + c;

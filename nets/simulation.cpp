@@ -24,6 +24,12 @@ std::uint32_t time_stream(double t_inference) {
   return static_cast<std::uint32_t>(bits);
 }
 
+void check_replicas(const std::string& layer, std::int64_t replicas) {
+  if (replicas < 2 || replicas > 64)
+    core::throw_invalid("nets::SimulationConfig", concat("layer_replicas['", layer, "'] = ",
+                                                         replicas, ": must be 2..64"));
+}
+
 void check_precision(const std::string& layer, const char* field, std::int64_t bits) {
   if (bits != -1 && bits != 0 && (bits < 2 || bits > 16))
     core::throw_invalid("nets::SimulationConfig",
@@ -52,9 +58,7 @@ std::map<std::string, int> parse_layer_replicas(const std::vector<std::string>& 
     if (m.count(name))
       core::throw_invalid("nets::SimulationConfig",
                           concat("layer_replicas names layer '", name, "' twice"));
-    if (r < 2 || r > 64)
-      core::throw_invalid("nets::SimulationConfig",
-                          concat("layer_replicas['", name, "'] = ", r, ": must be 2..64"));
+    check_replicas(name, r);
     m[name] = static_cast<int>(r);
   }
   return m;
@@ -138,10 +142,7 @@ void SimulationConfig::validate() const {
     check_precision(name, "p_in", precision.p_in);
     check_precision(name, "p_out", precision.p_out);
   }
-  for (const auto& [name, r] : layer_replicas)
-    if (r < 2 || r > 64)
-      core::throw_invalid("nets::SimulationConfig",
-                          concat("layer_replicas['", name, "'] = ", r, ": must be 2..64"));
+  for (const auto& [name, r] : layer_replicas) check_replicas(name, r);
 }
 
 core::RngKey programming_key(std::uint64_t seed, int matrix_layer, int slice, int trial) {
@@ -392,12 +393,19 @@ void ChipForward::matmul(int m, int group, const Eigen::Ref<const MatrixF>& x, M
     fp32_.matmul(m, group, x, y);
     return;
   }
-  if (const int R = chip_.replicas(m); R > 1 && x.cols() * R == chip_.layers().at(m).rows) {
-    // Every copy of the weights gets the same input; the digital unit averages the copies.
-    matmul(m, group, x.replicate(1, R), y);
-    y /= static_cast<float>(R);
+  const int R = chip_.replicas(m);
+  if (R == 1) {
+    tiles_matmul(m, group, x, y);
     return;
   }
+  // Every copy of the weights gets the same input; the digital unit averages the copies.
+  replicated_ = x.replicate(1, R);
+  tiles_matmul(m, group, replicated_, y);
+  y /= static_cast<float>(R);
+}
+
+void ChipForward::tiles_matmul(int m, int group, const Eigen::Ref<const MatrixF>& x, MatrixF& y) {
+  const mapping::LayerPlan& layer_plan = chip_.plan().layers.at(m);
   if (calibration_ && !calibration_->ranges.count({m, group})) calibrate_group(m, group, x);
   const SimulationConfig& config = converters_.config();
   y.resize(x.rows(), chip_.layers().at(m).cols);

@@ -230,6 +230,8 @@ class ChipForward : public MatmulProvider {
   struct Calibration;  // the state of a calibrating forward (ConverterSetup only)
   ChipForward(const ProgrammedChip& chip, const ConverterSetup& converters,
               const ChipSnapshot& snapshot, Calibration* calibration);
+  // matmul on the tiles as placed: x already holds one copy of the input per replica.
+  void tiles_matmul(int m, int group, const Eigen::Ref<const MatrixF>& x, MatrixF& y);
   void calibrate_group(int m, int group, const Eigen::Ref<const MatrixF>& x);
   // Layer m's learned input range when the config uses it, else 0.
   double learned_input_range(std::size_t m) const;
@@ -245,6 +247,7 @@ class ChipForward : public MatmulProvider {
   core::LayerAccumulator accumulator_;
   core::TileReadout readout_;
   MatrixF partial_;
+  MatrixF replicated_;  // the input of a replicated layer, once per copy
   Index first_sample_ = 0;  // of the current batch (begin_batch), for the noise keys
   Index batch_size_ = 0;
 };
