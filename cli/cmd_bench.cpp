@@ -27,6 +27,7 @@
 #include "cli/setting_options.h"
 #include "cli/util.h"
 #include "core/settings.h"
+#include "core/tiled_sum.h"
 #include "mapping/chip_spec.h"
 #include "core/digital_unit.h"
 #include "core/error.h"
@@ -67,7 +68,6 @@ constexpr const char* kUsage =
 struct TilePlacement {
   core::Index row0, col0;
   std::unique_ptr<core::Tile> tile;
-  core::TileReadout readout;
 };
 
 double median(std::vector<double> v) {
@@ -185,7 +185,7 @@ int run_bench_mvm(const std::vector<std::string>& args) {
                                       model->g_max());
       const auto programmed = devices::program_block(targets, model, key.with_slice(slice));
       const auto block = devices::at_time(programmed, t_inf, key.with_slice(slice));
-      tiles.push_back({r0, c0, std::make_unique<core::Tile>(block, io), core::TileReadout{}});
+      tiles.push_back({r0, c0, std::make_unique<core::Tile>(block, io)});
       if (with_ir) {
         core::ConductanceBlock dropped = block;
         const auto t0 = std::chrono::steady_clock::now();
@@ -193,22 +193,20 @@ int run_bench_mvm(const std::vector<std::string>& args) {
         weff_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                        .count();
         tiles_ir.push_back(
-            {r0, c0, std::make_unique<core::Tile>(dropped, io), core::TileReadout{}});
+            {r0, c0, std::make_unique<core::Tile>(dropped, io)});
       }
     }
 
-  core::LayerAccumulator acc;
+  core::TiledSum tiled_sum;
   core::MatrixF y_sim, y_gemm(batch, cols);
   const core::RngKey fkey = key.with_stage(core::Stage::tile_forward);
+  std::vector<core::TiledTerm> terms;
   auto simulate_on = [&](std::vector<TilePlacement>& set) {
-    acc.begin(batch, cols);
-    for (std::size_t t = 0; t < set.size(); ++t) {
-      auto& p = set[t];
-      p.tile->forward(x.middleCols(p.row0, p.tile->rows()),
-                      fkey.with_slice(static_cast<std::uint32_t>(t)), p.readout);
-      acc.add(p.readout, p.col0);
-    }
-    acc.finish(y_sim);
+    terms.clear();
+    for (std::size_t t = 0; t < set.size(); ++t)
+      terms.push_back({set[t].tile.get(), set[t].row0, set[t].col0,
+                       fkey.with_slice(static_cast<std::uint32_t>(t)), nullptr});
+    tiled_sum.run(terms, x, 0, cols, y_sim);
   };
   auto simulate = [&] { simulate_on(tiles); };
   auto simulate_ir = [&] { simulate_on(tiles_ir); };
@@ -262,8 +260,13 @@ int run_bench_mvm(const std::vector<std::string>& args) {
   // Bound management redoes the clipped samples (every read again): the GEMM-sized products the
   // forward actually computed, averaged over the tiles.
   double redo = 0;
-  for (const auto& p : tiles)
-    for (auto r : p.readout.bm_rounds) redo += r;
+  core::TileReadout readout;
+  for (std::size_t t = 0; t < tiles.size(); ++t) {
+    const TilePlacement& p = tiles[t];
+    p.tile->forward(x.middleCols(p.row0, p.tile->rows()),
+                    fkey.with_slice(static_cast<std::uint32_t>(t)), readout);
+    for (auto r : readout.bm_rounds) redo += r;
+  }
   const double gemms_done = gemms * (1.0 + redo / (double(batch) * double(tiles.size())));
   std::string cell_text = devices::to_string(cell.kind);
   if (cell.kind == devices::CellKind::bit_sliced)

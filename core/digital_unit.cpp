@@ -112,7 +112,7 @@ void LayerAccumulator::add(const TileReadout& readout, Index col0, double alpha)
   add(readout, col0, &a);
 }
 
-void LayerAccumulator::add(const TileReadout& ro, Index col0, const VectorD* alpha) {
+bool LayerAccumulator::prepare(const TileReadout& ro, Index col0, const VectorD* alpha) {
   if (!active_) throw_invalid(kAcc, "add() called before begin()");
   const Index nreads = static_cast<Index>(ro.reads.size());
   if (nreads < 1) throw_invalid(kAcc, "readout has no reads");
@@ -145,7 +145,85 @@ void LayerAccumulator::add(const TileReadout& ro, Index col0, const VectorD* alp
   colf_.resize(ncols);
   for (Index j = 0; j < ncols; ++j)
     colf_(j) = ro.output_scale(j) * (alpha != nullptr ? (*alpha)(j) : 1.0);
+  if (params_.accumulator == Accumulator::float32) colf_f_ = colf_.cast<float>();
+  if (params_.accumulator != Accumulator::float64) return false;
+  // First add to every column of the range: acc = 0.0 + term (the same bits as adding to a
+  // zeroed accumulator, -0.0 included) without reading acc. A range only partly written
+  // before is zeroed where unwritten and takes the ordinary path.
+  std::uint8_t* written = col_written_.data() + col0;
+  bool fresh = true, any_fresh = false;
+  for (Index j = 0; j < ncols; ++j) {
+    fresh = fresh && !written[j];
+    any_fresh = any_fresh || !written[j];
+  }
+  if (any_fresh && !fresh) {
+    for (Index j = 0; j < ncols; ++j)
+      if (!written[j])
+        for (Index b = 0; b < batch_; ++b) acc_d_(b, col0 + j) = 0.0;
+  }
+  std::fill(written, written + ncols, std::uint8_t{1});
+  return fresh;
+}
 
+void LayerAccumulator::add_row(const TileReadout& ro, Index b, Index col0, bool fresh) {
+  const Index nreads = static_cast<Index>(ro.reads.size());
+  const Index ncols = colf_.size();
+  if (params_.accumulator == Accumulator::float64) {
+    const double* colf = colf_.data();
+    double* acc = acc_d_.data() + b * cols_ + col0;
+    const double s = static_cast<double>(ro.input_scale[b]);
+    for (Index r = 0; r < nreads; ++r) {
+      const float* rd = ro.reads[static_cast<std::size_t>(r)].data() + b * ncols;
+      const double w = ro.read_weight[static_cast<std::size_t>(r)];
+      if (fresh && r == 0) {
+        for (Index j = 0; j < ncols; ++j)
+          acc[j] = 0.0 + ((static_cast<double>(rd[j]) * w) * s) * colf[j];
+      } else {
+        for (Index j = 0; j < ncols; ++j) acc[j] += ((static_cast<double>(rd[j]) * w) * s) * colf[j];
+      }
+    }
+  } else {  // float32
+    const float* cf = colf_f_.data();
+    float* acc = acc_f_.data() + b * cols_ + col0;
+    const float s = ro.input_scale[b];
+    for (Index r = 0; r < nreads; ++r) {
+      const float* rd = ro.reads[static_cast<std::size_t>(r)].data() + b * ncols;
+      const float w = static_cast<float>(ro.read_weight[static_cast<std::size_t>(r)]);
+      for (Index j = 0; j < ncols; ++j) acc[j] += ((rd[j] * w) * s) * cf[j];
+    }
+  }
+}
+
+ReadoutSink& LayerAccumulator::sink(Index col0, const VectorD* alpha) {
+  sink_.acc = this;
+  sink_.col0 = col0;
+  sink_.alpha = alpha;
+  return sink_;
+}
+
+void LayerAccumulator::Sink::start(const TileReadout& ro) {
+  if (acc->params_.accumulator == Accumulator::float64 ||
+      acc->params_.accumulator == Accumulator::float32)
+    fresh_ = acc->prepare(ro, col0, alpha);
+}
+
+void LayerAccumulator::Sink::take(const TileReadout& ro, const Index* ids, Index m) noexcept {
+  if (acc->params_.accumulator != Accumulator::float64 &&
+      acc->params_.accumulator != Accumulator::float32)
+    return;
+  for (Index i = 0; i < m; ++i) acc->add_row(ro, ids[i], col0, fresh_);
+}
+
+void LayerAccumulator::Sink::end(const TileReadout& ro) {
+  if (acc->params_.accumulator == Accumulator::fixed_point ||
+      acc->params_.accumulator == Accumulator::block_floating_point)
+    acc->add(ro, col0, alpha);
+}
+
+void LayerAccumulator::add(const TileReadout& ro, Index col0, const VectorD* alpha) {
+  const bool fresh = prepare(ro, col0, alpha);
+  const Index nreads = static_cast<Index>(ro.reads.size());
+  const Index ncols = colf_.size();
   const Index batch = batch_;
   const Index nblocks = num_blocks(batch);
   const double* colf = colf_.data();
@@ -153,58 +231,12 @@ void LayerAccumulator::add(const TileReadout& ro, Index col0, const VectorD* alp
   const bool parallel = batch * ncols * nreads >= 16384;
 
   switch (params_.accumulator) {
-    case Accumulator::float64: {
-      // First add to every column of the range: acc = 0.0 + term (the same bits as adding to
-      // a zeroed accumulator, -0.0 included) without reading acc. A range only partly
-      // written before is zeroed where unwritten and takes the ordinary path.
-      std::uint8_t* written = col_written_.data() + col0;
-      bool fresh = true, any_fresh = false;
-      for (Index j = 0; j < ncols; ++j) {
-        fresh = fresh && !written[j];
-        any_fresh = any_fresh || !written[j];
-      }
-      if (any_fresh && !fresh) {
-        for (Index j = 0; j < ncols; ++j)
-          if (!written[j])
-            for (Index b = 0; b < batch; ++b) acc_d_(b, col0 + j) = 0.0;
-      }
-      std::fill(written, written + ncols, std::uint8_t{1});
-#pragma omp parallel for schedule(static) if (parallel)
-      for (Index blk = 0; blk < nblocks; ++blk) {
-        const Index b_end = std::min(batch, (blk + 1) * kRowBlock);
-        for (Index b = blk * kRowBlock; b < b_end; ++b) {
-          double* acc = acc_d_.data() + b * cols_ + col0;
-          const double s = static_cast<double>(in_scale[b]);
-          for (Index r = 0; r < nreads; ++r) {
-            const float* rd = ro.reads[static_cast<std::size_t>(r)].data() + b * ncols;
-            const double w = ro.read_weight[static_cast<std::size_t>(r)];
-            if (fresh && r == 0) {
-              for (Index j = 0; j < ncols; ++j)
-                acc[j] = 0.0 + ((static_cast<double>(rd[j]) * w) * s) * colf[j];
-            } else {
-              for (Index j = 0; j < ncols; ++j)
-                acc[j] += ((static_cast<double>(rd[j]) * w) * s) * colf[j];
-            }
-          }
-        }
-      }
-      break;
-    }
+    case Accumulator::float64:
     case Accumulator::float32: {
-      VectorF colf_f = colf_.cast<float>();
-      const float* cf = colf_f.data();
 #pragma omp parallel for schedule(static) if (parallel)
       for (Index blk = 0; blk < nblocks; ++blk) {
         const Index b_end = std::min(batch, (blk + 1) * kRowBlock);
-        for (Index b = blk * kRowBlock; b < b_end; ++b) {
-          float* acc = acc_f_.data() + b * cols_ + col0;
-          const float s = in_scale[b];
-          for (Index r = 0; r < nreads; ++r) {
-            const float* rd = ro.reads[static_cast<std::size_t>(r)].data() + b * ncols;
-            const float w = static_cast<float>(ro.read_weight[static_cast<std::size_t>(r)]);
-            for (Index j = 0; j < ncols; ++j) acc[j] += ((rd[j] * w) * s) * cf[j];
-          }
-        }
+        for (Index b = blk * kRowBlock; b < b_end; ++b) add_row(ro, b, col0, fresh);
       }
       break;
     }

@@ -111,6 +111,11 @@ class LayerAccumulator {
   void add(const TileReadout& readout, Index col0, const VectorD* alpha = nullptr);
   // Same with one alpha for every column of the tile (per-tile GDC).
   void add(const TileReadout& readout, Index col0, double alpha);
+  // add() fused into the tile's pass: give the returned sink to Tile::forward, which adds each
+  // sample's reads while they are still in cache (float64 and float32; the other accumulators
+  // add the whole readout when the forward ends). The result is add()'s, bit for bit. `alpha`
+  // must stay alive until the forward returns; one sink at a time.
+  ReadoutSink& sink(Index col0, const VectorD* alpha = nullptr);
 
   // The layer output (batch x cols, float32). Ends the layer (begin() again for the next one).
   MatrixF finish();
@@ -121,6 +126,24 @@ class LayerAccumulator {
   long long saturations() const { return saturations_; }
 
  private:
+  class Sink final : public ReadoutSink {
+   public:
+    void start(const TileReadout& ro) override;
+    void take(const TileReadout& ro, const Index* ids, Index m) noexcept override;
+    void end(const TileReadout& ro) override;
+    LayerAccumulator* acc = nullptr;  // set by sink(), so copies of the accumulator stay apart
+    Index col0 = 0;
+    const VectorD* alpha = nullptr;
+
+   private:
+    bool fresh_ = false;
+  };
+  // Checks a readout against the layer and sets colf_; float64: marks its columns written and
+  // returns whether they were all unwritten before (the first add stores 0.0 + term).
+  bool prepare(const TileReadout& ro, Index col0, const VectorD* alpha);
+  // float64 or float32: adds every read of sample b (prepared).
+  void add_row(const TileReadout& ro, Index b, Index col0, bool fresh);
+
   struct Stored {  // block_floating_point: one term matrix (batch x ncols) and its offset
     Index col0 = 0;
     MatrixD terms;
@@ -138,6 +161,8 @@ class LayerAccumulator {
   std::vector<long long> block_saturations_;
   long long saturations_ = 0;
   VectorD colf_;    // scratch: output_scale * alpha of the current readout
+  VectorF colf_f_;  // float32: the same in float
+  Sink sink_;
 };
 
 // Rounding to the nearest integer, ties away from zero, written so that GCC vectorises it.

@@ -395,7 +395,7 @@ void fill_rows(Fill fill, const RngKey& key, std::uint32_t draw, std::uint64_t f
 }  // namespace
 
 void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileReadout& out,
-                   std::uint64_t first_row) const {
+                   std::uint64_t first_row, ReadoutSink* sink) const {
   if (x.cols() != rows_)
     throw_invalid(kWhere, concat("input is ", x.rows(), "x", x.cols(), ": expected batch x ", rows_,
                                  " (one column per tile row)"));
@@ -469,7 +469,11 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
   const VectorF& adc_gain = adc_gain_.size() == cols_ ? adc_gain_ : unit_gain;
   const VectorF& adc_offset = adc_offset_.size() == cols_ ? adc_offset_ : zero_offset;
 
-  if (batch == 0) return;
+  if (sink != nullptr) sink->start(out);
+  if (batch == 0) {
+    if (sink != nullptr) sink->end(out);
+    return;
+  }
 
   const int n_threads = std::max(1, omp_get_max_threads());
   if (static_cast<int>(ws.per_thread.size()) < n_threads) ws.per_thread.resize(n_threads);
@@ -525,6 +529,7 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
   const float cycle_unit =
       bit_serial ? static_cast<float>(io_.in_bound / (std::ldexp(1.0, io_.b_in) - 1.0)) : 0.0f;
   const std::int32_t digit_mask = bit_serial ? (std::int32_t{1} << io_.b_in) - 1 : 0;
+  const int rounds = io_.bm_rounds();
 
   // Processes samples ids[0..m) (m <= kBlockRows) in bound-management round `round`.
   auto process = [&](const Index* ids, Index m, int round, detail::BlockScratch& s) {
@@ -651,12 +656,24 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
         }
       }
     }
+    // The samples that bound management will not redo are final: hand them to the sink.
+    if (sink != nullptr) {
+      Index final_ids[kBlockRows];
+      Index n_final = 0;
+      for (Index i = 0; i < m; ++i) {
+        const Index b = ids[i];
+        if (round < rounds && ws.clipped_now[b] && ws.round_scale[b] > 0) continue;
+        out.input_scale[b] = ws.round_scale[b];
+        final_ids[n_final++] = b;
+      }
+      if (n_final > 0) sink->take(out, final_ids, n_final);
+    }
   };
 
   // Round 0: every sample, in fixed blocks of consecutive rows. One parallel region per
   // forward (none for a single block): on a busy machine every extra barrier can cost a
   // scheduler time slice.
-#pragma omp parallel for schedule(static) if (n_blocks > 1)
+#pragma omp parallel for schedule(static) if (n_blocks > 1 && !omp_in_parallel())
   for (Index blk = 0; blk < n_blocks; ++blk) {
     scan_block(blk);
     const Index b0 = blk * kBlockRows;
@@ -674,7 +691,6 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
   }
 
   // Bound management: redo the samples that clipped, with the input scale doubled.
-  const int rounds = io_.bm_rounds();
   for (int round = 1; round <= rounds; ++round) {
     ws.redo.clear();
     for (Index b = 0; b < batch; ++b)
@@ -687,7 +703,7 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
     }
     const Index n_redo = static_cast<Index>(ws.redo.size());
     const Index n_redo_blocks = (n_redo + kBlockRows - 1) / kBlockRows;
-#pragma omp parallel for schedule(static) if (n_redo_blocks > 1)
+#pragma omp parallel for schedule(static) if (n_redo_blocks > 1 && !omp_in_parallel())
     for (Index blk = 0; blk < n_redo_blocks; ++blk) {
       const Index i0 = blk * kBlockRows;
       const Index m = std::min(kBlockRows, n_redo - i0);
@@ -699,6 +715,7 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
     out.input_scale[b] = ws.round_scale[b];
     out.clipped[b] = ws.clipped_now[b];
   }
+  if (sink != nullptr) sink->end(out);
 }
 
 }  // namespace pcmsim::core

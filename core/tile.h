@@ -95,6 +95,23 @@ struct TileReadout {
   Index reads_count() const { return static_cast<Index>(reads.size()); }
 };
 
+// Takes the samples of a forward as soon as their reads are final, inside the forward's
+// parallel region while those reads are still in cache (the digital unit's accumulation,
+// LayerAccumulator::sink, fused into the tile's pass instead of a second pass over memory).
+class ReadoutSink {
+ public:
+  virtual ~ReadoutSink() = default;
+  // Once per forward, before any take(), outside any parallel region, when `out`'s reads are
+  // sized and its read weights and output scale are set. May throw.
+  virtual void start(const TileReadout& out) = 0;
+  // Samples ids[0..m) are final: their reads and out.input_scale[id] will not change. Called
+  // concurrently for disjoint samples, so it must not throw.
+  virtual void take(const TileReadout& out, const Index* ids, Index m) noexcept = 0;
+  // Once, after the last take(), outside any parallel region. May throw. Not called when the
+  // forward throws.
+  virtual void end(const TileReadout& out) = 0;
+};
+
 class Tile {
  public:
   // Validates both (throws std::invalid_argument naming the field and value).
@@ -111,8 +128,9 @@ class Tile {
   // where row b of x counts as row first_row + b: a caller that cuts a long run of inputs into
   // batches passes each batch's global first row, so the draws of an input do not depend on
   // the batch it came in. Throws std::invalid_argument on a wrong shape or a non-finite input.
+  // A `sink` receives every sample once its reads are final (see ReadoutSink).
   void forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileReadout& out,
-               std::uint64_t first_row = 0) const;
+               std::uint64_t first_row = 0, ReadoutSink* sink = nullptr) const;
 
   // Calibrated converter ranges (stored with the programmed chip, used at every later time):
   // static input range for NoiseManagement::static_range (> 0, finite; default 1).

@@ -313,7 +313,7 @@ ChipForward::ChipForward(const ProgrammedChip& chip, const ConverterSetup& conve
       converters_(converters),
       calibration_(calibration),
       fp32_(chip.network()),
-      accumulator_(converters.config().digital) {
+      tiled_sum_(converters.config().digital) {
   const mapping::MappingPlan& plan = chip.plan();
   if (snapshot.slices.size() != plan.layers.size() ||
       converters.io_.size() != plan.layers.size())
@@ -417,7 +417,7 @@ void ChipForward::tiles_matmul(int m, int group, const Eigen::Ref<const MatrixF>
                          static_cast<std::uint64_t>(positions_per_sample);
   for (const mapping::PartialSum& sum : layer_plan.partial_sums) {
     if (sum.group != group) continue;
-    accumulator_.begin(x.rows(), sum.cols);
+    terms_.clear();
     for (Index s : sum.slices) {
       const mapping::TileSlice& slice = layer_plan.slices[s];
       const core::RngKey key{config.seed,
@@ -426,10 +426,10 @@ void ChipForward::tiles_matmul(int m, int group, const Eigen::Ref<const MatrixF>
                              static_cast<std::uint32_t>(s),
                              static_cast<std::uint32_t>(chip_.trial()),
                              0};
-      tiles_[m][s]->forward(x.middleCols(slice.row0, slice.rows), key, readout_, first_row);
-      accumulator_.add(readout_, 0, config.gdc ? &alpha_[m][s] : nullptr);  // ones until set
+      terms_.push_back({tiles_[m][s].get(), slice.row0, 0, key,
+                        config.gdc ? &alpha_[m][s] : nullptr});  // ones until set
     }
-    accumulator_.finish(partial_);
+    tiled_sum_.run(terms_, x, first_row, sum.cols, partial_);
     y.middleCols(sum.col0, sum.cols) = partial_;
   }
 }

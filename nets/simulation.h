@@ -16,6 +16,7 @@
 #include "circuit/ir_drop.h"
 #include "core/calibration.h"
 #include "core/digital_unit.h"
+#include "core/tiled_sum.h"
 #include "core/gdc.h"
 #include "core/io_params.h"
 #include "core/tile.h"
@@ -244,8 +245,8 @@ class ChipForward : public MatmulProvider {
   std::vector<std::vector<std::unique_ptr<core::Tile>>> tiles_;  // [matrix layer][slice]
   std::vector<std::vector<core::VectorD>> alpha_;
   Fp32Matmul fp32_;
-  core::LayerAccumulator accumulator_;
-  core::TileReadout readout_;
+  core::TiledSum tiled_sum_;
+  std::vector<core::TiledTerm> terms_;
   MatrixF partial_;
   MatrixF replicated_;  // the input of a replicated layer, once per copy
   Index first_sample_ = 0;  // of the current batch (begin_batch), for the noise keys
