@@ -48,36 +48,50 @@ inline void mulhilo8(__m256i a, __m256i m, __m256i& hi, __m256i& lo) {
   lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
 }
 
+// U independent sets of 8 blocks (block + 8u ..), their rounds interleaved: one set's ten
+// rounds are a chain of dependent multiplies, so a lone set leaves the core idle waiting on
+// latency.
+template <int U>
+inline void philox8x(const RoundKeys& keys, std::uint64_t block, std::uint32_t draw, __m256i* c0,
+                     __m256i* c1, __m256i* c2, __m256i* c3) {
+  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kMul0));
+  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kMul1));
+  for (int u = 0; u < U; ++u) {
+    const std::uint64_t first = block + 8 * static_cast<std::uint64_t>(u);
+    c0[u] = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(first))),
+                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    if (static_cast<std::uint32_t>(first) > 0xFFFFFFFFu - 7u) {  // the low word wraps here
+      alignas(32) std::uint32_t h[8];
+      for (int i = 0; i < 8; ++i) h[i] = static_cast<std::uint32_t>((first + i) >> 32);
+      c1[u] = _mm256_load_si256(reinterpret_cast<const __m256i*>(h));
+    } else {
+      c1[u] = _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(first >> 32)));
+    }
+    c2[u] = _mm256_set1_epi32(static_cast<int>(draw));
+    c3[u] = _mm256_setzero_si256();
+  }
+  for (int round = 0; round < 10; ++round) {
+    const __m256i k0 = _mm256_set1_epi32(static_cast<int>(keys.k0[round]));
+    const __m256i k1 = _mm256_set1_epi32(static_cast<int>(keys.k1[round]));
+    for (int u = 0; u < U; ++u) {
+      __m256i hi0, lo0, hi1, lo1;
+      mulhilo8(c0[u], m0, hi0, lo0);
+      mulhilo8(c2[u], m1, hi1, lo1);
+      const __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1[u]), k0);
+      const __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3[u]), k1);
+      c1[u] = lo1;
+      c3[u] = lo0;
+      c0[u] = n0;
+      c2[u] = n2;
+    }
+  }
+}
+
 // Philox4x32-10 of the 8 blocks block .. block+7, counter words (block_lo, block_hi, draw, 0);
 // the same arithmetic as philox4x32(), one block per lane.
 inline void philox8(const RoundKeys& keys, std::uint64_t block, std::uint32_t draw, __m256i& c0,
                     __m256i& c1, __m256i& c2, __m256i& c3) {
-  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kMul0));
-  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kMul1));
-  c0 = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(block))),
-                        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  if (static_cast<std::uint32_t>(block) > 0xFFFFFFFFu - 7u) {  // the low word wraps here
-    alignas(32) std::uint32_t h[8];
-    for (int i = 0; i < 8; ++i) h[i] = static_cast<std::uint32_t>((block + i) >> 32);
-    c1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(h));
-  } else {
-    c1 = _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(block >> 32)));
-  }
-  c2 = _mm256_set1_epi32(static_cast<int>(draw));
-  c3 = _mm256_setzero_si256();
-  for (int round = 0; round < 10; ++round) {
-    __m256i hi0, lo0, hi1, lo1;
-    mulhilo8(c0, m0, hi0, lo0);
-    mulhilo8(c2, m1, hi1, lo1);
-    const __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1),
-                                        _mm256_set1_epi32(static_cast<int>(keys.k0[round])));
-    const __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3),
-                                        _mm256_set1_epi32(static_cast<int>(keys.k1[round])));
-    c1 = lo1;
-    c3 = lo0;
-    c0 = n0;
-    c2 = n2;
-  }
+  philox8x<1>(keys, block, draw, &c0, &c1, &c2, &c3);
 }
 #endif
 
@@ -217,25 +231,27 @@ inline void sincos8(__m256 u, __m256& s, __m256& c) {
 // Philox and Box-Muller fused, in registers: `groups` x 8 blocks from `first_block`, 32
 // normals per group written to out in element order (block-major, lane-minor), the same
 // values as philox_chunk + box_muller_chunk.
-void normal_avx2(std::uint64_t key, std::uint32_t draw, std::uint64_t first_block,
-                 std::size_t groups, float* out) {
-  const RoundKeys keys(key);
+// U groups of 8 blocks from `block`: 32 U normals to out.
+template <int U>
+inline void normal_groups(const RoundKeys& keys, std::uint32_t draw, std::uint64_t block,
+                          float* out) {
   const __m256i mant = _mm256_set1_epi32(0x00ffffff);
   const __m256 scale = _mm256_set1_ps(0x1.0p-24f);
   const __m256 minus2 = _mm256_set1_ps(-2.0f);
-  for (std::size_t g = 0; g < groups; ++g) {
-    const std::uint64_t block = first_block + 8 * g;
-    __m256i c0, c1, c2, c3;
-    philox8(keys, block, draw, c0, c1, c2, c3);
+  __m256i c0[U], c1[U], c2[U], c3[U];
+  philox8x<U>(keys, block, draw, c0, c1, c2, c3);
+  for (int g = 0; g < U; ++g) {
     // uniform_oc of lanes 0 and 2, uniform_co of lanes 1 and 3 (24-bit, exact in float).
     const __m256 u0 = _mm256_mul_ps(
-        _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32(c0, 8), _mm256_set1_epi32(1))),
+        _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32(c0[g], 8), _mm256_set1_epi32(1))),
         scale);
     const __m256 u2 = _mm256_mul_ps(
-        _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32(c2, 8), _mm256_set1_epi32(1))),
+        _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32(c2[g], 8), _mm256_set1_epi32(1))),
         scale);
-    const __m256 u1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(c1, 8), mant)), scale);
-    const __m256 u3 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(c3, 8), mant)), scale);
+    const __m256 u1 =
+        _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(c1[g], 8), mant)), scale);
+    const __m256 u3 =
+        _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(c3[g], 8), mant)), scale);
     const __m256 r01 = _mm256_sqrt_ps(_mm256_mul_ps(minus2, log8(u0)));
     const __m256 r23 = _mm256_sqrt_ps(_mm256_mul_ps(minus2, log8(u2)));
     __m256 s01, c01, s23, c23;
@@ -260,6 +276,14 @@ void normal_avx2(std::uint64_t key, std::uint32_t draw, std::uint64_t first_bloc
     _mm256_storeu_ps(o + 16, _mm256_permute2f128_ps(t0, t1, 0x31));
     _mm256_storeu_ps(o + 24, _mm256_permute2f128_ps(t2, t3, 0x31));
   }
+}
+
+void normal_avx2(std::uint64_t key, std::uint32_t draw, std::uint64_t first_block,
+                 std::size_t groups, float* out) {
+  const RoundKeys keys(key);
+  std::size_t g = 0;
+  for (; g + 4 <= groups; g += 4) normal_groups<4>(keys, draw, first_block + 8 * g, out + 32 * g);
+  for (; g < groups; ++g) normal_groups<1>(keys, draw, first_block + 8 * g, out + 32 * g);
 }
 #endif
 
