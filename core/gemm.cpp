@@ -60,36 +60,44 @@ void sgemm(Index m, Index n, Index k, const float* a, Index lda, const float* b,
 constexpr Index kNr = 16;
 constexpr Index kMr = 6;
 
-// C rows [0, rows) x columns [0, cols) of one kMr x kNr block: `ap` holds kMr rows of A
-// interleaved (ap[kk * kMr + r]; rows >= `rows` are zero), `panel` kNr columns of B.
-void micro_kernel(Index k, const float* ap, const float* panel, float* c, Index ldc, Index rows,
-                  Index cols) {
+// k zeros: the missing rows of a last, partial group of A.
+const float* zero_row(Index k) {
+  thread_local std::vector<float> zeros;
+  if (static_cast<Index>(zeros.size()) < k) zeros.assign(static_cast<std::size_t>(k), 0.0f);
+  return zeros.data();
+}
+
+// C rows [0, rows) x columns [0, cols) of one kMr x kNr block: `a[r]` is row r of A (k
+// contiguous values; rows >= `rows` point at zeros), `panel` kNr columns of B. A is read in
+// place: packing it would cost about as much as the product when B has few columns.
+void micro_kernel(Index k, const float* const* a, const float* panel, float* c, Index ldc,
+                  Index rows, Index cols) {
 #if defined(__AVX2__) && defined(__FMA__)
+  const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
          c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   for (Index kk = 0; kk < k; ++kk) {
     const __m256 b0 = _mm256_loadu_ps(panel);
     const __m256 b1 = _mm256_loadu_ps(panel + 8);
-    __m256 av = _mm256_broadcast_ss(ap);
+    __m256 av = _mm256_broadcast_ss(a0 + kk);
     c00 = _mm256_fmadd_ps(av, b0, c00);
     c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(ap + 1);
+    av = _mm256_broadcast_ss(a1 + kk);
     c10 = _mm256_fmadd_ps(av, b0, c10);
     c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(ap + 2);
+    av = _mm256_broadcast_ss(a2 + kk);
     c20 = _mm256_fmadd_ps(av, b0, c20);
     c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(ap + 3);
+    av = _mm256_broadcast_ss(a3 + kk);
     c30 = _mm256_fmadd_ps(av, b0, c30);
     c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(ap + 4);
+    av = _mm256_broadcast_ss(a4 + kk);
     c40 = _mm256_fmadd_ps(av, b0, c40);
     c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(ap + 5);
+    av = _mm256_broadcast_ss(a5 + kk);
     c50 = _mm256_fmadd_ps(av, b0, c50);
     c51 = _mm256_fmadd_ps(av, b1, c51);
     panel += kNr;
-    ap += kMr;
   }
   alignas(32) float tmp[kMr][kNr];
   const __m256 acc[kMr][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
@@ -110,7 +118,7 @@ void micro_kernel(Index k, const float* ap, const float* panel, float* c, Index 
   for (Index kk = 0; kk < k; ++kk)
     for (Index r = 0; r < kMr; ++r)
       for (Index j = 0; j < kNr; ++j)
-        acc[r][j] = std::fma(ap[kk * kMr + r], panel[kk * kNr + j], acc[r][j]);
+        acc[r][j] = std::fma(a[r][kk], panel[kk * kNr + j], acc[r][j]);
   for (Index r = 0; r < rows; ++r)
     std::memcpy(c + r * ldc, acc[r], sizeof(float) * static_cast<std::size_t>(cols));
 #endif
@@ -154,40 +162,29 @@ void row_product(Index k, const float* a, const PackedWeights& b, float* c) {
 #endif
   // The remaining panels (fewer than four, or all without AVX2): A as a zero-padded group.
   if (p < panels) {
-    thread_local std::vector<float> ap;
-    ap.assign(static_cast<std::size_t>(k * kMr), 0.0f);
-    for (Index kk = 0; kk < k; ++kk) ap[static_cast<std::size_t>(kk * kMr)] = a[kk];
+    const float* zeros = zero_row(k);
+    const float* rows[kMr] = {a, zeros, zeros, zeros, zeros, zeros};
     for (; p < panels; ++p)
-      micro_kernel(k, ap.data(), b.data() + p * k * kNr, c + p * kNr, 0, 1,
-                   std::min(kNr, n - p * kNr));
+      micro_kernel(k, rows, b.data() + p * k * kNr, c + p * kNr, 0, 1, std::min(kNr, n - p * kNr));
   }
 }
 
-// A's rows interleaved by groups of kMr (zero-padded), then panel-outer: one panel of B stays
-// in L1 while every row group passes over it.
+// Panel-outer: one panel of B stays in L1 while every group of kMr rows of A passes over it.
 void packed_product(Index m, const float* a, Index lda, const PackedWeights& b, float* c,
                     Index ldc) {
   const Index k = b.k(), n = b.n();
   if (m == 1) return row_product(k, a, b, c);
   const Index panels = (n + kNr - 1) / kNr, groups = (m + kMr - 1) / kMr;
-  thread_local std::vector<float> apack;
-  apack.resize(static_cast<std::size_t>(groups * k * kMr));
-  for (Index g = 0; g < groups; ++g) {
-    float* dst = apack.data() + g * k * kMr;
-    const Index rows = std::min(kMr, m - g * kMr);
-    for (Index r = 0; r < rows; ++r) {
-      const float* src = a + (g * kMr + r) * lda;
-      for (Index kk = 0; kk < k; ++kk) dst[kk * kMr + r] = src[kk];
-    }
-    for (Index r = rows; r < kMr; ++r)
-      for (Index kk = 0; kk < k; ++kk) dst[kk * kMr + r] = 0.0f;
-  }
+  const float* zeros = zero_row(k);
   for (Index p = 0; p < panels; ++p) {
     const float* panel = b.data() + p * k * kNr;
     const Index cols = std::min(kNr, n - p * kNr);
-    for (Index g = 0; g < groups; ++g)
-      micro_kernel(k, apack.data() + g * k * kMr, panel, c + g * kMr * ldc + p * kNr, ldc,
-                   std::min(kMr, m - g * kMr), cols);
+    for (Index g = 0; g < groups; ++g) {
+      const Index rows = std::min(kMr, m - g * kMr);
+      const float* a_rows[kMr];
+      for (Index r = 0; r < kMr; ++r) a_rows[r] = r < rows ? a + (g * kMr + r) * lda : zeros;
+      micro_kernel(k, a_rows, panel, c + g * kMr * ldc + p * kNr, ldc, rows, cols);
+    }
   }
 }
 
