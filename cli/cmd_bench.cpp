@@ -198,7 +198,7 @@ int run_bench_mvm(const std::vector<std::string>& args) {
     }
 
   core::TiledSum tiled_sum;
-  core::MatrixF y_sim, y_gemm(batch, cols);
+  core::MatrixF y_sim(batch, cols), y_gemm(batch, cols);
   const core::RngKey fkey = key.with_stage(core::Stage::tile_forward);
   std::vector<core::TiledTerm> terms;
   auto simulate_on = [&](std::vector<TilePlacement>& set) {
@@ -206,7 +206,7 @@ int run_bench_mvm(const std::vector<std::string>& args) {
     for (std::size_t t = 0; t < set.size(); ++t)
       terms.push_back({set[t].tile.get(), set[t].row0, set[t].col0,
                        fkey.with_slice(static_cast<std::uint32_t>(t)), nullptr});
-    tiled_sum.run(terms, x, 0, cols, y_sim);
+    tiled_sum.run(terms, x, 0, y_sim);
   };
   auto simulate = [&] { simulate_on(tiles); };
   auto simulate_ir = [&] { simulate_on(tiles_ir); };

@@ -20,9 +20,12 @@ constexpr Index kChunkBytes = 192 * 1024;
 TiledSum::TiledSum(DigitalParams digital) : digital_(digital) { digital_.validate(); }
 
 void TiledSum::run(const std::vector<TiledTerm>& terms, const Eigen::Ref<const MatrixF>& x,
-                   std::uint64_t first_row, Index cols, MatrixF& y) {
+                   std::uint64_t first_row, Eigen::Ref<MatrixF> y) {
   if (terms.empty()) throw_invalid(kWhere, "no tiles to sum");
-  if (cols < 1) throw_invalid(kWhere, concat("cols = ", cols, ": must be >= 1"));
+  const Index cols = y.cols();
+  if (y.rows() != x.rows() || cols < 1)
+    throw_invalid(kWhere, concat("output is ", y.rows(), "x", cols, ": expected ", x.rows(),
+                                 " rows (one per input row) and >= 1 column"));
   Index tile_bytes = 0;  // the largest tile readout per batch row
   for (const TiledTerm& t : terms) {
     if (t.tile == nullptr) throw_invalid(kWhere, "a term has no tile");
@@ -34,7 +37,6 @@ void TiledSum::run(const std::vector<TiledTerm>& terms, const Eigen::Ref<const M
         tile_bytes, t.tile->cols() * t.tile->groups() * t.tile->cycles() * Index{sizeof(float)});
   }
   const Index batch = x.rows();
-  y.resize(batch, cols);
   if (batch == 0) return;
 
   const int threads = std::max(1, omp_get_max_threads());

@@ -32,11 +32,12 @@ class TiledSum {
  public:
   explicit TiledSum(DigitalParams digital = {});  // validates
 
-  // y (x.rows() x cols, resized) = the sum of the terms' readouts of x; row b of x is row
-  // first_row + b for the draws. Throws std::invalid_argument as Tile::forward and
-  // LayerAccumulator::add do (a wrong shape, a non-finite input: the first failing chunk's).
+  // y (x.rows() x the layer's output columns, e.g. a block of columns of a wider output) =
+  // the sum of the terms' readouts of x; row b of x is row first_row + b for the draws.
+  // Throws std::invalid_argument on a wrong shape of y and as Tile::forward and
+  // LayerAccumulator::add do (a non-finite input: the first failing chunk's).
   void run(const std::vector<TiledTerm>& terms, const Eigen::Ref<const MatrixF>& x,
-           std::uint64_t first_row, Index cols, MatrixF& y);
+           std::uint64_t first_row, Eigen::Ref<MatrixF> y);
 
  private:
   struct PerThread {

@@ -429,8 +429,7 @@ void ChipForward::tiles_matmul(int m, int group, const Eigen::Ref<const MatrixF>
       terms_.push_back({tiles_[m][s].get(), slice.row0, 0, key,
                         config.gdc ? &alpha_[m][s] : nullptr});  // ones until set
     }
-    tiled_sum_.run(terms_, x, first_row, sum.cols, partial_);
-    y.middleCols(sum.col0, sum.cols) = partial_;
+    tiled_sum_.run(terms_, x, first_row, y.middleCols(sum.col0, sum.cols));
   }
 }
 

@@ -247,7 +247,6 @@ class ChipForward : public MatmulProvider {
   Fp32Matmul fp32_;
   core::TiledSum tiled_sum_;
   std::vector<core::TiledTerm> terms_;
-  MatrixF partial_;
   MatrixF replicated_;  // the input of a replicated layer, once per copy
   Index first_sample_ = 0;  // of the current batch (begin_batch), for the noise keys
   Index batch_size_ = 0;

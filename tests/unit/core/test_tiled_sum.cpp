@@ -89,8 +89,8 @@ TEST(TiledSum, SameBitsAsEachTileForwardThenAdd) {
       for (int threads : {1, 2}) {
         omp_set_num_threads(threads);
         TiledSum sum(dp);
-        MatrixF got;
-        sum.run(layer.terms, x, first_row, cols, got);
+        MatrixF got(batch, cols);
+        sum.run(layer.terms, x, first_row, got);
         ASSERT_EQ(got.rows(), batch);
         ASSERT_EQ(got.cols(), cols);
         for (Index i = 0; i < got.size(); ++i)
@@ -98,8 +98,8 @@ TEST(TiledSum, SameBitsAsEachTileForwardThenAdd) {
               << "io " << k << " " << to_string(dp.accumulator) << " threads " << threads
               << " element " << i << ": " << got.data()[i] << " vs " << want.data()[i];
         // A second run reuses the buffers and gives the same bits.
-        MatrixF again;
-        sum.run(layer.terms, x, first_row, cols, again);
+        MatrixF again(batch, cols);
+        sum.run(layer.terms, x, first_row, again);
         ASSERT_TRUE(again == got);
       }
     }
@@ -111,13 +111,20 @@ TEST(TiledSum, RejectsBadInput) {
   MatrixF w = MatrixF::Constant(100, 70, 0.02f);
   const Layer layer = make_layer(w, IoParams{});
   TiledSum sum;
-  MatrixF x = MatrixF::Ones(300, 100), y;
+  MatrixF x = MatrixF::Ones(300, 100), y(300, 70);
   x(257, 3) = std::nanf("");
-  EXPECT_THROW(sum.run(layer.terms, x, 0, 70, y), std::invalid_argument);
-  EXPECT_THROW(sum.run({}, x, 0, 70, y), std::invalid_argument);
-  MatrixF narrow = MatrixF::Ones(10, 90);  // the second row of tiles reads columns 64..99
-  EXPECT_THROW(sum.run(layer.terms, narrow, 0, 70, y), std::invalid_argument);
+  EXPECT_THROW(sum.run(layer.terms, x, 0, y), std::invalid_argument);
+  EXPECT_THROW(sum.run({}, x, 0, y), std::invalid_argument);
+  MatrixF narrow = MatrixF::Ones(300, 90), y_narrow(10, 70);  // the second row of tiles reads 64..99
+  EXPECT_THROW(sum.run(layer.terms, narrow, 0, y), std::invalid_argument);
+  EXPECT_THROW(sum.run(layer.terms, x, 0, y_narrow), std::invalid_argument);  // 10 rows for 300
   x(257, 3) = 1.0f;
-  EXPECT_NO_THROW(sum.run(layer.terms, x, 0, 70, y));  // usable after an error
+  EXPECT_NO_THROW(sum.run(layer.terms, x, 0, y));  // usable after an error
   EXPECT_TRUE(y.allFinite());
+  // Into a block of columns of a wider output: the same values, the other columns untouched.
+  MatrixF wide = MatrixF::Constant(300, 90, 7.0f);
+  sum.run(layer.terms, x, 0, wide.middleCols(10, 70));
+  EXPECT_TRUE(wide.middleCols(10, 70) == y);
+  EXPECT_TRUE((wide.leftCols(10).array() == 7.0f).all());
+  EXPECT_TRUE((wide.rightCols(10).array() == 7.0f).all());
 }
