@@ -27,7 +27,7 @@ namespace {
 constexpr const char* kWhere = "core::Tile";
 // Batch rows per work block. Fixed (never derived from the thread count) so that every block,
 // and hence every GEMM and every result bit, is the same for any number of threads.
-constexpr Index kBlockRows = 128;
+constexpr Index kBlockRows = Tile::kBlockRows;
 // Reads per forward are limited so that tile_draw() numbers never collide across rounds.
 constexpr int kMaxReads = 1024;
 }  // namespace

@@ -9,7 +9,7 @@
 // draws, the batch row counted from forward()'s first_row. See tile_draw() below;
 // core/reference/tile_reference.h draws exactly the same numbers.
 //
-// Performance and determinism: the batch is cut into fixed blocks of 128 rows (independent of
+// Performance and determinism: the batch is cut into fixed blocks of kBlockRows rows (independent of
 // the thread count), processed in one OpenMP parallel region; per block, noise management and
 // the DAC are one vectorised pass, the product is one GEMM (core/gemm.h, row invariant) per plane group, output noise
 // and the ADC one more pass. Bound management redoes only the samples that clipped, again in
@@ -114,6 +114,10 @@ class ReadoutSink {
 
 class Tile {
  public:
+  // Batch rows per work block of forward(): a multiple of the GEMM's 6-row register block,
+  // so no block computes padding rows. No result depends on it.
+  static constexpr Index kBlockRows = 132;
+
   // Validates both (throws std::invalid_argument naming the field and value).
   Tile(ConductanceBlock block, IoParams io);
 

@@ -11,9 +11,9 @@ namespace pcmsim::core {
 
 namespace {
 constexpr const char* kWhere = "core::TiledSum";
-// A chunk is a whole number of the tile's 128-row blocks, sized so that its float64
-// accumulator and the tiles' reads take about this much cache per thread.
-constexpr Index kChunkGranule = 128;
+// A chunk is a whole number of the tile's blocks, sized so that its float64 accumulator and
+// the tiles' reads take about this much cache per thread.
+constexpr Index kChunkGranule = Tile::kBlockRows;
 constexpr Index kChunkBytes = 192 * 1024;
 }  // namespace
 
