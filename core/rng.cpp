@@ -169,63 +169,90 @@ void box_muller_chunk(std::size_t count, const std::uint32_t* x0, const std::uin
 #if defined(__AVX2__)
 // The AVX2 twins of fast_log and fast_sincos_2pi (core/fastmath.h): the same operations in
 // the same order (no FMA), hence the same bits, 8 lanes at a time.
-inline __m256 log8(__m256 x) {
-  const __m256i bits = _mm256_castps_si256(x);
-  __m256i exponent = _mm256_sub_epi32(
-      _mm256_and_si256(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(0xff)),
-      _mm256_set1_epi32(126));
-  __m256 m = _mm256_castsi256_ps(_mm256_or_si256(
-      _mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x3f000000)));
-  const __m256 below = _mm256_cmp_ps(m, _mm256_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
-  exponent = _mm256_add_epi32(exponent, _mm256_castps_si256(below));  // -1 where below
+// N independent inputs at a time, every step interleaved across them: each polynomial is a
+// chain of dependent multiplies and adds, so a lone chain waits on latency.
+template <int N>
+inline void log8n(const __m256* x, __m256* out) {
   const __m256 one = _mm256_set1_ps(1.0f);
-  m = _mm256_blendv_ps(_mm256_sub_ps(m, one), _mm256_sub_ps(_mm256_add_ps(m, m), one), below);
-  const __m256 z = _mm256_mul_ps(m, m);
-  __m256 y = _mm256_set1_ps(7.0376836292e-2f);
-  y = _mm256_sub_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.1514610310e-1f));
-  y = _mm256_add_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.1676998740e-1f));
-  y = _mm256_sub_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.2420140846e-1f));
-  y = _mm256_add_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.4249322787e-1f));
-  y = _mm256_sub_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(1.6668057665e-1f));
-  y = _mm256_add_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(2.0000714765e-1f));
-  y = _mm256_sub_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(2.4999993993e-1f));
-  y = _mm256_add_ps(_mm256_mul_ps(y, m), _mm256_set1_ps(3.3333331174e-1f));
-  y = _mm256_mul_ps(_mm256_mul_ps(y, m), z);
-  const __m256 e = _mm256_cvtepi32_ps(exponent);
-  y = _mm256_add_ps(y, _mm256_mul_ps(_mm256_set1_ps(-2.12194440e-4f), e));
-  y = _mm256_add_ps(y, _mm256_mul_ps(_mm256_set1_ps(-0.5f), z));
-  return _mm256_add_ps(_mm256_add_ps(m, y), _mm256_mul_ps(_mm256_set1_ps(0.693359375f), e));
+  __m256 m[N], z[N], y[N], e[N];
+  for (int n = 0; n < N; ++n) {
+    const __m256i bits = _mm256_castps_si256(x[n]);
+    __m256i exponent = _mm256_sub_epi32(
+        _mm256_and_si256(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(0xff)),
+        _mm256_set1_epi32(126));
+    m[n] = _mm256_castsi256_ps(_mm256_or_si256(
+        _mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x3f000000)));
+    const __m256 below = _mm256_cmp_ps(m[n], _mm256_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
+    exponent = _mm256_add_epi32(exponent, _mm256_castps_si256(below));  // -1 where below
+    m[n] = _mm256_blendv_ps(_mm256_sub_ps(m[n], one), _mm256_sub_ps(_mm256_add_ps(m[n], m[n]), one),
+                            below);
+    e[n] = _mm256_cvtepi32_ps(exponent);
+    z[n] = _mm256_mul_ps(m[n], m[n]);
+    y[n] = _mm256_set1_ps(7.0376836292e-2f);
+  }
+  constexpr float kCoef[8] = {-1.1514610310e-1f, 1.1676998740e-1f, -1.2420140846e-1f,
+                              1.4249322787e-1f,  -1.6668057665e-1f, 2.0000714765e-1f,
+                              -2.4999993993e-1f, 3.3333331174e-1f};
+  for (int i = 0; i < 8; ++i) {
+    // y*m - c for the negative coefficients, y*m + c for the positive ones: the same
+    // operations (and bits) as the scalar fast_log.
+    const __m256 c = _mm256_set1_ps(kCoef[i] < 0 ? -kCoef[i] : kCoef[i]);
+    for (int n = 0; n < N; ++n)
+      y[n] = kCoef[i] < 0 ? _mm256_sub_ps(_mm256_mul_ps(y[n], m[n]), c)
+                          : _mm256_add_ps(_mm256_mul_ps(y[n], m[n]), c);
+  }
+  for (int n = 0; n < N; ++n) {
+    y[n] = _mm256_mul_ps(_mm256_mul_ps(y[n], m[n]), z[n]);
+    y[n] = _mm256_add_ps(y[n], _mm256_mul_ps(_mm256_set1_ps(-2.12194440e-4f), e[n]));
+    y[n] = _mm256_add_ps(y[n], _mm256_mul_ps(_mm256_set1_ps(-0.5f), z[n]));
+    out[n] = _mm256_add_ps(_mm256_add_ps(m[n], y[n]),
+                           _mm256_mul_ps(_mm256_set1_ps(0.693359375f), e[n]));
+  }
 }
 
-inline void sincos8(__m256 u, __m256& s, __m256& c) {
-  const __m256 v = _mm256_mul_ps(u, _mm256_set1_ps(4.0f));
-  const __m256i quadrant = _mm256_cvttps_epi32(v);
-  const __m256 a = _mm256_mul_ps(_mm256_sub_ps(v, _mm256_cvtepi32_ps(quadrant)),
-                                 _mm256_set1_ps(1.57079632679489662f));
-  const __m256 a2 = _mm256_mul_ps(a, a);
-  __m256 sp = _mm256_set1_ps(-2.5052108385e-8f);
-  sp = _mm256_add_ps(_mm256_mul_ps(sp, a2), _mm256_set1_ps(2.7557319224e-6f));
-  sp = _mm256_sub_ps(_mm256_mul_ps(sp, a2), _mm256_set1_ps(1.9841269841e-4f));
-  sp = _mm256_add_ps(_mm256_mul_ps(sp, a2), _mm256_set1_ps(8.3333333333e-3f));
-  sp = _mm256_sub_ps(_mm256_mul_ps(sp, a2), _mm256_set1_ps(1.6666666667e-1f));
-  const __m256 sin_a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_mul_ps(a, a2), sp));
-  __m256 cp = _mm256_set1_ps(2.0876756988e-9f);
-  cp = _mm256_sub_ps(_mm256_mul_ps(cp, a2), _mm256_set1_ps(2.7557319224e-7f));
-  cp = _mm256_add_ps(_mm256_mul_ps(cp, a2), _mm256_set1_ps(2.4801587302e-5f));
-  cp = _mm256_sub_ps(_mm256_mul_ps(cp, a2), _mm256_set1_ps(1.3888888889e-3f));
-  cp = _mm256_add_ps(_mm256_mul_ps(cp, a2), _mm256_set1_ps(4.1666666667e-2f));
-  cp = _mm256_sub_ps(_mm256_mul_ps(cp, a2), _mm256_set1_ps(0.5f));
-  const __m256 cos_a = _mm256_add_ps(_mm256_set1_ps(1.0f), _mm256_mul_ps(a2, cp));
-  // Quadrant q: odd swaps sin and cos; cos is negated for q in {1, 2}, sin for q in {2, 3}.
-  const __m256 odd = _mm256_castsi256_ps(_mm256_slli_epi32(quadrant, 31));
-  const __m256 c0 = _mm256_blendv_ps(cos_a, sin_a, odd);
-  const __m256 s0 = _mm256_blendv_ps(sin_a, cos_a, odd);
-  // sign of sin: bit 1 of q; sign of cos: bit 1 of (q + 1).
-  const __m256i sign_sin = _mm256_slli_epi32(_mm256_srli_epi32(quadrant, 1), 31);
-  const __m256i sign_cos =
-      _mm256_slli_epi32(_mm256_srli_epi32(_mm256_add_epi32(quadrant, _mm256_set1_epi32(1)), 1), 31);
-  c = _mm256_xor_ps(c0, _mm256_castsi256_ps(sign_cos));
-  s = _mm256_xor_ps(s0, _mm256_castsi256_ps(sign_sin));
+template <int N>
+inline void sincos8n(const __m256* u, __m256* s, __m256* c) {
+  __m256i quadrant[N];
+  __m256 a[N], a2[N], sp[N], cp[N];
+  for (int n = 0; n < N; ++n) {
+    const __m256 v = _mm256_mul_ps(u[n], _mm256_set1_ps(4.0f));
+    quadrant[n] = _mm256_cvttps_epi32(v);
+    a[n] = _mm256_mul_ps(_mm256_sub_ps(v, _mm256_cvtepi32_ps(quadrant[n])),
+                         _mm256_set1_ps(1.57079632679489662f));
+    a2[n] = _mm256_mul_ps(a[n], a[n]);
+    sp[n] = _mm256_set1_ps(-2.5052108385e-8f);
+    cp[n] = _mm256_set1_ps(2.0876756988e-9f);
+  }
+  constexpr float kSin[4] = {2.7557319224e-6f, -1.9841269841e-4f, 8.3333333333e-3f,
+                             -1.6666666667e-1f};
+  constexpr float kCos[5] = {-2.7557319224e-7f, 2.4801587302e-5f, -1.3888888889e-3f,
+                             4.1666666667e-2f, -0.5f};
+  for (int i = 0; i < 5; ++i) {
+    const __m256 cc = _mm256_set1_ps(kCos[i] < 0 ? -kCos[i] : kCos[i]);
+    for (int n = 0; n < N; ++n)
+      cp[n] = kCos[i] < 0 ? _mm256_sub_ps(_mm256_mul_ps(cp[n], a2[n]), cc)
+                          : _mm256_add_ps(_mm256_mul_ps(cp[n], a2[n]), cc);
+    if (i < 4) {
+      const __m256 cs = _mm256_set1_ps(kSin[i] < 0 ? -kSin[i] : kSin[i]);
+      for (int n = 0; n < N; ++n)
+        sp[n] = kSin[i] < 0 ? _mm256_sub_ps(_mm256_mul_ps(sp[n], a2[n]), cs)
+                            : _mm256_add_ps(_mm256_mul_ps(sp[n], a2[n]), cs);
+    }
+  }
+  for (int n = 0; n < N; ++n) {
+    const __m256 sin_a = _mm256_add_ps(a[n], _mm256_mul_ps(_mm256_mul_ps(a[n], a2[n]), sp[n]));
+    const __m256 cos_a = _mm256_add_ps(_mm256_set1_ps(1.0f), _mm256_mul_ps(a2[n], cp[n]));
+    // Quadrant q: odd swaps sin and cos; cos is negated for q in {1, 2}, sin for q in {2, 3}.
+    const __m256 odd = _mm256_castsi256_ps(_mm256_slli_epi32(quadrant[n], 31));
+    const __m256 c0 = _mm256_blendv_ps(cos_a, sin_a, odd);
+    const __m256 s0 = _mm256_blendv_ps(sin_a, cos_a, odd);
+    // sign of sin: bit 1 of q; sign of cos: bit 1 of (q + 1).
+    const __m256i sign_sin = _mm256_slli_epi32(_mm256_srli_epi32(quadrant[n], 1), 31);
+    const __m256i sign_cos = _mm256_slli_epi32(
+        _mm256_srli_epi32(_mm256_add_epi32(quadrant[n], _mm256_set1_epi32(1)), 1), 31);
+    c[n] = _mm256_xor_ps(c0, _mm256_castsi256_ps(sign_cos));
+    s[n] = _mm256_xor_ps(s0, _mm256_castsi256_ps(sign_sin));
+  }
 }
 
 // Philox and Box-Muller fused, in registers: `groups` x 8 blocks from `first_block`, 32
@@ -240,23 +267,27 @@ inline void normal_groups(const RoundKeys& keys, std::uint32_t draw, std::uint64
   const __m256 minus2 = _mm256_set1_ps(-2.0f);
   __m256i c0[U], c1[U], c2[U], c3[U];
   philox8x<U>(keys, block, draw, c0, c1, c2, c3);
+  // uniform_oc of lanes 0 and 2, uniform_co of lanes 1 and 3 (24-bit, exact in float).
+  __m256 u_oc[2 * U], u_co[2 * U], log_u[2 * U], sin_u[2 * U], cos_u[2 * U];
   for (int g = 0; g < U; ++g) {
-    // uniform_oc of lanes 0 and 2, uniform_co of lanes 1 and 3 (24-bit, exact in float).
-    const __m256 u0 = _mm256_mul_ps(
+    u_oc[2 * g] = _mm256_mul_ps(
         _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32(c0[g], 8), _mm256_set1_epi32(1))),
         scale);
-    const __m256 u2 = _mm256_mul_ps(
+    u_oc[2 * g + 1] = _mm256_mul_ps(
         _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32(c2[g], 8), _mm256_set1_epi32(1))),
         scale);
-    const __m256 u1 =
+    u_co[2 * g] =
         _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(c1[g], 8), mant)), scale);
-    const __m256 u3 =
+    u_co[2 * g + 1] =
         _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(c3[g], 8), mant)), scale);
-    const __m256 r01 = _mm256_sqrt_ps(_mm256_mul_ps(minus2, log8(u0)));
-    const __m256 r23 = _mm256_sqrt_ps(_mm256_mul_ps(minus2, log8(u2)));
-    __m256 s01, c01, s23, c23;
-    sincos8(u1, s01, c01);
-    sincos8(u3, s23, c23);
+  }
+  log8n<2 * U>(u_oc, log_u);
+  sincos8n<2 * U>(u_co, sin_u, cos_u);
+  for (int g = 0; g < U; ++g) {
+    const __m256 r01 = _mm256_sqrt_ps(_mm256_mul_ps(minus2, log_u[2 * g]));
+    const __m256 r23 = _mm256_sqrt_ps(_mm256_mul_ps(minus2, log_u[2 * g + 1]));
+    const __m256 s01 = sin_u[2 * g], c01 = cos_u[2 * g], s23 = sin_u[2 * g + 1],
+                 c23 = cos_u[2 * g + 1];
     const __m256 a = _mm256_mul_ps(r01, c01), b = _mm256_mul_ps(r01, s01);
     const __m256 c = _mm256_mul_ps(r23, c23), d = _mm256_mul_ps(r23, s23);
     // 4x8 -> 8x4 transpose: out[4i..4i+3] = (a_i, b_i, c_i, d_i).
