@@ -81,6 +81,15 @@ MatrixF forward(const Network& net, const Eigen::Ref<const MatrixF>& images,
     const LayerShapes& S = shapes[static_cast<std::size_t>(i)];
     const std::vector<int> ins = net.layer_inputs(i);
     const Act& x = ins.empty() ? input : act_of(ins[0]);  // constant: no input
+    // The first input as the start of an in-place output: moved when this layer is its only
+    // and last reader, else copied.
+    auto x_for_update = [&]() -> Act {
+      const int j = ins.empty() ? kNetworkInput : ins[0];
+      if (j == kNetworkInput || last_use[static_cast<std::size_t>(j)] != i ||
+          std::count(ins.begin(), ins.end(), j) != 1)
+        return x;
+      return std::move(outs[static_cast<std::size_t>(j)]);
+    };
     Act y, tmp;
     const Shape& in = S.inputs.empty() ? S.output : S.inputs[0];
     switch (L.kind) {
@@ -186,7 +195,7 @@ MatrixF forward(const Network& net, const Eigen::Ref<const MatrixF>& images,
         break;
       }
       case LayerKind::scale: {
-        y = x;
+        y = x_for_update();
         const float a = static_cast<float>(L.scale), c = static_cast<float>(L.shift);
         map_inplace(y.m, [a, c](float v) { return v * a + c; });
         break;
@@ -200,15 +209,15 @@ MatrixF forward(const Network& net, const Eigen::Ref<const MatrixF>& images,
         y.m = run_embedding(as_plain(x, B, tmp).m, L);
         break;
       case LayerKind::sqrt:
-        y = x;
+        y = x_for_update();
         map_inplace(y.m, [](float v) { return std::sqrt(v); });
         break;
       case LayerKind::erf:
-        y = x;
+        y = x_for_update();
         map_inplace(y.m, [](float v) { return std::erf(v); });
         break;
       case LayerKind::pow: {
-        y = x;
+        y = x_for_update();
         const float e = static_cast<float>(L.exponent);
         if (e == 2.f)
           map_inplace(y.m, [](float v) { return v * v; });
@@ -247,7 +256,7 @@ MatrixF forward(const Network& net, const Eigen::Ref<const MatrixF>& images,
         break;
       }
       default:  // element-wise activations, identity, dropout
-        y = x;
+        y = x_for_update();
         apply_elementwise(y.m, L.kind, L);
         break;
     }
