@@ -199,7 +199,7 @@ def test_same_seed_same_bits_other_seed_other_bits():
 
 
 def test_training_forward_same_bits_for_any_thread_count(tmp_path):
-    """300 rows: three of the tile's fixed 128-row blocks, run with 1 and 2 OpenMP threads."""
+    """300 rows: three of the tile's fixed 132-row blocks, run with 1 and 2 OpenMP threads."""
     script = (
         "import numpy as np, pcmsim\n"
         "cfg = pcmsim.SimulationConfig(io=pcmsim.IoParams(p_in=4, p_out=4), calibrate=True)\n"
