@@ -124,6 +124,32 @@ void micro_kernel(Index k, const float* const* a, const float* panel, float* c, 
 #endif
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+// micro_kernel for a last panel of at most 8 columns (a layer with 6 or 10 outputs): the same
+// chains on one vector of B instead of two, half the FMAs of the 16-column kernel.
+void micro_kernel_narrow(Index k, const float* const* a, const float* panel, float* c, Index ldc,
+                         Index rows, Index cols) {
+  const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+  __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+  for (Index kk = 0; kk < k; ++kk) {
+    const __m256 b = _mm256_loadu_ps(panel);
+    c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + kk), b, c0);
+    c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + kk), b, c1);
+    c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + kk), b, c2);
+    c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + kk), b, c3);
+    c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a4 + kk), b, c4);
+    c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a5 + kk), b, c5);
+    panel += kNr;
+  }
+  alignas(32) float tmp[kMr][8];
+  const __m256 acc[kMr] = {c0, c1, c2, c3, c4, c5};
+  for (Index r = 0; r < rows; ++r) {
+    _mm256_store_ps(tmp[r], acc[r]);
+    std::memcpy(c + r * ldc, tmp[r], sizeof(float) * static_cast<std::size_t>(cols));
+  }
+}
+#endif
+
 // One row (batch 1): four panels at a time, so that eight independent chains hide the FMA
 // latency; each element is the same chain as in micro_kernel.
 void row_product(Index k, const float* a, const PackedWeights& b, float* c) {
@@ -183,6 +209,12 @@ void packed_product(Index m, const float* a, Index lda, const PackedWeights& b, 
       const Index rows = std::min(kMr, m - g * kMr);
       const float* a_rows[kMr];
       for (Index r = 0; r < kMr; ++r) a_rows[r] = r < rows ? a + (g * kMr + r) * lda : zeros;
+#if defined(__AVX2__) && defined(__FMA__)
+      if (cols <= 8) {
+        micro_kernel_narrow(k, a_rows, panel, c + g * kMr * ldc + p * kNr, ldc, rows, cols);
+        continue;
+      }
+#endif
       micro_kernel(k, a_rows, panel, c + g * kMr * ldc + p * kNr, ldc, rows, cols);
     }
   }
