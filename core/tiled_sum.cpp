@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <exception>
 
 #include "core/error.h"
@@ -72,8 +73,18 @@ void TiledSum::run(const std::vector<TiledTerm>& terms, const Eigen::Ref<const M
       errors[static_cast<std::size_t>(c)] = std::current_exception();
     }
   }
-  for (const std::exception_ptr& e : errors)
-    if (e) std::rethrow_exception(e);
+  for (const std::exception_ptr& e : errors) {
+    if (!e) continue;
+    // A chunk's tile names the bad value by its row in the chunk: name it in the whole input,
+    // as the tiles' forwards over the whole batch would (first tile, first row, first column).
+    for (const TiledTerm& t : terms)
+      for (Index b = 0; b < batch; ++b)
+        for (Index i = 0; i < t.tile->rows(); ++i)
+          if (!std::isfinite(x(b, t.row0 + i)))
+            throw_invalid("core::Tile", concat("input(", b, ",", i, ") = ", x(b, t.row0 + i),
+                                               ": must be finite"));
+    std::rethrow_exception(e);
+  }
 }
 
 }  // namespace pcmsim::core
