@@ -202,22 +202,16 @@ ReadoutSink& LayerAccumulator::sink(Index col0, const VectorD* alpha) {
 }
 
 void LayerAccumulator::Sink::start(const TileReadout& ro) {
-  if (acc->params_.accumulator == Accumulator::float64 ||
-      acc->params_.accumulator == Accumulator::float32)
-    fresh_ = acc->prepare(ro, col0, alpha);
+  if (acc->adds_rows()) fresh_ = acc->prepare(ro, col0, alpha);
 }
 
 void LayerAccumulator::Sink::take(const TileReadout& ro, const Index* ids, Index m) noexcept {
-  if (acc->params_.accumulator != Accumulator::float64 &&
-      acc->params_.accumulator != Accumulator::float32)
-    return;
+  if (!acc->adds_rows()) return;
   for (Index i = 0; i < m; ++i) acc->add_row(ro, ids[i], col0, fresh_);
 }
 
 void LayerAccumulator::Sink::end(const TileReadout& ro) {
-  if (acc->params_.accumulator == Accumulator::fixed_point ||
-      acc->params_.accumulator == Accumulator::block_floating_point)
-    acc->add(ro, col0, alpha);
+  if (!acc->adds_rows()) acc->add(ro, col0, alpha);
 }
 
 void LayerAccumulator::add(const TileReadout& ro, Index col0, const VectorD* alpha) {

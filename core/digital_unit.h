@@ -143,6 +143,11 @@ class LayerAccumulator {
   bool prepare(const TileReadout& ro, Index col0, const VectorD* alpha);
   // float64 or float32: adds every read of sample b (prepared).
   void add_row(const TileReadout& ro, Index b, Index col0, bool fresh);
+  // Whether the accumulator adds sample by sample (add_row); the others need whole readouts.
+  bool adds_rows() const {
+    return params_.accumulator == Accumulator::float64 ||
+           params_.accumulator == Accumulator::float32;
+  }
 
   struct Stored {  // block_floating_point: one term matrix (batch x ncols) and its offset
     Index col0 = 0;

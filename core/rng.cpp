@@ -255,10 +255,7 @@ inline void sincos8n(const __m256* u, __m256* s, __m256* c) {
   }
 }
 
-// Philox and Box-Muller fused, in registers: `groups` x 8 blocks from `first_block`, 32
-// normals per group written to out in element order (block-major, lane-minor), the same
-// values as philox_chunk + box_muller_chunk.
-// U groups of 8 blocks from `block`: 32 U normals to out.
+// U groups of 8 blocks from `block`: 32 U normals to out (see normal_avx2).
 template <int U>
 inline void normal_groups(const RoundKeys& keys, std::uint32_t draw, std::uint64_t block,
                           float* out) {
@@ -309,6 +306,9 @@ inline void normal_groups(const RoundKeys& keys, std::uint32_t draw, std::uint64
   }
 }
 
+// Philox and Box-Muller fused, in registers: `groups` x 8 blocks from `first_block`, 32
+// normals per group written to out in element order (block-major, lane-minor), the same
+// values as philox_chunk + box_muller_chunk.
 void normal_avx2(std::uint64_t key, std::uint32_t draw, std::uint64_t first_block,
                  std::size_t groups, float* out) {
   const RoundKeys keys(key);

@@ -530,6 +530,8 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
       bit_serial ? static_cast<float>(io_.in_bound / (std::ldexp(1.0, io_.b_in) - 1.0)) : 0.0f;
   const std::int32_t digit_mask = bit_serial ? (std::int32_t{1} << io_.b_in) - 1 : 0;
   const int rounds = io_.bm_rounds();
+  // Whether bound management redoes sample b after a round that is not the last.
+  auto redone = [&](Index b) { return ws.clipped_now[b] && ws.round_scale[b] > 0; };
 
   // Processes samples ids[0..m) (m <= kBlockRows) in bound-management round `round`.
   auto process = [&](const Index* ids, Index m, int round, detail::BlockScratch& s) {
@@ -662,7 +664,7 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
       Index n_final = 0;
       for (Index i = 0; i < m; ++i) {
         const Index b = ids[i];
-        if (round < rounds && ws.clipped_now[b] && ws.round_scale[b] > 0) continue;
+        if (round < rounds && redone(b)) continue;
         out.input_scale[b] = ws.round_scale[b];
         final_ids[n_final++] = b;
       }
@@ -694,7 +696,7 @@ void Tile::forward(const Eigen::Ref<const MatrixF>& x, const RngKey& key, TileRe
   for (int round = 1; round <= rounds; ++round) {
     ws.redo.clear();
     for (Index b = 0; b < batch; ++b)
-      if (ws.clipped_now[b] && ws.round_scale[b] > 0) ws.redo.push_back(b);
+      if (redone(b)) ws.redo.push_back(b);
     if (ws.redo.empty()) break;
     for (Index b : ws.redo) {
       ws.round_scale[b] *= 2.0f;

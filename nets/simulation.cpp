@@ -178,7 +178,6 @@ core::IoParams io_for_layer(const SimulationConfig& config, const std::string& n
   return io;
 }
 
-
 // Calibration-stage streams of the GDC: layer bit 30 marks the reference reads (at t = 0),
 // bit 31 the reads at each time.
 core::RngKey gdc_key(const SimulationConfig& config, std::size_t m, std::size_t s, int trial,
