@@ -22,10 +22,11 @@
 #include <random>
 #include <vector>
 
-#include "core/digital_unit.h"
 #include "core/gemm.h"
 #include "core/io_params.h"
+#include "core/rng.h"
 #include "core/tile.h"
+#include "core/tiled_sum.h"
 #include "devices/pcm_model.h"
 #include "devices/programming.h"
 #include "devices/unit_cell.h"
@@ -40,7 +41,6 @@ constexpr double kOneDay = 86400.0;
 struct PlacedTile {
   core::Index row0, col0;
   std::unique_ptr<core::Tile> tile;
-  core::TileReadout readout;
 };
 
 struct Layer {
@@ -63,8 +63,7 @@ struct Layer {
         tiles.push_back({r0, c0,
                          std::make_unique<core::Tile>(
                              devices::at_time(programmed, kOneDay, key.with_slice(slice)),
-                             core::IoParams{}),
-                         core::TileReadout{}});
+                             core::IoParams{})});
       }
   }
 };
@@ -87,21 +86,18 @@ void BM_TileMvm(benchmark::State& state) {
   Layer& l = layer();
   std::mt19937 gen(2);
   std::normal_distribution<float> dist(0.0f, 1.0f);
-  core::MatrixF x(batch, kRows), y_sim, y_gemm(batch, kCols);
+  core::MatrixF x(batch, kRows), y_sim(batch, kCols), y_gemm(batch, kCols);
   for (core::Index i = 0; i < x.size(); ++i) x.data()[i] = dist(gen);
-  core::LayerAccumulator acc;
   core::RngKey key;
   key.stage = core::Stage::tile_forward;
-
-  auto simulate = [&] {
-    acc.begin(batch, kCols);
-    for (std::size_t t = 0; t < l.tiles.size(); ++t) {
-      auto& p = l.tiles[t];
-      p.tile->forward(x.middleCols(p.row0, kTile), key.with_slice(std::uint32_t(t)), p.readout);
-      acc.add(p.readout, p.col0);
-    }
-    acc.finish(y_sim);
-  };
+  // As the simulator runs a layer (nets::ChipForward): the tiles and the digital sum in cached
+  // chunks of rows.
+  core::TiledSum tiled_sum;
+  std::vector<core::TiledTerm> terms;
+  for (std::size_t t = 0; t < l.tiles.size(); ++t)
+    terms.push_back({l.tiles[t].tile.get(), l.tiles[t].row0, l.tiles[t].col0,
+                     key.with_slice(std::uint32_t(t)), nullptr});
+  auto simulate = [&] { tiled_sum.run(terms, x, 0, y_sim); };
   auto gemm = [&] {
     const int parts = std::min(threads, batch);
 #pragma omp parallel for schedule(static)
@@ -157,7 +153,40 @@ void BM_TileMvm(benchmark::State& state) {
   state.counters["cpu_ratio"] = sim_cpu / gemm_cpu;
 }
 
+// The output-noise normals of the first case (1024 samples x 4 tiles x 256 columns = 1M draws,
+// core::fill_normal) against the case's GEMM (1024 x 512 x 512, one thread), alternately:
+//   normals_per_gemm  time of the draws / time of the GEMM (the floor they put under `ratio`)
+//   normal_ns         time per draw
+void BM_NormalsPerGemm(benchmark::State& state) {
+  omp_set_num_threads(1);
+  Layer& l = layer();
+  constexpr core::Index kBatch = 1024;
+  const std::size_t n = static_cast<std::size_t>(kBatch) * 4 * kTile;
+  std::vector<float> z(n);
+  core::MatrixF x = core::MatrixF::Ones(kBatch, kRows), y(kBatch, kCols);
+  const core::RngKey key{1, core::Stage::tile_forward};
+  std::uint32_t draw = 0;
+  double normal_s = 0, gemm_s = 0;
+  using clock = std::chrono::steady_clock;
+  for (auto _ : state) {
+    const auto t0 = clock::now();
+    core::fill_normal(key, draw++, 0, n, z.data());
+    const auto t1 = clock::now();
+    core::gemm_plain(kBatch, kCols, kRows, x.data(), kRows, l.w.data(), kCols, y.data(), kCols);
+    const auto t2 = clock::now();
+    normal_s += std::chrono::duration<double>(t1 - t0).count();
+    gemm_s += std::chrono::duration<double>(t2 - t1).count();
+    state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+    benchmark::DoNotOptimize(z.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["normals_per_gemm"] = normal_s / gemm_s;
+  state.counters["normal_ns"] = 1e9 * normal_s / (double(n) * double(state.iterations()));
+}
+
 }  // namespace
+
+BENCHMARK(BM_NormalsPerGemm)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 BENCHMARK(BM_TileMvm)
     ->ArgNames({"batch", "threads"})

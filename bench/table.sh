@@ -17,6 +17,9 @@ row "2048x2048 b256 2 threads" "$r" --threads 2 --rows 2048 --cols 2048 --batch 
 row "512^2 tile pcm_like read noise" "$r" --threads 1 --tile 512x512 --read-noise pcm_like --w-noise 0.02
 row "bit-sliced 8b/4b + bit-serial" 3 --threads 1 --cell bit_sliced --weight-bits 8 --slice-bits 4 --b-in 1
 row "bit-sliced 4 x 2b" "$r" --threads 1 --cell bit_sliced --weight-bits 8 --slice-bits 2
+if [[ -x "$build/bin/bench_mvm" ]]; then  # the output-noise draws of the first row, per GEMM
+  "$build/bin/bench_mvm" --benchmark_filter=NormalsPerGemm 2>/dev/null | grep -E 'BM_Normals'
+fi
 if [[ -x "$build/bin/bench_evaluate" ]]; then
   PCMSIM_SOURCE_DIR="$(pwd)" OMP_NUM_THREADS=2 "$build/bin/bench_evaluate" --benchmark_filter='/threads:2' \
       --benchmark_min_time=0.5 2>/dev/null | grep -E 'BM_Evaluate'
