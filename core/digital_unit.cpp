@@ -125,7 +125,7 @@ bool LayerAccumulator::prepare(const TileReadout& ro, Index col0, const VectorD*
     if (m.rows() != batch_ || m.cols() != ncols)
       throw_invalid(kAcc, concat("read ", r, " is ", m.rows(), "x", m.cols(), ", expected ",
                                  batch_, "x", ncols));
-    require_finite(kAcc, concat("read_weight[", r, "]"), ro.read_weight[static_cast<std::size_t>(r)]);
+    require_finite(kAcc, "read_weight", r, ro.read_weight[static_cast<std::size_t>(r)]);
   }
   if (ro.input_scale.size() != batch_)
     throw_invalid(kAcc, concat("input_scale has ", ro.input_scale.size(), " entries, batch is ",
@@ -140,7 +140,7 @@ bool LayerAccumulator::prepare(const TileReadout& ro, Index col0, const VectorD*
     if (alpha->size() != ncols)
       throw_invalid(kAcc, concat("alpha has ", alpha->size(), " entries, the readout has ", ncols,
                                  " columns"));
-    for (Index j = 0; j < ncols; ++j) require_finite(kAcc, concat("alpha[", j, "]"), (*alpha)(j));
+    for (Index j = 0; j < ncols; ++j) require_finite(kAcc, "alpha", j, (*alpha)(j));
   }
   colf_.resize(ncols);
   for (Index j = 0; j < ncols; ++j)

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -44,6 +45,14 @@ inline void require_in_range(std::string_view where, std::string_view name, doub
 
 inline void require_finite(std::string_view where, std::string_view name, double value) {
   if (!std::isfinite(value)) throw_invalid(where, concat(name, " = ", value, ": must be finite"));
+}
+
+// The same for element `index` of the array `name` (named "name[index]"); the name is built only
+// on failure, which keeps the check cheap in per-call loops.
+inline void require_finite(std::string_view where, std::string_view name, std::int64_t index,
+                           double value) {
+  if (!std::isfinite(value))
+    throw_invalid(where, concat(name, "[", index, "] = ", value, ": must be finite"));
 }
 
 inline void require_positive(std::string_view where, std::string_view name, double value) {

@@ -20,7 +20,7 @@ constexpr Index kChunkBytes = 192 * 1024;
 
 TiledSum::TiledSum(DigitalParams digital) : digital_(digital) { digital_.validate(); }
 
-void TiledSum::run(const std::vector<TiledTerm>& terms, const Eigen::Ref<const MatrixF>& x,
+void TiledSum::run(const std::vector<TiledTerm>& terms, const RowSource& x,
                    std::uint64_t first_row, Eigen::Ref<MatrixF> y) {
   if (terms.empty()) throw_invalid(kWhere, "no tiles to sum");
   const Index cols = y.cols();
@@ -41,8 +41,10 @@ void TiledSum::run(const std::vector<TiledTerm>& terms, const Eigen::Ref<const M
   if (batch == 0) return;
 
   const int threads = std::max(1, omp_get_max_threads());
-  // A tile's reads are added while hot; the accumulator row is reused by every tile.
-  const Index bytes_per_row = cols * Index{sizeof(double)} + tile_bytes;
+  // A tile's reads are added while hot; the accumulator row is reused by every tile, and so is
+  // a produced input row.
+  const Index bytes_per_row = cols * Index{sizeof(double)} + tile_bytes +
+                              (x.stored() ? 0 : x.cols() * Index{sizeof(float)});
   Index chunk = std::max<Index>(1, kChunkBytes / std::max<Index>(1, bytes_per_row * kChunkGranule)) *
                 kChunkGranule;
   // Enough chunks to keep every thread busy.
@@ -60,10 +62,11 @@ void TiledSum::run(const std::vector<TiledTerm>& terms, const Eigen::Ref<const M
     const Index r0 = c * chunk;
     const Index n = std::min(chunk, batch - r0);
     try {
+      const RowBlock rows = x.block(r0, n, p.input);
       p.accumulator.begin(n, cols);
       for (std::size_t t = 0; t < terms.size(); ++t) {
         const TiledTerm& term = terms[t];
-        term.tile->forward(x.middleRows(r0, n).middleCols(term.row0, term.tile->rows()), term.key,
+        term.tile->forward(rows.middleCols(term.row0, term.tile->rows()), term.key,
                            p.readouts[t], first_row + static_cast<std::uint64_t>(r0),
                            &p.accumulator.sink(term.col0, term.alpha));
       }
@@ -77,12 +80,15 @@ void TiledSum::run(const std::vector<TiledTerm>& terms, const Eigen::Ref<const M
     if (!e) continue;
     // A chunk's tile names the bad value by its row in the chunk: name it in the whole input,
     // as the tiles' forwards over the whole batch would (first tile, first row, first column).
+    MatrixF scratch;
     for (const TiledTerm& t : terms)
-      for (Index b = 0; b < batch; ++b)
+      for (Index b = 0; b < batch; ++b) {
+        const RowBlock row = x.block(b, 1, scratch);
         for (Index i = 0; i < t.tile->rows(); ++i)
-          if (!std::isfinite(x(b, t.row0 + i)))
-            throw_invalid("core::Tile", concat("input(", b, ",", i, ") = ", x(b, t.row0 + i),
+          if (!std::isfinite(row(0, t.row0 + i)))
+            throw_invalid("core::Tile", concat("input(", b, ",", i, ") = ", row(0, t.row0 + i),
                                                ": must be finite"));
+      }
     std::rethrow_exception(e);
   }
 }

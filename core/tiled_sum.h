@@ -14,6 +14,7 @@
 
 #include "core/digital_unit.h"
 #include "core/rng.h"
+#include "core/row_source.h"
 #include "core/tile.h"
 #include "core/types.h"
 
@@ -33,11 +34,16 @@ class TiledSum {
   explicit TiledSum(DigitalParams digital = {});  // validates
 
   // y (x.rows() x the layer's output columns, e.g. a block of columns of a wider output) =
-  // the sum of the terms' readouts of x; row b of x is row first_row + b for the draws.
+  // the sum of the terms' readouts of x; row b of x is row first_row + b for the draws. Rows
+  // that x produces on demand are produced chunk by chunk, on the chunk's thread.
   // Throws std::invalid_argument on a wrong shape of y and as Tile::forward and
   // LayerAccumulator::add do (a non-finite input: the first failing chunk's).
+  void run(const std::vector<TiledTerm>& terms, const RowSource& x, std::uint64_t first_row,
+           Eigen::Ref<MatrixF> y);
   void run(const std::vector<TiledTerm>& terms, const Eigen::Ref<const MatrixF>& x,
-           std::uint64_t first_row, Eigen::Ref<MatrixF> y);
+           std::uint64_t first_row, Eigen::Ref<MatrixF> y) {
+    run(terms, MatrixRows(x), first_row, y);
+  }
 
  private:
   struct PerThread {
@@ -45,6 +51,7 @@ class TiledSum {
     std::vector<TileReadout> readouts;  // one per term
     LayerAccumulator accumulator;
     MatrixF partial;
+    MatrixF input;  // the chunk's rows of an input produced on demand
   };
   DigitalParams digital_;
   std::vector<PerThread> per_thread_;

@@ -2,6 +2,8 @@
 // matrix products through a MatmulProvider (Fp32Matmul: the digital reference).
 #include "nets/forward.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -25,7 +27,7 @@ Fp32Matmul::Fp32Matmul(const Network& net) : layers_(matrix_layers(net)) {
     }
 }
 
-void Fp32Matmul::matmul(int mi, int group, const Eigen::Ref<const MatrixF>& x, MatrixF& y) {
+void Fp32Matmul::matmul(int mi, int group, const core::RowSource& x, MatrixF& y) {
   if (mi < 0 || mi >= static_cast<int>(layers_.size()))
     core::throw_invalid("nets::Fp32Matmul",
                         concat("matrix layer index ", mi, " out of [0, ", layers_.size(), ")"));
@@ -41,12 +43,15 @@ void Fp32Matmul::matmul(int mi, int group, const Eigen::Ref<const MatrixF>& x, M
   const Index P = x.rows();
   y.resize(P, m.cols);
   const Index blocks = (P + kPositionBlock - 1) / kPositionBlock;
+  const int threads = std::max(1, omp_get_max_threads());
+  if (static_cast<int>(scratch_.size()) < threads) scratch_.resize(threads);
   // Fixed blocks of positions: each row of y is computed the same way whatever the thread count.
 #pragma omp parallel for schedule(static) if (blocks > 1)
   for (Index b = 0; b < blocks; ++b) {
     const Index r0 = b * kPositionBlock, len = std::min(kPositionBlock, P - r0);
-    core::gemm_packed(len, x.data() + r0 * x.outerStride(), x.outerStride(), packed,
-                      y.data() + r0 * y.outerStride(), y.outerStride());
+    const core::RowBlock xb = x.block(r0, len, scratch_[static_cast<std::size_t>(omp_get_thread_num())]);
+    core::gemm_packed(len, xb.data(), xb.outerStride(), packed, y.data() + r0 * y.outerStride(),
+                      y.outerStride());
   }
 }
 
@@ -97,8 +102,9 @@ MatrixF forward(const Network& net, const Eigen::Ref<const MatrixF>& images,
         const Act& xp = as_plain(x, B, tmp);
         const Index pos = in.size() / L.in_features;  // over the last axis
         y.m.resize(B * pos, L.out_features);
-        provider.matmul(matrix_index++, 0,
-                        Eigen::Map<const MatrixF>(xp.m.data(), B * pos, L.in_features), y.m);
+        provider.matmul(
+            matrix_index++, 0,
+            core::MatrixRows(Eigen::Map<const MatrixF>(xp.m.data(), B * pos, L.in_features)), y.m);
         if (y.m.rows() != B * pos || y.m.cols() != L.out_features)
           core::throw_invalid(
               kTag, concat("layer '", L.name, "': the matmul provider returned ", y.m.rows(), "x",

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/gemm.h"
+#include "core/row_source.h"
 #include "nets/network.h"
 
 namespace pcmsim::nets {
@@ -17,8 +18,10 @@ namespace pcmsim::nets {
 // x is positions x rows: all output positions of the whole batch (linear: one per sample;
 // conv2d: sample-major, then output row, then output column, i.e. position n*H'*W' + oh*W' + ow),
 // rows in im2col order (channel of the group, then kernel row, then kernel column).
-// y is positions x cols and arrives sized. Called from one thread at a time (outside any
-// parallel region); implementations parallelise internally over fixed blocks.
+// y is positions x cols and arrives sized. A conv's x is produced block by block on demand
+// (core/row_source.h): implementations take its rows in blocks where they use them. Called from
+// one thread at a time (outside any parallel region); implementations parallelise internally
+// over fixed blocks.
 class MatmulProvider {
  public:
   virtual ~MatmulProvider() = default;
@@ -26,7 +29,7 @@ class MatmulProvider {
   // [first_sample, first_sample + batch_size) of the evaluated data set, so providers that draw
   // random numbers can key them by sample (same bits for any batch split or thread count).
   virtual void begin_batch(Index first_sample, Index batch_size) {}
-  virtual void matmul(int matrix_layer_index, int group, const Eigen::Ref<const MatrixF>& x,
+  virtual void matmul(int matrix_layer_index, int group, const core::RowSource& x,
                       MatrixF& y) = 0;
 };
 
@@ -35,13 +38,14 @@ class MatmulProvider {
 class Fp32Matmul : public MatmulProvider {
  public:
   explicit Fp32Matmul(const Network& net);
-  void matmul(int matrix_layer_index, int group, const Eigen::Ref<const MatrixF>& x,
+  void matmul(int matrix_layer_index, int group, const core::RowSource& x,
               MatrixF& y) override;
   const std::vector<MatrixLayer>& layers() const { return layers_; }
 
  private:
   std::vector<MatrixLayer> layers_;
   std::vector<std::vector<core::PackedWeights>> packed_;  // per layer and group
+  std::vector<MatrixF> scratch_;                          // per thread: produced input rows
 };
 
 // Positions per OpenMP work block in Fp32Matmul and the network code. Fixed, so results do not
@@ -53,9 +57,9 @@ constexpr Index kPositionBlock = 256;
 MatrixF forward(const Network& net, const Eigen::Ref<const MatrixF>& images,
                 MatmulProvider& provider, Index first_sample = 0);
 
-// Runs `images` through the network in batches of `batch_size` (memory bound: im2col of the
-// largest conv layer is batch*H'*W' x rows floats) and returns all logits, or the predicted
-// classes (argmax, first maximum on ties).
+// Runs `images` through the network in batches of `batch_size` (memory: the largest layer
+// output of a batch, batch*C*H*W floats, a few times over) and returns all logits, or the
+// predicted classes (argmax, first maximum on ties).
 MatrixF logits(const Network& net, const MatrixF& images, MatmulProvider& provider,
                Index batch_size = 128);
 std::vector<int> predict(const Network& net, const MatrixF& images, MatmulProvider& provider,

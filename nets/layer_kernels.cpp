@@ -2,6 +2,10 @@
 // activation layouts they work on (layer_kernels.h).
 #include "nets/layer_kernels.h"
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -12,56 +16,128 @@ namespace pcmsim::nets::detail {
 
 using core::concat;
 
+namespace {
+
+// A conv's input matrix for one group, produced on demand: row (n, oh, ow), column (c, ky, kx)
+// as the tiles hold the weights; zero padding.
+class Im2colRows final : public core::RowSource {
+ public:
+  Im2colRows(const Layer& L, const Shape& in_shape, const Shape& out_shape, const float* image,
+             Index B, Index group)
+      : C_(in_shape.dims[0]), H_(in_shape.dims[1]), W_(in_shape.dims[2]),
+        Ho_(out_shape.dims[1]), Wo_(out_shape.dims[2]), B_(B),
+        kh_(L.kernel_size[0]), kw_(L.kernel_size[1]), sh_(L.stride[0]), sw_(L.stride[1]),
+        ph_(L.padding[0]), pw_(L.padding[1]), dh_(L.dilation[0]), dw_(L.dilation[1]),
+        Cg_(C_ / L.groups), image_(image + group * Cg_) {}
+  Index rows() const override { return B_ * Ho_ * Wo_; }
+  Index cols() const override { return Cg_ * kh_ * kw_; }
+  bool stored() const override { return false; }
+  core::RowBlock block(Index r0, Index n, MatrixF& scratch) const override {
+    scratch.resize(n, cols());
+    for (Index i = 0; i < n; ++i) row(r0 + i, scratch.data() + i * cols());
+    return core::RowBlock(scratch.data(), n, cols(), Eigen::OuterStride<>(cols()));
+  }
+
+ private:
+  // Row r = (n, oh, ow): dst[c * kh*kw + ky * kw + kx] = image(n, c, oh*sh - ph + ky*dh, ...).
+  void row(Index r, float* dst) const {
+    const Index P = Ho_ * Wo_, n = r / P, oh = r % P / Wo_, ow = r % Wo_;
+    const Index kk = kh_ * kw_;
+    const float* img = image_ + n * H_ * W_ * C_;  // (ih, iw, c) at (ih*W + iw)*C + c
+    const Index ih0 = oh * sh_ - ph_, iw0 = ow * sw_ - pw_;
+    // Per kernel tap, its Cg channels are contiguous in the source (position-major) and kh*kw
+    // apart in the row; nullptr where the tap falls in the zero padding.
+    const float* taps[kMaxTaps];
+    const bool few_taps = kk <= kMaxTaps;
+    if (few_taps)
+      for (Index ky = 0; ky < kh_; ++ky)
+        for (Index kx = 0; kx < kw_; ++kx) {
+          const Index ih = ih0 + ky * dh_, iw = iw0 + kx * dw_;
+          taps[ky * kw_ + kx] =
+              ih >= 0 && ih < H_ && iw >= 0 && iw < W_ ? img + (ih * W_ + iw) * C_ : nullptr;
+        }
+    Index c0 = 0;
+#if defined(__AVX2__)
+    // Eight channels by eight taps at a time: eight loads, a register transpose, eight stores,
+    // instead of 64 scalar stores kh*kw floats apart.
+    if (few_taps && kk >= 8)
+      for (; c0 + 8 <= Cg_; c0 += 8) {
+        Index t0 = 0;
+        for (; t0 + 8 <= kk; t0 += 8) {
+          __m256 v[8];
+          for (int j = 0; j < 8; ++j)
+            v[j] = taps[t0 + j] ? _mm256_loadu_ps(taps[t0 + j] + c0) : _mm256_setzero_ps();
+          transpose8(v);
+          for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (c0 + i) * kk + t0, v[i]);
+        }
+        for (Index t = t0; t < kk; ++t)
+          for (Index i = 0; i < 8; ++i) dst[(c0 + i) * kk + t] = taps[t] ? taps[t][c0 + i] : 0.f;
+      }
+#endif
+    if (few_taps) {
+      for (Index t = 0; t < kk; ++t)
+        for (Index c = c0; c < Cg_; ++c) dst[c * kk + t] = taps[t] ? taps[t][c] : 0.f;
+      return;
+    }
+    std::fill(dst, dst + Cg_ * kk, 0.f);
+    for (Index ky = 0; ky < kh_; ++ky) {
+      const Index ih = ih0 + ky * dh_;
+      if (ih < 0 || ih >= H_) continue;
+      for (Index kx = 0; kx < kw_; ++kx) {
+        const Index iw = iw0 + kx * dw_;
+        if (iw < 0 || iw >= W_) continue;
+        const float* s = img + (ih * W_ + iw) * C_;
+        float* d = dst + ky * kw_ + kx;
+        for (Index c = 0; c < Cg_; ++c) d[c * kk] = s[c];
+      }
+    }
+  }
+
+#if defined(__AVX2__)
+  // v[i][j] <- v[j][i].
+  static void transpose8(__m256 v[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; ++i) {
+      t[2 * i] = _mm256_unpacklo_ps(v[2 * i], v[2 * i + 1]);
+      t[2 * i + 1] = _mm256_unpackhi_ps(v[2 * i], v[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; ++i) {
+      u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+      u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+      u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+      u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; ++i) {
+      v[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+      v[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+  }
+#endif
+
+  static constexpr Index kMaxTaps = 64;  // larger kernels take the strided loop
+  Index C_, H_, W_, Ho_, Wo_, B_, kh_, kw_, sh_, sw_, ph_, pw_, dh_, dw_, Cg_;
+  const float* image_;  // the group's first channel of the first sample
+};
+
+}  // namespace
+
 Act run_conv(const Layer& L, const Shape& in_shape, const Shape& out_shape, const Act& x, Index B,
              int matrix_index, MatmulProvider& provider) {
-  const Index C = in_shape.dims[0], H = in_shape.dims[1], W = in_shape.dims[2];
   const Index O = out_shape.dims[0], Ho = out_shape.dims[1], Wo = out_shape.dims[2];
-  const Index P = Ho * Wo, rows_total = B * P;
-  const Index kh = L.kernel_size[0], kw = L.kernel_size[1];
-  const Index sh = L.stride[0], sw = L.stride[1], ph = L.padding[0], pw = L.padding[1];
-  const Index dh = L.dilation[0], dw = L.dilation[1];
-  const Index G = L.groups, Cg = C / G, Og = O / G, kk = kh * kw, rows = Cg * kk;
+  const Index rows_total = B * Ho * Wo;
+  const Index G = L.groups, Og = O / G;
 
   Act y;
   y.image = true;
   y.H = Ho;
   y.W = Wo;
   y.m.resize(rows_total, O);
-  MatrixF col(rows_total, rows);  // im2col (uninitialised; every entry is written below)
   MatrixF yg;
-  const float* src = x.m.data();
   for (Index g = 0; g < G; ++g) {
-    // im2col: row (n, oh, ow); column (c, ky, kx) as the tiles hold the weights; zero padding.
-    // One work block per output row (oh) of one sample.
-    const Index blocks = B * Ho;
-#pragma omp parallel for schedule(static) if (rows_total * rows >= kParallelMin)
-    for (Index blk = 0; blk < blocks; ++blk) {
-      const Index n = blk / Ho, oh = blk % Ho;
-      const float* img = src + n * H * W * C + g * Cg;  // (ih, iw, c) at (ih*W + iw)*C + c
-      for (Index ow = 0; ow < Wo; ++ow) {
-        float* dst = col.data() + ((n * Ho + oh) * Wo + ow) * rows;
-        const Index ih0 = oh * sh - ph, iw0 = ow * sw - pw;
-        const bool inside =
-            ih0 >= 0 && ih0 + (kh - 1) * dh < H && iw0 >= 0 && iw0 + (kw - 1) * dw < W;
-        if (!inside) std::fill(dst, dst + rows, 0.f);
-        // Per kernel tap, the Cg channels are contiguous in the source (position-major) and
-        // kh*kw apart in the patch: a long, simple inner loop.
-        for (Index ky = 0; ky < kh; ++ky) {
-          const Index ih = ih0 + ky * dh;
-          if (!inside && (ih < 0 || ih >= H)) continue;
-          for (Index kx = 0; kx < kw; ++kx) {
-            const Index iw = iw0 + kx * dw;
-            if (!inside && (iw < 0 || iw >= W)) continue;
-            const float* s = img + (ih * W + iw) * C;
-            float* d = dst + ky * kw + kx;
-            for (Index c = 0; c < Cg; ++c) d[c * kk] = s[c];
-          }
-        }
-      }
-    }
     MatrixF& target = G == 1 ? y.m : yg;
     target.resize(rows_total, Og);
-    provider.matmul(matrix_index, static_cast<int>(g), col, target);
+    provider.matmul(matrix_index, static_cast<int>(g),
+                    Im2colRows(L, in_shape, out_shape, x.m.data(), B, g), target);
     if (target.rows() != rows_total || target.cols() != Og)
       core::throw_invalid(
           kTag, concat("layer '", L.name, "': the matmul provider returned ", target.rows(), "x",

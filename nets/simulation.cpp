@@ -386,7 +386,7 @@ void ChipForward::begin_batch(Index first_sample, Index batch_size) {
   batch_size_ = batch_size;
 }
 
-void ChipForward::matmul(int m, int group, const Eigen::Ref<const MatrixF>& x, MatrixF& y) {
+void ChipForward::matmul(int m, int group, const core::RowSource& x, MatrixF& y) {
   const mapping::LayerPlan& layer_plan = chip_.plan().layers.at(m);
   if (layer_plan.digital) {
     fp32_.matmul(m, group, x, y);
@@ -398,12 +398,11 @@ void ChipForward::matmul(int m, int group, const Eigen::Ref<const MatrixF>& x, M
     return;
   }
   // Every copy of the weights gets the same input; the digital unit averages the copies.
-  replicated_ = x.replicate(1, R);
-  tiles_matmul(m, group, replicated_, y);
+  tiles_matmul(m, group, core::RepeatedRows(x, R), y);
   y /= static_cast<float>(R);
 }
 
-void ChipForward::tiles_matmul(int m, int group, const Eigen::Ref<const MatrixF>& x, MatrixF& y) {
+void ChipForward::tiles_matmul(int m, int group, const core::RowSource& x, MatrixF& y) {
   const mapping::LayerPlan& layer_plan = chip_.plan().layers.at(m);
   if (calibration_ && !calibration_->ranges.count({m, group})) calibrate_group(m, group, x);
   const SimulationConfig& config = converters_.config();
@@ -434,7 +433,7 @@ void ChipForward::tiles_matmul(int m, int group, const Eigen::Ref<const MatrixF>
 
 // Measures the converter ranges of the tiles of one (layer, group) on its actual inputs, which
 // already went through the calibrated analog layers before it.
-void ChipForward::calibrate_group(int m, int group, const Eigen::Ref<const MatrixF>& x) {
+void ChipForward::calibrate_group(int m, int group, const core::RowSource& x) {
   const mapping::LayerPlan& layer_plan = chip_.plan().layers.at(m);
   std::vector<core::TilePlacement> placements;
   std::vector<core::Tile*> tiles;
@@ -449,7 +448,7 @@ void ChipForward::calibrate_group(int m, int group, const Eigen::Ref<const Matri
       programming_key(config.seed, m, group, chip_.trial()).with_stage(core::Stage::calibration);
   core::CalibrationParams params = config.calibration;
   if (learned_input_range(static_cast<std::size_t>(m)) > 0) params.calibrate_input = false;
-  core::CalibratedRanges ranges = core::calibrate_ranges(placements, {MatrixF(x)}, params, key);
+  core::CalibratedRanges ranges = core::calibrate_ranges(placements, {core::all_rows(x)}, params, key);
   core::apply_ranges(ranges, tiles);
   calibration_->ranges[{m, group}] = std::move(ranges);
 }

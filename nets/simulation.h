@@ -223,8 +223,7 @@ class ChipForward : public MatmulProvider {
   const std::vector<std::vector<core::VectorD>>& gdc_alpha() const { return alpha_; }
 
   void begin_batch(Index first_sample, Index batch_size) override;
-  void matmul(int matrix_layer, int group, const Eigen::Ref<const MatrixF>& x,
-              MatrixF& y) override;
+  void matmul(int matrix_layer, int group, const core::RowSource& x, MatrixF& y) override;
 
  private:
   friend class ConverterSetup;
@@ -232,8 +231,8 @@ class ChipForward : public MatmulProvider {
   ChipForward(const ProgrammedChip& chip, const ConverterSetup& converters,
               const ChipSnapshot& snapshot, Calibration* calibration);
   // matmul on the tiles as placed: x already holds one copy of the input per replica.
-  void tiles_matmul(int m, int group, const Eigen::Ref<const MatrixF>& x, MatrixF& y);
-  void calibrate_group(int m, int group, const Eigen::Ref<const MatrixF>& x);
+  void tiles_matmul(int m, int group, const core::RowSource& x, MatrixF& y);
+  void calibrate_group(int m, int group, const core::RowSource& x);
   // Layer m's learned input range when the config uses it, else 0.
   double learned_input_range(std::size_t m) const;
   void update_gdc_alpha(std::size_t m, std::size_t s);
@@ -247,7 +246,6 @@ class ChipForward : public MatmulProvider {
   Fp32Matmul fp32_;
   core::TiledSum tiled_sum_;
   std::vector<core::TiledTerm> terms_;
-  MatrixF replicated_;  // the input of a replicated layer, once per copy
   Index first_sample_ = 0;  // of the current batch (begin_batch), for the noise keys
   Index batch_size_ = 0;
 };

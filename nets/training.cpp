@@ -157,7 +157,7 @@ TrainingForward analog_train_forward(const Eigen::Ref<const MatrixF>& weights,
   const ConverterSetup converters(chip, c, c.calibrate ? &calibration : nullptr);
   ChipForward forward(chip, converters, snapshot);
   forward.begin_batch(0, x.rows());
-  forward.matmul(0, 0, x, out.y);
+  forward.matmul(0, 0, core::MatrixRows(x), out.y);
 
   const core::IoParams& io = converters.io(0);
   out.dac_bits = io.p_in;

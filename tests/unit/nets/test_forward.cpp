@@ -85,6 +85,13 @@ TEST(Forward, ConvolutionsMatchDirectImplementation) {
       {6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 6, 5, 7},    // depthwise
       {3, 6, 5, 5, 2, 1, 2, 2, 2, 1, 3, 11, 10},  // depthwise multiplier 2, dilation, stride
       {5, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1, 4, 4},    // 1x1
+      // Eight channels and eight taps at a time (AVX2), the rest one by one:
+      {16, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 6, 5},     // 3x3, padding: 2 x 8 channels, tap 9 apart
+      {20, 2, 5, 5, 2, 2, 2, 1, 1, 1, 1, 9, 8},     // 5x5: taps 8 + 8 + 8 + 1, channels 8 + 8 + 4
+      {24, 4, 3, 3, 1, 2, 1, 0, 2, 1, 2, 7, 9},     // grouped (12 per group), dilation, stride
+      {16, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 4, 4},     // 1x1 with 16 channels
+      {8, 2, 3, 3, 1, 1, 3, 3, 1, 1, 1, 3, 3},      // padding wider than the image
+      {2, 2, 9, 9, 1, 1, 1, 1, 1, 1, 1, 10, 10},    // 81 taps: the strided loop
   };
   unsigned seed = 100;
   for (const auto& c : cases) {
@@ -224,7 +231,7 @@ class RecordingMatmul : public MatmulProvider {
  public:
   explicit RecordingMatmul(const Network& n) : fp32(n) {}
   void begin_batch(Index first, Index size) override { batches.emplace_back(first, size); }
-  void matmul(int mi, int g, const Eigen::Ref<const MatrixF>& x, MatrixF& y) override {
+  void matmul(int mi, int g, const core::RowSource& x, MatrixF& y) override {
     calls.push_back({mi, g, x.rows(), x.cols()});
     fp32.matmul(mi, g, x, y);
   }
