@@ -134,3 +134,75 @@ TEST(TiledSum, RejectsBadInput) {
   EXPECT_TRUE((wide.leftCols(10).array() == 7.0f).all());
   EXPECT_TRUE((wide.rightCols(10).array() == 7.0f).all());
 }
+
+namespace {
+// Rows produced on demand (as a convolution's im2col), here copied from a matrix, counting the
+// rows produced.
+class ProducedRows final : public RowSource {
+ public:
+  explicit ProducedRows(const MatrixF& m) : m_(m) {}
+  Index rows() const override { return m_.rows(); }
+  Index cols() const override { return m_.cols(); }
+  bool stored() const override { return false; }
+  RowBlock block(Index r0, Index n, MatrixF& scratch) const override {
+    scratch = m_.middleRows(r0, n);
+#pragma omp atomic
+    produced_ += n;
+    return RowBlock(scratch.data(), n, scratch.cols(), Eigen::OuterStride<>(scratch.cols()));
+  }
+  mutable Index produced_ = 0;
+
+ private:
+  const MatrixF& m_;
+};
+}  // namespace
+
+TEST(TiledSum, ProducedRowsGiveTheStoredRowsBits) {
+  std::mt19937 gen(6);
+  std::normal_distribution<float> n;
+  const Index rows = 200, cols = 150, batch = 700;
+  MatrixF w(rows, cols), x(batch, rows);
+  for (Index i = 0; i < w.size(); ++i) w.data()[i] = 0.05f * n(gen);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = n(gen);
+  IoParams io;
+  io.out_bound = 1.5;  // bound management redoes samples
+  const Layer layer = make_layer(w, io);
+  const int threads_before = omp_get_max_threads();
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    TiledSum sum;
+    MatrixF want(batch, cols), got(batch, cols);
+    sum.run(layer.terms, x, 5, want);
+    const ProducedRows produced(x);
+    sum.run(layer.terms, produced, 5, got);
+    EXPECT_TRUE(got == want) << "threads " << threads;
+    EXPECT_EQ(produced.produced_, batch) << "each row produced once, in its chunk";
+  }
+  omp_set_num_threads(threads_before);
+
+  // RepeatedRows: copies side by side, produced or stored.
+  const MatrixF small = x.topRows(3).leftCols(4);
+  const MatrixRows stored(small);
+  const ProducedRows produced(small);
+  for (const RowSource* src : {static_cast<const RowSource*>(&stored),
+                               static_cast<const RowSource*>(&produced)}) {
+    const RepeatedRows twice(*src, 3);
+    ASSERT_EQ(twice.cols(), 12);
+    EXPECT_FALSE(twice.stored());
+    MatrixF scratch;
+    const RowBlock b = twice.block(1, 2, scratch);
+    EXPECT_TRUE(MatrixF(b) == small.bottomRows(2).replicate(1, 3));
+  }
+
+  // A non-finite produced value is named by its row in the whole input.
+  MatrixF bad = x;
+  bad(600, 7) = std::nanf("");
+  TiledSum sum;
+  MatrixF y(batch, cols);
+  try {
+    sum.run(layer.terms, ProducedRows(bad), 0, y);
+    ADD_FAILURE() << "no error for a NaN input";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("input(600,7) = nan"), std::string::npos) << e.what();
+  }
+}
