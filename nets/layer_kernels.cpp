@@ -28,57 +28,93 @@ class Im2colRows final : public core::RowSource {
         Ho_(out_shape.dims[1]), Wo_(out_shape.dims[2]), B_(B),
         kh_(L.kernel_size[0]), kw_(L.kernel_size[1]), sh_(L.stride[0]), sw_(L.stride[1]),
         ph_(L.padding[0]), pw_(L.padding[1]), dh_(L.dilation[0]), dw_(L.dilation[1]),
-        Cg_(C_ / L.groups), image_(image + group * Cg_) {}
+        Cg_(C_ / L.groups), image_(image + group * Cg_), zeros_(static_cast<std::size_t>(Cg_)) {
+    for (Index ky = 0; ky < kh_; ++ky)
+      for (Index kx = 0; kx < kw_; ++kx) tap_offset_.push_back((ky * dh_ * W_ + kx * dw_) * C_);
+  }
   Index rows() const override { return B_ * Ho_ * Wo_; }
   Index cols() const override { return Cg_ * kh_ * kw_; }
   bool stored() const override { return false; }
   core::RowBlock block(Index r0, Index n, MatrixF& scratch) const override {
     scratch.resize(n, cols());
-    for (Index i = 0; i < n; ++i) row(r0 + i, scratch.data() + i * cols());
+    // (sample, oh, ow) of row r0, then counted on (no divisions per row).
+    const Index P = Ho_ * Wo_;
+    Index s = r0 / P, oh = r0 % P / Wo_, ow = r0 % Wo_;
+    for (Index i = 0; i < n; ++i) {
+      row(s, oh, ow, scratch.data() + i * cols());
+      if (++ow == Wo_) {
+        ow = 0;
+        if (++oh == Ho_) {
+          oh = 0;
+          ++s;
+        }
+      }
+    }
     return core::RowBlock(scratch.data(), n, cols(), Eigen::OuterStride<>(cols()));
   }
 
  private:
-  // Row r = (n, oh, ow): dst[c * kh*kw + ky * kw + kx] = image(n, c, oh*sh - ph + ky*dh, ...).
-  void row(Index r, float* dst) const {
-    const Index P = Ho_ * Wo_, n = r / P, oh = r % P / Wo_, ow = r % Wo_;
+  // The row of (sample n, oh, ow): dst[c * kh*kw + ky * kw + kx] = image(n, c, oh*sh - ph +
+  // ky*dh, ow*sw - pw + kx*dw), 0 in the padding.
+  void row(Index n, Index oh, Index ow, float* dst) const {
     const Index kk = kh_ * kw_;
     const float* img = image_ + n * H_ * W_ * C_;  // (ih, iw, c) at (ih*W + iw)*C + c
     const Index ih0 = oh * sh_ - ph_, iw0 = ow * sw_ - pw_;
+    const bool inside =
+        ih0 >= 0 && ih0 + (kh_ - 1) * dh_ < H_ && iw0 >= 0 && iw0 + (kw_ - 1) * dw_ < W_;
+    if (kk > kMaxTaps) {
+      strided_row(img, ih0, iw0, dst);
+      return;
+    }
     // Per kernel tap, its Cg channels are contiguous in the source (position-major) and kh*kw
-    // apart in the row; nullptr where the tap falls in the zero padding.
+    // apart in the row; a row of zeros where the tap falls in the padding. Inside the image the
+    // taps are fixed offsets from the patch's corner (no per-row pointer table: reading back a
+    // table just written by vector stores stalls store forwarding).
+    if (inside) {
+      const float* base = img + (ih0 * W_ + iw0) * C_;
+      const Index* off = tap_offset_.data();
+      copy_taps([base, off](Index t) { return base + off[t]; }, dst);
+      return;
+    }
     const float* taps[kMaxTaps];
-    const bool few_taps = kk <= kMaxTaps;
-    if (few_taps)
-      for (Index ky = 0; ky < kh_; ++ky)
-        for (Index kx = 0; kx < kw_; ++kx) {
-          const Index ih = ih0 + ky * dh_, iw = iw0 + kx * dw_;
-          taps[ky * kw_ + kx] =
-              ih >= 0 && ih < H_ && iw >= 0 && iw < W_ ? img + (ih * W_ + iw) * C_ : nullptr;
-        }
+    for (Index ky = 0; ky < kh_; ++ky)
+      for (Index kx = 0; kx < kw_; ++kx) {
+        const Index ih = ih0 + ky * dh_, iw = iw0 + kx * dw_;
+        taps[ky * kw_ + kx] =
+            ih >= 0 && ih < H_ && iw >= 0 && iw < W_ ? img + (ih * W_ + iw) * C_ : zeros_.data();
+      }
+    copy_taps([&taps](Index t) { return taps[t]; }, dst);
+  }
+
+  // dst[c * kh*kw + t] = tap(t)[c].
+  template <class Tap>
+  void copy_taps(const Tap& tap, float* dst) const {
+    const Index kk = kh_ * kw_;
     Index c0 = 0;
 #if defined(__AVX2__)
     // Eight channels by eight taps at a time: eight loads, a register transpose, eight stores,
     // instead of 64 scalar stores kh*kw floats apart.
-    if (few_taps && kk >= 8)
+    if (kk >= 8)
       for (; c0 + 8 <= Cg_; c0 += 8) {
         Index t0 = 0;
         for (; t0 + 8 <= kk; t0 += 8) {
           __m256 v[8];
-          for (int j = 0; j < 8; ++j)
-            v[j] = taps[t0 + j] ? _mm256_loadu_ps(taps[t0 + j] + c0) : _mm256_setzero_ps();
+          for (int j = 0; j < 8; ++j) v[j] = _mm256_loadu_ps(tap(t0 + j) + c0);
           transpose8(v);
           for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (c0 + i) * kk + t0, v[i]);
         }
         for (Index t = t0; t < kk; ++t)
-          for (Index i = 0; i < 8; ++i) dst[(c0 + i) * kk + t] = taps[t] ? taps[t][c0 + i] : 0.f;
+          for (Index i = 0; i < 8; ++i) dst[(c0 + i) * kk + t] = tap(t)[c0 + i];
       }
 #endif
-    if (few_taps) {
-      for (Index t = 0; t < kk; ++t)
-        for (Index c = c0; c < Cg_; ++c) dst[c * kk + t] = taps[t] ? taps[t][c] : 0.f;
-      return;
-    }
+    // The other channels one by one, in the order of dst.
+    for (Index c = c0; c < Cg_; ++c)
+      for (Index t = 0; t < kk; ++t) dst[c * kk + t] = tap(t)[c];
+  }
+
+  // Kernels of more than kMaxTaps taps: per tap, its channels kh*kw apart in dst.
+  void strided_row(const float* img, Index ih0, Index iw0, float* dst) const {
+    const Index kk = kh_ * kw_;
     std::fill(dst, dst + Cg_ * kk, 0.f);
     for (Index ky = 0; ky < kh_; ++ky) {
       const Index ih = ih0 + ky * dh_;
@@ -117,6 +153,8 @@ class Im2colRows final : public core::RowSource {
   static constexpr Index kMaxTaps = 64;  // larger kernels take the strided loop
   Index C_, H_, W_, Ho_, Wo_, B_, kh_, kw_, sh_, sw_, ph_, pw_, dh_, dw_, Cg_;
   const float* image_;  // the group's first channel of the first sample
+  std::vector<float> zeros_;         // a padding tap's channels
+  std::vector<Index> tap_offset_;    // per tap (ky, kx): its offset from the patch's corner
 };
 
 }  // namespace

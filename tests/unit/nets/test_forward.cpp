@@ -106,6 +106,17 @@ TEST(Forward, ConvolutionsMatchDirectImplementation) {
   }
 }
 
+// The conv's rows are produced block by block (kPositionBlock positions in Fp32Matmul): blocks
+// that start inside a sample, or inside an output row, must continue its positions correctly.
+TEST(Forward, ConvRowsProducedInBlocksThatStartMidSample) {
+  Layer L = Layer::make_conv2d("conv", 16, 3, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1);
+  Network net = single_layer_net(L, {16, 9, 7}, 7);  // 63 positions per sample
+  MatrixF x = random_images(11, net.input_size(), 8);  // 693 rows: blocks start at 256, 512
+  ASSERT_NE(256 % 63, 0);
+  Fp32Matmul mm(net);
+  expect_matches_naive(net, x, forward(net, x, mm));
+}
+
 TEST(Forward, PoolingMatchesDirectImplementation) {
   struct PoolCase {
     LayerKind kind;
